@@ -1,0 +1,115 @@
+//! `firedrill demo`: the main job on a fresh machine. Starts the demo
+//! service as a real process (supervised, restarted when killed), puts an
+//! HTTP proxy in front of it, and runs the three bundled scenarios against
+//! them with steady-state checks. The runs land in history.
+
+use super::{Exit, Failure, open_engine, progress, usage};
+use firedrill::{Drill, RunSpec};
+use std::path::Path;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Print the drill file the demo uses, and exit
+    #[arg(long)]
+    print_drill: bool,
+    /// Seed for every run (default: 42, so demos are reproducible)
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The demo's drill, as a user would write it.
+fn drill_text(exe: &Path, api: u16, link: u16) -> String {
+    format!(
+        r#"# The drill `firedrill demo` runs. Each bundled scenario runs against it.
+[policy]
+max_fault_duration = "30s"
+max_concurrent_faults = 4
+
+[limits]
+timeout = "60s"
+
+[targets.api]
+kind = "process"
+command = "{exe}"
+args = ["demo-service", "--listen", "127.0.0.1:{api}", "--token", "demo-token"]
+restart = "always"
+address = "127.0.0.1:{api}"
+ready = {{ http = "/health" }}
+grants = ["kill", "pause"]
+
+[targets.api-link]
+kind = "proxy"
+mode = "http"
+listen = "127.0.0.1:{link}"
+upstream = "127.0.0.1:{api}"
+grants = ["delay", "fail-auth", "http-error"]
+
+[[steady_state]]
+name = "api answers through the proxy"
+target = "api-link"
+http = "/health"
+status = 200
+max_latency = "1s"
+phases = ["before", "after"]
+after_grace = "10s"
+"#,
+        exe = exe.display()
+    )
+}
+
+pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
+    let exe = std::env::current_exe()?;
+    let text = drill_text(&exe, free_port()?, free_port()?);
+    if args.print_drill {
+        print!("{text}");
+        return Ok(Exit::Pass);
+    }
+    let drill = Drill::parse(&text, Path::new("demo.toml")).map_err(usage)?;
+    let engine = open_engine(data_dir, true)?;
+    println!("firedrill demo: data in {}", data_dir.display());
+    let targets = engine.start_targets(&drill.targets).await.map_err(usage)?;
+    println!(
+        "  api: demo service pid {} on {}; api-link: HTTP proxy on {}",
+        match targets.get("api") {
+            Some(firedrill::targets::Target::Process(p)) => p.pid().map(|p| p.pid.to_string()).unwrap_or_default(),
+            _ => String::new(),
+        },
+        targets.get("api").and_then(|t| t.address()).unwrap_or_default(),
+        targets.get("api-link").and_then(|t| t.address()).unwrap_or_default(),
+    );
+    let mut exit = Exit::Pass;
+    let mut runs = Vec::new();
+    for (name, bytes) in firedrill::bundled::ALL {
+        println!();
+        println!("== {name}");
+        let scenario = engine.load(bytes, &format!("bundled:{name}"))?;
+        let mut spec = RunSpec::new(scenario);
+        spec.seed = Some(args.seed);
+        spec.targets = targets.clone();
+        spec.policy = drill.policy.clone();
+        spec.limits = drill.limits.clone();
+        spec.checks = drill.checks.clone();
+        spec.drill = Some("demo".into());
+        let handle = engine.start(spec)?;
+        let run = progress::follow(handle, &engine).await;
+        progress::summary(&run, &engine);
+        exit = exit.worst(Exit::of(run.status));
+        let halted = run.status == firedrill::history::RunStatus::Halted;
+        runs.push(run);
+        if halted {
+            break;
+        }
+    }
+    targets.shutdown().await;
+    println!();
+    println!("demo finished:");
+    for r in &runs {
+        println!("  {}  {:<18} {}", r.id, r.scenario.name, r.status);
+    }
+    println!("see them again with `firedrill history`, and one timeline with `firedrill show <run>`");
+    Ok(exit)
+}

@@ -1,0 +1,205 @@
+//! Command-line verbs, one file each.
+
+mod demo;
+mod demo_service;
+mod halt;
+mod history;
+mod inspect;
+mod progress;
+mod recover;
+mod run;
+mod show;
+
+use clap::{Parser, Subcommand};
+use firedrill::history::RunStatus;
+use std::path::PathBuf;
+
+/// Exit codes, stable and documented in the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Exit {
+    /// The run passed.
+    Pass = 0,
+    /// The scenario's verdict was fail.
+    Fail = 1,
+    /// A steady-state check failed (before, during or after).
+    SteadyState = 2,
+    /// Aborted: trap, time limit, resource limit, scenario error.
+    Aborted = 3,
+    /// Halted by the operator (Ctrl-C, SIGTERM, `firedrill halt`).
+    Halted = 4,
+    /// A fault could not be reverted.
+    RevertFailed = 5,
+    /// Bad command line, drill file, scenario, parameters or grants.
+    Usage = 64,
+    /// firedrill itself failed.
+    Internal = 70,
+}
+
+impl Exit {
+    pub(crate) fn of(status: RunStatus) -> Exit {
+        match status {
+            RunStatus::Passed => Exit::Pass,
+            RunStatus::Failed => Exit::Fail,
+            RunStatus::SteadyStateViolated => Exit::SteadyState,
+            RunStatus::Aborted => Exit::Aborted,
+            RunStatus::Halted => Exit::Halted,
+            RunStatus::RevertFailed => Exit::RevertFailed,
+            RunStatus::Refused => Exit::Usage,
+            RunStatus::Crashed | RunStatus::Running => Exit::Internal,
+        }
+    }
+
+    /// The more serious of two.
+    pub(crate) fn worst(self, other: Exit) -> Exit {
+        let rank = |e: Exit| match e {
+            Exit::Pass => 0,
+            Exit::Fail => 1,
+            Exit::SteadyState => 2,
+            Exit::Aborted => 3,
+            Exit::Halted => 4,
+            Exit::Usage => 5,
+            Exit::RevertFailed => 6,
+            Exit::Internal => 7,
+        };
+        if rank(other) > rank(self) { other } else { self }
+    }
+}
+
+/// An error for the user: the message, and the exit code it maps to.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) exit: Exit,
+    pub(crate) error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Failure {
+        Failure {
+            exit: Exit::Internal,
+            error: e.into(),
+        }
+    }
+}
+
+/// `bail!`-like helper for usage and configuration errors.
+pub(crate) fn usage(msg: impl std::fmt::Display) -> Failure {
+    Failure {
+        exit: Exit::Usage,
+        error: anyhow::anyhow!("{msg}"),
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "firedrill", version, about = "WebAssembly-pluggable chaos scenarios: provoke failure, revert it, record it")]
+pub(crate) struct Cli {
+    /// Where history, the ledger and compiled code live
+    /// [default: $XDG_DATA_HOME/firedrill or ~/.local/share/firedrill]
+    #[arg(long, global = true, env = "FIREDRILL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a scenario: a drill file (.toml) or a component (.wasm)
+    Run(run::Args),
+    /// Start a demo service, put a proxy in front, run the bundled scenarios
+    Demo(demo::Args),
+    /// List past runs, newest first
+    History(history::Args),
+    /// Show one run and its timeline
+    Show(show::Args),
+    /// Show a scenario's metadata, parameters and needs
+    Inspect(inspect::Args),
+    /// Revert faults left by an engine that died, and close its runs
+    Recover,
+    /// Halt every run of the engine holding the data dir and refuse new ones
+    Halt,
+    /// Accept runs again after `halt`
+    Resume,
+    /// The demo's HTTP service (used by `demo`)
+    #[command(hide = true)]
+    DemoService(demo_service::Args),
+}
+
+pub(crate) async fn dispatch(cli: Cli) -> Exit {
+    let data_dir = cli.data_dir.unwrap_or_else(default_data_dir);
+    let result = match cli.command {
+        Command::Run(a) => run::run(a, &data_dir).await,
+        Command::Demo(a) => demo::run(a, &data_dir).await,
+        Command::History(a) => history::run(a, &data_dir).await,
+        Command::Show(a) => show::run(a, &data_dir).await,
+        Command::Inspect(a) => inspect::run(a).await,
+        Command::Recover => recover::run(&data_dir).await,
+        Command::Halt => halt::run(&data_dir, true).await,
+        Command::Resume => halt::run(&data_dir, false).await,
+        Command::DemoService(a) => demo_service::run(a).await,
+    };
+    match result {
+        Ok(exit) => exit,
+        Err(f) => {
+            eprintln!("error: {}", f.error);
+            for cause in f.error.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            f.exit
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("firedrill");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/share/firedrill"),
+        None => PathBuf::from(".firedrill"),
+    }
+}
+
+/// Open the engine on the data dir; a clear error if another firedrill holds it.
+pub(crate) fn open_engine(data_dir: &std::path::Path, control: bool) -> Result<firedrill::Engine, Failure> {
+    let engine = firedrill::EngineBuilder::new()
+        .data_dir(data_dir)
+        .control_socket(control)
+        .build()
+        .map_err(|e| match e {
+            firedrill::EngineError::Store(firedrill::store::StoreError::Locked(_)) => usage(format!(
+                "{e}. Another run is using it: `firedrill history`, `show` and `halt` still work; give this run its own --data-dir to run both at once"
+            )),
+            e => Failure::from(e),
+        })?;
+    report_recovery(engine.recovery());
+    Ok(engine)
+}
+
+fn report_recovery(r: &firedrill::ledger::Recovery) {
+    for e in &r.reverted {
+        eprintln!(
+            "recovered: reverted {} on `{}` left by run {} (the engine that made it had died)",
+            e.kind, e.target, e.run
+        );
+    }
+    for e in &r.failed {
+        eprintln!(
+            "recovery FAILED: {} on `{}` of run {}: {}",
+            e.kind,
+            e.target,
+            e.run,
+            e.error.as_deref().unwrap_or("unknown error")
+        );
+    }
+}
+
+/// Parse `k=v` parameters.
+pub(crate) fn parse_params(raw: &[String]) -> Result<std::collections::BTreeMap<String, String>, Failure> {
+    raw.iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(usage(format!("--param `{kv}`: write it as name=value"))),
+        })
+        .collect()
+}

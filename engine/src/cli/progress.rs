@@ -1,0 +1,155 @@
+//! Live view of a run (current step, active faults, elapsed time) and the
+//! summary printed at its end.
+
+use firedrill::history::{EventKind, Run, RunStatus};
+use firedrill::{Engine, RunHandle};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::time::Duration;
+
+/// Follow a run to its end; Ctrl-C and SIGTERM halt it (faults reverted).
+pub(crate) async fn follow(handle: RunHandle, _engine: &Engine) -> Run {
+    let tty = std::io::stderr().is_terminal();
+    let bar = if tty {
+        let b = ProgressBar::new_spinner();
+        b.set_style(ProgressStyle::with_template("{spinner} [{elapsed}] {msg}").unwrap());
+        b.enable_steady_tick(Duration::from_millis(120));
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let say = {
+        let bar = bar.clone();
+        move |line: String| {
+            if tty {
+                bar.println(line);
+            } else {
+                eprintln!("{line}");
+            }
+        }
+    };
+    let halter = handle.halter();
+    let mut events = handle.events.resubscribe();
+    let id = handle.id;
+    say(format!("run {id} started"));
+    let view = {
+        let bar = bar.clone();
+        let halter = halter.clone();
+        let say = say.clone();
+        tokio::spawn(async move {
+            let mut step = String::from("starting");
+            while let Ok(ev) = events.recv().await {
+                let secs = ev.at_us as f64 / 1e6;
+                match &ev.kind {
+                    EventKind::Mark { name, detail } => {
+                        step = format!("{name} {detail}");
+                        say(format!("  {secs:7.2}s  {name}: {detail}"));
+                    }
+                    EventKind::FaultApplied { kind, target, detail, planned, .. } => {
+                        let verb = if *planned { "planned" } else { "applied" };
+                        say(format!("  {secs:7.2}s  + {kind} on {target}: {detail} ({verb})"));
+                    }
+                    EventKind::FaultReverted { fault, reason, error } => match error {
+                        Some(e) => say(format!("  {secs:7.2}s  ! fault {fault} NOT reverted ({reason}): {e}")),
+                        None => say(format!("  {secs:7.2}s  - fault {fault} reverted ({reason})")),
+                    },
+                    EventKind::Check { name, phase, ok, detail } => {
+                        let mark = if *ok { "ok" } else { "VIOLATED" };
+                        say(format!("  {secs:7.2}s  steady state {name} ({phase:?}): {mark}, {detail}"));
+                    }
+                    EventKind::Log { level, message } if level != "trace" && level != "debug" => {
+                        say(format!("  {secs:7.2}s  [{level}] {message}"));
+                    }
+                    EventKind::Ended { .. } => break,
+                    _ => {}
+                }
+                let faults: Vec<String> = halter
+                    .active_faults()
+                    .into_iter()
+                    .map(|(_, kind, target)| format!("{kind}@{target}"))
+                    .collect();
+                let faults = if faults.is_empty() { "none".to_string() } else { faults.join(", ") };
+                bar.set_message(format!("{step} | active faults: {faults}"));
+            }
+        })
+    };
+    let mut wait = std::pin::pin!(handle.wait());
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let run = loop {
+        tokio::select! {
+            run = &mut wait => break run,
+            _ = tokio::signal::ctrl_c() => {
+                say("interrupt: halting the run and reverting its faults…".into());
+                halter.halt();
+            }
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {
+                say("SIGTERM: halting the run and reverting its faults…".into());
+                halter.halt();
+            }
+        }
+    };
+    // The view stops at the `ended` event; give it a moment to print the last ones.
+    if tokio::time::timeout(Duration::from_secs(1), view).await.is_err() {
+        tracing::debug!("live view did not drain");
+    }
+    bar.finish_and_clear();
+    run
+}
+
+/// The summary of a finished run.
+pub(crate) fn summary(run: &Run, engine: &Engine) {
+    let secs = run.ended_at.unwrap_or(run.started_at).saturating_sub(run.started_at) as f64 / 1000.0;
+    let verdict = match run.status {
+        RunStatus::Passed => "PASSED".to_string(),
+        s => s.as_str().to_uppercase(),
+    };
+    println!(
+        "run {}  {} {}  {verdict}  ({secs:.1}s, seed {})",
+        run.id,
+        if run.scenario.name.is_empty() { &run.scenario.source } else { &run.scenario.name },
+        run.scenario.version,
+        run.seed
+    );
+    if let Some(o) = &run.outcome {
+        println!("  summary: {}", o.summary);
+        for m in &o.measurements {
+            println!("  measured {} = {} {}", m.name, trim(m.value), m.unit);
+        }
+        for f in &o.findings {
+            println!("  [{}] {}{}", f.severity, f.title, if f.detail.is_empty() { String::new() } else { format!(": {}", f.detail) });
+        }
+    }
+    if let Some(e) = &run.error {
+        println!("  cause: {e}");
+    }
+    if let Ok(entries) = engine.ledger().entries(run.id) {
+        let reverted = entries
+            .iter()
+            .filter(|e| e.state == firedrill::ledger::LedgerState::Reverted)
+            .count();
+        if !entries.is_empty() {
+            println!("  faults: {} in the ledger, {reverted} reverted", entries.len());
+        }
+    }
+}
+
+/// The plan of a dry run: the faults it would have made.
+pub(crate) fn plan(run: &Run, engine: &Engine) {
+    let Ok(timeline) = engine.history().timeline(run.id) else { return };
+    println!("plan (dry run, nothing was applied):");
+    let mut any = false;
+    for ev in timeline {
+        if let EventKind::FaultApplied { kind, target, detail, duration_ms, .. } = ev.kind {
+            any = true;
+            let lasting = duration_ms.map(|d| format!(" for up to {}", humantime::format_duration(Duration::from_millis(d)))).unwrap_or_default();
+            println!("  at {:.2}s: {kind} on {target}: {detail}{lasting}", ev.at_us as f64 / 1e6);
+        }
+    }
+    if !any {
+        println!("  no faults");
+    }
+}
+
+fn trim(v: f64) -> String {
+    if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.2}") }
+}

@@ -1,0 +1,71 @@
+use super::history::{ask, when};
+use super::{Exit, Failure, usage};
+use firedrill::control::{Request, Response};
+use firedrill::history::EventKind;
+use std::path::Path;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Run id as `firedrill history` shows it (default: the newest run)
+    run: Option<String>,
+    /// Print JSON (the run and its timeline)
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
+    let id = match args.run.as_deref() {
+        None | Some("last") => None,
+        Some(s) => Some(s.parse().map_err(usage)?),
+    };
+    let (run, timeline) = match ask(data_dir, Request::Show { run: id }).await? {
+        Response::Show { run, timeline } => (run, timeline),
+        Response::Error { message } => return Err(usage(message)),
+        other => return Err(usage(format!("unexpected answer: {other:?}"))),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "run": run, "timeline": timeline }))?);
+        return Ok(Exit::Pass);
+    }
+    println!("run {}  {} {}  {}", run.id, run.scenario.name, run.scenario.version, run.status);
+    println!("  started   {} UTC", when(run.started_at));
+    println!("  scenario  {} (sha256 {})", run.scenario.source, run.scenario.sha256);
+    println!("  seed      {}", run.seed);
+    if !run.params.is_empty() {
+        let p: Vec<String> = run.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("  params    {}", p.join(" "));
+    }
+    if let Some(e) = &run.error {
+        println!("  cause     {e}");
+    }
+    if let Some(o) = &run.outcome {
+        println!("  summary   {}", o.summary);
+    }
+    println!("timeline:");
+    for ev in &timeline {
+        let t = ev.at_us as f64 / 1e6;
+        let text = match &ev.kind {
+            EventKind::Started => "started".to_string(),
+            EventKind::Call { call, args, result } => format!("{call}({args}) → {result}"),
+            EventKind::FaultApplied { fault, kind, target, detail, planned, .. } => {
+                format!("fault {fault} {} {kind} on {target}: {detail}", if *planned { "planned" } else { "applied" })
+            }
+            EventKind::FaultReverted { fault, reason, error } => match error {
+                Some(e) => format!("fault {fault} revert FAILED ({reason}): {e}"),
+                None => format!("fault {fault} reverted ({reason})"),
+            },
+            EventKind::Log { level, message } => format!("[{level}] {message}"),
+            EventKind::Mark { name, detail } => format!("» {name}: {detail}"),
+            EventKind::Output { stream, text } => format!("{stream}: {}", text.trim_end()),
+            EventKind::Check { name, phase, ok, detail } => {
+                format!("steady state {name} ({phase:?}): {} {detail}", if *ok { "ok" } else { "VIOLATED" })
+            }
+            EventKind::Ended { status, error } => match error {
+                Some(e) => format!("ended {status}: {e}"),
+                None => format!("ended {status}"),
+            },
+        };
+        println!("  {t:9.3}s  {text}");
+    }
+    Ok(Exit::Pass)
+}

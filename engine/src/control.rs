@@ -1,0 +1,158 @@
+//! The control socket: sled lets one process hold a data dir, so the engine
+//! that holds it serves `<data-dir>/control.sock` and other `firedrill`
+//! commands (`history`, `show`, `halt`) talk to it there. One JSON request
+//! line, one JSON response line.
+
+use crate::engine::Engine;
+use crate::history::{Event, Run, RunFilter, RunId, RunStatus};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+/// File name of the socket in the data dir.
+pub const SOCKET: &str = "control.sock";
+
+/// A request to the engine that holds the data dir.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Request {
+    /// List runs.
+    Runs {
+        /// Scenario name.
+        scenario: Option<String>,
+        /// Status.
+        status: Option<RunStatus>,
+        /// Since, Unix ms.
+        since: Option<u64>,
+        /// At most.
+        limit: Option<usize>,
+    },
+    /// One run and its timeline (`None`: the newest).
+    Show {
+        /// Run.
+        run: Option<RunId>,
+    },
+    /// Halt every run and refuse new ones.
+    Halt,
+    /// Accept runs again.
+    Resume,
+}
+
+/// The answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "kebab-case")]
+pub enum Response {
+    /// Runs, newest first.
+    Runs {
+        /// Runs.
+        runs: Vec<Run>,
+    },
+    /// A run and its timeline.
+    Show {
+        /// Run.
+        run: Box<Run>,
+        /// Timeline.
+        timeline: Vec<Event>,
+    },
+    /// How many runs were halted.
+    Halted {
+        /// Count.
+        runs: usize,
+    },
+    /// Done.
+    Ok,
+    /// It failed.
+    Error {
+        /// Why.
+        message: String,
+    },
+}
+
+/// Answer `request` from `engine`.
+pub fn answer(engine: &Engine, request: Request) -> Response {
+    let h = engine.history();
+    let result = match request {
+        Request::Runs {
+            scenario,
+            status,
+            since,
+            limit,
+        } => h
+            .list_runs(&RunFilter {
+                scenario,
+                status,
+                since,
+                limit,
+            })
+            .map(|runs| Response::Runs { runs }),
+        Request::Show { run } => {
+            let found = match run {
+                Some(id) => h.get_run(id),
+                None => h.last_run(),
+            };
+            match found {
+                Ok(Some(r)) => h.timeline(r.id).map(|timeline| Response::Show {
+                    run: Box::new(r),
+                    timeline,
+                }),
+                Ok(None) => Ok(Response::Error {
+                    message: match run {
+                        Some(id) => format!("no run {id} in history"),
+                        None => "history is empty".into(),
+                    },
+                }),
+                Err(e) => Err(e),
+            }
+        }
+        Request::Halt => Ok(Response::Halted { runs: engine.halt() }),
+        Request::Resume => {
+            engine.resume();
+            Ok(Response::Ok)
+        }
+    };
+    result.unwrap_or_else(|e| Response::Error { message: e.to_string() })
+}
+
+/// Serve the socket in `dir` for as long as the process lives. The caller
+/// holds the data dir's lock, so a socket file left there is stale.
+pub(crate) fn serve(engine: Engine, dir: &Path) -> std::io::Result<()> {
+    let path = dir.join(SOCKET);
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path)?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                let (rd, mut wr) = stream.into_split();
+                let mut line = String::new();
+                if BufReader::new(rd).read_line(&mut line).await.is_err() {
+                    return;
+                }
+                let response = match serde_json::from_str::<Request>(&line) {
+                    Ok(req) => answer(&engine, req),
+                    Err(e) => Response::Error {
+                        message: format!("bad request: {e}"),
+                    },
+                };
+                let mut out = serde_json::to_vec(&response).unwrap_or_default();
+                out.push(b'\n');
+                let _ = wr.write_all(&out).await;
+            });
+        }
+    });
+    Ok(())
+}
+
+/// Send `request` to the engine serving `dir`.
+pub async fn request(dir: &Path, request: &Request) -> std::io::Result<Response> {
+    let path = dir.join(SOCKET);
+    let stream = UnixStream::connect(&path).await?;
+    let (rd, mut wr) = stream.into_split();
+    let mut out = serde_json::to_vec(request)?;
+    out.push(b'\n');
+    wr.write_all(&out).await?;
+    let mut line = String::new();
+    BufReader::new(rd).read_line(&mut line).await?;
+    serde_json::from_str(&line).map_err(std::io::Error::other)
+}

@@ -1,0 +1,699 @@
+//! Drill files: the principal type is [`Drill`], parsed and validated from
+//! TOML by [`Drill::parse`]. A drill names the scenario, its parameters, the
+//! targets it may touch with what grants, limits, and steady-state checks.
+//! Every error names the file, line and field. `examples/drill.toml` shows
+//! every key with its default.
+
+use crate::drivers::proxy::{ProxyConfig, ProxyMode};
+use crate::policy::{FaultKind, Policy};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// A drill file problem: where and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrillError {
+    /// The file.
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// Dotted field path, e.g. `targets.api.command`.
+    pub field: String,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl fmt::Display for DrillError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{l}: ", self.file)?,
+            None => write!(f, "{}: ", self.file)?,
+        }
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for DrillError {}
+
+mod duration {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "`{s}` is not a duration ({e}); write e.g. \"250ms\", \"5s\" or \"2m\""
+            ))
+        })
+    }
+
+    pub(super) mod option {
+        use super::*;
+        pub(in crate::drill) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Duration>, D::Error> {
+            super::deserialize(d).map(Some)
+        }
+    }
+}
+
+/// `[scenario]`: what to run.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioSection {
+    /// Path to a component, relative to the drill file.
+    pub path: Option<PathBuf>,
+    /// A scenario bundled with firedrill (`kill-and-recover`, …).
+    pub bundled: Option<String>,
+    /// Parameters (strings, numbers or booleans).
+    #[serde(default)]
+    pub params: BTreeMap<String, toml::Value>,
+    /// Seed of the run's generator (default: random, recorded).
+    pub seed: Option<u64>,
+}
+
+/// `[limits]`: what a run may consume.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Wall-clock limit of the scenario's `run` (default 5m).
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    /// Linear memory limit in MiB (default 64).
+    pub memory_mib: u64,
+    /// Component instances (default 16).
+    pub instances: usize,
+    /// Tables (default 16).
+    pub tables: usize,
+    /// Elements per table (default 100000).
+    pub table_elements: usize,
+    /// Guest stdout + stderr kept, bytes (default 1 MiB).
+    pub output_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            timeout: Duration::from_secs(300),
+            memory_mib: 64,
+            instances: 16,
+            tables: 16,
+            table_elements: 100_000,
+            output_bytes: 1 << 20,
+        }
+    }
+}
+
+/// How a supervised process is restarted when it exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// Never (default).
+    #[default]
+    Never,
+    /// Only after a non-zero exit or a signal.
+    OnFailure,
+    /// Always, with exponential backoff (100 ms doubling to 5 s).
+    Always,
+}
+
+/// When a process target is ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// `GET path` on the target's address answers 2xx or 3xx.
+    Http {
+        /// Path.
+        http: String,
+    },
+    /// A TCP connect to the target's address succeeds.
+    Tcp {
+        /// Always true.
+        tcp: bool,
+    },
+}
+
+/// A process target, spawned or attached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessSpec {
+    /// Program to spawn.
+    pub command: Option<String>,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Extra environment.
+    pub env: BTreeMap<String, String>,
+    /// Working directory.
+    pub cwd: Option<PathBuf>,
+    /// Restart policy.
+    pub restart: RestartPolicy,
+    /// Attach to the pid in this file instead of spawning.
+    pub pid_file: Option<PathBuf>,
+    /// Readiness check.
+    pub ready: Option<Readiness>,
+    /// How long to wait for readiness (default 10s).
+    pub ready_timeout: Duration,
+    /// `host:port` where it serves, for probes.
+    pub address: Option<String>,
+}
+
+/// What a target is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetSpec {
+    /// A process.
+    Process(ProcessSpec),
+    /// A proxy.
+    Proxy(ProxyConfig),
+}
+
+/// A declared target and what may be done to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetDecl {
+    /// What it is.
+    pub spec: TargetSpec,
+    /// Fault kinds granted on it.
+    pub grants: BTreeSet<FaultKind>,
+}
+
+/// Which probe a steady-state check uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckProbe {
+    /// `GET path`.
+    Http {
+        /// Path.
+        path: String,
+        /// Expected status; `None` means any 2xx.
+        status: Option<u16>,
+    },
+    /// TCP connect.
+    Tcp,
+    /// The process is alive.
+    Process,
+}
+
+/// What to do when a check fails during a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnViolation {
+    /// Stop the run and revert (default).
+    #[default]
+    Abort,
+    /// Only record it.
+    Record,
+}
+
+/// A steady-state check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckSpec {
+    /// Name shown in reports.
+    pub name: String,
+    /// Target probed.
+    pub target: String,
+    /// Probe.
+    pub probe: CheckProbe,
+    /// Latency bound, if any.
+    pub max_latency: Option<Duration>,
+    /// Phases it runs in.
+    pub phases: BTreeSet<crate::history::Phase>,
+    /// Interval during the run.
+    pub interval: Duration,
+    /// Reaction to a violation during the run.
+    pub on_violation: OnViolation,
+    /// After the run, retry for this long before calling it violated.
+    pub after_grace: Duration,
+}
+
+/// A validated drill.
+#[derive(Debug, Clone, Default)]
+pub struct Drill {
+    /// The file it came from.
+    pub file: Option<PathBuf>,
+    /// `[scenario]`, paths resolved.
+    pub scenario: ScenarioSection,
+    /// `[limits]`.
+    pub limits: Limits,
+    /// `[policy]` and the grants of `[targets]`.
+    pub policy: Policy,
+    /// `[targets.NAME]`.
+    pub targets: BTreeMap<String, TargetDecl>,
+    /// `[[steady_state]]`.
+    pub checks: Vec<CheckSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDrill {
+    #[serde(default)]
+    scenario: ScenarioSection,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    policy: RawPolicy,
+    #[serde(default)]
+    targets: BTreeMap<String, Spanned<RawTarget>>,
+    #[serde(default)]
+    steady_state: Vec<Spanned<RawCheck>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPolicy {
+    #[serde(with = "duration")]
+    max_fault_duration: Duration,
+    max_concurrent_faults: u32,
+}
+
+impl Default for RawPolicy {
+    fn default() -> Self {
+        let p = Policy::default();
+        RawPolicy {
+            max_fault_duration: p.max_fault_duration,
+            max_concurrent_faults: p.max_concurrent_faults,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum RawKind {
+    Process,
+    Proxy,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReady {
+    http: Option<String>,
+    tcp: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    kind: RawKind,
+    #[serde(default)]
+    grants: Vec<FaultKind>,
+    command: Option<String>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    cwd: Option<PathBuf>,
+    #[serde(default)]
+    restart: RestartPolicy,
+    pid_file: Option<PathBuf>,
+    ready: Option<RawReady>,
+    #[serde(default, with = "duration::option")]
+    ready_timeout: Option<Duration>,
+    address: Option<String>,
+    listen: Option<String>,
+    upstream: Option<String>,
+    #[serde(default)]
+    mode: ProxyMode,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    name: String,
+    target: String,
+    http: Option<String>,
+    #[serde(default)]
+    tcp: bool,
+    #[serde(default)]
+    process: bool,
+    status: Option<u16>,
+    #[serde(default, with = "duration::option")]
+    max_latency: Option<Duration>,
+    phases: Option<Vec<crate::history::Phase>>,
+    #[serde(default, with = "duration::option")]
+    interval: Option<Duration>,
+    #[serde(default)]
+    on_violation: OnViolation,
+    #[serde(default, with = "duration::option")]
+    after_grace: Option<Duration>,
+}
+
+struct Ctx<'a> {
+    file: String,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn line(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())].matches('\n').count() + 1
+    }
+
+    fn err(&self, span: std::ops::Range<usize>, field: String, message: String) -> DrillError {
+        DrillError {
+            file: self.file.clone(),
+            line: Some(self.line(span.start)),
+            field,
+            message,
+        }
+    }
+}
+
+impl Drill {
+    /// Read and validate a drill file.
+    pub fn load(path: &Path) -> Result<Drill, DrillError> {
+        let text = std::fs::read_to_string(path).map_err(|e| DrillError {
+            file: path.display().to_string(),
+            line: None,
+            field: String::new(),
+            message: format!("cannot read the drill file: {e}"),
+        })?;
+        Drill::parse(&text, path)
+    }
+
+    /// Validate drill text; `path` names it in errors and anchors relative
+    /// paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Drill, DrillError> {
+        let cx = Ctx {
+            file: path.display().to_string(),
+            text,
+        };
+        let raw: RawDrill = toml::from_str(text).map_err(|e| DrillError {
+            file: cx.file.clone(),
+            line: e.span().map(|s| cx.line(s.start)),
+            field: String::new(),
+            message: e.message().trim().to_string(),
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut scenario = raw.scenario;
+        if scenario.path.is_some() && scenario.bundled.is_some() {
+            return Err(DrillError {
+                file: cx.file.clone(),
+                line: None,
+                field: "scenario".into(),
+                message: "set either `path` or `bundled`, not both".into(),
+            });
+        }
+        scenario.path = scenario.path.map(|p| base.join(p));
+
+        let mut targets = BTreeMap::new();
+        for (name, spanned) in raw.targets {
+            let span = spanned.span();
+            let decl = target(&cx, &base, &name, span, spanned.into_inner())?;
+            targets.insert(name, decl);
+        }
+        let mut checks = Vec::new();
+        for (i, spanned) in raw.steady_state.into_iter().enumerate() {
+            let span = spanned.span();
+            checks.push(check(&cx, &targets, i, span, spanned.into_inner())?);
+        }
+        Ok(Drill {
+            file: Some(path.to_path_buf()),
+            scenario,
+            limits: raw.limits,
+            policy: Policy {
+                max_fault_duration: raw.policy.max_fault_duration,
+                max_concurrent_faults: raw.policy.max_concurrent_faults,
+            },
+            targets,
+            checks,
+        })
+    }
+
+    /// Parameters from `[scenario.params]` as text.
+    pub fn params(&self) -> BTreeMap<String, String> {
+        self.scenario
+            .params
+            .iter()
+            .map(|(k, v)| {
+                let s = match v {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (k.clone(), s)
+            })
+            .collect()
+    }
+}
+
+fn target(
+    cx: &Ctx<'_>,
+    base: &Path,
+    name: &str,
+    span: std::ops::Range<usize>,
+    raw: RawTarget,
+) -> Result<TargetDecl, DrillError> {
+    let field = |f: &str| format!("targets.{name}.{f}");
+    let grants: BTreeSet<FaultKind> = raw.grants.iter().copied().collect();
+    let spec = match raw.kind {
+        RawKind::Process => {
+            for (set, key) in [
+                (raw.listen.is_some(), "listen"),
+                (raw.upstream.is_some(), "upstream"),
+            ] {
+                if set {
+                    return Err(cx.err(span, field(key), "only proxy targets have this key".into()));
+                }
+            }
+            if raw.command.is_none() && raw.pid_file.is_none() {
+                return Err(cx.err(
+                    span,
+                    format!("targets.{name}"),
+                    "a process target needs `command` (to spawn it) or `pid_file` (to attach to it)".into(),
+                ));
+            }
+            if raw.command.is_some() && raw.pid_file.is_some() {
+                return Err(cx.err(
+                    span,
+                    format!("targets.{name}"),
+                    "set either `command` or `pid_file`, not both".into(),
+                ));
+            }
+            for kind in &grants {
+                if !kind.on_process() {
+                    return Err(cx.err(
+                        span,
+                        field("grants"),
+                        format!("`{kind}` applies to proxy targets, not to a process"),
+                    ));
+                }
+            }
+            let ready = match raw.ready {
+                None => None,
+                Some(RawReady { http: Some(p), tcp: None }) => Some(Readiness::Http { http: p }),
+                Some(RawReady { http: None, tcp: Some(true) }) => Some(Readiness::Tcp { tcp: true }),
+                Some(_) => {
+                    return Err(cx.err(
+                        span,
+                        field("ready"),
+                        "write `ready = { http = \"/health\" }` or `ready = { tcp = true }`".into(),
+                    ));
+                }
+            };
+            if ready.is_some() && raw.address.is_none() {
+                return Err(cx.err(
+                    span,
+                    field("address"),
+                    "a readiness check needs the `address` (host:port) the process serves on".into(),
+                ));
+            }
+            if let Some(a) = &raw.address {
+                check_addr(cx, span.clone(), field("address"), a)?;
+            }
+            TargetSpec::Process(ProcessSpec {
+                command: raw.command,
+                args: raw.args,
+                env: raw.env,
+                cwd: raw.cwd.map(|p| base.join(p)),
+                restart: raw.restart,
+                pid_file: raw.pid_file.map(|p| base.join(p)),
+                ready,
+                ready_timeout: raw.ready_timeout.unwrap_or(Duration::from_secs(10)),
+                address: raw.address,
+            })
+        }
+        RawKind::Proxy => {
+            if raw.command.is_some() || raw.pid_file.is_some() {
+                return Err(cx.err(
+                    span,
+                    format!("targets.{name}"),
+                    "a proxy target has `listen` and `upstream`, not `command` or `pid_file`".into(),
+                ));
+            }
+            let listen = raw.listen.ok_or_else(|| {
+                cx.err(span.clone(), field("listen"), "missing: the address clients connect to, e.g. \"127.0.0.1:18080\"".into())
+            })?;
+            let upstream = raw.upstream.ok_or_else(|| {
+                cx.err(span.clone(), field("upstream"), "missing: where traffic goes, e.g. \"127.0.0.1:8080\"".into())
+            })?;
+            let listen_addr = check_addr(cx, span.clone(), field("listen"), &listen)?;
+            check_addr(cx, span.clone(), field("upstream"), &upstream)?;
+            for kind in &grants {
+                if !kind.on_proxy() {
+                    return Err(cx.err(
+                        span,
+                        field("grants"),
+                        format!("`{kind}` applies to process targets, not to a proxy"),
+                    ));
+                }
+                if kind.needs_http() && raw.mode != ProxyMode::Http {
+                    return Err(cx.err(
+                        span,
+                        field("grants"),
+                        format!("`{kind}` needs an HTTP proxy: add `mode = \"http\"`"),
+                    ));
+                }
+            }
+            TargetSpec::Proxy(ProxyConfig {
+                name: name.to_string(),
+                listen: listen_addr,
+                upstream,
+                mode: raw.mode,
+            })
+        }
+    };
+    Ok(TargetDecl { spec, grants })
+}
+
+/// Addresses must be `ip:port`; names are not resolved, so a drill cannot
+/// point at a host that DNS decides.
+fn check_addr(
+    cx: &Ctx<'_>,
+    span: std::ops::Range<usize>,
+    field: String,
+    value: &str,
+) -> Result<std::net::SocketAddr, DrillError> {
+    value.parse().map_err(|_| {
+        cx.err(
+            span,
+            field,
+            format!("`{value}` is not an ip:port address, e.g. \"127.0.0.1:8080\""),
+        )
+    })
+}
+
+fn check(
+    cx: &Ctx<'_>,
+    targets: &BTreeMap<String, TargetDecl>,
+    i: usize,
+    span: std::ops::Range<usize>,
+    raw: RawCheck,
+) -> Result<CheckSpec, DrillError> {
+    use crate::history::Phase;
+    let field = |f: &str| format!("steady_state[{i}].{f}");
+    let Some(decl) = targets.get(&raw.target) else {
+        let known: Vec<_> = targets.keys().map(String::as_str).collect();
+        return Err(cx.err(
+            span,
+            field("target"),
+            format!("no target named `{}` (declared: {})", raw.target, if known.is_empty() { "none".into() } else { known.join(", ") }),
+        ));
+    };
+    let probe = match (raw.http, raw.tcp, raw.process) {
+        (Some(path), false, false) => CheckProbe::Http {
+            path,
+            status: raw.status,
+        },
+        (None, true, false) => CheckProbe::Tcp,
+        (None, false, true) => CheckProbe::Process,
+        _ => {
+            return Err(cx.err(
+                span,
+                format!("steady_state[{i}]"),
+                "set exactly one probe: `http = \"/path\"`, `tcp = true` or `process = true`".into(),
+            ));
+        }
+    };
+    let is_process = matches!(decl.spec, TargetSpec::Process(_));
+    let has_addr = match &decl.spec {
+        TargetSpec::Process(p) => p.address.is_some(),
+        TargetSpec::Proxy(_) => true,
+    };
+    if probe == CheckProbe::Process && !is_process {
+        return Err(cx.err(span, field("process"), format!("`{}` is a proxy, not a process", raw.target)));
+    }
+    if probe != CheckProbe::Process && !has_addr {
+        return Err(cx.err(
+            span,
+            field("target"),
+            format!("target `{}` has no `address` to probe", raw.target),
+        ));
+    }
+    let phases: BTreeSet<Phase> = raw
+        .phases
+        .unwrap_or_else(|| vec![Phase::Before, Phase::During, Phase::After])
+        .into_iter()
+        .collect();
+    Ok(CheckSpec {
+        name: raw.name,
+        target: raw.target,
+        probe,
+        max_latency: raw.max_latency,
+        phases,
+        interval: raw.interval.unwrap_or(Duration::from_secs(1)),
+        on_violation: raw.on_violation,
+        after_grace: raw.after_grace.unwrap_or(Duration::from_secs(5)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Drill, String> {
+        Drill::parse(text, Path::new("drill.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_full_drill_parses() {
+        let d = parse(
+            r#"
+[scenario]
+bundled = "latency-ramp"
+params = { link = "db", samples = 3 }
+seed = 7
+
+[policy]
+max_concurrent_faults = 2
+
+[targets.api]
+kind = "process"
+command = "sleep"
+args = ["60"]
+restart = "always"
+
+[targets.db]
+kind = "proxy"
+listen = "127.0.0.1:0"
+upstream = "127.0.0.1:5432"
+grants = ["delay"]
+
+[[steady_state]]
+name = "db reachable"
+target = "db"
+tcp = true
+phases = ["before"]
+"#,
+        )
+        .unwrap();
+        assert_eq!(d.params()["samples"], "3");
+        assert_eq!(d.policy.max_concurrent_faults, 2);
+        assert_eq!(d.targets.len(), 2);
+        assert_eq!(d.checks[0].probe, CheckProbe::Tcp);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let e = parse("[targets.api]\nkind = \"process\"\n").unwrap_err();
+        assert_eq!(
+            e,
+            "drill.toml:1: targets.api: a process target needs `command` (to spawn it) or `pid_file` (to attach to it)"
+        );
+        let e = parse("[targets.db]\nkind = \"proxy\"\nlisten = \"127.0.0.1:1\"\nupstream = \"127.0.0.1:2\"\ngrants = [\"fail-auth\"]\n").unwrap_err();
+        assert_eq!(e, "drill.toml:1: targets.db.grants: `fail-auth` needs an HTTP proxy: add `mode = \"http\"`");
+        let e = parse("[limits]\ntimeout = \"soon\"\n").unwrap_err();
+        assert!(e.starts_with("drill.toml:2: `soon` is not a duration"), "{e}");
+        let e = parse("[targets.x]\nkind = \"proxy\"\ngrants = [\"dely\"]\n").unwrap_err();
+        assert!(e.starts_with("drill.toml:3: unknown variant `dely`"), "{e}");
+    }
+}

@@ -1,0 +1,225 @@
+//! Fault drivers: turn a [`FaultSpec`] into a real effect on a target and
+//! back. Applying happens in two steps so the ledger can record the undo
+//! before anything changes: [`prepare`] resolves the target (which pid,
+//! which proxy) and yields a [`Prepared`] whose [`Prepared::undo`] goes to
+//! the ledger; [`Prepared::apply`] then makes it real and returns an
+//! [`Applied`] with a mandatory [`Applied::revert`].
+
+pub mod process;
+pub mod proxy;
+
+use crate::ledger::Undo;
+use crate::policy::FaultKind;
+use crate::targets::Target;
+use nix::sys::signal::Signal;
+use process::ProcessId;
+use proxy::{Effect, Proxy, ProxyFault, ProxyMode, RequestMatch};
+use std::sync::Arc;
+
+/// A fault to make.
+#[derive(Debug, Clone)]
+pub enum FaultSpec {
+    /// Send a signal.
+    Kill(Signal),
+    /// SIGSTOP until reverted.
+    Pause,
+    /// A proxy fault.
+    Proxy {
+        /// Effect.
+        effect: Effect,
+        /// Chance per chunk or request.
+        probability: f64,
+        /// Which requests.
+        matcher: Option<RequestMatch>,
+    },
+}
+
+impl FaultSpec {
+    /// Its kind, for policy.
+    pub fn kind(&self) -> FaultKind {
+        match self {
+            FaultSpec::Kill(_) => FaultKind::Kill,
+            FaultSpec::Pause => FaultKind::Pause,
+            FaultSpec::Proxy { effect, .. } => match effect {
+                Effect::Delay { .. } => FaultKind::Delay,
+                Effect::FailAuth { .. } => FaultKind::FailAuth,
+                Effect::HttpError { .. } => FaultKind::HttpError,
+            },
+        }
+    }
+
+    /// A short description for timelines and plans.
+    pub fn describe(&self) -> String {
+        match self {
+            FaultSpec::Kill(sig) => format!("signal {sig}"),
+            FaultSpec::Pause => "SIGSTOP until reverted".into(),
+            FaultSpec::Proxy {
+                effect,
+                probability,
+                matcher,
+            } => {
+                let mut s = match effect {
+                    Effect::Delay {
+                        latency,
+                        jitter,
+                        direction,
+                    } => format!(
+                        "{} ± {} {}",
+                        humantime::format_duration(*latency),
+                        humantime::format_duration(*jitter),
+                        serde_json::to_value(direction).unwrap_or_default().as_str().unwrap_or("")
+                    ),
+                    Effect::FailAuth { mode, status } => {
+                        format!("{} ({status})", serde_json::to_value(mode).unwrap_or_default().as_str().unwrap_or(""))
+                    }
+                    Effect::HttpError { status, .. } => format!("status {status}"),
+                };
+                if *probability < 1.0 {
+                    s.push_str(&format!(", probability {probability}"));
+                }
+                if let Some(m) = matcher {
+                    if let Some(meth) = &m.method {
+                        s.push_str(&format!(", method {meth}"));
+                    }
+                    if let Some(p) = &m.path {
+                        s.push_str(&format!(", path {}", p.as_str()));
+                    }
+                    if let Some((h, _)) = &m.header {
+                        s.push_str(&format!(", header {h}"));
+                    }
+                }
+                s
+            }
+        }
+    }
+}
+
+/// Why a fault could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The target cannot take this fault.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The attempt failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A fault resolved against its target, not yet applied.
+#[derive(Debug)]
+pub enum Prepared {
+    /// Send `signal` to `process`.
+    Kill {
+        /// Process.
+        process: ProcessId,
+        /// Signal.
+        signal: Signal,
+    },
+    /// Stop `process`.
+    Pause {
+        /// Process.
+        process: ProcessId,
+    },
+    /// Add `fault` to `proxy`.
+    Proxy {
+        /// Proxy.
+        proxy: Arc<Proxy>,
+        /// Fault.
+        fault: ProxyFault,
+    },
+}
+
+/// Resolve `spec` against `target`. `seed` drives the fault's random draws.
+pub fn prepare(name: &str, target: &Target, spec: FaultSpec, seed: u64) -> Result<Prepared, DriverError> {
+    match (target, spec) {
+        (Target::Process(p), FaultSpec::Kill(signal)) => Ok(Prepared::Kill {
+            process: p.pid().map_err(DriverError::Failed)?,
+            signal,
+        }),
+        (Target::Process(p), FaultSpec::Pause) => Ok(Prepared::Pause {
+            process: p.pid().map_err(DriverError::Failed)?,
+        }),
+        (Target::Proxy(proxy), FaultSpec::Proxy {
+            effect,
+            probability,
+            matcher,
+        }) => {
+            if effect.needs_http() && proxy.config().mode != ProxyMode::Http {
+                return Err(DriverError::Unsupported(format!(
+                    "target `{name}` is a TCP proxy; HTTP faults need mode = \"http\""
+                )));
+            }
+            Ok(Prepared::Proxy {
+                proxy: proxy.clone(),
+                fault: ProxyFault::new(effect, probability, matcher, seed),
+            })
+        }
+        (Target::Process(_), spec) => Err(DriverError::Unsupported(format!(
+            "target `{name}` is a process; {} applies to proxy targets",
+            spec.kind()
+        ))),
+        (Target::Proxy(_), spec) => Err(DriverError::Unsupported(format!(
+            "target `{name}` is a proxy; {} applies to process targets",
+            spec.kind()
+        ))),
+    }
+}
+
+impl Prepared {
+    /// How to undo it if the engine dies.
+    pub fn undo(&self) -> Undo {
+        match self {
+            Prepared::Kill { .. } => Undo::Nothing,
+            Prepared::Pause { process } => Undo::Continue { process: *process },
+            Prepared::Proxy { .. } => Undo::InProcess,
+        }
+    }
+
+    /// Make it real.
+    pub fn apply(self) -> Result<Applied, DriverError> {
+        match self {
+            Prepared::Kill { process, signal } => {
+                process.signal(signal).map_err(|e| DriverError::Failed(e.to_string()))?;
+                Ok(Applied::Done)
+            }
+            Prepared::Pause { process } => {
+                process.pause().map_err(|e| DriverError::Failed(e.to_string()))?;
+                Ok(Applied::Paused(process))
+            }
+            Prepared::Proxy { proxy, fault } => {
+                let key = proxy.add_fault(fault);
+                Ok(Applied::Proxy { proxy, key })
+            }
+        }
+    }
+}
+
+/// A fault in effect.
+#[derive(Debug)]
+pub enum Applied {
+    /// Nothing lasts (a delivered signal).
+    Done,
+    /// A stopped process.
+    Paused(ProcessId),
+    /// A fault on a proxy.
+    Proxy {
+        /// Proxy.
+        proxy: Arc<Proxy>,
+        /// Key of the fault.
+        key: u64,
+    },
+}
+
+impl Applied {
+    /// Undo it. Idempotent.
+    pub fn revert(&self) -> Result<(), String> {
+        match self {
+            Applied::Done => Ok(()),
+            Applied::Paused(p) => p.resume().map_err(|e| e.to_string()),
+            Applied::Proxy { proxy, key } => {
+                proxy.remove_fault(*key);
+                Ok(())
+            }
+        }
+    }
+}

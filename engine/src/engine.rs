@@ -1,0 +1,322 @@
+//! The principal type is [`Engine`]: built by [`EngineBuilder`], it owns the
+//! wasmtime runtime, the data dir (history, ledger, compiled-code cache) and
+//! every run in progress. One engine runs many runs at once.
+
+use crate::control;
+use crate::drill::Limits;
+use crate::history::{EventKind, HistoryStore, RunId, RunStatus, unix_ms};
+use crate::ledger::{Ledger, Recovery};
+use crate::run::{self, Halter, Metadata, RunHandle, RunSpec};
+use crate::runtime::{LoadError, Runtime, Scenario};
+use crate::store::{Store, StoreError};
+use crate::targets::TargetSet;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Errors of the engine's operations.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The data dir's store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A component could not be loaded.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// A file could not be read.
+    #[error("cannot read {path}: {cause}")]
+    Read {
+        /// Path.
+        path: String,
+        /// Cause.
+        cause: std::io::Error,
+    },
+    /// wasmtime could not be set up.
+    #[error("wasmtime: {0}")]
+    Wasmtime(String),
+    /// `describe()` failed.
+    #[error("{0}")]
+    Describe(String),
+    /// The engine is halted: no new runs until resumed.
+    #[error("the engine is halted: no new runs start until `firedrill resume`")]
+    Halted,
+}
+
+/// Builds an [`Engine`].
+#[derive(Debug, Default)]
+pub struct EngineBuilder {
+    data_dir: Option<PathBuf>,
+    control_socket: bool,
+}
+
+impl EngineBuilder {
+    /// A builder for a temporary engine: history in memory, no cache, no
+    /// control socket, until [`EngineBuilder::data_dir`] is set.
+    pub fn new() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    /// Keep history, ledger and compiled code under `dir`. By default this
+    /// also serves the control socket (`dir/control.sock`).
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> EngineBuilder {
+        self.data_dir = Some(dir.into());
+        self.control_socket = true;
+        self
+    }
+
+    /// Serve the control socket, through which other `firedrill` commands
+    /// reach this engine's data dir. Default: on with a data dir.
+    pub fn control_socket(mut self, on: bool) -> EngineBuilder {
+        self.control_socket = on;
+        self
+    }
+
+    /// Open the data dir, revert whatever a crashed engine left applied,
+    /// close its runs as crashed, and start the runtime. Must be called
+    /// inside a tokio runtime when the control socket is on.
+    pub fn build(self) -> Result<Engine, EngineError> {
+        let store = match &self.data_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|cause| EngineError::Read {
+                    path: dir.display().to_string(),
+                    cause,
+                })?;
+                Store::open(dir)?
+            }
+            None => Store::temporary()?,
+        };
+        let history = HistoryStore::new(store.clone());
+        let ledger = Ledger::new(store.clone());
+        let recovery = recover(&history, &ledger)?;
+        let cache_dir = self.data_dir.as_ref().map(|d| d.join("cache"));
+        let runtime = Runtime::new(cache_dir, store.clone()).map_err(|e| EngineError::Wasmtime(format!("{e:#}")))?;
+        let inner = Arc::new(Inner {
+            runtime: Arc::new(runtime),
+            history,
+            ledger,
+            data_dir: self.data_dir.clone(),
+            recovery,
+            active: Mutex::new(HashMap::new()),
+            halted: AtomicBool::new(false),
+            last_id: AtomicU64::new(0),
+        });
+        let engine = Engine { inner };
+        if self.control_socket {
+            if let Some(dir) = &self.data_dir {
+                control::serve(engine.clone(), dir).map_err(|cause| EngineError::Read {
+                    path: dir.join(control::SOCKET).display().to_string(),
+                    cause,
+                })?;
+            }
+        }
+        Ok(engine)
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    runtime: Arc<Runtime>,
+    history: HistoryStore,
+    ledger: Ledger,
+    data_dir: Option<PathBuf>,
+    recovery: Recovery,
+    active: Mutex<HashMap<RunId, Halter>>,
+    halted: AtomicBool,
+    last_id: AtomicU64,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Runtime")
+    }
+}
+
+/// A chaos engine: loads scenarios, runs them against targets, records
+/// history. Cheap to clone; clones share everything.
+///
+/// ```no_run
+/// # async fn demo() -> anyhow::Result<()> {
+/// use firedrill::{EngineBuilder, RunSpec};
+/// let engine = EngineBuilder::new().build()?;
+/// let scenario = engine.load_file("scenario.wasm".as_ref())?;
+/// let run = engine.run(RunSpec::new(scenario)).await?;
+/// println!("{}: {}", run.id, run.status);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    /// Compile (or fetch from the cache) a component.
+    pub fn load(&self, bytes: &[u8], source: &str) -> Result<Scenario, EngineError> {
+        Ok(self.inner.runtime.load(bytes, source)?)
+    }
+
+    /// Read and load a component file.
+    pub fn load_file(&self, path: &Path) -> Result<Scenario, EngineError> {
+        let bytes = std::fs::read(path).map_err(|cause| EngineError::Read {
+            path: path.display().to_string(),
+            cause,
+        })?;
+        self.load(&bytes, &path.display().to_string())
+    }
+
+    /// A scenario's metadata and needs, with `params` applied.
+    pub async fn inspect(
+        &self,
+        scenario: &Scenario,
+        params: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Metadata, EngineError> {
+        let mut spec = RunSpec::new(scenario.clone());
+        spec.params = params.clone();
+        spec.seed = Some(0);
+        let (ctx, _rx) = run::new_ctx(RunId(0), &spec, self.inner.history.clone(), self.inner.ledger.clone());
+        run::describe(&self.inner.runtime, scenario, ctx, &Limits::default())
+            .await
+            .map_err(EngineError::Describe)
+    }
+
+    /// Start a run; it goes on in the background.
+    pub fn start(&self, spec: RunSpec) -> Result<RunHandle, EngineError> {
+        if self.inner.halted.load(Ordering::SeqCst) {
+            return Err(EngineError::Halted);
+        }
+        let id = self.next_id();
+        let (ctx, rx) = run::new_ctx(id, &spec, self.inner.history.clone(), self.inner.ledger.clone());
+        let inner = self.inner.clone();
+        let c = ctx.clone();
+        let join = tokio::spawn(async move {
+            let run = run::execute(&inner.runtime, &inner.history, spec, c).await;
+            inner.active.lock().unwrap().remove(&run.id);
+            run
+        });
+        let handle = RunHandle::new(ctx, rx, join);
+        self.inner.active.lock().unwrap().insert(id, handle.halter());
+        Ok(handle)
+    }
+
+    /// Run to the end; the final record.
+    pub async fn run(&self, spec: RunSpec) -> Result<crate::history::Run, EngineError> {
+        Ok(self.start(spec)?.wait().await)
+    }
+
+    /// Halt every run in progress and refuse new ones until
+    /// [`Engine::resume`]. Returns how many runs were halted.
+    pub fn halt(&self) -> usize {
+        self.inner.halted.store(true, Ordering::SeqCst);
+        let active = self.inner.active.lock().unwrap();
+        for h in active.values() {
+            h.halt();
+        }
+        active.len()
+    }
+
+    /// Accept new runs again after [`Engine::halt`].
+    pub fn resume(&self) {
+        self.inner.halted.store(false, Ordering::SeqCst);
+    }
+
+    /// Runs in progress.
+    pub fn active_runs(&self) -> Vec<RunId> {
+        self.inner.active.lock().unwrap().keys().copied().collect()
+    }
+
+    /// Run history.
+    pub fn history(&self) -> &HistoryStore {
+        &self.inner.history
+    }
+
+    /// The revert ledger.
+    pub fn ledger(&self) -> &Ledger {
+        &self.inner.ledger
+    }
+
+    /// What recovery did when this engine opened its data dir.
+    pub fn recovery(&self) -> &Recovery {
+        &self.inner.recovery
+    }
+
+    /// The data dir, if not temporary.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.inner.data_dir.as_deref()
+    }
+
+    /// Start the targets of a drill (see [`TargetSet::start`]).
+    pub async fn start_targets(
+        &self,
+        decls: &std::collections::BTreeMap<String, crate::drill::TargetDecl>,
+    ) -> Result<Arc<TargetSet>, String> {
+        TargetSet::start(decls).await
+    }
+
+    fn next_id(&self) -> RunId {
+        let candidate = unix_ms() << 16;
+        let mut last = self.inner.last_id.load(Ordering::SeqCst);
+        loop {
+            let next = candidate.max(last + 1);
+            match self
+                .inner
+                .last_id
+                .compare_exchange(last, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return RunId(next),
+                Err(seen) => last = seen,
+            }
+        }
+    }
+}
+
+/// Revert faults a dead engine left applied and close its runs as crashed.
+fn recover(history: &HistoryStore, ledger: &Ledger) -> Result<Recovery, StoreError> {
+    let recovery = ledger.recover()?;
+    for mut run in history.running()? {
+        let reverted = recovery.reverted.iter().filter(|e| e.run == run.id).count();
+        let failed: Vec<_> = recovery.failed.iter().filter(|e| e.run == run.id).collect();
+        run.status = if failed.is_empty() { RunStatus::Crashed } else { RunStatus::RevertFailed };
+        run.error = Some(format!(
+            "the engine stopped during this run (crash or kill); recovery reverted {reverted} fault(s){}",
+            if failed.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", {} could not be reverted: {}",
+                    failed.len(),
+                    failed.iter().filter_map(|e| e.error.clone()).collect::<Vec<_>>().join("; ")
+                )
+            }
+        ));
+        run.ended_at = Some(unix_ms());
+        let seq = history.event_count(run.id) as u32;
+        for (i, e) in recovery.reverted.iter().filter(|e| e.run == run.id).enumerate() {
+            history.append_event(
+                run.id,
+                &crate::history::Event {
+                    seq: seq + i as u32,
+                    at_us: run.ended_at.unwrap_or(0).saturating_sub(run.started_at) * 1000,
+                    kind: EventKind::FaultReverted {
+                        fault: e.fault,
+                        reason: "recovery".into(),
+                        error: None,
+                    },
+                },
+            )?;
+        }
+        history.append_event(
+            run.id,
+            &crate::history::Event {
+                seq: seq + reverted as u32,
+                at_us: run.ended_at.unwrap_or(0).saturating_sub(run.started_at) * 1000,
+                kind: EventKind::Ended {
+                    status: run.status,
+                    error: run.error.clone(),
+                },
+            },
+        )?;
+        history.flush()?;
+        history.put_run(&run)?;
+    }
+    Ok(recovery)
+}

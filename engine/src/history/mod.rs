@@ -1,0 +1,128 @@
+//! Run history: the principal type is [`HistoryStore`], which stores each
+//! [`Run`] and its timeline of [`Event`]s in the data dir's sled database.
+
+mod model;
+
+pub use model::*;
+
+use crate::store::{self, Store, StoreError, TREE_EVENTS, TREE_RUNS};
+
+/// Reads and writes runs and timelines.
+#[derive(Debug, Clone)]
+pub struct HistoryStore {
+    store: Store,
+}
+
+/// Which runs to list.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    /// Only runs of this scenario name.
+    pub scenario: Option<String>,
+    /// Only runs with this status.
+    pub status: Option<RunStatus>,
+    /// Only runs started at or after this Unix ms.
+    pub since: Option<u64>,
+    /// At most this many, newest first.
+    pub limit: Option<usize>,
+}
+
+impl HistoryStore {
+    /// History over an opened store.
+    pub fn new(store: Store) -> HistoryStore {
+        HistoryStore { store }
+    }
+
+    /// Insert or replace a run record, durably.
+    pub fn put_run(&self, run: &Run) -> Result<(), StoreError> {
+        self.store
+            .runs
+            .insert(run.id.to_be_bytes(), store::encode(run))?;
+        self.store.runs.flush()?;
+        Ok(())
+    }
+
+    /// Append an event to a run's timeline (made durable by the next flush).
+    pub fn append_event(&self, run: RunId, event: &Event) -> Result<(), StoreError> {
+        self.store.events.insert(
+            store::key(run.to_be_bytes(), event.seq),
+            store::encode(event),
+        )?;
+        Ok(())
+    }
+
+    /// Flush appended events to disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.store.events.flush()?;
+        Ok(())
+    }
+
+    /// One run.
+    pub fn get_run(&self, id: RunId) -> Result<Option<Run>, StoreError> {
+        match self.store.runs.get(id.to_be_bytes())? {
+            Some(v) => Ok(Some(store::decode(TREE_RUNS, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The newest run, if any.
+    pub fn last_run(&self) -> Result<Option<Run>, StoreError> {
+        match self.store.runs.last()? {
+            Some((_, v)) => Ok(Some(store::decode(TREE_RUNS, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Runs matching `filter`, newest first.
+    pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.store.runs.iter().rev() {
+            let (_, v) = item?;
+            let run: Run = store::decode(TREE_RUNS, &v)?;
+            if let Some(since) = filter.since {
+                if run.started_at < since {
+                    break;
+                }
+            }
+            if filter.scenario.as_ref().is_some_and(|s| *s != run.scenario.name)
+                || filter.status.is_some_and(|s| s != run.status)
+            {
+                continue;
+            }
+            out.push(run);
+            if filter.limit.is_some_and(|l| out.len() >= l) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// A run's timeline in order.
+    pub fn timeline(&self, id: RunId) -> Result<Vec<Event>, StoreError> {
+        self.store
+            .events
+            .scan_prefix(id.to_be_bytes())
+            .map(|item| {
+                let (_, v) = item?;
+                store::decode(TREE_EVENTS, &v)
+            })
+            .collect()
+    }
+
+    /// Runs still marked running: after a crash these are closed by recovery.
+    pub fn running(&self) -> Result<Vec<Run>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.store.runs.iter() {
+            let (_, v) = item?;
+            let run: Run = store::decode(TREE_RUNS, &v)?;
+            if run.status == RunStatus::Running {
+                out.push(run);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The number of events recorded for a run.
+    pub fn event_count(&self, id: RunId) -> usize {
+        self.store.events.scan_prefix(id.to_be_bytes()).count()
+    }
+}

@@ -1,0 +1,271 @@
+//! The typed run journal: [`Run`], [`RunStatus`], [`Event`] and [`EventKind`].
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A run's id: milliseconds since the Unix epoch in the high 48 bits and a
+/// counter in the low 16, so ids sort by start time. Shown as 16 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RunId(pub u64);
+
+impl RunId {
+    /// Big-endian bytes: the key prefix of the run in every store tree.
+    pub fn to_be_bytes(self) -> [u8; 8] {
+        self.0.to_be_bytes()
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl FromStr for RunId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        u64::from_str_radix(s, 16)
+            .map(RunId)
+            .map_err(|_| format!("`{s}` is not a run id (16 hex digits, as `firedrill history` shows)"))
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// How a run ended, or that it has not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunStatus {
+    /// Still running (or the engine died; recovery turns it into `Crashed`).
+    Running,
+    /// The scenario's verdict was pass and steady state held.
+    Passed,
+    /// The scenario's verdict was fail.
+    Failed,
+    /// A steady-state check failed before, during or after the run.
+    SteadyStateViolated,
+    /// Stopped by a trap, the time limit or a resource limit.
+    Aborted,
+    /// Stopped by an operator (Ctrl-C, SIGTERM, halt).
+    Halted,
+    /// The engine died during the run; faults were reverted on recovery.
+    Crashed,
+    /// At least one fault could not be reverted.
+    RevertFailed,
+    /// Not started: needs not granted, bad parameters.
+    Refused,
+}
+
+impl RunStatus {
+    /// Lower-case name as shown and filtered on.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Passed => "passed",
+            RunStatus::Failed => "failed",
+            RunStatus::SteadyStateViolated => "steady-state-violated",
+            RunStatus::Aborted => "aborted",
+            RunStatus::Halted => "halted",
+            RunStatus::Crashed => "crashed",
+            RunStatus::RevertFailed => "revert-failed",
+            RunStatus::Refused => "refused",
+        }
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The scenario a run ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioRef {
+    /// Name from `describe()`.
+    pub name: String,
+    /// Version from `describe()`.
+    pub version: String,
+    /// sha256 of the component bytes, hex.
+    pub sha256: String,
+    /// Where it came from (a path, or `bundled:NAME`).
+    pub source: String,
+}
+
+/// A measurement reported by the scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    /// Name.
+    pub name: String,
+    /// Value.
+    pub value: f64,
+    /// Unit.
+    pub unit: String,
+}
+
+/// A finding reported by the scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// `info`, `warning` or `critical`.
+    pub severity: String,
+    /// One line.
+    pub title: String,
+    /// Details.
+    pub detail: String,
+}
+
+/// What the scenario's `run()` returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// True for `pass`.
+    pub pass: bool,
+    /// One line.
+    pub summary: String,
+    /// Findings.
+    pub findings: Vec<Finding>,
+    /// Measurements.
+    pub measurements: Vec<Measurement>,
+}
+
+/// One run, as stored in history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    /// Id, time-sortable.
+    pub id: RunId,
+    /// The scenario.
+    pub scenario: ScenarioRef,
+    /// Parameters after defaults were applied.
+    pub params: BTreeMap<String, String>,
+    /// Seed of the run's generator.
+    pub seed: u64,
+    /// firedrill version that ran it.
+    pub engine_version: String,
+    /// The drill file, if any.
+    pub drill: Option<String>,
+    /// True when faults were planned but not applied.
+    pub dry_run: bool,
+    /// Start, Unix ms.
+    pub started_at: u64,
+    /// End, Unix ms.
+    pub ended_at: Option<u64>,
+    /// Status.
+    pub status: RunStatus,
+    /// What the scenario returned, if it returned.
+    pub outcome: Option<Outcome>,
+    /// Why it did not pass, in words, when there is a cause beyond the
+    /// verdict (a trap, a violated check, a failed revert).
+    pub error: Option<String>,
+}
+
+/// One entry of a run's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the timeline, from 0.
+    pub seq: u32,
+    /// Microseconds since the run started.
+    pub at_us: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// Steady-state check phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Before the scenario starts.
+    Before,
+    /// While it runs.
+    During,
+    /// After it ended and its faults were reverted.
+    After,
+}
+
+/// What happened at one point of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum EventKind {
+    /// The run started.
+    Started,
+    /// The scenario called the host; arguments and result as JSON.
+    Call {
+        /// `interface.function`, e.g. `faults.delay`.
+        call: String,
+        /// Arguments.
+        args: serde_json::Value,
+        /// Result (`{"ok": …}` or `{"err": …}`).
+        result: serde_json::Value,
+    },
+    /// A fault took effect (or, in a dry run, would have).
+    FaultApplied {
+        /// Fault id within the run.
+        fault: u32,
+        /// Fault kind, e.g. `delay`.
+        kind: String,
+        /// Target name.
+        target: String,
+        /// Human summary, e.g. `300ms ± 20ms downstream`.
+        detail: String,
+        /// Automatic revert after this many ms.
+        duration_ms: Option<u64>,
+        /// True in a dry run: recorded, not applied.
+        planned: bool,
+    },
+    /// A fault was undone.
+    FaultReverted {
+        /// Fault id.
+        fault: u32,
+        /// Why: `scenario`, `duration`, `run-end`, `halt`, `recovery`.
+        reason: String,
+        /// Error, if the undo failed.
+        error: Option<String>,
+    },
+    /// A log line from the scenario.
+    Log {
+        /// Level.
+        level: String,
+        /// Message.
+        message: String,
+    },
+    /// A named mark from the scenario (`host.event`).
+    Mark {
+        /// Name.
+        name: String,
+        /// Detail.
+        detail: String,
+    },
+    /// The guest wrote to stdout or stderr.
+    Output {
+        /// `stdout` or `stderr`.
+        stream: String,
+        /// Text (lossy UTF-8).
+        text: String,
+    },
+    /// A steady-state check ran.
+    Check {
+        /// Check name.
+        name: String,
+        /// Phase.
+        phase: Phase,
+        /// Whether it held.
+        ok: bool,
+        /// What was seen.
+        detail: String,
+    },
+    /// The run ended.
+    Ended {
+        /// Final status.
+        status: RunStatus,
+        /// Cause, if any.
+        error: Option<String>,
+    },
+}

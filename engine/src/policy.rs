@@ -1,0 +1,152 @@
+//! Policy: what a run may do. A fault is allowed only when the scenario
+//! declared it in `describe()` *and* the drill file grants that kind on that
+//! target; limits on duration and concurrency apply whatever is granted.
+//! The principal types are [`Policy`] and [`FaultKind`].
+
+use crate::drill::TargetDecl;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// A kind of fault, as declared in needs and granted in drill files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// Signal a process.
+    Kill,
+    /// Stop a process until reverted.
+    Pause,
+    /// Add latency on a proxy.
+    Delay,
+    /// Break authentication on an HTTP proxy.
+    FailAuth,
+    /// Answer errors on an HTTP proxy.
+    HttpError,
+}
+
+impl FaultKind {
+    /// Name as written in drill files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Kill => "kill",
+            FaultKind::Pause => "pause",
+            FaultKind::Delay => "delay",
+            FaultKind::FailAuth => "fail-auth",
+            FaultKind::HttpError => "http-error",
+        }
+    }
+
+    /// Applies to process targets.
+    pub fn on_process(self) -> bool {
+        matches!(self, FaultKind::Kill | FaultKind::Pause)
+    }
+
+    /// Applies to proxy targets.
+    pub fn on_proxy(self) -> bool {
+        !self.on_process()
+    }
+
+    /// Needs an HTTP-mode proxy.
+    pub fn needs_http(self) -> bool {
+        matches!(self, FaultKind::FailAuth | FaultKind::HttpError)
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Engine-enforced limits that hold whatever a scenario asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Every fault is reverted after at most this long (default 5m).
+    pub max_fault_duration: Duration,
+    /// At most this many faults in effect at once (default 8).
+    pub max_concurrent_faults: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            max_fault_duration: Duration::from_secs(300),
+            max_concurrent_faults: 8,
+        }
+    }
+}
+
+/// A fault a scenario says it needs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Need {
+    /// Kind.
+    pub kind: FaultKind,
+    /// Target name.
+    pub target: String,
+}
+
+impl fmt::Display for Need {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} on target \"{}\"", self.kind, self.target)
+    }
+}
+
+/// Why a need is not covered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missing {
+    /// The need.
+    pub need: Need,
+    /// What to do about it.
+    pub hint: String,
+}
+
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.need, self.hint)
+    }
+}
+
+/// The needs that `targets` do not grant.
+pub fn missing_grants(needs: &[Need], targets: &BTreeMap<String, TargetDecl>) -> Vec<Missing> {
+    needs
+        .iter()
+        .filter_map(|need| {
+            let hint = match targets.get(&need.target) {
+                None => format!("no target `{}` is declared in the drill file", need.target),
+                Some(decl) if !decl.grants.contains(&need.kind) => format!(
+                    "add \"{}\" to targets.{}.grants",
+                    need.kind, need.target
+                ),
+                Some(_) => return None,
+            };
+            Some(Missing {
+                need: need.clone(),
+                hint,
+            })
+        })
+        .collect()
+}
+
+/// Check one fault call at run time. `declared` are the needs from
+/// `describe()`. Returns the text of the guest's `denied` error.
+pub fn check_call(
+    kind: FaultKind,
+    target: &str,
+    declared: &[Need],
+    targets: &BTreeMap<String, TargetDecl>,
+) -> Result<(), String> {
+    let need = Need {
+        kind,
+        target: target.to_string(),
+    };
+    if let Some(m) = missing_grants(std::slice::from_ref(&need), targets).pop() {
+        return Err(format!("{} is not granted: {}", m.need, m.hint));
+    }
+    if !declared.contains(&need) {
+        return Err(format!(
+            "{need} is not declared in the scenario's describe() needs"
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,247 @@
+use crate::drivers::FaultSpec;
+use crate::drivers::proxy::{self, Effect, RequestMatch};
+use crate::run::FaultRep;
+use crate::runtime::RunState;
+use crate::runtime::bindings::GuestError;
+use crate::runtime::bindings::firedrill::scenario::faults::{AuthMode, Host, HostFault, Signal};
+use crate::runtime::bindings::firedrill::scenario::types::{self, FaultKind, FaultOptions};
+use serde_json::json;
+use std::time::Duration;
+use wasmtime::component::Resource;
+
+/// Longest duration a scenario may ask for; anything above is a mistake.
+const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+impl RunState {
+    fn fault_call(
+        &mut self,
+        call: &str,
+        target: &str,
+        spec: Result<FaultSpec, GuestError>,
+        options: &FaultOptions,
+        args: serde_json::Value,
+    ) -> Result<Resource<FaultRep>, GuestError> {
+        let result = self.make_fault(target, spec, options);
+        self.ctx.call(call, args, &result);
+        let id = result?;
+        let kind = self.ctx_kind(call);
+        self.table
+            .push(FaultRep {
+                id,
+                kind,
+                target: target.to_string(),
+            })
+            .map_err(|e| GuestError::Failed(e.to_string()))
+    }
+
+    fn ctx_kind(&self, call: &str) -> crate::policy::FaultKind {
+        use crate::policy::FaultKind as K;
+        match call {
+            "faults.pause" => K::Pause,
+            "faults.delay" => K::Delay,
+            "faults.fail-auth" => K::FailAuth,
+            _ => K::HttpError,
+        }
+    }
+
+    fn make_fault(&mut self, target: &str, spec: Result<FaultSpec, GuestError>, options: &FaultOptions) -> Result<u32, GuestError> {
+        if self.ctx.is_describing() {
+            return Err(GuestError::Unsupported("faults cannot be made inside describe()".into()));
+        }
+        let spec = spec?;
+        let duration = match options.duration {
+            Some(ns) => Some(duration_arg("duration", ns)?),
+            None => None,
+        };
+        self.ctx.apply_fault(target, spec, duration)
+    }
+}
+
+fn duration_arg(name: &str, ns: u64) -> Result<Duration, GuestError> {
+    let d = Duration::from_nanos(ns);
+    if d > MAX_DURATION {
+        return Err(GuestError::InvalidArgument(format!(
+            "{name} of {} is longer than the 7 day maximum",
+            humantime::format_duration(d)
+        )));
+    }
+    Ok(d)
+}
+
+fn probability(options: &FaultOptions) -> Result<f64, GuestError> {
+    match options.probability {
+        None => Ok(1.0),
+        Some(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        Some(p) => Err(GuestError::InvalidArgument(format!("probability must be within 0.0..=1.0, got {p}"))),
+    }
+}
+
+fn matcher(options: &FaultOptions) -> Result<Option<RequestMatch>, GuestError> {
+    let Some(m) = &options.request_match else { return Ok(None) };
+    let path = match &m.path {
+        Some(p) => Some(
+            glob::Pattern::new(p).map_err(|e| GuestError::InvalidArgument(format!("request-match path glob `{p}`: {e}")))?,
+        ),
+        None => None,
+    };
+    if let Some((name, _)) = &m.header {
+        if hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(GuestError::InvalidArgument(format!("request-match header `{name}` is not a valid header name")));
+        }
+    }
+    Ok(Some(RequestMatch {
+        method: m.method.clone(),
+        path,
+        header: m.header.clone(),
+    }))
+}
+
+fn proxy_spec(effect: Effect, options: &FaultOptions) -> Result<FaultSpec, GuestError> {
+    Ok(FaultSpec::Proxy {
+        effect,
+        probability: probability(options)?,
+        matcher: matcher(options)?,
+    })
+}
+
+fn options_json(o: &FaultOptions) -> serde_json::Value {
+    json!({
+        "duration_ns": o.duration,
+        "probability": o.probability,
+        "request_match": o.request_match.as_ref().map(|m| json!({"method": m.method, "path": m.path, "header": m.header})),
+    })
+}
+
+impl Host for RunState {
+    async fn kill(&mut self, target: String, signal: Signal) -> Result<(), GuestError> {
+        let sig = match signal {
+            Signal::Term => nix::sys::signal::Signal::SIGTERM,
+            Signal::Kill => nix::sys::signal::Signal::SIGKILL,
+            Signal::Int => nix::sys::signal::Signal::SIGINT,
+            Signal::Hup => nix::sys::signal::Signal::SIGHUP,
+            Signal::Quit => nix::sys::signal::Signal::SIGQUIT,
+            Signal::Usr1 => nix::sys::signal::Signal::SIGUSR1,
+            Signal::Usr2 => nix::sys::signal::Signal::SIGUSR2,
+        };
+        let result = if self.ctx.is_describing() {
+            Err(GuestError::Unsupported("faults cannot be made inside describe()".into()))
+        } else {
+            self.ctx.apply_fault(&target, FaultSpec::Kill(sig), None).map(|_| ())
+        };
+        self.ctx.call("faults.kill", json!({"target": target, "signal": sig.as_str()}), &result);
+        result
+    }
+
+    async fn pause(&mut self, target: String, options: FaultOptions) -> Result<Resource<FaultRep>, GuestError> {
+        let args = json!({"target": target, "options": options_json(&options)});
+        self.fault_call("faults.pause", &target, Ok(FaultSpec::Pause), &options, args)
+    }
+
+    async fn delay(
+        &mut self,
+        target: String,
+        latency: u64,
+        jitter: u64,
+        direction: types::Direction,
+        options: FaultOptions,
+    ) -> Result<Resource<FaultRep>, GuestError> {
+        let args = json!({"target": target, "latency_ns": latency, "jitter_ns": jitter, "direction": format!("{direction:?}").to_lowercase(), "options": options_json(&options)});
+        let spec = (|| {
+            let latency = duration_arg("latency", latency)?;
+            let jitter = duration_arg("jitter", jitter)?;
+            let direction = match direction {
+                types::Direction::Upstream => proxy::Direction::Upstream,
+                types::Direction::Downstream => proxy::Direction::Downstream,
+                types::Direction::Both => proxy::Direction::Both,
+            };
+            proxy_spec(Effect::Delay { latency, jitter, direction }, &options)
+        })();
+        self.fault_call("faults.delay", &target, spec, &options, args)
+    }
+
+    async fn fail_auth(
+        &mut self,
+        target: String,
+        mode: AuthMode,
+        status: Option<u16>,
+        options: FaultOptions,
+    ) -> Result<Resource<FaultRep>, GuestError> {
+        let args = json!({"target": target, "mode": format!("{mode:?}").to_lowercase(), "status": status, "options": options_json(&options)});
+        let spec = (|| {
+            let status = status.unwrap_or(401);
+            if status != 401 && status != 403 {
+                return Err(GuestError::InvalidArgument(format!("fail-auth status must be 401 or 403, got {status}")));
+            }
+            let mode = match mode {
+                AuthMode::Reject => proxy::AuthMode::Reject,
+                AuthMode::Strip => proxy::AuthMode::Strip,
+                AuthMode::Corrupt => proxy::AuthMode::Corrupt,
+            };
+            proxy_spec(Effect::FailAuth { mode, status }, &options)
+        })();
+        self.fault_call("faults.fail-auth", &target, spec, &options, args)
+    }
+
+    async fn http_error(
+        &mut self,
+        target: String,
+        status: u16,
+        body: Option<String>,
+        options: FaultOptions,
+    ) -> Result<Resource<FaultRep>, GuestError> {
+        let args = json!({"target": target, "status": status, "body": body, "options": options_json(&options)});
+        let spec = (|| {
+            if !(400..=599).contains(&status) {
+                return Err(GuestError::InvalidArgument(format!("http-error status must be within 400..=599, got {status}")));
+            }
+            if body.as_ref().is_some_and(|b| b.len() > 1 << 20) {
+                return Err(GuestError::InvalidArgument("http-error body is over 1 MiB".into()));
+            }
+            let body = body
+                .clone()
+                .unwrap_or_else(|| format!(r#"{{"error":"injected by firedrill","status":{status}}}"#));
+            proxy_spec(Effect::HttpError { status, body }, &options)
+        })();
+        self.fault_call("faults.http-error", &target, spec, &options, args)
+    }
+}
+
+impl HostFault for RunState {
+    async fn id(&mut self, fault: Resource<FaultRep>) -> u64 {
+        self.table.get(&fault).map(|f| u64::from(f.id)).unwrap_or(u64::MAX)
+    }
+
+    async fn kind(&mut self, fault: Resource<FaultRep>) -> FaultKind {
+        match self.table.get(&fault).map(|f| f.kind) {
+            Ok(crate::policy::FaultKind::Pause) => FaultKind::Pause,
+            Ok(crate::policy::FaultKind::Delay) => FaultKind::Delay,
+            Ok(crate::policy::FaultKind::FailAuth) => FaultKind::FailAuth,
+            Ok(crate::policy::FaultKind::HttpError) => FaultKind::HttpError,
+            _ => FaultKind::Kill,
+        }
+    }
+
+    async fn target(&mut self, fault: Resource<FaultRep>) -> String {
+        self.table.get(&fault).map(|f| f.target.clone()).unwrap_or_default()
+    }
+
+    async fn active(&mut self, fault: Resource<FaultRep>) -> bool {
+        match self.table.get(&fault) {
+            Ok(f) => self.ctx.fault_active(f.id),
+            Err(_) => false,
+        }
+    }
+
+    async fn revert(&mut self, fault: Resource<FaultRep>) -> Result<(), GuestError> {
+        let id = self.table.get(&fault).map(|f| f.id).map_err(|e| GuestError::Failed(e.to_string()))?;
+        let result = self.ctx.revert_fault(id, "scenario").map_err(GuestError::Failed);
+        self.ctx.call("fault.revert", json!({"fault": id}), &result);
+        result
+    }
+
+    async fn drop(&mut self, fault: Resource<FaultRep>) -> wasmtime::Result<()> {
+        // Dropping the handle leaves the fault in place; the run reverts it.
+        self.table.delete(fault)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,8 @@
+//! Host implementations of the WIT interfaces, one file per interface. Each
+//! is thin: check policy, record the event, call a driver or probe.
+
+mod faults;
+mod host;
+mod probes;
+
+impl super::bindings::firedrill::scenario::types::Host for super::RunState {}

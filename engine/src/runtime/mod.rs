@@ -1,0 +1,373 @@
+//! The component host: compiles scenario components (with a compiled-code
+//! cache on disk), links the host implementations of `wit/` (one file per
+//! interface under `host/`) and deny-all WASI, and builds one `Store` per
+//! run with memory, instance and table limits and an epoch deadline.
+
+pub(crate) mod bindings;
+mod host;
+
+use crate::drill::Limits;
+use crate::run::RunCtx;
+use crate::store::Store as DataStore;
+use bindings::ScenarioPre;
+use sha2::{Digest, Sha256};
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// How often the epoch advances: the granularity of deadlines and yields.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Why a component could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Not a component (or not valid Wasm).
+    #[error(
+        "{source_name} is not a valid WebAssembly component: {cause}. Build scenarios with `cargo build --release --target wasm32-wasip2`"
+    )]
+    Invalid {
+        /// Where it came from.
+        source_name: String,
+        /// wasmtime's message.
+        cause: String,
+    },
+    /// A core module was given where a component is needed.
+    #[error(
+        "{0} is a core WebAssembly module, not a component: build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)"
+    )]
+    CoreModule(String),
+    /// It is a component, but not of the `firedrill:scenario` world.
+    #[error("{source_name} is not a firedrill scenario: {cause}")]
+    WrongWorld {
+        /// Where it came from.
+        source_name: String,
+        /// What does not fit.
+        cause: String,
+    },
+}
+
+/// A compiled, linked scenario ready to instantiate.
+#[derive(Clone)]
+pub struct Scenario {
+    pub(crate) pre: ScenarioPre<RunState>,
+    sha256: String,
+    source: String,
+}
+
+impl std::fmt::Debug for Scenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scenario")
+            .field("sha256", &self.sha256)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl Scenario {
+    /// sha256 of the component bytes, hex.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// Where it came from.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+}
+
+/// The wasmtime side of an engine.
+pub(crate) struct Runtime {
+    engine: Engine,
+    linker: Linker<RunState>,
+    cache_dir: Option<PathBuf>,
+    cache_index: DataStore,
+    pres: std::sync::Mutex<std::collections::HashMap<String, Scenario>>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    pub(crate) fn new(cache_dir: Option<PathBuf>, cache_index: DataStore) -> wasmtime::Result<Runtime> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.wasm_component_model(true);
+        // Guests recurse on a bounded stack; exhaustion traps cleanly.
+        config.max_wasm_stack(1 << 20);
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        bindings::Scenario::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let weak = engine.weak();
+        let stop = ticker_stop.clone();
+        std::thread::Builder::new()
+            .name("firedrill-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match weak.upgrade() {
+                        Some(e) => e.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .expect("spawn the epoch thread");
+        Ok(Runtime {
+            engine,
+            linker,
+            cache_dir,
+            cache_index,
+            pres: Default::default(),
+            ticker_stop,
+        })
+    }
+
+    /// Compile (or fetch from cache) and link a component.
+    pub(crate) fn load(&self, bytes: &[u8], source: &str) -> Result<Scenario, LoadError> {
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        if let Some(s) = self.pres.lock().unwrap().get(&sha256) {
+            return Ok(s.clone());
+        }
+        if bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0] {
+            return Err(LoadError::CoreModule(source.to_string()));
+        }
+        let component = match self.cached(&sha256) {
+            Some(c) => c,
+            None => {
+                let c = Component::from_binary(&self.engine, bytes).map_err(|e| LoadError::Invalid {
+                    source_name: source.to_string(),
+                    cause: format!("{e:#}"),
+                })?;
+                self.store_cache(&sha256, &c);
+                c
+            }
+        };
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| LoadError::WrongWorld {
+            source_name: source.to_string(),
+            cause: format!("{e:#}"),
+        })?;
+        let pre = ScenarioPre::new(instance_pre).map_err(|e| LoadError::WrongWorld {
+            source_name: source.to_string(),
+            cause: format!("{e:#}"),
+        })?;
+        let scenario = Scenario {
+            pre,
+            sha256: sha256.clone(),
+            source: source.to_string(),
+        };
+        self.pres.lock().unwrap().insert(sha256, scenario.clone());
+        Ok(scenario)
+    }
+
+    fn cache_path(&self, sha256: &str) -> Option<PathBuf> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        env!("CARGO_PKG_VERSION").hash(&mut h);
+        Some(self.cache_dir.as_ref()?.join(format!("{sha256}-{:016x}.cwasm", h.finish())))
+    }
+
+    /// A component from the cache, only if the file is byte for byte the
+    /// one this engine wrote (its digest is in the store).
+    fn cached(&self, sha256: &str) -> Option<Component> {
+        let path = self.cache_path(sha256)?;
+        let expected = self.cache_index.compiled.get(path.file_name()?.as_encoded_bytes()).ok()??;
+        let bytes = std::fs::read(&path).ok()?;
+        if Sha256::digest(&bytes).as_slice() != expected.as_ref() {
+            return None;
+        }
+        // SAFETY: deserializing runs native code from the file; the digest
+        // check above proves the file holds exactly what this engine's own
+        // `serialize` produced.
+        #[allow(unsafe_code)]
+        unsafe {
+            Component::deserialize(&self.engine, &bytes).ok()
+        }
+    }
+
+    fn store_cache(&self, sha256: &str, component: &Component) {
+        let Some(path) = self.cache_path(sha256) else { return };
+        let Ok(bytes) = component.serialize() else { return };
+        let Some(dir) = path.parent() else { return };
+        if std::fs::create_dir_all(dir).is_err() {
+            return;
+        }
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        if std::fs::write(&tmp, &bytes).is_ok() && std::fs::rename(&tmp, &path).is_ok() {
+            if let Some(name) = path.file_name() {
+                let _ = self
+                    .cache_index
+                    .compiled
+                    .insert(name.as_encoded_bytes(), Sha256::digest(&bytes).as_slice());
+            }
+        }
+    }
+
+    /// A store for one run (or one `describe`), with limits and deny-all WASI.
+    pub(crate) fn store(&self, ctx: Arc<RunCtx>, limits: &Limits) -> (Store<RunState>, GuestOutput) {
+        let output = GuestOutput {
+            stdout: MemoryOutputPipe::new(limits.output_bytes),
+            stderr: MemoryOutputPipe::new(limits.output_bytes),
+        };
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(output.stdout.clone())
+            .stderr(output.stderr.clone())
+            .wall_clock(EpochClock)
+            .monotonic_clock(RunClock { ctx: ctx.clone() })
+            .secure_random(ctx.wasi_rng())
+            .insecure_random(ctx.wasi_rng())
+            .insecure_random_seed(ctx.seed as u128)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        let state = RunState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limiter: RunLimiter {
+                memory: (limits.memory_mib as usize) << 20,
+                instances: limits.instances,
+                tables: limits.tables,
+                table_elements: limits.table_elements,
+                exceeded: None,
+            },
+            ctx: ctx.clone(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |store| {
+            if store.data().ctx.must_interrupt() {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        (store, output)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The policy's fault kind for a WIT fault kind.
+pub(crate) fn fault_kind(k: bindings::firedrill::scenario::types::FaultKind) -> crate::policy::FaultKind {
+    use crate::policy::FaultKind as P;
+    use bindings::firedrill::scenario::types::FaultKind as W;
+    match k {
+        W::Kill => P::Kill,
+        W::Pause => P::Pause,
+        W::Delay => P::Delay,
+        W::FailAuth => P::FailAuth,
+        W::HttpError => P::HttpError,
+    }
+}
+
+/// What the guest wrote to stdout and stderr.
+#[derive(Clone)]
+pub(crate) struct GuestOutput {
+    pub(crate) stdout: MemoryOutputPipe,
+    pub(crate) stderr: MemoryOutputPipe,
+}
+
+/// Store data of a run.
+pub struct RunState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: RunLimiter,
+    pub(crate) ctx: Arc<RunCtx>,
+}
+
+impl RunState {
+    /// Set when the guest hit the memory limit: the cause of its trap.
+    pub(crate) fn limit_exceeded(&self) -> Option<String> {
+        self.limiter.exceeded.clone()
+    }
+}
+
+impl WasiView for RunState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+struct RunLimiter {
+    memory: usize,
+    instances: usize,
+    tables: usize,
+    table_elements: usize,
+    exceeded: Option<String>,
+}
+
+impl ResourceLimiter for RunLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory {
+            let msg = format!(
+                "memory limit of {} MiB exceeded (the scenario asked for {} MiB); raise [limits] memory_mib if it really needs more",
+                self.memory >> 20,
+                desired.div_ceil(1 << 20)
+            );
+            self.exceeded = Some(msg.clone());
+            return Err(wasmtime::Error::msg(msg));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.table_elements {
+            let msg = format!("table limit of {} elements exceeded", self.table_elements);
+            self.exceeded = Some(msg.clone());
+            return Err(wasmtime::Error::msg(msg));
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        self.instances
+    }
+
+    fn tables(&self) -> usize {
+        self.tables
+    }
+
+    fn memories(&self) -> usize {
+        self.instances
+    }
+}
+
+/// The guest's wall clock reads the Unix epoch: scenarios get time only
+/// through `host.now`, relative to the run, so runs replay the same.
+struct EpochClock;
+
+impl wasmtime_wasi::HostWallClock for EpochClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+/// The guest's monotonic clock: time since the run started.
+struct RunClock {
+    ctx: Arc<RunCtx>,
+}
+
+impl wasmtime_wasi::HostMonotonicClock for RunClock {
+    fn resolution(&self) -> u64 {
+        1_000
+    }
+    fn now(&self) -> u64 {
+        self.ctx.elapsed().as_nanos() as u64
+    }
+}

@@ -1,0 +1,151 @@
+//! The on-disk layout of a data dir: one sled database whose trees are named
+//! here, a schema version key, and the upgrade path.
+//!
+//! ```text
+//! <data-dir>/
+//!   db/            sled: the trees below
+//!   cache/         compiled components (<sha256>-<engine hash>.cwasm)
+//!   control.sock   the running engine's control socket
+//! ```
+//!
+//! Keys start with the run id in big-endian, so a prefix scan yields one
+//! run's records in order and a full scan yields runs by start time.
+
+use std::path::Path;
+
+/// `meta`: schema version and other engine-wide keys.
+pub const TREE_META: &str = "meta";
+/// `runs`: run id → [`crate::history::Run`] (JSON).
+pub const TREE_RUNS: &str = "runs";
+/// `events`: run id ++ seq (u32 BE) → [`crate::history::Event`] (JSON).
+pub const TREE_EVENTS: &str = "events";
+/// `ledger`: run id ++ fault id (u32 BE) → [`crate::ledger::LedgerEntry`] (JSON).
+pub const TREE_LEDGER: &str = "ledger";
+/// `compiled`: component sha256 → sha256 of the `.cwasm` the engine wrote.
+pub const TREE_COMPILED: &str = "compiled";
+
+/// Key in `meta` holding the schema version as u32 BE.
+pub const KEY_SCHEMA_VERSION: &[u8] = b"schema-version";
+/// The schema this build writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Errors opening or using the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled failed; the message carries sled's cause.
+    #[error("history database: {0}")]
+    Sled(#[from] sled::Error),
+    /// Another process holds the data dir.
+    #[error(
+        "the data dir {0} is in use by another firedrill process (sled allows one at a time)"
+    )]
+    Locked(String),
+    /// The data was written by a newer firedrill.
+    #[error(
+        "history schema version {found} is newer than this firedrill supports ({SCHEMA_VERSION}); upgrade firedrill"
+    )]
+    TooNew {
+        /// Version found on disk.
+        found: u32,
+    },
+    /// A stored record does not parse.
+    #[error("corrupt record in tree `{tree}`: {error}")]
+    Corrupt {
+        /// Tree name.
+        tree: &'static str,
+        /// serde's message.
+        error: String,
+    },
+}
+
+/// The opened database and its trees.
+#[derive(Debug, Clone)]
+pub struct Store {
+    /// The sled database.
+    pub db: sled::Db,
+    /// See [`TREE_RUNS`].
+    pub runs: sled::Tree,
+    /// See [`TREE_EVENTS`].
+    pub events: sled::Tree,
+    /// See [`TREE_LEDGER`].
+    pub ledger: sled::Tree,
+    /// See [`TREE_COMPILED`].
+    pub compiled: sled::Tree,
+}
+
+impl Store {
+    /// Open (or create) the database under `dir/db`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(ref io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("lock") =>
+                {
+                    StoreError::Locked(dir.display().to_string())
+                }
+                e => StoreError::Sled(e),
+            })?;
+        Self::from_db(db)
+    }
+
+    /// A throwaway in-memory store (for `inspect` and tests).
+    pub fn temporary() -> Result<Store, StoreError> {
+        Self::from_db(sled::Config::new().temporary(true).open()?)
+    }
+
+    fn from_db(db: sled::Db) -> Result<Store, StoreError> {
+        let meta = db.open_tree(TREE_META)?;
+        match meta.get(KEY_SCHEMA_VERSION)? {
+            None => {
+                meta.insert(KEY_SCHEMA_VERSION, &SCHEMA_VERSION.to_be_bytes())?;
+            }
+            Some(v) => {
+                let found = u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0xff; 4]));
+                upgrade(found)?;
+            }
+        }
+        Ok(Store {
+            runs: db.open_tree(TREE_RUNS)?,
+            events: db.open_tree(TREE_EVENTS)?,
+            ledger: db.open_tree(TREE_LEDGER)?,
+            compiled: db.open_tree(TREE_COMPILED)?,
+            db,
+        })
+    }
+}
+
+/// Bring a store written with schema `found` up to [`SCHEMA_VERSION`].
+/// Version 1 is the first; later versions add their steps here.
+fn upgrade(found: u32) -> Result<(), StoreError> {
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::TooNew { found });
+    }
+    Ok(())
+}
+
+/// `prefix ++ n` as a key.
+pub fn key(prefix: [u8; 8], n: u32) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..8].copy_from_slice(&prefix);
+    k[8..].copy_from_slice(&n.to_be_bytes());
+    k
+}
+
+/// Decode a JSON record from `tree`.
+pub fn decode<T: serde::de::DeserializeOwned>(
+    tree: &'static str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        tree,
+        error: e.to_string(),
+    })
+}
+
+/// Encode a record as JSON.
+pub fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("records serialize")
+}

@@ -1,0 +1,96 @@
+//! Targets: the principal type is [`TargetSet`], the running processes and
+//! proxies a drill declares, started before a run and stopped after it (or
+//! kept across several runs, as `firedrill demo` does).
+
+pub mod process;
+
+use crate::drill::{TargetDecl, TargetSpec};
+use crate::drivers::proxy::Proxy;
+use process::ProcessTarget;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// One running target.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A process.
+    Process(Arc<ProcessTarget>),
+    /// A proxy.
+    Proxy(Arc<Proxy>),
+}
+
+impl Target {
+    /// Where probes connect.
+    pub fn address(&self) -> Option<String> {
+        match self {
+            Target::Process(p) => p.address().map(str::to_string),
+            Target::Proxy(p) => Some(p.local_addr().to_string()),
+        }
+    }
+}
+
+/// The running targets of a drill, with their grants.
+#[derive(Debug, Default)]
+pub struct TargetSet {
+    targets: BTreeMap<String, Target>,
+    decls: BTreeMap<String, TargetDecl>,
+}
+
+impl TargetSet {
+    /// Start every declared target; on failure, stop those already started.
+    pub async fn start(decls: &BTreeMap<String, TargetDecl>) -> Result<Arc<TargetSet>, String> {
+        let mut set = TargetSet {
+            targets: BTreeMap::new(),
+            decls: decls.clone(),
+        };
+        // Processes first, so proxies in front of them find them up.
+        let ordered = decls
+            .iter()
+            .filter(|(_, d)| matches!(d.spec, TargetSpec::Process(_)))
+            .chain(decls.iter().filter(|(_, d)| matches!(d.spec, TargetSpec::Proxy(_))));
+        for (name, decl) in ordered {
+            let started = match &decl.spec {
+                TargetSpec::Process(spec) => ProcessTarget::start(name, spec).await.map(Target::Process),
+                TargetSpec::Proxy(config) => Proxy::start(config.clone())
+                    .await
+                    .map(Target::Proxy)
+                    .map_err(|e| e.to_string()),
+            };
+            match started {
+                Ok(t) => {
+                    set.targets.insert(name.clone(), t);
+                }
+                Err(e) => {
+                    set.shutdown().await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Arc::new(set))
+    }
+
+    /// A target by name.
+    pub fn get(&self, name: &str) -> Option<&Target> {
+        self.targets.get(name)
+    }
+
+    /// The declarations (specs and grants).
+    pub fn decls(&self) -> &BTreeMap<String, TargetDecl> {
+        &self.decls
+    }
+
+    /// Names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.targets.keys().map(String::as_str)
+    }
+
+    /// Stop every target: proxies close, spawned processes terminate.
+    pub async fn shutdown(&self) {
+        for t in self.targets.values() {
+            match t {
+                Target::Proxy(p) => p.shutdown(),
+                Target::Process(p) => p.stop().await,
+            }
+        }
+    }
+}

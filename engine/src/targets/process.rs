@@ -1,0 +1,264 @@
+//! Process targets: spawned and supervised by the engine (restart policy
+//! with exponential backoff, readiness check), or attached through a pid
+//! file. Spawned children die with the engine (`PR_SET_PDEATHSIG`), so a
+//! crashed engine leaves no supervised process behind.
+
+use crate::drill::{ProcessSpec, Readiness, RestartPolicy};
+use crate::drivers::process::ProcessId;
+use crate::probe;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+
+const BACKOFF_START: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// A child that ran this long resets the backoff.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
+
+/// A process target.
+#[derive(Debug)]
+pub struct ProcessTarget {
+    name: String,
+    source: Source,
+    address: Option<String>,
+    current: Mutex<Option<ProcessId>>,
+    restarts: AtomicU32,
+    last_error: Mutex<Option<String>>,
+    shutdown: CancellationToken,
+}
+
+#[derive(Debug)]
+enum Source {
+    Spawned(ProcessSpec),
+    PidFile(PathBuf),
+}
+
+impl ProcessTarget {
+    /// Start (or attach to) the process and wait until it is ready.
+    pub(crate) async fn start(
+        name: &str,
+        spec: &ProcessSpec,
+    ) -> Result<std::sync::Arc<ProcessTarget>, String> {
+        let source = match (&spec.command, &spec.pid_file) {
+            (_, Some(p)) => Source::PidFile(p.clone()),
+            (Some(_), None) => Source::Spawned(spec.clone()),
+            (None, None) => unreachable!("drill validation requires command or pid_file"),
+        };
+        let target = std::sync::Arc::new(ProcessTarget {
+            name: name.to_string(),
+            source,
+            address: spec.address.clone(),
+            current: Mutex::new(None),
+            restarts: AtomicU32::new(0),
+            last_error: Mutex::new(None),
+            shutdown: CancellationToken::new(),
+        });
+        match &target.source {
+            Source::PidFile(_) => {
+                target.pid().map_err(|e| format!("target `{name}`: {e}"))?;
+            }
+            Source::Spawned(spec) => {
+                let first = spawn(spec).map_err(|e| format!("target `{name}`: {e}"))?;
+                tokio::spawn(supervise(target.clone(), spec.clone(), first));
+            }
+        }
+        target.wait_ready(spec).await?;
+        Ok(target)
+    }
+
+    /// Target name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where probes connect, if declared.
+    pub fn address(&self) -> Option<&str> {
+        self.address.as_deref()
+    }
+
+    /// How many times the supervisor restarted it.
+    pub fn restarts(&self) -> u32 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// The current process, if one is running.
+    pub fn pid(&self) -> Result<ProcessId, String> {
+        match &self.source {
+            Source::PidFile(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read pid file {}: {e}", path.display()))?;
+                let pid: u32 = text.trim().parse().map_err(|_| {
+                    format!("pid file {} does not hold a pid: {:?}", path.display(), text.trim())
+                })?;
+                ProcessId::of(pid).map_err(|e| e.to_string())
+            }
+            Source::Spawned(_) => {
+                let current = *self.current.lock().unwrap();
+                match current {
+                    Some(p) if p.is_alive() => Ok(p),
+                    _ => Err(match self.last_error.lock().unwrap().clone() {
+                        Some(e) => format!("process of target `{}` is not running ({e})", self.name),
+                        None => format!("process of target `{}` is not running", self.name),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Whether the process is running.
+    pub fn alive(&self) -> bool {
+        self.pid().is_ok()
+    }
+
+    async fn wait_ready(&self, spec: &ProcessSpec) -> Result<(), String> {
+        let Some(ready) = &spec.ready else { return Ok(()) };
+        let addr = self.address.clone().unwrap_or_default();
+        let deadline = Instant::now() + spec.ready_timeout;
+        loop {
+            let result = match ready {
+                Readiness::Http { http } => probe::http(&addr, &probe::HttpProbe::get(http))
+                    .await
+                    .and_then(|a| {
+                        if (200..400).contains(&a.status) {
+                            Ok(())
+                        } else {
+                            Err(format!("GET {http} answered {}", a.status))
+                        }
+                    }),
+                Readiness::Tcp { .. } => probe::tcp(&addr, Duration::from_secs(1)).await.map(|_| ()),
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(format!(
+                        "target `{}` did not become ready within {}: {e}",
+                        self.name,
+                        humantime::format_duration(spec.ready_timeout)
+                    ));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
+            }
+        }
+    }
+
+    /// Stop supervising and terminate a spawned process (SIGTERM, then
+    /// SIGKILL after 2 s). An attached process is left alone.
+    pub async fn stop(&self) {
+        self.shutdown.cancel();
+        if let Source::Spawned(_) = self.source {
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while self.current.lock().unwrap().is_some() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+fn spawn(spec: &ProcessSpec) -> Result<tokio::process::Child, String> {
+    let command = spec.command.as_deref().unwrap_or_default();
+    let mut cmd = Command::new(command);
+    cmd.args(&spec.args)
+        .envs(&spec.env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    if let Some(dir) = &spec.cwd {
+        cmd.current_dir(dir);
+    }
+    die_with_parent(&mut cmd);
+    cmd.spawn().map_err(|e| format!("cannot start `{command}`: {e}"))
+}
+
+#[allow(unsafe_code)]
+fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // makes one async-signal-safe system call.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
+        });
+    }
+}
+
+async fn supervise(
+    target: std::sync::Arc<ProcessTarget>,
+    spec: ProcessSpec,
+    first: tokio::process::Child,
+) {
+    let mut backoff = BACKOFF_START;
+    let mut child = Some(first);
+    loop {
+        let mut running = match child.take() {
+            Some(c) => c,
+            None => match spawn(&spec) {
+                Ok(c) => c,
+                Err(e) => {
+                    *target.last_error.lock().unwrap() = Some(e);
+                    if spec.restart == RestartPolicy::Never || !pause(&target, &mut backoff).await {
+                        return;
+                    }
+                    continue;
+                }
+            },
+        };
+        let started = Instant::now();
+        let id = running.id().and_then(|pid| ProcessId::of(pid).ok());
+        *target.current.lock().unwrap() = id;
+        let status = tokio::select! {
+            s = running.wait() => s.ok(),
+            _ = target.shutdown.cancelled() => {
+                terminate(&mut running, id).await;
+                *target.current.lock().unwrap() = None;
+                return;
+            }
+        };
+        *target.current.lock().unwrap() = None;
+        let success = status.is_some_and(|s| s.success());
+        *target.last_error.lock().unwrap() = Some(match status {
+            Some(s) => format!("exited: {s}"),
+            None => "exited".into(),
+        });
+        let restart = match spec.restart {
+            RestartPolicy::Never => false,
+            RestartPolicy::OnFailure => !success,
+            RestartPolicy::Always => true,
+        };
+        if !restart {
+            return;
+        }
+        if started.elapsed() >= STABLE_AFTER {
+            backoff = BACKOFF_START;
+        }
+        if !pause(&target, &mut backoff).await {
+            return;
+        }
+        target.restarts.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Sleep the backoff (doubling it); false if the target is shutting down.
+async fn pause(target: &ProcessTarget, backoff: &mut Duration) -> bool {
+    let wait = *backoff;
+    *backoff = (*backoff * 2).min(BACKOFF_MAX);
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => true,
+        _ = target.shutdown.cancelled() => false,
+    }
+}
+
+async fn terminate(child: &mut tokio::process::Child, id: Option<ProcessId>) {
+    if let Some(id) = id {
+        // A paused process cannot handle SIGTERM until continued.
+        let _ = id.signal(nix::sys::signal::Signal::SIGTERM);
+        let _ = id.resume();
+    }
+    if tokio::time::timeout(Duration::from_secs(2), child.wait()).await.is_err() {
+        let _ = child.kill().await;
+    }
+}
