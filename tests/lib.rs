@@ -1,1 +1,107 @@
+//! Test support for firedrill's integration tests (`tests/all`): the guest
+//! components of `tests/guests`, built by `build.rs` into constants, and a
+//! real HTTP upstream that records what reaches it.
 
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+macro_rules! guests {
+    ($($name:ident = $file:literal),* $(,)?) => {
+        $(
+            #[doc = concat!("The `", $file, "` guest component.")]
+            pub const $name: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/", $file, ".wasm"));
+        )*
+    };
+}
+
+guests! {
+    SPIN = "spin",
+    MEMORY_BOMB = "memory_bomb",
+    PANIC = "panic",
+    OTHER_WORLD = "other_world",
+    PAUSER = "pauser",
+    OVERREACH = "overreach",
+    SEEDED = "seeded",
+    SLEEPER = "sleeper",
+}
+
+/// A request as the upstream saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// Path.
+    pub path: String,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
+    /// The `Cookie` header, if any.
+    pub cookie: Option<String>,
+}
+
+/// A real HTTP upstream on loopback: `/health` answers 200, `/api/orders`
+/// answers 200 only with `Authorization: Bearer <token>`, else 401. Every
+/// request is recorded.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Upstream {
+    /// Start it on a free port.
+    pub async fn start(token: &str) -> Upstream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let expected = format!("Bearer {token}");
+        let log = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let log = log.clone();
+                let expected = expected.clone();
+                tokio::spawn(async move {
+                    let svc =
+                        hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                            let header = |n: &str| {
+                                req.headers()
+                                    .get(n)
+                                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                            };
+                            let s = Seen {
+                                path: req.uri().path().to_string(),
+                                authorization: header("authorization"),
+                                cookie: header("cookie"),
+                            };
+                            let ok = s.path != "/api/orders"
+                                || s.authorization.as_deref() == Some(expected.as_str());
+                            log.lock().unwrap().push(s);
+                            let mut r = Response::new(Full::new(Bytes::from_static(if ok {
+                                b"{}"
+                            } else {
+                                b"{\"error\":\"unauthorized\"}"
+                            })));
+                            if !ok {
+                                *r.status_mut() = hyper::StatusCode::UNAUTHORIZED;
+                            }
+                            async move { Ok::<_, std::convert::Infallible>(r) }
+                        });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Upstream { addr, seen }
+    }
+
+    /// Requests seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}

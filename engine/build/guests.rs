@@ -35,9 +35,16 @@ pub(crate) fn build(workspace: &Path, names: &[&str], watch: &[PathBuf]) {
         .env_remove("RUSTC_WRAPPER")
         .status()
         .expect("run cargo to build the guest components");
-    assert!(status.success(), "building the guest components in {} failed", workspace.display());
+    assert!(
+        status.success(),
+        "building the guest components in {} failed",
+        workspace.display()
+    );
     for name in names {
-        let built = target_dir.join(TARGET).join("release").join(format!("{name}.wasm"));
+        let built = target_dir
+            .join(TARGET)
+            .join("release")
+            .join(format!("{name}.wasm"));
         std::fs::copy(&built, out_dir.join(format!("{name}.wasm")))
             .unwrap_or_else(|e| panic!("copy {}: {e}", built.display()));
     }
@@ -45,7 +52,11 @@ pub(crate) fn build(workspace: &Path, names: &[&str], watch: &[PathBuf]) {
 
 /// OUT_DIR is `<target>/<profile>/build/<pkg>-<hash>/out`.
 fn outer_target_dir(out_dir: &Path) -> PathBuf {
-    out_dir.ancestors().nth(4).map(Path::to_path_buf).unwrap_or_else(|| out_dir.join("t"))
+    out_dir
+        .ancestors()
+        .nth(4)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| out_dir.join("t"))
 }
 
 /// rust-toolchain.toml lists the target, but machines with
@@ -57,9 +68,13 @@ fn ensure_target() {
         .output()
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    let installed = sysroot
-        .as_ref()
-        .is_some_and(|s| Path::new(s).join("lib/rustlib").join(TARGET).join("lib").exists());
+    let installed = sysroot.as_ref().is_some_and(|s| {
+        Path::new(s)
+            .join("lib/rustlib")
+            .join(TARGET)
+            .join("lib")
+            .exists()
+    });
     if installed {
         return;
     }

@@ -4,9 +4,18 @@
 
 /// Name and component bytes of each bundled scenario.
 pub const ALL: &[(&str, &[u8])] = &[
-    ("kill-and-recover", include_bytes!(concat!(env!("OUT_DIR"), "/kill_and_recover.wasm"))),
-    ("latency-ramp", include_bytes!(concat!(env!("OUT_DIR"), "/latency_ramp.wasm"))),
-    ("auth-outage", include_bytes!(concat!(env!("OUT_DIR"), "/auth_outage.wasm"))),
+    (
+        "kill-and-recover",
+        include_bytes!(concat!(env!("OUT_DIR"), "/kill_and_recover.wasm")),
+    ),
+    (
+        "latency-ramp",
+        include_bytes!(concat!(env!("OUT_DIR"), "/latency_ramp.wasm")),
+    ),
+    (
+        "auth-outage",
+        include_bytes!(concat!(env!("OUT_DIR"), "/auth_outage.wasm")),
+    ),
 ];
 
 /// A bundled scenario's bytes by name.

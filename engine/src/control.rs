@@ -105,13 +105,17 @@ pub fn answer(engine: &Engine, request: Request) -> Response {
                 Err(e) => Err(e),
             }
         }
-        Request::Halt => Ok(Response::Halted { runs: engine.halt() }),
+        Request::Halt => Ok(Response::Halted {
+            runs: engine.halt(),
+        }),
         Request::Resume => {
             engine.resume();
             Ok(Response::Ok)
         }
     };
-    result.unwrap_or_else(|e| Response::Error { message: e.to_string() })
+    result.unwrap_or_else(|e| Response::Error {
+        message: e.to_string(),
+    })
 }
 
 /// Serve the socket in `dir` for as long as the process lives. The caller

@@ -346,7 +346,10 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn line(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())].matches('\n').count() + 1
+        self.text[..offset.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1
     }
 
     fn err(&self, span: std::ops::Range<usize>, field: String, message: String) -> DrillError {
@@ -452,7 +455,11 @@ fn target(
                 (raw.upstream.is_some(), "upstream"),
             ] {
                 if set {
-                    return Err(cx.err(span, field(key), "only proxy targets have this key".into()));
+                    return Err(cx.err(
+                        span,
+                        field(key),
+                        "only proxy targets have this key".into(),
+                    ));
                 }
             }
             if raw.command.is_none() && raw.pid_file.is_none() {
@@ -480,8 +487,14 @@ fn target(
             }
             let ready = match raw.ready {
                 None => None,
-                Some(RawReady { http: Some(p), tcp: None }) => Some(Readiness::Http { http: p }),
-                Some(RawReady { http: None, tcp: Some(true) }) => Some(Readiness::Tcp { tcp: true }),
+                Some(RawReady {
+                    http: Some(p),
+                    tcp: None,
+                }) => Some(Readiness::Http { http: p }),
+                Some(RawReady {
+                    http: None,
+                    tcp: Some(true),
+                }) => Some(Readiness::Tcp { tcp: true }),
                 Some(_) => {
                     return Err(cx.err(
                         span,
@@ -494,7 +507,8 @@ fn target(
                 return Err(cx.err(
                     span,
                     field("address"),
-                    "a readiness check needs the `address` (host:port) the process serves on".into(),
+                    "a readiness check needs the `address` (host:port) the process serves on"
+                        .into(),
                 ));
             }
             if let Some(a) = &raw.address {
@@ -517,14 +531,23 @@ fn target(
                 return Err(cx.err(
                     span,
                     format!("targets.{name}"),
-                    "a proxy target has `listen` and `upstream`, not `command` or `pid_file`".into(),
+                    "a proxy target has `listen` and `upstream`, not `command` or `pid_file`"
+                        .into(),
                 ));
             }
             let listen = raw.listen.ok_or_else(|| {
-                cx.err(span.clone(), field("listen"), "missing: the address clients connect to, e.g. \"127.0.0.1:18080\"".into())
+                cx.err(
+                    span.clone(),
+                    field("listen"),
+                    "missing: the address clients connect to, e.g. \"127.0.0.1:18080\"".into(),
+                )
             })?;
             let upstream = raw.upstream.ok_or_else(|| {
-                cx.err(span.clone(), field("upstream"), "missing: where traffic goes, e.g. \"127.0.0.1:8080\"".into())
+                cx.err(
+                    span.clone(),
+                    field("upstream"),
+                    "missing: where traffic goes, e.g. \"127.0.0.1:8080\"".into(),
+                )
             })?;
             let listen_addr = check_addr(cx, span.clone(), field("listen"), &listen)?;
             check_addr(cx, span.clone(), field("upstream"), &upstream)?;
@@ -586,7 +609,15 @@ fn check(
         return Err(cx.err(
             span,
             field("target"),
-            format!("no target named `{}` (declared: {})", raw.target, if known.is_empty() { "none".into() } else { known.join(", ") }),
+            format!(
+                "no target named `{}` (declared: {})",
+                raw.target,
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
+            ),
         ));
     };
     let probe = match (raw.http, raw.tcp, raw.process) {
@@ -600,7 +631,8 @@ fn check(
             return Err(cx.err(
                 span,
                 format!("steady_state[{i}]"),
-                "set exactly one probe: `http = \"/path\"`, `tcp = true` or `process = true`".into(),
+                "set exactly one probe: `http = \"/path\"`, `tcp = true` or `process = true`"
+                    .into(),
             ));
         }
     };
@@ -610,7 +642,11 @@ fn check(
         TargetSpec::Proxy(_) => true,
     };
     if probe == CheckProbe::Process && !is_process {
-        return Err(cx.err(span, field("process"), format!("`{}` is a proxy, not a process", raw.target)));
+        return Err(cx.err(
+            span,
+            field("process"),
+            format!("`{}` is a proxy, not a process", raw.target),
+        ));
     }
     if probe != CheckProbe::Process && !has_addr {
         return Err(cx.err(
@@ -690,9 +726,15 @@ phases = ["before"]
             "drill.toml:1: targets.api: a process target needs `command` (to spawn it) or `pid_file` (to attach to it)"
         );
         let e = parse("[targets.db]\nkind = \"proxy\"\nlisten = \"127.0.0.1:1\"\nupstream = \"127.0.0.1:2\"\ngrants = [\"fail-auth\"]\n").unwrap_err();
-        assert_eq!(e, "drill.toml:1: targets.db.grants: `fail-auth` needs an HTTP proxy: add `mode = \"http\"`");
+        assert_eq!(
+            e,
+            "drill.toml:1: targets.db.grants: `fail-auth` needs an HTTP proxy: add `mode = \"http\"`"
+        );
         let e = parse("[limits]\ntimeout = \"soon\"\n").unwrap_err();
-        assert!(e.starts_with("drill.toml:2: `soon` is not a duration"), "{e}");
+        assert!(
+            e.starts_with("drill.toml:2: `soon` is not a duration"),
+            "{e}"
+        );
         let e = parse("[targets.x]\nkind = \"proxy\"\ngrants = [\"dely\"]\n").unwrap_err();
         assert!(e.starts_with("drill.toml:3: unknown variant `dely`"), "{e}");
     }

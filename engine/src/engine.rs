@@ -90,7 +90,8 @@ impl EngineBuilder {
         let ledger = Ledger::new(store.clone());
         let recovery = recover(&history, &ledger)?;
         let cache_dir = self.data_dir.as_ref().map(|d| d.join("cache"));
-        let runtime = Runtime::new(cache_dir, store.clone()).map_err(|e| EngineError::Wasmtime(format!("{e:#}")))?;
+        let runtime = Runtime::new(cache_dir, store.clone())
+            .map_err(|e| EngineError::Wasmtime(format!("{e:#}")))?;
         let inner = Arc::new(Inner {
             runtime: Arc::new(runtime),
             history,
@@ -173,7 +174,12 @@ impl Engine {
         let mut spec = RunSpec::new(scenario.clone());
         spec.params = params.clone();
         spec.seed = Some(0);
-        let (ctx, _rx) = run::new_ctx(RunId(0), &spec, self.inner.history.clone(), self.inner.ledger.clone());
+        let (ctx, _rx) = run::new_ctx(
+            RunId(0),
+            &spec,
+            self.inner.history.clone(),
+            self.inner.ledger.clone(),
+        );
         run::describe(&self.inner.runtime, scenario, ctx, &Limits::default())
             .await
             .map_err(EngineError::Describe)
@@ -185,7 +191,12 @@ impl Engine {
             return Err(EngineError::Halted);
         }
         let id = self.next_id();
-        let (ctx, rx) = run::new_ctx(id, &spec, self.inner.history.clone(), self.inner.ledger.clone());
+        let (ctx, rx) = run::new_ctx(
+            id,
+            &spec,
+            self.inner.history.clone(),
+            self.inner.ledger.clone(),
+        );
         let inner = self.inner.clone();
         let c = ctx.clone();
         let join = tokio::spawn(async move {
@@ -194,7 +205,11 @@ impl Engine {
             run
         });
         let handle = RunHandle::new(ctx, rx, join);
-        self.inner.active.lock().unwrap().insert(id, handle.halter());
+        self.inner
+            .active
+            .lock()
+            .unwrap()
+            .insert(id, handle.halter());
         Ok(handle)
     }
 
@@ -257,11 +272,12 @@ impl Engine {
         let mut last = self.inner.last_id.load(Ordering::SeqCst);
         loop {
             let next = candidate.max(last + 1);
-            match self
-                .inner
-                .last_id
-                .compare_exchange(last, next, Ordering::SeqCst, Ordering::SeqCst)
-            {
+            match self.inner.last_id.compare_exchange(
+                last,
+                next,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
                 Ok(_) => return RunId(next),
                 Err(seen) => last = seen,
             }
@@ -275,7 +291,11 @@ fn recover(history: &HistoryStore, ledger: &Ledger) -> Result<Recovery, StoreErr
     for mut run in history.running()? {
         let reverted = recovery.reverted.iter().filter(|e| e.run == run.id).count();
         let failed: Vec<_> = recovery.failed.iter().filter(|e| e.run == run.id).collect();
-        run.status = if failed.is_empty() { RunStatus::Crashed } else { RunStatus::RevertFailed };
+        run.status = if failed.is_empty() {
+            RunStatus::Crashed
+        } else {
+            RunStatus::RevertFailed
+        };
         run.error = Some(format!(
             "the engine stopped during this run (crash or kill); recovery reverted {reverted} fault(s){}",
             if failed.is_empty() {
@@ -284,13 +304,22 @@ fn recover(history: &HistoryStore, ledger: &Ledger) -> Result<Recovery, StoreErr
                 format!(
                     ", {} could not be reverted: {}",
                     failed.len(),
-                    failed.iter().filter_map(|e| e.error.clone()).collect::<Vec<_>>().join("; ")
+                    failed
+                        .iter()
+                        .filter_map(|e| e.error.clone())
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 )
             }
         ));
         run.ended_at = Some(unix_ms());
         let seq = history.event_count(run.id) as u32;
-        for (i, e) in recovery.reverted.iter().filter(|e| e.run == run.id).enumerate() {
+        for (i, e) in recovery
+            .reverted
+            .iter()
+            .filter(|e| e.run == run.id)
+            .enumerate()
+        {
             history.append_event(
                 run.id,
                 &crate::history::Event {

@@ -208,7 +208,10 @@ mod tests {
     fn recovery_continues_a_paused_process_left_by_a_dead_engine() {
         let store = Store::temporary().unwrap();
         let ledger = Ledger::new(store);
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         let process = ProcessId::of(child.id()).unwrap();
         let entry = LedgerEntry {
             run: RunId(7),

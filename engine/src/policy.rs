@@ -114,10 +114,9 @@ pub fn missing_grants(needs: &[Need], targets: &BTreeMap<String, TargetDecl>) ->
         .filter_map(|need| {
             let hint = match targets.get(&need.target) {
                 None => format!("no target `{}` is declared in the drill file", need.target),
-                Some(decl) if !decl.grants.contains(&need.kind) => format!(
-                    "add \"{}\" to targets.{}.grants",
-                    need.kind, need.target
-                ),
+                Some(decl) if !decl.grants.contains(&need.kind) => {
+                    format!("add \"{}\" to targets.{}.grants", need.kind, need.target)
+                }
                 Some(_) => return None,
             };
             Some(Missing {

@@ -77,7 +77,10 @@ async fn http_inner(addr: &str, probe: &HttpProbe, started: Instant) -> Result<H
         .method(probe.method.as_str())
         .uri(probe.path.as_str())
         .header("host", addr)
-        .header("user-agent", concat!("firedrill/", env!("CARGO_PKG_VERSION")));
+        .header(
+            "user-agent",
+            concat!("firedrill/", env!("CARGO_PKG_VERSION")),
+        );
     for (k, v) in &probe.headers {
         req = req.header(k.as_str(), v.as_str());
     }
@@ -92,7 +95,12 @@ async fn http_inner(addr: &str, probe: &HttpProbe, started: Instant) -> Result<H
     let headers = resp
         .headers()
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let body = match Limited::new(resp.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes().to_vec(),

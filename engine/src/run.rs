@@ -36,6 +36,8 @@ use tokio_util::sync::CancellationToken;
 
 /// How long a guest that ignores `halted` may keep running after a halt.
 const HALT_GRACE: Duration = Duration::from_secs(1);
+/// `describe()` must answer within this.
+const DESCRIBE_LIMIT: Duration = Duration::from_secs(10);
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -197,7 +199,8 @@ pub(crate) struct RunCtx {
     next_fault: AtomicU32,
     stop_token: CancellationToken,
     stop_reason: Mutex<Option<(StopReason, Instant)>>,
-    deadline: Mutex<Option<Instant>>,
+    /// When `run()` must end, and the limit it came from.
+    deadline: Mutex<Option<(Instant, Duration)>>,
 }
 
 impl RunCtx {
@@ -239,14 +242,17 @@ impl RunCtx {
     }
 
     fn stop_reason(&self) -> Option<StopReason> {
-        self.stop_reason.lock().unwrap().as_ref().map(|(r, _)| r.clone())
+        self.stop_reason
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|(r, _)| r.clone())
     }
 
     /// Called by the epoch callback: stop the guest now?
     pub(crate) fn must_interrupt(&self) -> bool {
-        if let Some(d) = *self.deadline.lock().unwrap() {
+        if let Some((d, limit)) = *self.deadline.lock().unwrap() {
             if Instant::now() >= d {
-                let limit = d.saturating_duration_since(self.start);
                 self.stop(StopReason::Timeout(limit));
                 return true;
             }
@@ -273,7 +279,8 @@ impl RunCtx {
             )));
         };
         let needs = self.needs.read().unwrap().clone();
-        policy::check_call(kind, target, &needs, self.targets.decls()).map_err(GuestError::Denied)?;
+        policy::check_call(kind, target, &needs, self.targets.decls())
+            .map_err(GuestError::Denied)?;
         let lasting = kind != FaultKind::Kill;
         if lasting {
             let active = self.faults.lock().unwrap().len() as u32;
@@ -295,7 +302,9 @@ impl RunCtx {
         let applied = if self.dry_run {
             None
         } else {
-            let fault_seed = self.seed.wrapping_add(u64::from(id).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let fault_seed = self
+                .seed
+                .wrapping_add(u64::from(id).wrapping_mul(0x9e37_79b9_7f4a_7c15));
             let prepared = drivers::prepare(target, t, spec, fault_seed).map_err(|e| match e {
                 drivers::DriverError::Unsupported(m) => GuestError::Unsupported(m),
                 drivers::DriverError::Failed(m) => GuestError::Failed(m),
@@ -316,12 +325,21 @@ impl RunCtx {
                 .map_err(|e| GuestError::Failed(format!("ledger: {e}")))?;
             match prepared.apply() {
                 Ok(a) => {
-                    let state = if lasting { LedgerState::Applied } else { LedgerState::Reverted };
+                    let state = if lasting {
+                        LedgerState::Applied
+                    } else {
+                        LedgerState::Reverted
+                    };
                     let _ = self.ledger.set_state(self.id, id, state, None);
                     Some(a)
                 }
                 Err(e) => {
-                    let _ = self.ledger.set_state(self.id, id, LedgerState::NotApplied, Some(e.to_string()));
+                    let _ = self.ledger.set_state(
+                        self.id,
+                        id,
+                        LedgerState::NotApplied,
+                        Some(e.to_string()),
+                    );
                     return Err(GuestError::Failed(e.to_string()));
                 }
             }
@@ -396,7 +414,11 @@ impl RunCtx {
     pub(crate) fn revert_all(&self, reason: &str) -> Vec<String> {
         let ids: Vec<u32> = self.faults.lock().unwrap().keys().copied().collect();
         ids.into_iter()
-            .filter_map(|id| self.revert_fault(id, reason).err().map(|e| format!("fault {id}: {e}")))
+            .filter_map(|id| {
+                self.revert_fault(id, reason)
+                    .err()
+                    .map(|e| format!("fault {id}: {e}"))
+            })
             .collect()
     }
 
@@ -449,7 +471,10 @@ pub struct ParamSpec {
 
 impl Metadata {
     /// Check `given` against the declared parameters and fill defaults.
-    pub fn resolve_params(&self, given: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, String> {
+    pub fn resolve_params(
+        &self,
+        given: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, String> {
         let mut out = BTreeMap::new();
         for (k, v) in given {
             let Some(spec) = self.params.iter().find(|p| &p.name == k) else {
@@ -457,7 +482,11 @@ impl Metadata {
                 return Err(format!(
                     "scenario `{}` has no parameter `{k}` (it takes: {})",
                     self.name,
-                    if known.is_empty() { "none".into() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
                 ));
             };
             let ok = match spec.ty.as_str() {
@@ -468,7 +497,10 @@ impl Metadata {
                 _ => true,
             };
             if !ok {
-                return Err(format!("parameter `{k}` must be a {}, got `{v}`", spec.ty));
+                return Err(format!(
+                    "parameter `{k}` must be of type {}, got `{v}`",
+                    spec.ty
+                ));
             }
             out.insert(k.clone(), v.clone());
         }
@@ -524,7 +556,11 @@ pub(crate) fn new_ctx(
 }
 
 impl RunHandle {
-    pub(crate) fn new(ctx: Arc<RunCtx>, events: broadcast::Receiver<Event>, join: tokio::task::JoinHandle<Run>) -> RunHandle {
+    pub(crate) fn new(
+        ctx: Arc<RunCtx>,
+        events: broadcast::Receiver<Event>,
+        join: tokio::task::JoinHandle<Run>,
+    ) -> RunHandle {
         RunHandle {
             id: ctx.id,
             events,
@@ -535,9 +571,15 @@ impl RunHandle {
 }
 
 /// Ask the scenario what it is. Used for runs and for `inspect`.
-pub(crate) async fn describe(runtime: &Runtime, scenario: &Scenario, ctx: Arc<RunCtx>, limits: &Limits) -> Result<Metadata, String> {
+pub(crate) async fn describe(
+    runtime: &Runtime,
+    scenario: &Scenario,
+    ctx: Arc<RunCtx>,
+    limits: &Limits,
+) -> Result<Metadata, String> {
+    use crate::runtime::bindings::ParamType;
     let (mut store, _) = runtime.store(ctx.clone(), limits);
-    *ctx.deadline.lock().unwrap() = Some(Instant::now() + Duration::from_secs(10));
+    *ctx.deadline.lock().unwrap() = Some((Instant::now() + DESCRIBE_LIMIT, DESCRIBE_LIMIT));
     let result = async {
         let instance = scenario.pre.instantiate_async(&mut store).await?;
         instance.call_describe(&mut store).await
@@ -554,7 +596,14 @@ pub(crate) async fn describe(runtime: &Runtime, scenario: &Scenario, ctx: Arc<Ru
             .into_iter()
             .map(|p| ParamSpec {
                 name: p.name,
-                ty: format!("{:?}", p.ty).to_lowercase(),
+                ty: match p.ty {
+                    ParamType::String => "string",
+                    ParamType::Integer => "integer",
+                    ParamType::Float => "float",
+                    ParamType::Boolean => "boolean",
+                    ParamType::Duration => "duration",
+                }
+                .to_string(),
                 default: p.default,
                 doc: p.doc,
             })
@@ -570,9 +619,17 @@ pub(crate) async fn describe(runtime: &Runtime, scenario: &Scenario, ctx: Arc<Ru
     })
 }
 
-fn trap_cause(e: &wasmtime::Error, store: &wasmtime::Store<crate::runtime::RunState>, ctx: &RunCtx, what: &str) -> String {
+fn trap_cause(
+    e: &wasmtime::Error,
+    store: &wasmtime::Store<crate::runtime::RunState>,
+    ctx: &RunCtx,
+    what: &str,
+) -> String {
     if let Some(StopReason::Timeout(limit)) = ctx.stop_reason() {
-        return format!("time limit of {} exceeded in {what}", humantime::format_duration(limit));
+        return format!(
+            "time limit of {} exceeded in {what}",
+            humantime::format_duration(limit)
+        );
     }
     if let Some(limit) = store.data().limit_exceeded() {
         return limit;
@@ -584,7 +641,12 @@ fn trap_cause(e: &wasmtime::Error, store: &wasmtime::Store<crate::runtime::RunSt
     msg
 }
 
-pub(crate) async fn execute(runtime: &Runtime, history: &HistoryStore, spec: RunSpec, ctx: Arc<RunCtx>) -> Run {
+pub(crate) async fn execute(
+    runtime: &Runtime,
+    history: &HistoryStore,
+    spec: RunSpec,
+    ctx: Arc<RunCtx>,
+) -> Run {
     let mut run = Run {
         id: ctx.id,
         scenario: ScenarioRef {
@@ -610,7 +672,10 @@ pub(crate) async fn execute(runtime: &Runtime, history: &HistoryStore, spec: Run
     let (status, error) = drive(runtime, &spec, &ctx, &mut run).await;
     let revert_errors = ctx.revert_all("run-end");
     let (status, error) = if !revert_errors.is_empty() {
-        (RunStatus::RevertFailed, Some(format!("could not revert: {}", revert_errors.join("; "))))
+        (
+            RunStatus::RevertFailed,
+            Some(format!("could not revert: {}", revert_errors.join("; "))),
+        )
     } else {
         (status, error)
     };
@@ -632,7 +697,12 @@ fn save(history: &HistoryStore, run: &Run) {
 }
 
 /// Everything between start and the final revert; returns status and cause.
-async fn drive(runtime: &Runtime, spec: &RunSpec, ctx: &Arc<RunCtx>, run: &mut Run) -> (RunStatus, Option<String>) {
+async fn drive(
+    runtime: &Runtime,
+    spec: &RunSpec,
+    ctx: &Arc<RunCtx>,
+    run: &mut Run,
+) -> (RunStatus, Option<String>) {
     let meta = match describe(runtime, &spec.scenario, ctx.clone(), &spec.limits).await {
         Ok(m) => m,
         Err(e) => return (RunStatus::Aborted, Some(e)),
@@ -650,14 +720,21 @@ async fn drive(runtime: &Runtime, spec: &RunSpec, ctx: &Arc<RunCtx>, run: &mut R
         let list: Vec<String> = missing.iter().map(|m| m.to_string()).collect();
         return (
             RunStatus::Refused,
-            Some(format!("the scenario needs what the drill does not grant: {}", list.join("; "))),
+            Some(format!(
+                "the scenario needs what the drill does not grant: {}",
+                list.join("; ")
+            )),
         );
     }
     *ctx.needs.write().unwrap() = meta.needs.clone();
     save_quiet(ctx, run);
 
     // Steady state before: a failing check refuses the run.
-    for check in spec.checks.iter().filter(|c| c.phases.contains(&Phase::Before)) {
+    for check in spec
+        .checks
+        .iter()
+        .filter(|c| c.phases.contains(&Phase::Before))
+    {
         let (ok, detail) = steady::evaluate(check, &spec.targets).await;
         ctx.recorder.record(EventKind::Check {
             name: check.name.clone(),
@@ -668,7 +745,10 @@ async fn drive(runtime: &Runtime, spec: &RunSpec, ctx: &Arc<RunCtx>, run: &mut R
         if !ok {
             return (
                 RunStatus::SteadyStateViolated,
-                Some(format!("steady state `{}` failed before the run: {detail}", check.name)),
+                Some(format!(
+                    "steady state `{}` failed before the run: {detail}",
+                    check.name
+                )),
             );
         }
     }
@@ -676,12 +756,24 @@ async fn drive(runtime: &Runtime, spec: &RunSpec, ctx: &Arc<RunCtx>, run: &mut R
     let during = steady::watch(spec.checks.clone(), ctx.clone());
     ctx.describing.store(false, Ordering::Relaxed);
     let (mut store, output) = runtime.store(ctx.clone(), &spec.limits);
-    *ctx.deadline.lock().unwrap() = Some(Instant::now() + spec.limits.timeout);
+    *ctx.deadline.lock().unwrap() =
+        Some((Instant::now() + spec.limits.timeout, spec.limits.timeout));
+    // The epoch deadline stops a guest that computes; this timer stops one
+    // that waits in a host call (its sleep returns `halted`).
+    let timer = {
+        let ctx = ctx.clone();
+        let limit = spec.limits.timeout;
+        tokio::spawn(async move {
+            tokio::time::sleep(limit).await;
+            ctx.stop(StopReason::Timeout(limit));
+        })
+    };
     let result = async {
         let instance = spec.scenario.pre.instantiate_async(&mut store).await?;
         instance.call_run(&mut store).await
     }
     .await;
+    timer.abort();
     *ctx.deadline.lock().unwrap() = None;
     during.abort();
     record_output(ctx, &output);
@@ -690,14 +782,30 @@ async fn drive(runtime: &Runtime, spec: &RunSpec, ctx: &Arc<RunCtx>, run: &mut R
     let (mut status, mut error) = match result {
         Ok(Ok(o)) => {
             let outcome = outcome(o);
-            let s = if outcome.pass { RunStatus::Passed } else { RunStatus::Failed };
+            let s = if outcome.pass {
+                RunStatus::Passed
+            } else {
+                RunStatus::Failed
+            };
             let e = (!outcome.pass).then(|| outcome.summary.clone());
             run.outcome = Some(outcome);
             (s, e)
         }
-        Ok(Err(GuestError::Halted)) => (RunStatus::Halted, Some("the scenario stopped on halt".into())),
-        Ok(Err(e)) => (RunStatus::Aborted, Some(format!("the scenario returned an error: {}", guest_error_text(&e)))),
-        Err(e) => (RunStatus::Aborted, Some(trap_cause(&e, &store, ctx, "run()"))),
+        Ok(Err(GuestError::Halted)) => (
+            RunStatus::Halted,
+            Some("the scenario stopped on halt".into()),
+        ),
+        Ok(Err(e)) => (
+            RunStatus::Aborted,
+            Some(format!(
+                "the scenario returned an error: {}",
+                guest_error_text(&e)
+            )),
+        ),
+        Err(e) => (
+            RunStatus::Aborted,
+            Some(trap_cause(&e, &store, ctx, "run()")),
+        ),
     };
     match ctx.stop_reason() {
         Some(StopReason::Operator) => {
@@ -706,7 +814,10 @@ async fn drive(runtime: &Runtime, spec: &RunSpec, ctx: &Arc<RunCtx>, run: &mut R
         }
         Some(StopReason::Timeout(limit)) => {
             status = RunStatus::Aborted;
-            error = Some(format!("time limit of {} exceeded", humantime::format_duration(limit)));
+            error = Some(format!(
+                "time limit of {} exceeded",
+                humantime::format_duration(limit)
+            ));
         }
         Some(StopReason::SteadyState(msg)) => violated = Some(msg),
         None => {}
@@ -716,13 +827,20 @@ async fn drive(runtime: &Runtime, spec: &RunSpec, ctx: &Arc<RunCtx>, run: &mut R
     // Revert before the after-checks: they judge recovery.
     let revert_errors = ctx.revert_all("run-end");
     if !revert_errors.is_empty() {
-        return (RunStatus::RevertFailed, Some(format!("could not revert: {}", revert_errors.join("; "))));
+        return (
+            RunStatus::RevertFailed,
+            Some(format!("could not revert: {}", revert_errors.join("; "))),
+        );
     }
     if let Some(msg) = violated {
         return (RunStatus::SteadyStateViolated, Some(msg));
     }
     if matches!(status, RunStatus::Passed | RunStatus::Failed) {
-        for check in spec.checks.iter().filter(|c| c.phases.contains(&Phase::After)) {
+        for check in spec
+            .checks
+            .iter()
+            .filter(|c| c.phases.contains(&Phase::After))
+        {
             let (ok, detail) = steady::evaluate_after(check, &spec.targets).await;
             ctx.recorder.record(EventKind::Check {
                 name: check.name.clone(),
@@ -732,7 +850,10 @@ async fn drive(runtime: &Runtime, spec: &RunSpec, ctx: &Arc<RunCtx>, run: &mut R
             });
             if !ok && status == RunStatus::Passed {
                 status = RunStatus::SteadyStateViolated;
-                error = Some(format!("steady state `{}` did not hold after the run: {detail}", check.name));
+                error = Some(format!(
+                    "steady state `{}` did not hold after the run: {detail}",
+                    check.name
+                ));
             }
         }
     }

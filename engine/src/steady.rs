@@ -18,17 +18,19 @@ pub async fn evaluate(check: &CheckSpec, targets: &TargetSet) -> (bool, String) 
     };
     let address = target.address().unwrap_or_default();
     let (result, latency) = match &check.probe {
-        CheckProbe::Http { path, status } => match probe::http(&address, &probe::HttpProbe::get(path)).await {
-            Ok(a) => {
-                let ok = match status {
-                    Some(s) => a.status == *s,
-                    None => (200..300).contains(&a.status),
-                };
-                let seen = format!("GET {path} → {} in {}", a.status, ms(a.latency));
-                (if ok { Ok(seen) } else { Err(seen) }, Some(a.latency))
+        CheckProbe::Http { path, status } => {
+            match probe::http(&address, &probe::HttpProbe::get(path)).await {
+                Ok(a) => {
+                    let ok = match status {
+                        Some(s) => a.status == *s,
+                        None => (200..300).contains(&a.status),
+                    };
+                    let seen = format!("GET {path} → {} in {}", a.status, ms(a.latency));
+                    (if ok { Ok(seen) } else { Err(seen) }, Some(a.latency))
+                }
+                Err(e) => (Err(e), None),
             }
-            Err(e) => (Err(e), None),
-        },
+        }
         CheckProbe::Tcp => match probe::tcp(&address, Duration::from_secs(2)).await {
             Ok(l) => (Ok(format!("connected in {}", ms(l))), Some(l)),
             Err(e) => (Err(e), None),
@@ -42,7 +44,9 @@ pub async fn evaluate(check: &CheckSpec, targets: &TargetSet) -> (bool, String) 
         },
     };
     match (result, latency, check.max_latency) {
-        (Ok(seen), Some(l), Some(max)) if l > max => (false, format!("{seen}, over the {} bound", ms(max))),
+        (Ok(seen), Some(l), Some(max)) if l > max => {
+            (false, format!("{seen}, over the {} bound", ms(max)))
+        }
         (Ok(seen), _, _) => (true, seen),
         (Err(e), _, _) => (false, e),
     }
@@ -64,7 +68,10 @@ pub async fn evaluate_after(check: &CheckSpec, targets: &TargetSet) -> (bool, St
 /// Check the during-phase checks every interval until aborted.
 pub(crate) fn watch(checks: Vec<CheckSpec>, ctx: Arc<RunCtx>) -> tokio::task::AbortHandle {
     tokio::spawn(async move {
-        let checks: Vec<_> = checks.into_iter().filter(|c| c.phases.contains(&Phase::During)).collect();
+        let checks: Vec<_> = checks
+            .into_iter()
+            .filter(|c| c.phases.contains(&Phase::During))
+            .collect();
         if checks.is_empty() {
             return;
         }

@@ -36,9 +36,7 @@ pub enum StoreError {
     #[error("history database: {0}")]
     Sled(#[from] sled::Error),
     /// Another process holds the data dir.
-    #[error(
-        "the data dir {0} is in use by another firedrill process (sled allows one at a time)"
-    )]
+    #[error("the data dir {0} is in use by another firedrill process (sled allows one at a time)")]
     Locked(String),
     /// The data was written by a newer firedrill.
     #[error(
@@ -76,8 +74,11 @@ pub struct Store {
 impl Store {
     /// Open (or create) the database under `dir/db`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        // Faults are flushed before they apply; events become durable
+        // within this period (a crash loses at most its last 100 ms).
         let db = sled::Config::new()
             .path(dir.join("db"))
+            .flush_every_ms(Some(100))
             .open()
             .map_err(|e| match e {
                 sled::Error::Io(ref io)

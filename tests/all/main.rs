@@ -1,1 +1,17 @@
+//! firedrill's integration tests: real processes, real sockets on loopback,
+//! real sled files, real components built from `scenarios/` and
+//! `tests/guests/`.
+//!
+//! - `scenarios`: the bundled scenarios end to end, and `firedrill demo`.
+//! - `faults`: each fault seen from a real client's side (401s, stripped
+//!   headers, added latency, a killed and restarted process).
+//! - `sandbox`: hostile guests are stopped or refused with a clear cause.
+//! - `recovery`: SIGKILL the engine mid-run; the next start reverts.
+//! - `cli`: bad input, exit codes, halt by signal, history while running.
 
+mod cli;
+mod faults;
+mod recovery;
+mod sandbox;
+mod scenarios;
+mod support;

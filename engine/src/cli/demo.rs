@@ -18,7 +18,9 @@ pub(crate) struct Args {
 }
 
 fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// The demo's drill, as a user would write it.
@@ -75,11 +77,18 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
     println!(
         "  api: demo service pid {} on {}; api-link: HTTP proxy on {}",
         match targets.get("api") {
-            Some(firedrill::targets::Target::Process(p)) => p.pid().map(|p| p.pid.to_string()).unwrap_or_default(),
+            Some(firedrill::targets::Target::Process(p)) =>
+                p.pid().map(|p| p.pid.to_string()).unwrap_or_default(),
             _ => String::new(),
         },
-        targets.get("api").and_then(|t| t.address()).unwrap_or_default(),
-        targets.get("api-link").and_then(|t| t.address()).unwrap_or_default(),
+        targets
+            .get("api")
+            .and_then(|t| t.address())
+            .unwrap_or_default(),
+        targets
+            .get("api-link")
+            .and_then(|t| t.address())
+            .unwrap_or_default(),
     );
     let mut exit = Exit::Pass;
     let mut runs = Vec::new();
@@ -110,6 +119,8 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
     for r in &runs {
         println!("  {}  {:<18} {}", r.id, r.scenario.name, r.status);
     }
-    println!("see them again with `firedrill history`, and one timeline with `firedrill show <run>`");
+    println!(
+        "see them again with `firedrill history`, and one timeline with `firedrill show <run>`"
+    );
     Ok(exit)
 }

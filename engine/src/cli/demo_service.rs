@@ -27,12 +27,17 @@ pub(crate) async fn run(args: Args) -> Result<Exit, Failure> {
         let expected = expected.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let authorized = req.headers().get("authorization").is_some_and(|v| v.as_bytes() == expected.as_bytes());
+                let authorized = req
+                    .headers()
+                    .get("authorization")
+                    .is_some_and(|v| v.as_bytes() == expected.as_bytes());
                 let resp = match (req.method().as_str(), req.uri().path()) {
                     ("GET", "/health") => answer(StatusCode::OK, r#"{"status":"ok"}"#, None),
-                    ("GET", "/api/orders") if authorized => {
-                        answer(StatusCode::OK, r#"{"orders":[{"id":1,"item":"extinguisher"},{"id":2,"item":"hose"}]}"#, None)
-                    }
+                    ("GET", "/api/orders") if authorized => answer(
+                        StatusCode::OK,
+                        r#"{"orders":[{"id":1,"item":"extinguisher"},{"id":2,"item":"hose"}]}"#,
+                        None,
+                    ),
                     ("GET", "/api/orders") => answer(
                         StatusCode::UNAUTHORIZED,
                         r#"{"error":"unauthorized"}"#,
@@ -49,12 +54,18 @@ pub(crate) async fn run(args: Args) -> Result<Exit, Failure> {
     }
 }
 
-fn answer(status: StatusCode, body: &'static str, challenge: Option<&'static str>) -> Response<Full<Bytes>> {
+fn answer(
+    status: StatusCode,
+    body: &'static str,
+    challenge: Option<&'static str>,
+) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
-    r.headers_mut().insert("content-type", "application/json".parse().unwrap());
+    r.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
     if let Some(c) = challenge {
-        r.headers_mut().insert("www-authenticate", c.parse().unwrap());
+        r.headers_mut()
+            .insert("www-authenticate", c.parse().unwrap());
     }
     r
 }

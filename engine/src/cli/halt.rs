@@ -7,7 +7,9 @@ use std::path::Path;
 pub(crate) async fn run(data_dir: &Path, halt: bool) -> Result<Exit, Failure> {
     let request = if halt { Request::Halt } else { Request::Resume };
     match control::request(data_dir, &request).await {
-        Ok(Response::Halted { runs }) => println!("halted {runs} run(s); their faults are being reverted; new runs are refused until `firedrill resume`"),
+        Ok(Response::Halted { runs }) => println!(
+            "halted {runs} run(s); their faults are being reverted; new runs are refused until `firedrill resume`"
+        ),
         Ok(Response::Ok) => println!("resumed: new runs are accepted"),
         Ok(other) => return Err(usage(format!("unexpected answer: {other:?}"))),
         Err(e) => {

@@ -27,9 +27,14 @@ pub(crate) struct Args {
 pub(crate) async fn ask(data_dir: &Path, request: Request) -> Result<Response, Failure> {
     match super::open_engine(data_dir, false) {
         Ok(engine) => Ok(control::answer(&engine, request)),
-        Err(f) if f.exit == Exit::Usage => control::request(data_dir, &request).await.map_err(|e| {
-            usage(format!("{}; and its control socket did not answer: {e}", f.error))
-        }),
+        Err(f) if f.exit == Exit::Usage => {
+            control::request(data_dir, &request).await.map_err(|e| {
+                usage(format!(
+                    "{}; and its control socket did not answer: {e}",
+                    f.error
+                ))
+            })
+        }
         Err(f) => Err(f),
     }
 }
@@ -44,7 +49,8 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
     };
     let since = match &args.since {
         Some(s) => {
-            let d = humantime::parse_duration(s).map_err(|e| usage(format!("--since `{s}`: {e}")))?;
+            let d =
+                humantime::parse_duration(s).map_err(|e| usage(format!("--since `{s}`: {e}")))?;
             Some(unix_ms().saturating_sub(d.as_millis() as u64))
         }
         None => None,
@@ -68,7 +74,10 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
         println!("no runs yet: try `firedrill demo`");
         return Ok(Exit::Pass);
     }
-    println!("{:<16}  {:<19}  {:<18}  {:<22}  {:>7}  summary", "run", "started (UTC)", "scenario", "status", "time");
+    println!(
+        "{:<16}  {:<19}  {:<18}  {:<22}  {:>7}  summary",
+        "run", "started (UTC)", "scenario", "status", "time"
+    );
     for r in &runs {
         println!(
             "{:<16}  {:<19}  {:<18}  {:<22}  {:>7}  {}",
@@ -97,7 +106,11 @@ fn line(r: &Run) -> String {
         .map(|o| o.summary.clone())
         .or_else(|| r.error.clone())
         .unwrap_or_default();
-    if s.chars().count() > 70 { format!("{}…", s.chars().take(69).collect::<String>()) } else { s }
+    if s.chars().count() > 70 {
+        format!("{}…", s.chars().take(69).collect::<String>())
+    } else {
+        s
+    }
 }
 
 /// `YYYY-MM-DD HH:MM:SS` from Unix ms (UTC).
@@ -114,5 +127,10 @@ pub(crate) fn when(ms: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }

@@ -18,9 +18,17 @@ pub(crate) async fn run(args: Args) -> Result<Exit, Failure> {
     let engine = firedrill::EngineBuilder::new().build()?;
     let (bytes, source) = super::run::scenario_bytes(&Drill::default(), &args.scenario)?;
     let scenario = engine.load(&bytes, &source).map_err(usage)?;
-    let meta = engine.inspect(&scenario, &parse_params(&args.params)?).await.map_err(usage)?;
+    let meta = engine
+        .inspect(&scenario, &parse_params(&args.params)?)
+        .await
+        .map_err(usage)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "sha256": scenario.sha256(), "metadata": meta }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "sha256": scenario.sha256(), "metadata": meta })
+            )?
+        );
         return Ok(Exit::Pass);
     }
     println!("{} {}", meta.name, meta.version);
@@ -28,7 +36,11 @@ pub(crate) async fn run(args: Args) -> Result<Exit, Failure> {
     println!("  sha256 {}", scenario.sha256());
     println!("parameters:");
     for p in &meta.params {
-        let default = p.default.as_deref().map(|d| format!(" = {d}")).unwrap_or_else(|| " (required)".into());
+        let default = p
+            .default
+            .as_deref()
+            .map(|d| format!(" = {d}"))
+            .unwrap_or_else(|| " (required)".into());
         println!("  {} ({}){default}: {}", p.name, p.ty, p.doc);
     }
     println!("needs (grant these in the drill file):");

@@ -62,7 +62,11 @@ impl Exit {
             Exit::RevertFailed => 6,
             Exit::Internal => 7,
         };
-        if rank(other) > rank(self) { other } else { self }
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
     }
 }
 
@@ -91,7 +95,11 @@ pub(crate) fn usage(msg: impl std::fmt::Display) -> Failure {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "firedrill", version, about = "WebAssembly-pluggable chaos scenarios: provoke failure, revert it, record it")]
+#[command(
+    name = "firedrill",
+    version,
+    about = "WebAssembly-pluggable chaos scenarios: provoke failure, revert it, record it"
+)]
 pub(crate) struct Cli {
     /// Where history, the ledger and compiled code live
     /// [default: $XDG_DATA_HOME/firedrill or ~/.local/share/firedrill]
@@ -161,7 +169,10 @@ fn default_data_dir() -> PathBuf {
 }
 
 /// Open the engine on the data dir; a clear error if another firedrill holds it.
-pub(crate) fn open_engine(data_dir: &std::path::Path, control: bool) -> Result<firedrill::Engine, Failure> {
+pub(crate) fn open_engine(
+    data_dir: &std::path::Path,
+    control: bool,
+) -> Result<firedrill::Engine, Failure> {
     let engine = firedrill::EngineBuilder::new()
         .data_dir(data_dir)
         .control_socket(control)
@@ -195,7 +206,9 @@ fn report_recovery(r: &firedrill::ledger::Recovery) {
 }
 
 /// Parse `k=v` parameters.
-pub(crate) fn parse_params(raw: &[String]) -> Result<std::collections::BTreeMap<String, String>, Failure> {
+pub(crate) fn parse_params(
+    raw: &[String],
+) -> Result<std::collections::BTreeMap<String, String>, Failure> {
     raw.iter()
         .map(|kv| match kv.split_once('=') {
             Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),

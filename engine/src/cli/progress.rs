@@ -45,17 +45,40 @@ pub(crate) async fn follow(handle: RunHandle, _engine: &Engine) -> Run {
                         step = format!("{name} {detail}");
                         say(format!("  {secs:7.2}s  {name}: {detail}"));
                     }
-                    EventKind::FaultApplied { kind, target, detail, planned, .. } => {
+                    EventKind::FaultApplied {
+                        kind,
+                        target,
+                        detail,
+                        planned,
+                        ..
+                    } => {
                         let verb = if *planned { "planned" } else { "applied" };
-                        say(format!("  {secs:7.2}s  + {kind} on {target}: {detail} ({verb})"));
+                        say(format!(
+                            "  {secs:7.2}s  + {kind} on {target}: {detail} ({verb})"
+                        ));
                     }
-                    EventKind::FaultReverted { fault, reason, error } => match error {
-                        Some(e) => say(format!("  {secs:7.2}s  ! fault {fault} NOT reverted ({reason}): {e}")),
-                        None => say(format!("  {secs:7.2}s  - fault {fault} reverted ({reason})")),
+                    EventKind::FaultReverted {
+                        fault,
+                        reason,
+                        error,
+                    } => match error {
+                        Some(e) => say(format!(
+                            "  {secs:7.2}s  ! fault {fault} NOT reverted ({reason}): {e}"
+                        )),
+                        None => say(format!(
+                            "  {secs:7.2}s  - fault {fault} reverted ({reason})"
+                        )),
                     },
-                    EventKind::Check { name, phase, ok, detail } => {
+                    EventKind::Check {
+                        name,
+                        phase,
+                        ok,
+                        detail,
+                    } => {
                         let mark = if *ok { "ok" } else { "VIOLATED" };
-                        say(format!("  {secs:7.2}s  steady state {name} ({phase:?}): {mark}, {detail}"));
+                        say(format!(
+                            "  {secs:7.2}s  steady state {name} ({phase:?}): {mark}, {detail}"
+                        ));
                     }
                     EventKind::Log { level, message } if level != "trace" && level != "debug" => {
                         say(format!("  {secs:7.2}s  [{level}] {message}"));
@@ -68,7 +91,11 @@ pub(crate) async fn follow(handle: RunHandle, _engine: &Engine) -> Run {
                     .into_iter()
                     .map(|(_, kind, target)| format!("{kind}@{target}"))
                     .collect();
-                let faults = if faults.is_empty() { "none".to_string() } else { faults.join(", ") };
+                let faults = if faults.is_empty() {
+                    "none".to_string()
+                } else {
+                    faults.join(", ")
+                };
                 bar.set_message(format!("{step} | active faults: {faults}"));
             }
         })
@@ -89,7 +116,10 @@ pub(crate) async fn follow(handle: RunHandle, _engine: &Engine) -> Run {
         }
     };
     // The view stops at the `ended` event; give it a moment to print the last ones.
-    if tokio::time::timeout(Duration::from_secs(1), view).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(1), view)
+        .await
+        .is_err()
+    {
         tracing::debug!("live view did not drain");
     }
     bar.finish_and_clear();
@@ -98,7 +128,11 @@ pub(crate) async fn follow(handle: RunHandle, _engine: &Engine) -> Run {
 
 /// The summary of a finished run.
 pub(crate) fn summary(run: &Run, engine: &Engine) {
-    let secs = run.ended_at.unwrap_or(run.started_at).saturating_sub(run.started_at) as f64 / 1000.0;
+    let secs = run
+        .ended_at
+        .unwrap_or(run.started_at)
+        .saturating_sub(run.started_at) as f64
+        / 1000.0;
     let verdict = match run.status {
         RunStatus::Passed => "PASSED".to_string(),
         s => s.as_str().to_uppercase(),
@@ -106,7 +140,11 @@ pub(crate) fn summary(run: &Run, engine: &Engine) {
     println!(
         "run {}  {} {}  {verdict}  ({secs:.1}s, seed {})",
         run.id,
-        if run.scenario.name.is_empty() { &run.scenario.source } else { &run.scenario.name },
+        if run.scenario.name.is_empty() {
+            &run.scenario.source
+        } else {
+            &run.scenario.name
+        },
         run.scenario.version,
         run.seed
     );
@@ -116,7 +154,16 @@ pub(crate) fn summary(run: &Run, engine: &Engine) {
             println!("  measured {} = {} {}", m.name, trim(m.value), m.unit);
         }
         for f in &o.findings {
-            println!("  [{}] {}{}", f.severity, f.title, if f.detail.is_empty() { String::new() } else { format!(": {}", f.detail) });
+            println!(
+                "  [{}] {}{}",
+                f.severity,
+                f.title,
+                if f.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", f.detail)
+                }
+            );
         }
     }
     if let Some(e) = &run.error {
@@ -128,21 +175,43 @@ pub(crate) fn summary(run: &Run, engine: &Engine) {
             .filter(|e| e.state == firedrill::ledger::LedgerState::Reverted)
             .count();
         if !entries.is_empty() {
-            println!("  faults: {} in the ledger, {reverted} reverted", entries.len());
+            println!(
+                "  faults: {} in the ledger, {reverted} reverted",
+                entries.len()
+            );
         }
     }
 }
 
 /// The plan of a dry run: the faults it would have made.
 pub(crate) fn plan(run: &Run, engine: &Engine) {
-    let Ok(timeline) = engine.history().timeline(run.id) else { return };
+    let Ok(timeline) = engine.history().timeline(run.id) else {
+        return;
+    };
     println!("plan (dry run, nothing was applied):");
     let mut any = false;
     for ev in timeline {
-        if let EventKind::FaultApplied { kind, target, detail, duration_ms, .. } = ev.kind {
+        if let EventKind::FaultApplied {
+            kind,
+            target,
+            detail,
+            duration_ms,
+            ..
+        } = ev.kind
+        {
             any = true;
-            let lasting = duration_ms.map(|d| format!(" for up to {}", humantime::format_duration(Duration::from_millis(d)))).unwrap_or_default();
-            println!("  at {:.2}s: {kind} on {target}: {detail}{lasting}", ev.at_us as f64 / 1e6);
+            let lasting = duration_ms
+                .map(|d| {
+                    format!(
+                        " for up to {}",
+                        humantime::format_duration(Duration::from_millis(d))
+                    )
+                })
+                .unwrap_or_default();
+            println!(
+                "  at {:.2}s: {kind} on {target}: {detail}{lasting}",
+                ev.at_us as f64 / 1e6
+            );
         }
     }
     if !any {
@@ -151,5 +220,9 @@ pub(crate) fn plan(run: &Run, engine: &Engine) {
 }
 
 fn trim(v: f64) -> String {
-    if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.2}") }
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
 }

@@ -8,7 +8,15 @@ pub(crate) async fn run(data_dir: &Path) -> Result<Exit, Failure> {
     if r.reverted.is_empty() && r.failed.is_empty() {
         println!("nothing to recover: no fault is left applied");
     } else {
-        println!("recovery reverted {} fault(s), {} failed", r.reverted.len(), r.failed.len());
+        println!(
+            "recovery reverted {} fault(s), {} failed",
+            r.reverted.len(),
+            r.failed.len()
+        );
     }
-    Ok(if r.failed.is_empty() { Exit::Pass } else { Exit::RevertFailed })
+    Ok(if r.failed.is_empty() {
+        Exit::Pass
+    } else {
+        Exit::RevertFailed
+    })
 }

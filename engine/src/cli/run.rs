@@ -81,6 +81,7 @@ pub(crate) fn scenario_bytes(drill: &Drill, target: &str) -> Result<(Vec<u8>, St
     } else {
         PathBuf::from(target)
     };
-    let bytes = std::fs::read(&path).map_err(|e| usage(format!("cannot read scenario {}: {e}", path.display())))?;
+    let bytes = std::fs::read(&path)
+        .map_err(|e| usage(format!("cannot read scenario {}: {e}", path.display())))?;
     Ok((bytes, path.display().to_string()))
 }

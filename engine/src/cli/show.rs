@@ -24,12 +24,21 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
         other => return Err(usage(format!("unexpected answer: {other:?}"))),
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "run": run, "timeline": timeline }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "run": run, "timeline": timeline }))?
+        );
         return Ok(Exit::Pass);
     }
-    println!("run {}  {} {}  {}", run.id, run.scenario.name, run.scenario.version, run.status);
+    println!(
+        "run {}  {} {}  {}",
+        run.id, run.scenario.name, run.scenario.version, run.status
+    );
     println!("  started   {} UTC", when(run.started_at));
-    println!("  scenario  {} (sha256 {})", run.scenario.source, run.scenario.sha256);
+    println!(
+        "  scenario  {} (sha256 {})",
+        run.scenario.source, run.scenario.sha256
+    );
     println!("  seed      {}", run.seed);
     if !run.params.is_empty() {
         let p: Vec<String> = run.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -47,18 +56,40 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
         let text = match &ev.kind {
             EventKind::Started => "started".to_string(),
             EventKind::Call { call, args, result } => format!("{call}({args}) → {result}"),
-            EventKind::FaultApplied { fault, kind, target, detail, planned, .. } => {
-                format!("fault {fault} {} {kind} on {target}: {detail}", if *planned { "planned" } else { "applied" })
+            EventKind::FaultApplied {
+                fault,
+                kind,
+                target,
+                detail,
+                planned,
+                ..
+            } => {
+                format!(
+                    "fault {fault} {} {kind} on {target}: {detail}",
+                    if *planned { "planned" } else { "applied" }
+                )
             }
-            EventKind::FaultReverted { fault, reason, error } => match error {
+            EventKind::FaultReverted {
+                fault,
+                reason,
+                error,
+            } => match error {
                 Some(e) => format!("fault {fault} revert FAILED ({reason}): {e}"),
                 None => format!("fault {fault} reverted ({reason})"),
             },
             EventKind::Log { level, message } => format!("[{level}] {message}"),
             EventKind::Mark { name, detail } => format!("» {name}: {detail}"),
             EventKind::Output { stream, text } => format!("{stream}: {}", text.trim_end()),
-            EventKind::Check { name, phase, ok, detail } => {
-                format!("steady state {name} ({phase:?}): {} {detail}", if *ok { "ok" } else { "VIOLATED" })
+            EventKind::Check {
+                name,
+                phase,
+                ok,
+                detail,
+            } => {
+                format!(
+                    "steady state {name} ({phase:?}): {} {detail}",
+                    if *ok { "ok" } else { "VIOLATED" }
+                )
             }
             EventKind::Ended { status, error } => match error {
                 Some(e) => format!("ended {status}: {e}"),

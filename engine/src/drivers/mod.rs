@@ -67,10 +67,19 @@ impl FaultSpec {
                         "{} ± {} {}",
                         humantime::format_duration(*latency),
                         humantime::format_duration(*jitter),
-                        serde_json::to_value(direction).unwrap_or_default().as_str().unwrap_or("")
+                        serde_json::to_value(direction)
+                            .unwrap_or_default()
+                            .as_str()
+                            .unwrap_or("")
                     ),
                     Effect::FailAuth { mode, status } => {
-                        format!("{} ({status})", serde_json::to_value(mode).unwrap_or_default().as_str().unwrap_or(""))
+                        format!(
+                            "{} ({status})",
+                            serde_json::to_value(mode)
+                                .unwrap_or_default()
+                                .as_str()
+                                .unwrap_or("")
+                        )
                     }
                     Effect::HttpError { status, .. } => format!("status {status}"),
                 };
@@ -130,7 +139,12 @@ pub enum Prepared {
 }
 
 /// Resolve `spec` against `target`. `seed` drives the fault's random draws.
-pub fn prepare(name: &str, target: &Target, spec: FaultSpec, seed: u64) -> Result<Prepared, DriverError> {
+pub fn prepare(
+    name: &str,
+    target: &Target,
+    spec: FaultSpec,
+    seed: u64,
+) -> Result<Prepared, DriverError> {
     match (target, spec) {
         (Target::Process(p), FaultSpec::Kill(signal)) => Ok(Prepared::Kill {
             process: p.pid().map_err(DriverError::Failed)?,
@@ -139,11 +153,14 @@ pub fn prepare(name: &str, target: &Target, spec: FaultSpec, seed: u64) -> Resul
         (Target::Process(p), FaultSpec::Pause) => Ok(Prepared::Pause {
             process: p.pid().map_err(DriverError::Failed)?,
         }),
-        (Target::Proxy(proxy), FaultSpec::Proxy {
-            effect,
-            probability,
-            matcher,
-        }) => {
+        (
+            Target::Proxy(proxy),
+            FaultSpec::Proxy {
+                effect,
+                probability,
+                matcher,
+            },
+        ) => {
             if effect.needs_http() && proxy.config().mode != ProxyMode::Http {
                 return Err(DriverError::Unsupported(format!(
                     "target `{name}` is a TCP proxy; HTTP faults need mode = \"http\""
@@ -179,11 +196,15 @@ impl Prepared {
     pub fn apply(self) -> Result<Applied, DriverError> {
         match self {
             Prepared::Kill { process, signal } => {
-                process.signal(signal).map_err(|e| DriverError::Failed(e.to_string()))?;
+                process
+                    .signal(signal)
+                    .map_err(|e| DriverError::Failed(e.to_string()))?;
                 Ok(Applied::Done)
             }
             Prepared::Pause { process } => {
-                process.pause().map_err(|e| DriverError::Failed(e.to_string()))?;
+                process
+                    .pause()
+                    .map_err(|e| DriverError::Failed(e.to_string()))?;
                 Ok(Applied::Paused(process))
             }
             Prepared::Proxy { proxy, fault } => {

@@ -124,7 +124,10 @@ mod tests {
 
     #[test]
     fn identifies_and_pauses_a_real_process() {
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         let id = ProcessId::of(child.id()).unwrap();
         assert!(id.is_alive());
         id.pause().unwrap();
@@ -138,7 +141,10 @@ mod tests {
             pid: id.pid,
             start_time: id.start_time + 1,
         };
-        assert!(matches!(impostor.signal(Signal::SIGKILL), Err(ProcessError::Gone(_))));
+        assert!(matches!(
+            impostor.signal(Signal::SIGKILL),
+            Err(ProcessError::Gone(_))
+        ));
         id.signal(Signal::SIGKILL).unwrap();
         child.wait().unwrap();
         assert!(!id.is_alive());

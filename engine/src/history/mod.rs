@@ -83,7 +83,10 @@ impl HistoryStore {
                     break;
                 }
             }
-            if filter.scenario.as_ref().is_some_and(|s| *s != run.scenario.name)
+            if filter
+                .scenario
+                .as_ref()
+                .is_some_and(|s| *s != run.scenario.name)
                 || filter.status.is_some_and(|s| s != run.status)
             {
                 continue;

@@ -27,9 +27,9 @@ impl fmt::Display for RunId {
 impl FromStr for RunId {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        u64::from_str_radix(s, 16)
-            .map(RunId)
-            .map_err(|_| format!("`{s}` is not a run id (16 hex digits, as `firedrill history` shows)"))
+        u64::from_str_radix(s, 16).map(RunId).map_err(|_| {
+            format!("`{s}` is not a run id (16 hex digits, as `firedrill history` shows)")
+        })
     }
 }
 

@@ -92,7 +92,10 @@ pub(crate) struct Runtime {
 }
 
 impl Runtime {
-    pub(crate) fn new(cache_dir: Option<PathBuf>, cache_index: DataStore) -> wasmtime::Result<Runtime> {
+    pub(crate) fn new(
+        cache_dir: Option<PathBuf>,
+        cache_index: DataStore,
+    ) -> wasmtime::Result<Runtime> {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
@@ -140,18 +143,23 @@ impl Runtime {
         let component = match self.cached(&sha256) {
             Some(c) => c,
             None => {
-                let c = Component::from_binary(&self.engine, bytes).map_err(|e| LoadError::Invalid {
-                    source_name: source.to_string(),
-                    cause: format!("{e:#}"),
+                let c = Component::from_binary(&self.engine, bytes).map_err(|e| {
+                    LoadError::Invalid {
+                        source_name: source.to_string(),
+                        cause: format!("{e:#}"),
+                    }
                 })?;
                 self.store_cache(&sha256, &c);
                 c
             }
         };
-        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| LoadError::WrongWorld {
-            source_name: source.to_string(),
-            cause: format!("{e:#}"),
-        })?;
+        let instance_pre =
+            self.linker
+                .instantiate_pre(&component)
+                .map_err(|e| LoadError::WrongWorld {
+                    source_name: source.to_string(),
+                    cause: format!("{e:#}"),
+                })?;
         let pre = ScenarioPre::new(instance_pre).map_err(|e| LoadError::WrongWorld {
             source_name: source.to_string(),
             cause: format!("{e:#}"),
@@ -169,14 +177,22 @@ impl Runtime {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut h);
         env!("CARGO_PKG_VERSION").hash(&mut h);
-        Some(self.cache_dir.as_ref()?.join(format!("{sha256}-{:016x}.cwasm", h.finish())))
+        Some(
+            self.cache_dir
+                .as_ref()?
+                .join(format!("{sha256}-{:016x}.cwasm", h.finish())),
+        )
     }
 
     /// A component from the cache, only if the file is byte for byte the
     /// one this engine wrote (its digest is in the store).
     fn cached(&self, sha256: &str) -> Option<Component> {
         let path = self.cache_path(sha256)?;
-        let expected = self.cache_index.compiled.get(path.file_name()?.as_encoded_bytes()).ok()??;
+        let expected = self
+            .cache_index
+            .compiled
+            .get(path.file_name()?.as_encoded_bytes())
+            .ok()??;
         let bytes = std::fs::read(&path).ok()?;
         if Sha256::digest(&bytes).as_slice() != expected.as_ref() {
             return None;
@@ -191,8 +207,12 @@ impl Runtime {
     }
 
     fn store_cache(&self, sha256: &str, component: &Component) {
-        let Some(path) = self.cache_path(sha256) else { return };
-        let Ok(bytes) = component.serialize() else { return };
+        let Some(path) = self.cache_path(sha256) else {
+            return;
+        };
+        let Ok(bytes) = component.serialize() else {
+            return;
+        };
         let Some(dir) = path.parent() else { return };
         if std::fs::create_dir_all(dir).is_err() {
             return;
@@ -209,7 +229,11 @@ impl Runtime {
     }
 
     /// A store for one run (or one `describe`), with limits and deny-all WASI.
-    pub(crate) fn store(&self, ctx: Arc<RunCtx>, limits: &Limits) -> (Store<RunState>, GuestOutput) {
+    pub(crate) fn store(
+        &self,
+        ctx: Arc<RunCtx>,
+        limits: &Limits,
+    ) -> (Store<RunState>, GuestOutput) {
         let output = GuestOutput {
             stdout: MemoryOutputPipe::new(limits.output_bytes),
             stderr: MemoryOutputPipe::new(limits.output_bytes),
@@ -258,7 +282,9 @@ impl Drop for Runtime {
 }
 
 /// The policy's fault kind for a WIT fault kind.
-pub(crate) fn fault_kind(k: bindings::firedrill::scenario::types::FaultKind) -> crate::policy::FaultKind {
+pub(crate) fn fault_kind(
+    k: bindings::firedrill::scenario::types::FaultKind,
+) -> crate::policy::FaultKind {
     use crate::policy::FaultKind as P;
     use bindings::firedrill::scenario::types::FaultKind as W;
     match k {
@@ -310,7 +336,12 @@ struct RunLimiter {
 }
 
 impl ResourceLimiter for RunLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.memory {
             let msg = format!(
                 "memory limit of {} MiB exceeded (the scenario asked for {} MiB); raise [limits] memory_mib if it really needs more",
@@ -323,7 +354,12 @@ impl ResourceLimiter for RunLimiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.table_elements {
             let msg = format!("table limit of {} elements exceeded", self.table_elements);
             self.exceeded = Some(msg.clone());

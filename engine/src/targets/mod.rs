@@ -47,10 +47,16 @@ impl TargetSet {
         let ordered = decls
             .iter()
             .filter(|(_, d)| matches!(d.spec, TargetSpec::Process(_)))
-            .chain(decls.iter().filter(|(_, d)| matches!(d.spec, TargetSpec::Proxy(_))));
+            .chain(
+                decls
+                    .iter()
+                    .filter(|(_, d)| matches!(d.spec, TargetSpec::Proxy(_))),
+            );
         for (name, decl) in ordered {
             let started = match &decl.spec {
-                TargetSpec::Process(spec) => ProcessTarget::start(name, spec).await.map(Target::Process),
+                TargetSpec::Process(spec) => {
+                    ProcessTarget::start(name, spec).await.map(Target::Process)
+                }
                 TargetSpec::Proxy(config) => Proxy::start(config.clone())
                     .await
                     .map(Target::Proxy)

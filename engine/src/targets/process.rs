@@ -92,7 +92,11 @@ impl ProcessTarget {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| format!("cannot read pid file {}: {e}", path.display()))?;
                 let pid: u32 = text.trim().parse().map_err(|_| {
-                    format!("pid file {} does not hold a pid: {:?}", path.display(), text.trim())
+                    format!(
+                        "pid file {} does not hold a pid: {:?}",
+                        path.display(),
+                        text.trim()
+                    )
                 })?;
                 ProcessId::of(pid).map_err(|e| e.to_string())
             }
@@ -101,7 +105,9 @@ impl ProcessTarget {
                 match current {
                     Some(p) if p.is_alive() => Ok(p),
                     _ => Err(match self.last_error.lock().unwrap().clone() {
-                        Some(e) => format!("process of target `{}` is not running ({e})", self.name),
+                        Some(e) => {
+                            format!("process of target `{}` is not running ({e})", self.name)
+                        }
                         None => format!("process of target `{}` is not running", self.name),
                     }),
                 }
@@ -115,7 +121,9 @@ impl ProcessTarget {
     }
 
     async fn wait_ready(&self, spec: &ProcessSpec) -> Result<(), String> {
-        let Some(ready) = &spec.ready else { return Ok(()) };
+        let Some(ready) = &spec.ready else {
+            return Ok(());
+        };
         let addr = self.address.clone().unwrap_or_default();
         let deadline = Instant::now() + spec.ready_timeout;
         loop {
@@ -129,7 +137,9 @@ impl ProcessTarget {
                             Err(format!("GET {http} answered {}", a.status))
                         }
                     }),
-                Readiness::Tcp { .. } => probe::tcp(&addr, Duration::from_secs(1)).await.map(|_| ()),
+                Readiness::Tcp { .. } => {
+                    probe::tcp(&addr, Duration::from_secs(1)).await.map(|_| ())
+                }
             };
             match result {
                 Ok(()) => return Ok(()),
@@ -171,7 +181,8 @@ fn spawn(spec: &ProcessSpec) -> Result<tokio::process::Child, String> {
         cmd.current_dir(dir);
     }
     die_with_parent(&mut cmd);
-    cmd.spawn().map_err(|e| format!("cannot start `{command}`: {e}"))
+    cmd.spawn()
+        .map_err(|e| format!("cannot start `{command}`: {e}"))
 }
 
 #[allow(unsafe_code)]
@@ -258,7 +269,10 @@ async fn terminate(child: &mut tokio::process::Child, id: Option<ProcessId>) {
         let _ = id.signal(nix::sys::signal::Signal::SIGTERM);
         let _ = id.resume();
     }
-    if tokio::time::timeout(Duration::from_secs(2), child.wait()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(2), child.wait())
+        .await
+        .is_err()
+    {
         let _ = child.kill().await;
     }
 }

@@ -83,9 +83,11 @@ impl Scenario for AuthOutage {
         let path = host::param_or("path", "/api/orders");
         let token = host::param_or("token", "demo-token");
         let mode_name = host::param_or("mode", "reject");
-        let mode: AuthMode = mode_name
-            .parse()
-            .map_err(|e| Error::InvalidArgument(format!("parameter `mode`: {e}")))?;
+        let mode: AuthMode = mode_name.parse().map_err(|_| {
+            Error::InvalidArgument(format!(
+                "parameter `mode`: {mode_name:?} is not one of reject, strip, corrupt"
+            ))
+        })?;
         let outage = host::param_duration("outage", Duration::from_secs(1))?;
         let samples = host::param_u64("samples", 5)?;
         if samples == 0 {

@@ -78,7 +78,11 @@ impl Scenario for KillAndRecover {
         let signal_name = host::param_or("signal", "kill");
         let signal: Signal = signal_name
             .parse()
-            .map_err(|e| Error::InvalidArgument(format!("parameter `signal`: {e}")))?;
+            .map_err(|_| {
+                Error::InvalidArgument(format!(
+                    "parameter `signal`: {signal_name:?} is not one of term, kill, int, hup, quit, usr1, usr2"
+                ))
+            })?;
         let max_recovery = host::param_duration("max-recovery", Duration::from_secs(10))?;
         let poll = host::param_duration("poll", Duration::from_millis(50))?;
 

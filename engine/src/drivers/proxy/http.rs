@@ -83,7 +83,10 @@ async fn handle(
         Err(e) => local(
             502,
             "application/json",
-            format!(r#"{{"error":"bad_gateway","detail":"firedrill proxy: upstream {}: {e}"}}"#, shared.upstream),
+            format!(
+                r#"{{"error":"bad_gateway","detail":"firedrill proxy: upstream {}: {e}"}}"#,
+                shared.upstream
+            ),
             &[],
         ),
     };
@@ -161,7 +164,12 @@ fn corrupt(headers: &mut hyper::HeaderMap) {
     }
 }
 
-fn local(status: u16, content_type: &str, body: String, extra: &[(&'static str, &str)]) -> Response<Body> {
+fn local(
+    status: u16,
+    content_type: &str,
+    body: String,
+    extra: &[(&'static str, &str)],
+) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::from(body)).map_err(|n| match n {}).boxed());
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = resp.headers_mut();
@@ -184,7 +192,10 @@ mod tests {
     #[test]
     fn corrupt_changes_the_token_and_keeps_the_scheme() {
         let mut h = hyper::HeaderMap::new();
-        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer abc.def.xyz"));
+        h.insert(
+            AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc.def.xyz"),
+        );
         corrupt(&mut h);
         assert_eq!(h.get(AUTHORIZATION).unwrap(), "Bearer abc.def.xya");
     }

@@ -175,7 +175,11 @@ impl ProxyFault {
         if max.is_zero() {
             return max;
         }
-        let nanos = self.rng.lock().unwrap().random_range(0..=max.as_nanos() as u64);
+        let nanos = self
+            .rng
+            .lock()
+            .unwrap()
+            .random_range(0..=max.as_nanos() as u64);
         Duration::from_nanos(nanos)
     }
 
@@ -246,7 +250,10 @@ impl Proxy {
         let listener = TcpListener::bind(config.listen).await.map_err(|e| {
             std::io::Error::new(
                 e.kind(),
-                format!("proxy `{}` cannot listen on {}: {e}", config.name, config.listen),
+                format!(
+                    "proxy `{}` cannot listen on {}: {e}",
+                    config.name, config.listen
+                ),
             )
         })?;
         let local_addr = listener.local_addr()?;
@@ -388,7 +395,9 @@ mod tests {
         })
         .await
         .unwrap();
-        let mut client = tokio::net::TcpStream::connect(proxy.local_addr()).await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(proxy.local_addr())
+            .await
+            .unwrap();
         assert!(round_trip(&mut client).await < Duration::from_millis(50));
         let key = proxy.add_fault(ProxyFault::new(
             Effect::Delay {

@@ -40,7 +40,11 @@ where
             match rd.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
-                    if tx.send((Instant::now(), buf.split().freeze())).await.is_err() {
+                    if tx
+                        .send((Instant::now(), buf.split().freeze()))
+                        .await
+                        .is_err()
+                    {
                         break;
                     }
                 }

@@ -44,9 +44,16 @@ impl RunState {
         }
     }
 
-    fn make_fault(&mut self, target: &str, spec: Result<FaultSpec, GuestError>, options: &FaultOptions) -> Result<u32, GuestError> {
+    fn make_fault(
+        &mut self,
+        target: &str,
+        spec: Result<FaultSpec, GuestError>,
+        options: &FaultOptions,
+    ) -> Result<u32, GuestError> {
         if self.ctx.is_describing() {
-            return Err(GuestError::Unsupported("faults cannot be made inside describe()".into()));
+            return Err(GuestError::Unsupported(
+                "faults cannot be made inside describe()".into(),
+            ));
         }
         let spec = spec?;
         let duration = match options.duration {
@@ -72,21 +79,27 @@ fn probability(options: &FaultOptions) -> Result<f64, GuestError> {
     match options.probability {
         None => Ok(1.0),
         Some(p) if (0.0..=1.0).contains(&p) => Ok(p),
-        Some(p) => Err(GuestError::InvalidArgument(format!("probability must be within 0.0..=1.0, got {p}"))),
+        Some(p) => Err(GuestError::InvalidArgument(format!(
+            "probability must be within 0.0..=1.0, got {p}"
+        ))),
     }
 }
 
 fn matcher(options: &FaultOptions) -> Result<Option<RequestMatch>, GuestError> {
-    let Some(m) = &options.request_match else { return Ok(None) };
+    let Some(m) = &options.request_match else {
+        return Ok(None);
+    };
     let path = match &m.path {
-        Some(p) => Some(
-            glob::Pattern::new(p).map_err(|e| GuestError::InvalidArgument(format!("request-match path glob `{p}`: {e}")))?,
-        ),
+        Some(p) => Some(glob::Pattern::new(p).map_err(|e| {
+            GuestError::InvalidArgument(format!("request-match path glob `{p}`: {e}"))
+        })?),
         None => None,
     };
     if let Some((name, _)) = &m.header {
         if hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            return Err(GuestError::InvalidArgument(format!("request-match header `{name}` is not a valid header name")));
+            return Err(GuestError::InvalidArgument(format!(
+                "request-match header `{name}` is not a valid header name"
+            )));
         }
     }
     Ok(Some(RequestMatch {
@@ -124,17 +137,35 @@ impl Host for RunState {
             Signal::Usr2 => nix::sys::signal::Signal::SIGUSR2,
         };
         let result = if self.ctx.is_describing() {
-            Err(GuestError::Unsupported("faults cannot be made inside describe()".into()))
+            Err(GuestError::Unsupported(
+                "faults cannot be made inside describe()".into(),
+            ))
         } else {
-            self.ctx.apply_fault(&target, FaultSpec::Kill(sig), None).map(|_| ())
+            self.ctx
+                .apply_fault(&target, FaultSpec::Kill(sig), None)
+                .map(|_| ())
         };
-        self.ctx.call("faults.kill", json!({"target": target, "signal": sig.as_str()}), &result);
+        self.ctx.call(
+            "faults.kill",
+            json!({"target": target, "signal": sig.as_str()}),
+            &result,
+        );
         result
     }
 
-    async fn pause(&mut self, target: String, options: FaultOptions) -> Result<Resource<FaultRep>, GuestError> {
+    async fn pause(
+        &mut self,
+        target: String,
+        options: FaultOptions,
+    ) -> Result<Resource<FaultRep>, GuestError> {
         let args = json!({"target": target, "options": options_json(&options)});
-        self.fault_call("faults.pause", &target, Ok(FaultSpec::Pause), &options, args)
+        self.fault_call(
+            "faults.pause",
+            &target,
+            Ok(FaultSpec::Pause),
+            &options,
+            args,
+        )
     }
 
     async fn delay(
@@ -145,7 +176,7 @@ impl Host for RunState {
         direction: types::Direction,
         options: FaultOptions,
     ) -> Result<Resource<FaultRep>, GuestError> {
-        let args = json!({"target": target, "latency_ns": latency, "jitter_ns": jitter, "direction": format!("{direction:?}").to_lowercase(), "options": options_json(&options)});
+        let args = json!({"target": target, "latency_ns": latency, "jitter_ns": jitter, "direction": match direction { types::Direction::Upstream => "upstream", types::Direction::Downstream => "downstream", types::Direction::Both => "both" }, "options": options_json(&options)});
         let spec = (|| {
             let latency = duration_arg("latency", latency)?;
             let jitter = duration_arg("jitter", jitter)?;
@@ -154,7 +185,14 @@ impl Host for RunState {
                 types::Direction::Downstream => proxy::Direction::Downstream,
                 types::Direction::Both => proxy::Direction::Both,
             };
-            proxy_spec(Effect::Delay { latency, jitter, direction }, &options)
+            proxy_spec(
+                Effect::Delay {
+                    latency,
+                    jitter,
+                    direction,
+                },
+                &options,
+            )
         })();
         self.fault_call("faults.delay", &target, spec, &options, args)
     }
@@ -166,11 +204,13 @@ impl Host for RunState {
         status: Option<u16>,
         options: FaultOptions,
     ) -> Result<Resource<FaultRep>, GuestError> {
-        let args = json!({"target": target, "mode": format!("{mode:?}").to_lowercase(), "status": status, "options": options_json(&options)});
+        let args = json!({"target": target, "mode": match mode { AuthMode::Reject => "reject", AuthMode::Strip => "strip", AuthMode::Corrupt => "corrupt" }, "status": status, "options": options_json(&options)});
         let spec = (|| {
             let status = status.unwrap_or(401);
             if status != 401 && status != 403 {
-                return Err(GuestError::InvalidArgument(format!("fail-auth status must be 401 or 403, got {status}")));
+                return Err(GuestError::InvalidArgument(format!(
+                    "fail-auth status must be 401 or 403, got {status}"
+                )));
             }
             let mode = match mode {
                 AuthMode::Reject => proxy::AuthMode::Reject,
@@ -192,14 +232,18 @@ impl Host for RunState {
         let args = json!({"target": target, "status": status, "body": body, "options": options_json(&options)});
         let spec = (|| {
             if !(400..=599).contains(&status) {
-                return Err(GuestError::InvalidArgument(format!("http-error status must be within 400..=599, got {status}")));
+                return Err(GuestError::InvalidArgument(format!(
+                    "http-error status must be within 400..=599, got {status}"
+                )));
             }
             if body.as_ref().is_some_and(|b| b.len() > 1 << 20) {
-                return Err(GuestError::InvalidArgument("http-error body is over 1 MiB".into()));
+                return Err(GuestError::InvalidArgument(
+                    "http-error body is over 1 MiB".into(),
+                ));
             }
-            let body = body
-                .clone()
-                .unwrap_or_else(|| format!(r#"{{"error":"injected by firedrill","status":{status}}}"#));
+            let body = body.clone().unwrap_or_else(|| {
+                format!(r#"{{"error":"injected by firedrill","status":{status}}}"#)
+            });
             proxy_spec(Effect::HttpError { status, body }, &options)
         })();
         self.fault_call("faults.http-error", &target, spec, &options, args)
@@ -208,7 +252,10 @@ impl Host for RunState {
 
 impl HostFault for RunState {
     async fn id(&mut self, fault: Resource<FaultRep>) -> u64 {
-        self.table.get(&fault).map(|f| u64::from(f.id)).unwrap_or(u64::MAX)
+        self.table
+            .get(&fault)
+            .map(|f| u64::from(f.id))
+            .unwrap_or(u64::MAX)
     }
 
     async fn kind(&mut self, fault: Resource<FaultRep>) -> FaultKind {
@@ -222,7 +269,10 @@ impl HostFault for RunState {
     }
 
     async fn target(&mut self, fault: Resource<FaultRep>) -> String {
-        self.table.get(&fault).map(|f| f.target.clone()).unwrap_or_default()
+        self.table
+            .get(&fault)
+            .map(|f| f.target.clone())
+            .unwrap_or_default()
     }
 
     async fn active(&mut self, fault: Resource<FaultRep>) -> bool {
@@ -233,8 +283,15 @@ impl HostFault for RunState {
     }
 
     async fn revert(&mut self, fault: Resource<FaultRep>) -> Result<(), GuestError> {
-        let id = self.table.get(&fault).map(|f| f.id).map_err(|e| GuestError::Failed(e.to_string()))?;
-        let result = self.ctx.revert_fault(id, "scenario").map_err(GuestError::Failed);
+        let id = self
+            .table
+            .get(&fault)
+            .map(|f| f.id)
+            .map_err(|e| GuestError::Failed(e.to_string()))?;
+        let result = self
+            .ctx
+            .revert_fault(id, "scenario")
+            .map_err(GuestError::Failed);
         self.ctx.call("fault.revert", json!({"fault": id}), &result);
         result
     }

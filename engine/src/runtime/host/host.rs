@@ -22,7 +22,14 @@ fn cut(mut s: String) -> String {
 
 impl Host for RunState {
     async fn log(&mut self, level: Level, message: String) {
-        let level = format!("{level:?}").to_lowercase();
+        let level = match level {
+            Level::Trace => "trace",
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+        .to_string();
         self.ctx.recorder.record(EventKind::Log {
             level,
             message: cut(message),
@@ -35,7 +42,8 @@ impl Host for RunState {
             _ = tokio::time::sleep(d) => Ok(()),
             _ = self.ctx.stop_token().cancelled() => Err(GuestError::Halted),
         };
-        self.ctx.call("host.sleep", json!({"ns": d.as_nanos() as u64}), &result);
+        self.ctx
+            .call("host.sleep", json!({"ns": d.as_nanos() as u64}), &result);
         result
     }
 

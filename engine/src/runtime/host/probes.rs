@@ -11,16 +11,19 @@ const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(300);
 impl RunState {
     fn probe_address(&self, target: &str) -> Result<String, GuestError> {
         if self.ctx.is_describing() {
-            return Err(GuestError::Unsupported("probes cannot run inside describe()".into()));
+            return Err(GuestError::Unsupported(
+                "probes cannot run inside describe()".into(),
+            ));
         }
         match self.ctx.targets.get(target) {
-            None => Err(GuestError::UnknownTarget(format!("no target named `{target}`"))),
-            Some(t) => t
-                .address()
-                .ok_or_else(|| GuestError::Unsupported(format!("target `{target}` declares no `address` to probe"))),
+            None => Err(GuestError::UnknownTarget(format!(
+                "no target named `{target}`"
+            ))),
+            Some(t) => t.address().ok_or_else(|| {
+                GuestError::Unsupported(format!("target `{target}` declares no `address` to probe"))
+            }),
         }
     }
-
 }
 
 /// Run `fut` unless the run is stopped first.
@@ -35,7 +38,9 @@ async fn interruptible<T>(
 }
 
 fn timeout(ns: Option<u64>) -> Result<Duration, GuestError> {
-    let t = ns.map(Duration::from_nanos).unwrap_or(Duration::from_secs(5));
+    let t = ns
+        .map(Duration::from_nanos)
+        .unwrap_or(Duration::from_secs(5));
     if t > MAX_PROBE_TIMEOUT || t.is_zero() {
         return Err(GuestError::InvalidArgument(format!(
             "probe timeout must be within 1ns..=5m, got {}",
@@ -46,15 +51,25 @@ fn timeout(ns: Option<u64>) -> Result<Duration, GuestError> {
 }
 
 impl Host for RunState {
-    async fn http(&mut self, target: String, request: HttpRequest) -> Result<HttpResponse, GuestError> {
+    async fn http(
+        &mut self,
+        target: String,
+        request: HttpRequest,
+    ) -> Result<HttpResponse, GuestError> {
         let args = json!({"target": target, "method": request.method, "path": request.path, "headers": request.headers, "body_len": request.body.len()});
         let prepared = (|| {
             let addr = self.probe_address(&target)?;
             if hyper::Method::from_bytes(request.method.as_bytes()).is_err() {
-                return Err(GuestError::InvalidArgument(format!("`{}` is not an HTTP method", request.method)));
+                return Err(GuestError::InvalidArgument(format!(
+                    "`{}` is not an HTTP method",
+                    request.method
+                )));
             }
             if !request.path.starts_with('/') || request.path.parse::<hyper::Uri>().is_err() {
-                return Err(GuestError::InvalidArgument(format!("`{}` is not a request path (start it with /)", request.path)));
+                return Err(GuestError::InvalidArgument(format!(
+                    "`{}` is not a request path (start it with /)",
+                    request.path
+                )));
             }
             let probe = HttpProbe {
                 method: request.method.clone(),
@@ -68,24 +83,32 @@ impl Host for RunState {
         let stop = self.ctx.stop_token().clone();
         let result = match prepared {
             Err(e) => Err(e),
-            Ok((addr, probe)) => interruptible(stop, async move { probe::http(&addr, &probe).await })
-                .await
-                .map(|answer| HttpResponse {
-                    status: answer.status,
-                    headers: answer.headers,
-                    body: answer.body,
-                    latency: answer.latency.as_nanos() as u64,
-                }),
+            Ok((addr, probe)) => {
+                interruptible(stop, async move { probe::http(&addr, &probe).await })
+                    .await
+                    .map(|answer| HttpResponse {
+                        status: answer.status,
+                        headers: answer.headers,
+                        body: answer.body,
+                        latency: answer.latency.as_nanos() as u64,
+                    })
+            }
         };
-        let summary = result
-            .as_ref()
-            .map(|r| json!({"status": r.status, "latency_ns": r.latency, "body_len": r.body.len()}));
+        let summary = result.as_ref().map(
+            |r| json!({"status": r.status, "latency_ns": r.latency, "body_len": r.body.len()}),
+        );
         self.ctx.call("probes.http", args, &summary);
         result
     }
 
-    async fn tcp_connect(&mut self, target: String, timeout_ns: Option<u64>) -> Result<u64, GuestError> {
-        let prepared = self.probe_address(&target).and_then(|a| Ok((a, timeout(timeout_ns)?)));
+    async fn tcp_connect(
+        &mut self,
+        target: String,
+        timeout_ns: Option<u64>,
+    ) -> Result<u64, GuestError> {
+        let prepared = self
+            .probe_address(&target)
+            .and_then(|a| Ok((a, timeout(timeout_ns)?)));
         let stop = self.ctx.stop_token().clone();
         let result = match prepared {
             Err(e) => Err(e),
@@ -93,17 +116,23 @@ impl Host for RunState {
                 .await
                 .map(|d| d.as_nanos() as u64),
         };
-        self.ctx.call("probes.tcp-connect", json!({"target": target}), &result);
+        self.ctx
+            .call("probes.tcp-connect", json!({"target": target}), &result);
         result
     }
 
     async fn process_alive(&mut self, target: String) -> Result<bool, GuestError> {
         let result = match self.ctx.targets.get(&target) {
-            None => Err(GuestError::UnknownTarget(format!("no target named `{target}`"))),
-            Some(Target::Proxy(_)) => Err(GuestError::Unsupported(format!("target `{target}` is a proxy, not a process"))),
+            None => Err(GuestError::UnknownTarget(format!(
+                "no target named `{target}`"
+            ))),
+            Some(Target::Proxy(_)) => Err(GuestError::Unsupported(format!(
+                "target `{target}` is a proxy, not a process"
+            ))),
             Some(Target::Process(p)) => Ok(p.alive()),
         };
-        self.ctx.call("probes.process-alive", json!({"target": target}), &result);
+        self.ctx
+            .call("probes.process-alive", json!({"target": target}), &result);
         result
     }
 }

@@ -1,0 +1,192 @@
+//! The command line: bad input gets errors that name the file, line or
+//! field; exit codes are pinned; Ctrl-C halts and reverts.
+
+use crate::support::*;
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn run(data: &Path, args: &[&str]) -> Output {
+    firedrill(data).args(args).output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn exit_codes_are_stable() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let seeded = write(dir.path(), "seeded.wasm", firedrill_tests::SEEDED);
+    let o = run(&data, &["run", seeded.to_str().unwrap(), "--seed", "3"]);
+    assert_eq!(o.status.code(), Some(0), "pass: {}", text(&o));
+
+    let over = write(dir.path(), "overreach.wasm", firedrill_tests::OVERREACH);
+    let o = run(&data, &["run", over.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "failed verdict: {}", text(&o));
+
+    write(dir.path(), "spin.wasm", firedrill_tests::SPIN);
+    let drill = write(
+        dir.path(),
+        "spin.toml",
+        b"[scenario]\npath = \"spin.wasm\"\n[limits]\ntimeout = \"300ms\"\n",
+    );
+    let o = run(&data, &["run", drill.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "aborted: {}", text(&o));
+    assert!(
+        text(&o).contains("time limit of 300ms exceeded"),
+        "{}",
+        text(&o)
+    );
+
+    let closed = free_port();
+    let drill = write(
+        dir.path(),
+        "steady.toml",
+        format!(
+            "[scenario]\npath = \"seeded.wasm\"\n[targets.db]\nkind = \"process\"\ncommand = \"sleep\"\nargs = [\"30\"]\naddress = \"127.0.0.1:{closed}\"\n[[steady_state]]\nname = \"db up\"\ntarget = \"db\"\ntcp = true\n"
+        )
+        .as_bytes(),
+    );
+    let o = run(&data, &["run", drill.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "steady state violated: {}",
+        text(&o)
+    );
+    assert!(
+        text(&o).contains("steady state `db up` failed before the run"),
+        "{}",
+        text(&o)
+    );
+
+    let o = run(&data, &["run", "missing.toml"]);
+    assert_eq!(o.status.code(), Some(64), "config error: {}", text(&o));
+    let o = run(&data, &["frobnicate"]);
+    assert_eq!(o.status.code(), Some(64), "usage error: {}", text(&o));
+}
+
+#[test]
+fn bad_input_names_the_file_line_or_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+
+    let junk = write(dir.path(), "junk.wasm", b"this is not wasm");
+    let o = run(&data, &["run", junk.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(64));
+    assert!(
+        text(&o).contains("junk.wasm is not a valid WebAssembly component"),
+        "{}",
+        text(&o)
+    );
+
+    let drill = write(
+        dir.path(),
+        "bad.toml",
+        b"[scenario]\nbundled = \"latency-ramp\"\n\n[targets.api]\nkind = \"proces\"\n",
+    );
+    let o = run(&data, &["run", drill.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(64));
+    assert!(
+        text(&o).contains("bad.toml:5: unknown variant `proces`"),
+        "{}",
+        text(&o)
+    );
+
+    // A scenario whose needs the drill does not grant is refused, with the list.
+    let drill = write(
+        dir.path(),
+        "ungranted.toml",
+        b"[scenario]\nbundled = \"latency-ramp\"\n\n[targets.api-link]\nkind = \"proxy\"\nlisten = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:9\"\n",
+    );
+    let o = run(&data, &["run", drill.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
+    assert!(
+        text(&o).contains("needs what the drill does not grant: delay on target \"api-link\" (add \"delay\" to targets.api-link.grants)"),
+        "{}",
+        text(&o)
+    );
+
+    // At run time an ungranted call is denied naming the grant, and an
+    // unknown target is named.
+    write(dir.path(), "overreach.wasm", firedrill_tests::OVERREACH);
+    let drill = write(
+        dir.path(),
+        "over.toml",
+        b"[scenario]\npath = \"overreach.wasm\"\n\n[targets.api-link]\nkind = \"proxy\"\nlisten = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:9\"\n",
+    );
+    let o = run(&data, &["run", drill.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains(
+            "delay on target \"api-link\" is not granted: add \"delay\" to targets.api-link.grants"
+        ),
+        "{t}"
+    );
+    assert!(t.contains("no target named `nope`"), "{t}");
+
+    let o = run(
+        &data,
+        &["run", "bundled:latency-ramp", "--param", "samples=lots"],
+    );
+    assert_eq!(o.status.code(), Some(64));
+    assert!(
+        text(&o).contains("parameter `samples` must be of type integer, got `lots`"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_halts_the_run_and_reverts_its_faults() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut victim, pid_file) = victim(dir.path());
+    write(dir.path(), "pauser.wasm", firedrill_tests::PAUSER);
+    let drill = write(
+        dir.path(),
+        "drill.toml",
+        format!("[scenario]\npath = \"pauser.wasm\"\n[targets.victim]\nkind = \"process\"\npid_file = \"{}\"\ngrants = [\"pause\"]\n", pid_file.display())
+            .as_bytes(),
+    );
+    let child = firedrill(&data)
+        .arg("run")
+        .arg(&drill)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), || proc_state(victim.id())
+            == Some('T'))
+        .await
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("HALTED"));
+    assert_ne!(
+        proc_state(victim.id()),
+        Some('T'),
+        "the paused process was continued"
+    );
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+}

@@ -1,0 +1,188 @@
+//! Hostile and broken guests are stopped or refused with a clear cause; the
+//! engine keeps serving, and faults they made are reverted.
+
+use crate::support::*;
+use firedrill::history::{EventKind, RunStatus};
+use firedrill::runtime::LoadError;
+use firedrill::{Engine, EngineBuilder, EngineError, RunSpec};
+use std::time::Duration;
+
+async fn run_guest(
+    engine: &Engine,
+    bytes: &[u8],
+    name: &str,
+    timeout: Duration,
+) -> firedrill::history::Run {
+    let mut spec = RunSpec::new(engine.load(bytes, name).unwrap());
+    spec.limits.timeout = timeout;
+    engine.run(spec).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_guests_are_stopped_with_their_cause_and_the_engine_goes_on() {
+    let engine = EngineBuilder::new().build().unwrap();
+
+    let spin = run_guest(
+        &engine,
+        firedrill_tests::SPIN,
+        "spin",
+        Duration::from_millis(500),
+    )
+    .await;
+    assert_eq!(spin.status, RunStatus::Aborted);
+    assert!(
+        spin.error
+            .as_deref()
+            .unwrap()
+            .contains("time limit of 500ms exceeded"),
+        "{:?}",
+        spin.error
+    );
+
+    let bomb = run_guest(
+        &engine,
+        firedrill_tests::MEMORY_BOMB,
+        "memory-bomb",
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(bomb.status, RunStatus::Aborted);
+    assert!(
+        bomb.error
+            .as_deref()
+            .unwrap()
+            .contains("memory limit of 64 MiB exceeded"),
+        "{:?}",
+        bomb.error
+    );
+
+    let panic = run_guest(
+        &engine,
+        firedrill_tests::PANIC,
+        "panic",
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(panic.status, RunStatus::Aborted);
+    assert!(
+        panic.error.as_deref().unwrap().contains("run() trapped"),
+        "{:?}",
+        panic.error
+    );
+    let timeline = engine.history().timeline(panic.id).unwrap();
+    let stderr: String = timeline
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Output { stream, text } if stream == "stderr" => Some(text.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        stderr.contains("scenario panicked on purpose"),
+        "guest stderr goes to the run's log: {stderr:?}"
+    );
+
+    // After all that, a well-behaved guest runs normally, with the same seed
+    // giving the same draws.
+    let mut spec = RunSpec::new(engine.load(firedrill_tests::SEEDED, "seeded").unwrap());
+    spec.seed = Some(7);
+    let a = engine.run(spec.clone()).await.unwrap();
+    let b = engine.run(spec).await.unwrap();
+    assert_eq!(a.status, RunStatus::Passed);
+    assert_eq!(
+        a.outcome.as_ref().unwrap().measurements,
+        b.outcome.as_ref().unwrap().measurements
+    );
+    // Each of them is in history.
+    assert_eq!(
+        engine
+            .history()
+            .list_runs(&Default::default())
+            .unwrap()
+            .len(),
+        5
+    );
+}
+
+#[tokio::test]
+async fn components_that_are_not_scenarios_are_refused_clearly() {
+    let engine = EngineBuilder::new().build().unwrap();
+    let err = |bytes: &[u8]| engine.load(bytes, "bad.wasm").unwrap_err();
+
+    let e = err(firedrill_tests::OTHER_WORLD);
+    assert!(
+        matches!(e, EngineError::Load(LoadError::WrongWorld { .. })),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("bad.wasm is not a firedrill scenario"),
+        "{e}"
+    );
+
+    let core = b"\0asm\x01\0\0\0";
+    let e = err(core);
+    assert!(
+        e.to_string()
+            .contains("is a core WebAssembly module, not a component"),
+        "{e}"
+    );
+
+    let truncated = &firedrill::bundled::get("latency-ramp").unwrap()[..1000];
+    let e = err(truncated);
+    assert!(
+        e.to_string()
+            .starts_with("bad.wasm is not a valid WebAssembly component"),
+        "{e}"
+    );
+
+    let e = err(b"#!/bin/sh\necho not wasm\n");
+    assert!(
+        matches!(e, EngineError::Load(LoadError::Invalid { .. })),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_stopped_by_its_time_limit_has_its_faults_reverted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut victim, pid_file) = victim(dir.path());
+    let drill = firedrill::Drill::parse(
+        &format!(
+            "[targets.victim]\nkind = \"process\"\npid_file = \"{}\"\ngrants = [\"pause\"]\n",
+            pid_file.display()
+        ),
+        std::path::Path::new("t.toml"),
+    )
+    .unwrap();
+    let engine = EngineBuilder::new().build().unwrap();
+    let targets = engine.start_targets(&drill.targets).await.unwrap();
+    let mut spec = RunSpec::new(engine.load(firedrill_tests::PAUSER, "pauser").unwrap());
+    spec.targets = targets;
+    spec.limits.timeout = Duration::from_millis(700);
+    let handle = engine.start(spec).unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || proc_state(victim.id())
+            == Some('T'))
+        .await,
+        "victim paused"
+    );
+    let run = handle.wait().await;
+    assert_eq!(run.status, RunStatus::Aborted, "{run:#?}");
+    assert!(
+        run.error.as_deref().unwrap().contains("time limit"),
+        "{:?}",
+        run.error
+    );
+    assert!(
+        eventually(Duration::from_secs(2), || proc_state(victim.id())
+            != Some('T'))
+        .await,
+        "victim continued"
+    );
+    let ledger = engine.ledger().entries(run.id).unwrap();
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger[0].state, firedrill::ledger::LedgerState::Reverted);
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+}

@@ -1,0 +1,93 @@
+//! Shared helpers: the real `firedrill` binary, drills, HTTP clients.
+
+use firedrill::probe::{self, HttpProbe};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `firedrill` binary built for these tests.
+pub(crate) fn firedrill(data_dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_firedrill"));
+    c.env("FIREDRILL_DATA_DIR", data_dir).stdin(Stdio::null());
+    c
+}
+
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A drill with the demo service as process target `api` and an HTTP proxy
+/// `api-link` in front of it (or in front of `upstream` when given).
+pub(crate) fn demo_drill(upstream: Option<std::net::SocketAddr>, extra: &str) -> firedrill::Drill {
+    let api = free_port();
+    let link = free_port();
+    let up = upstream
+        .map(|a| a.to_string())
+        .unwrap_or(format!("127.0.0.1:{api}"));
+    let text = format!(
+        r#"
+[targets.api]
+kind = "process"
+command = "{exe}"
+args = ["demo-service", "--listen", "127.0.0.1:{api}"]
+restart = "always"
+address = "127.0.0.1:{api}"
+ready = {{ http = "/health" }}
+grants = ["kill", "pause"]
+
+[targets.api-link]
+kind = "proxy"
+mode = "http"
+listen = "127.0.0.1:{link}"
+upstream = "{up}"
+grants = ["delay", "fail-auth", "http-error"]
+{extra}
+"#,
+        exe = env!("CARGO_BIN_EXE_firedrill")
+    );
+    firedrill::Drill::parse(&text, Path::new("test.toml")).unwrap()
+}
+
+/// GET `path` from `addr`, with a bearer token if given.
+pub(crate) async fn get(
+    addr: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Result<probe::HttpAnswer, String> {
+    let mut p = HttpProbe::get(path);
+    if let Some(t) = token {
+        p.headers
+            .push(("authorization".into(), format!("Bearer {t}")));
+    }
+    probe::http(addr, &p).await
+}
+
+/// Wait until `f` holds, up to `limit`.
+pub(crate) async fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    f()
+}
+
+/// A `sleep` process that is not a child of the engine, with a pid file.
+pub(crate) fn victim(dir: &Path) -> (Child, std::path::PathBuf) {
+    let child = Command::new("sleep").arg("120").spawn().unwrap();
+    let pid_file = dir.join("victim.pid");
+    std::fs::write(&pid_file, child.id().to_string()).unwrap();
+    (child, pid_file)
+}
+
+/// The state letter of a process in /proc (R, S, T, Z…).
+pub(crate) fn proc_state(pid: u32) -> Option<char> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s[s.rfind(')')? + 2..].chars().next()
+}
