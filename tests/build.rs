@@ -14,6 +14,7 @@ const GUESTS: &[&str] = &[
     "overreach",
     "seeded",
     "sleeper",
+    "calls",
 ];
 
 fn main() {

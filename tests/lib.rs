@@ -27,6 +27,7 @@ guests! {
     OVERREACH = "overreach",
     SEEDED = "seeded",
     SLEEPER = "sleeper",
+    CALLS = "calls",
 }
 
 /// A request as the upstream saw it.

@@ -719,6 +719,19 @@ phases = ["before"]
     }
 
     #[test]
+    fn the_commented_example_drill_parses() {
+        let d = Drill::parse(
+            include_str!("../../examples/drill.toml"),
+            Path::new("examples/drill.toml"),
+        )
+        .unwrap();
+        assert_eq!(d.limits.memory_mib, Limits::default().memory_mib);
+        assert_eq!(d.policy, Policy::default());
+        assert_eq!(d.targets.len(), 2);
+        assert_eq!(d.checks[0].on_violation, OnViolation::Record);
+    }
+
+    #[test]
     fn errors_name_file_line_and_field() {
         let e = parse("[targets.api]\nkind = \"process\"\n").unwrap_err();
         assert_eq!(

@@ -103,13 +103,13 @@ impl EngineBuilder {
             last_id: AtomicU64::new(0),
         });
         let engine = Engine { inner };
-        if self.control_socket {
-            if let Some(dir) = &self.data_dir {
-                control::serve(engine.clone(), dir).map_err(|cause| EngineError::Read {
-                    path: dir.join(control::SOCKET).display().to_string(),
-                    cause,
-                })?;
-            }
+        if self.control_socket
+            && let Some(dir) = &self.data_dir
+        {
+            control::serve(engine.clone(), dir).map_err(|cause| EngineError::Read {
+                path: dir.join(control::SOCKET).display().to_string(),
+                cause,
+            })?;
         }
         Ok(engine)
     }
@@ -267,6 +267,34 @@ impl Engine {
         TargetSet::start(decls).await
     }
 
+    /// For benchmarks: instantiate `scenario` `n` times, each in a fresh
+    /// store as a run does; the mean time of one instantiation.
+    #[doc(hidden)]
+    pub async fn bench_instantiate(
+        &self,
+        scenario: &Scenario,
+        n: u32,
+    ) -> Result<std::time::Duration, EngineError> {
+        let spec = RunSpec::new(scenario.clone());
+        let (ctx, _rx) = run::new_ctx(
+            RunId(0),
+            &spec,
+            self.inner.history.clone(),
+            self.inner.ledger.clone(),
+        );
+        let limits = Limits::default();
+        let started = std::time::Instant::now();
+        for _ in 0..n {
+            let (mut store, _) = self.inner.runtime.store(ctx.clone(), &limits);
+            scenario
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(|e| EngineError::Wasmtime(format!("{e:#}")))?;
+        }
+        Ok(started.elapsed() / n.max(1))
+    }
+
     fn next_id(&self) -> RunId {
         let candidate = unix_ms() << 16;
         let mut last = self.inner.last_id.load(Ordering::SeqCst);
@@ -314,36 +342,28 @@ fn recover(history: &HistoryStore, ledger: &Ledger) -> Result<Recovery, StoreErr
         ));
         run.ended_at = Some(unix_ms());
         let seq = history.event_count(run.id) as u32;
-        for (i, e) in recovery
+        let at_us = run.ended_at.unwrap_or(0).saturating_sub(run.started_at) * 1000;
+        let kinds = recovery
             .reverted
             .iter()
             .filter(|e| e.run == run.id)
-            .enumerate()
-        {
-            history.append_event(
-                run.id,
-                &crate::history::Event {
-                    seq: seq + i as u32,
-                    at_us: run.ended_at.unwrap_or(0).saturating_sub(run.started_at) * 1000,
-                    kind: EventKind::FaultReverted {
-                        fault: e.fault,
-                        reason: "recovery".into(),
-                        error: None,
-                    },
-                },
-            )?;
+            .map(|e| EventKind::FaultReverted {
+                fault: e.fault,
+                reason: "recovery".into(),
+                error: None,
+            })
+            .chain([EventKind::Ended {
+                status: run.status,
+                error: run.error.clone(),
+            }]);
+        for (i, kind) in kinds.enumerate() {
+            let event = crate::history::Event {
+                seq: seq + i as u32,
+                at_us,
+                kind,
+            };
+            history.append_event(run.id, &event)?;
         }
-        history.append_event(
-            run.id,
-            &crate::history::Event {
-                seq: seq + reverted as u32,
-                at_us: run.ended_at.unwrap_or(0).saturating_sub(run.started_at) * 1000,
-                kind: EventKind::Ended {
-                    status: run.status,
-                    error: run.error.clone(),
-                },
-            },
-        )?;
         history.flush()?;
         history.put_run(&run)?;
     }

@@ -36,6 +36,7 @@
 
 pub mod bundled;
 pub mod control;
+pub mod demo;
 pub mod drill;
 pub mod drivers;
 mod engine;

@@ -149,3 +149,61 @@ pub fn check_call(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drill::Drill;
+
+    fn targets() -> BTreeMap<String, TargetDecl> {
+        Drill::parse(
+            "[targets.db]\nkind = \"proxy\"\nlisten = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:1\"\ngrants = [\"delay\"]\n",
+            std::path::Path::new("d.toml"),
+        )
+        .unwrap()
+        .targets
+    }
+
+    fn need(kind: FaultKind, target: &str) -> Need {
+        Need {
+            kind,
+            target: target.into(),
+        }
+    }
+
+    #[test]
+    fn needs_are_covered_only_by_grants_on_that_target() {
+        let t = targets();
+        assert!(missing_grants(&[need(FaultKind::Delay, "db")], &t).is_empty());
+        let m = missing_grants(
+            &[
+                need(FaultKind::HttpError, "db"),
+                need(FaultKind::Delay, "cache"),
+            ],
+            &t,
+        );
+        assert_eq!(
+            m.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+            [
+                "http-error on target \"db\" (add \"http-error\" to targets.db.grants)",
+                "delay on target \"cache\" (no target `cache` is declared in the drill file)"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_call_needs_both_the_declaration_and_the_grant() {
+        let t = targets();
+        let declared = [need(FaultKind::Delay, "db")];
+        assert!(check_call(FaultKind::Delay, "db", &declared, &t).is_ok());
+        assert_eq!(
+            check_call(FaultKind::Delay, "db", &[], &t).unwrap_err(),
+            "delay on target \"db\" is not declared in the scenario's describe() needs"
+        );
+        assert!(
+            check_call(FaultKind::HttpError, "db", &declared, &t)
+                .unwrap_err()
+                .contains("is not granted")
+        );
+    }
+}

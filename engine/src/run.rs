@@ -135,6 +135,7 @@ impl Halter {
 
 /// The guest's handle to a lasting fault.
 #[derive(Debug)]
+#[allow(unreachable_pub)] // named by the generated bindings
 pub struct FaultRep {
     pub(crate) id: u32,
     pub(crate) kind: FaultKind,
@@ -210,7 +211,7 @@ impl RunCtx {
 
     /// A generator for WASI's random interfaces, derived from the seed.
     pub(crate) fn wasi_rng(&self) -> ChaCha8Rng {
-        ChaCha8Rng::seed_from_u64(self.seed ^ 0x5eed_0f_f1e1d_u64)
+        ChaCha8Rng::seed_from_u64(self.seed ^ 0x5eed_f1e1_d000_0001_u64)
     }
 
     pub(crate) fn random(&self) -> u64 {
@@ -251,11 +252,11 @@ impl RunCtx {
 
     /// Called by the epoch callback: stop the guest now?
     pub(crate) fn must_interrupt(&self) -> bool {
-        if let Some((d, limit)) = *self.deadline.lock().unwrap() {
-            if Instant::now() >= d {
-                self.stop(StopReason::Timeout(limit));
-                return true;
-            }
+        if let Some((d, limit)) = *self.deadline.lock().unwrap()
+            && Instant::now() >= d
+        {
+            self.stop(StopReason::Timeout(limit));
+            return true;
         }
         matches!(&*self.stop_reason.lock().unwrap(), Some((_, at)) if at.elapsed() >= HALT_GRACE)
     }

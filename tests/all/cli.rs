@@ -190,3 +190,62 @@ async fn ctrl_c_halts_the_run_and_reverts_its_faults() {
     victim.kill().unwrap();
     victim.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_prints_the_plan_and_applies_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut victim, pid_file) = victim(dir.path());
+    write(dir.path(), "pauser.wasm", firedrill_tests::PAUSER);
+    let drill = write(
+        dir.path(),
+        "drill.toml",
+        format!(
+            "[scenario]\npath = \"pauser.wasm\"\nparams = {{ hold = \"300ms\" }}\n[policy]\nmax_fault_duration = \"1m\"\n[targets.victim]\nkind = \"process\"\npid_file = \"{}\"\ngrants = [\"pause\"]\n",
+            pid_file.display()
+        )
+        .as_bytes(),
+    );
+    let child = firedrill(&data)
+        .args(["run", "--dry-run"])
+        .arg(&drill)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut paused = false;
+    for _ in 0..20 {
+        paused |= proc_state(victim.id()) == Some('T');
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(!paused, "a dry run applies nothing");
+    assert!(
+        stdout.contains("plan (dry run, nothing was applied):"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("pause on victim: SIGSTOP until reverted for up to 1m"),
+        "{stdout}"
+    );
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+}
+
+#[test]
+fn inspect_shows_parameters_and_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(
+        dir.path(),
+        &["inspect", "bundled:latency-ramp", "--param", "link=db-link"],
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.starts_with("latency-ramp 0.1.0"), "{t}");
+    assert!(t.contains("slo (duration) = 250ms"), "{t}");
+    assert!(
+        t.contains("delay on target \"db-link\""),
+        "the needs follow the parameters: {t}"
+    );
+}

@@ -168,3 +168,38 @@ async fn kill_ends_the_real_process_and_the_supervisor_restarts_it() {
     );
     targets.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steady_state_violation_during_the_run_aborts_and_reverts() {
+    let engine = EngineBuilder::new().build().unwrap();
+    let drill = demo_drill(
+        None,
+        r#"
+[[steady_state]]
+name = "api process alive"
+target = "api"
+process = true
+phases = ["during"]
+interval = "10ms"
+"#,
+    );
+    let targets = engine.start_targets(&drill.targets).await.unwrap();
+    let mut spec = RunSpec::new(
+        engine
+            .load(firedrill::bundled::get("kill-and-recover").unwrap(), "kar")
+            .unwrap(),
+    );
+    spec.targets = targets.clone();
+    spec.checks = drill.checks.clone();
+    let run = engine.run(spec).await.unwrap();
+    targets.shutdown().await;
+    assert_eq!(run.status, RunStatus::SteadyStateViolated, "{run:#?}");
+    assert!(
+        run.error
+            .as_deref()
+            .unwrap()
+            .contains("steady state `api process alive` failed during the run"),
+        "{:?}",
+        run.error
+    );
+}

@@ -20,36 +20,19 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
-/// A drill with the demo service as process target `api` and an HTTP proxy
-/// `api-link` in front of it (or in front of `upstream` when given).
+/// The demo's drill (`api` process, `api-link` HTTP proxy) with `extra`
+/// appended, and `api-link` pointed at `upstream` when given.
 pub(crate) fn demo_drill(upstream: Option<std::net::SocketAddr>, extra: &str) -> firedrill::Drill {
-    let api = free_port();
-    let link = free_port();
-    let up = upstream
-        .map(|a| a.to_string())
-        .unwrap_or(format!("127.0.0.1:{api}"));
-    let text = format!(
-        r#"
-[targets.api]
-kind = "process"
-command = "{exe}"
-args = ["demo-service", "--listen", "127.0.0.1:{api}"]
-restart = "always"
-address = "127.0.0.1:{api}"
-ready = {{ http = "/health" }}
-grants = ["kill", "pause"]
-
-[targets.api-link]
-kind = "proxy"
-mode = "http"
-listen = "127.0.0.1:{link}"
-upstream = "{up}"
-grants = ["delay", "fail-auth", "http-error"]
-{extra}
-"#,
-        exe = env!("CARGO_BIN_EXE_firedrill")
-    );
-    firedrill::Drill::parse(&text, Path::new("test.toml")).unwrap()
+    let exe = Path::new(env!("CARGO_BIN_EXE_firedrill"));
+    let text = firedrill::demo::drill_text(exe, free_port(), free_port()) + extra;
+    let mut drill = firedrill::Drill::parse(&text, Path::new("test.toml")).unwrap();
+    if let Some(addr) = upstream {
+        let link = drill.targets.get_mut("api-link").unwrap();
+        if let firedrill::drill::TargetSpec::Proxy(config) = &mut link.spec {
+            config.upstream = addr.to_string();
+        }
+    }
+    drill
 }
 
 /// GET `path` from `addr`, with a bearer token if given.

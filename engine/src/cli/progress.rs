@@ -41,50 +41,20 @@ pub(crate) async fn follow(handle: RunHandle, _engine: &Engine) -> Run {
             while let Ok(ev) = events.recv().await {
                 let secs = ev.at_us as f64 / 1e6;
                 match &ev.kind {
-                    EventKind::Mark { name, detail } => {
-                        step = format!("{name} {detail}");
-                        say(format!("  {secs:7.2}s  {name}: {detail}"));
-                    }
-                    EventKind::FaultApplied {
-                        kind,
-                        target,
-                        detail,
-                        planned,
-                        ..
-                    } => {
-                        let verb = if *planned { "planned" } else { "applied" };
-                        say(format!(
-                            "  {secs:7.2}s  + {kind} on {target}: {detail} ({verb})"
-                        ));
-                    }
-                    EventKind::FaultReverted {
-                        fault,
-                        reason,
-                        error,
-                    } => match error {
-                        Some(e) => say(format!(
-                            "  {secs:7.2}s  ! fault {fault} NOT reverted ({reason}): {e}"
-                        )),
-                        None => say(format!(
-                            "  {secs:7.2}s  - fault {fault} reverted ({reason})"
-                        )),
-                    },
-                    EventKind::Check {
-                        name,
-                        phase,
-                        ok,
-                        detail,
-                    } => {
-                        let mark = if *ok { "ok" } else { "VIOLATED" };
-                        say(format!(
-                            "  {secs:7.2}s  steady state {name} ({phase:?}): {mark}, {detail}"
-                        ));
-                    }
-                    EventKind::Log { level, message } if level != "trace" && level != "debug" => {
-                        say(format!("  {secs:7.2}s  [{level}] {message}"));
-                    }
+                    EventKind::Mark { name, detail } => step = format!("{name} {detail}"),
                     EventKind::Ended { .. } => break,
                     _ => {}
+                }
+                let shown = match &ev.kind {
+                    EventKind::Mark { .. }
+                    | EventKind::FaultApplied { .. }
+                    | EventKind::FaultReverted { .. }
+                    | EventKind::Check { .. } => true,
+                    EventKind::Log { level, .. } => level != "trace" && level != "debug",
+                    _ => false,
+                };
+                if shown {
+                    say(format!("  {secs:7.2}s  {}", ev.kind));
                 }
                 let faults: Vec<String> = halter
                     .active_faults()

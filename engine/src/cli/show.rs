@@ -1,7 +1,6 @@
 use super::history::{ask, when};
 use super::{Exit, Failure, usage};
 use firedrill::control::{Request, Response};
-use firedrill::history::EventKind;
 use std::path::Path;
 
 #[derive(Debug, clap::Args)]
@@ -53,49 +52,7 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
     println!("timeline:");
     for ev in &timeline {
         let t = ev.at_us as f64 / 1e6;
-        let text = match &ev.kind {
-            EventKind::Started => "started".to_string(),
-            EventKind::Call { call, args, result } => format!("{call}({args}) → {result}"),
-            EventKind::FaultApplied {
-                fault,
-                kind,
-                target,
-                detail,
-                planned,
-                ..
-            } => {
-                format!(
-                    "fault {fault} {} {kind} on {target}: {detail}",
-                    if *planned { "planned" } else { "applied" }
-                )
-            }
-            EventKind::FaultReverted {
-                fault,
-                reason,
-                error,
-            } => match error {
-                Some(e) => format!("fault {fault} revert FAILED ({reason}): {e}"),
-                None => format!("fault {fault} reverted ({reason})"),
-            },
-            EventKind::Log { level, message } => format!("[{level}] {message}"),
-            EventKind::Mark { name, detail } => format!("» {name}: {detail}"),
-            EventKind::Output { stream, text } => format!("{stream}: {}", text.trim_end()),
-            EventKind::Check {
-                name,
-                phase,
-                ok,
-                detail,
-            } => {
-                format!(
-                    "steady state {name} ({phase:?}): {} {detail}",
-                    if *ok { "ok" } else { "VIOLATED" }
-                )
-            }
-            EventKind::Ended { status, error } => match error {
-                Some(e) => format!("ended {status}: {e}"),
-                None => format!("ended {status}"),
-            },
-        };
+        let text = &ev.kind;
         println!("  {t:9.3}s  {text}");
     }
     Ok(Exit::Pass)

@@ -134,7 +134,7 @@ pub enum Prepared {
         /// Proxy.
         proxy: Arc<Proxy>,
         /// Fault.
-        fault: ProxyFault,
+        fault: Box<ProxyFault>,
     },
 }
 
@@ -168,7 +168,7 @@ pub fn prepare(
             }
             Ok(Prepared::Proxy {
                 proxy: proxy.clone(),
-                fault: ProxyFault::new(effect, probability, matcher, seed),
+                fault: Box::new(ProxyFault::new(effect, probability, matcher, seed)),
             })
         }
         (Target::Process(_), spec) => Err(DriverError::Unsupported(format!(
@@ -208,7 +208,7 @@ impl Prepared {
                 Ok(Applied::Paused(process))
             }
             Prepared::Proxy { proxy, fault } => {
-                let key = proxy.add_fault(fault);
+                let key = proxy.add_fault(*fault);
                 Ok(Applied::Proxy { proxy, key })
             }
         }

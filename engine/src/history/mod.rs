@@ -78,10 +78,10 @@ impl HistoryStore {
         for item in self.store.runs.iter().rev() {
             let (_, v) = item?;
             let run: Run = store::decode(TREE_RUNS, &v)?;
-            if let Some(since) = filter.since {
-                if run.started_at < since {
-                    break;
-                }
+            if let Some(since) = filter.since
+                && run.started_at < since
+            {
+                break;
             }
             if filter
                 .scenario

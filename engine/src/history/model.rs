@@ -190,6 +190,16 @@ pub enum Phase {
     After,
 }
 
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Before => "before",
+            Phase::During => "during",
+            Phase::After => "after",
+        })
+    }
+}
+
 /// What happened at one point of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
@@ -268,4 +278,49 @@ pub enum EventKind {
         /// Cause, if any.
         error: Option<String>,
     },
+}
+
+/// One line for people, as `firedrill show` and the live view print it.
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EventKind::Started => write!(f, "started"),
+            EventKind::Call { call, args, result } => write!(f, "{call}({args}) → {result}"),
+            EventKind::FaultApplied {
+                fault,
+                kind,
+                target,
+                detail,
+                planned,
+                ..
+            } => {
+                let verb = if *planned { "planned" } else { "applied" };
+                write!(f, "fault {fault} {verb}: {kind} on {target}: {detail}")
+            }
+            EventKind::FaultReverted {
+                fault,
+                reason,
+                error,
+            } => match error {
+                Some(e) => write!(f, "fault {fault} NOT reverted ({reason}): {e}"),
+                None => write!(f, "fault {fault} reverted ({reason})"),
+            },
+            EventKind::Log { level, message } => write!(f, "[{level}] {message}"),
+            EventKind::Mark { name, detail } => write!(f, "{name}: {detail}"),
+            EventKind::Output { stream, text } => write!(f, "{stream}: {}", text.trim_end()),
+            EventKind::Check {
+                name,
+                phase,
+                ok,
+                detail,
+            } => {
+                let mark = if *ok { "ok" } else { "VIOLATED" };
+                write!(f, "steady state `{name}` ({phase}): {mark}, {detail}")
+            }
+            EventKind::Ended { status, error } => match error {
+                Some(e) => write!(f, "ended {status}: {e}"),
+                None => write!(f, "ended {status}"),
+            },
+        }
+    }
 }

@@ -10,4 +10,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub(crate) use firedrill::scenario::types::Error as GuestError;
+pub(crate) use self::firedrill::scenario::types::Error as GuestError;

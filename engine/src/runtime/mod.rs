@@ -218,13 +218,14 @@ impl Runtime {
             return;
         }
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        if std::fs::write(&tmp, &bytes).is_ok() && std::fs::rename(&tmp, &path).is_ok() {
-            if let Some(name) = path.file_name() {
-                let _ = self
-                    .cache_index
-                    .compiled
-                    .insert(name.as_encoded_bytes(), Sha256::digest(&bytes).as_slice());
-            }
+        if std::fs::write(&tmp, &bytes).is_ok()
+            && std::fs::rename(&tmp, &path).is_ok()
+            && let Some(name) = path.file_name()
+        {
+            let _ = self
+                .cache_index
+                .compiled
+                .insert(name.as_encoded_bytes(), Sha256::digest(&bytes).as_slice());
         }
     }
 
@@ -309,6 +310,14 @@ pub struct RunState {
     table: ResourceTable,
     limiter: RunLimiter,
     pub(crate) ctx: Arc<RunCtx>,
+}
+
+impl std::fmt::Debug for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunState")
+            .field("run", &self.ctx.id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RunState {

@@ -48,15 +48,13 @@ async fn handle(
                 latency,
                 jitter,
                 direction,
-            } => {
-                if fault.fires() {
-                    let d = *latency + fault.jitter(*jitter);
-                    if direction.covers(Direction::Upstream) {
-                        delay_up += d;
-                    }
-                    if direction.covers(Direction::Downstream) {
-                        delay_down += d;
-                    }
+            } if fault.fires() => {
+                let d = *latency + fault.jitter(*jitter);
+                if direction.covers(Direction::Upstream) {
+                    delay_up += d;
+                }
+                if direction.covers(Direction::Downstream) {
+                    delay_down += d;
                 }
             }
             Effect::FailAuth { mode, status } if fault.fires() => match mode {

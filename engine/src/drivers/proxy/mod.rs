@@ -114,15 +114,15 @@ pub struct RequestMatch {
 
 impl RequestMatch {
     fn matches<B>(&self, req: &hyper::Request<B>) -> bool {
-        if let Some(m) = &self.method {
-            if !req.method().as_str().eq_ignore_ascii_case(m) {
-                return false;
-            }
+        if let Some(m) = &self.method
+            && !req.method().as_str().eq_ignore_ascii_case(m)
+        {
+            return false;
         }
-        if let Some(p) = &self.path {
-            if !p.matches(req.uri().path()) {
-                return false;
-            }
+        if let Some(p) = &self.path
+            && !p.matches(req.uri().path())
+        {
+            return false;
         }
         if let Some((name, value)) = &self.header {
             match req.headers().get(name.as_str()) {
@@ -382,6 +382,94 @@ mod tests {
         s.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"ping");
         t.elapsed()
+    }
+
+    async fn get(addr: SocketAddr, path: &str) -> crate::probe::HttpAnswer {
+        crate::probe::http(&addr.to_string(), &crate::probe::HttpProbe::get(path))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn http_error_answers_matching_requests_only_and_reverts() {
+        let upstream = firedrill_tests::Upstream::start("t").await;
+        let proxy = Proxy::start(ProxyConfig {
+            name: "api".into(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            upstream: upstream.addr.to_string(),
+            mode: ProxyMode::Http,
+        })
+        .await
+        .unwrap();
+        let matcher = RequestMatch {
+            method: Some("get".into()),
+            path: Some(Pattern::new("/api/*").unwrap()),
+            header: None,
+        };
+        let key = proxy.add_fault(ProxyFault::new(
+            Effect::HttpError {
+                status: 503,
+                body: "{\"error\":\"down\"}".into(),
+            },
+            1.0,
+            Some(matcher),
+            1,
+        ));
+        let hit = get(proxy.local_addr(), "/api/orders").await;
+        assert_eq!(hit.status, 503);
+        assert_eq!(hit.body, b"{\"error\":\"down\"}");
+        assert_eq!(
+            get(proxy.local_addr(), "/health").await.status,
+            200,
+            "unmatched path passes"
+        );
+        assert!(
+            upstream.seen().iter().all(|s| s.path != "/api/orders"),
+            "the error never reached upstream"
+        );
+        proxy.remove_fault(key);
+        assert_eq!(get(proxy.local_addr(), "/health").await.status, 200);
+        assert_eq!(
+            get(proxy.local_addr(), "/api/orders").await.status,
+            401,
+            "upstream answers again"
+        );
+    }
+
+    #[tokio::test]
+    async fn probability_draws_from_the_seed() {
+        let upstream = firedrill_tests::Upstream::start("t").await;
+        let mut rejected = Vec::new();
+        for _ in 0..2 {
+            let proxy = Proxy::start(ProxyConfig {
+                name: "api".into(),
+                listen: "127.0.0.1:0".parse().unwrap(),
+                upstream: upstream.addr.to_string(),
+                mode: ProxyMode::Http,
+            })
+            .await
+            .unwrap();
+            proxy.add_fault(ProxyFault::new(
+                Effect::HttpError {
+                    status: 500,
+                    body: String::new(),
+                },
+                0.5,
+                None,
+                42,
+            ));
+            let mut pattern = Vec::new();
+            for _ in 0..40 {
+                pattern.push(get(proxy.local_addr(), "/health").await.status == 500);
+            }
+            rejected.push(pattern);
+        }
+        let n = rejected[0].iter().filter(|r| **r).count();
+        assert!((8..=32).contains(&n), "about half fail: {n}/40");
+        assert_eq!(
+            rejected[0], rejected[1],
+            "the same seed gives the same requests failing"
+        );
     }
 
     #[tokio::test]

@@ -95,12 +95,12 @@ fn matcher(options: &FaultOptions) -> Result<Option<RequestMatch>, GuestError> {
         })?),
         None => None,
     };
-    if let Some((name, _)) = &m.header {
-        if hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            return Err(GuestError::InvalidArgument(format!(
-                "request-match header `{name}` is not a valid header name"
-            )));
-        }
+    if let Some((name, _)) = &m.header
+        && hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+    {
+        return Err(GuestError::InvalidArgument(format!(
+            "request-match header `{name}` is not a valid header name"
+        )));
     }
     Ok(Some(RequestMatch {
         method: m.method.clone(),
