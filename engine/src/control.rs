@@ -33,6 +33,13 @@ pub enum Request {
         /// Run.
         run: Option<RunId>,
     },
+    /// Delete old runs (see [`crate::history::HistoryStore::prune`]).
+    Prune {
+        /// Keep the newest this many.
+        keep: Option<usize>,
+        /// Delete runs started before this, Unix ms.
+        before: Option<u64>,
+    },
     /// Halt every run and refuse new ones.
     Halt,
     /// Accept runs again.
@@ -54,6 +61,11 @@ pub enum Response {
         run: Box<Run>,
         /// Timeline.
         timeline: Vec<Event>,
+    },
+    /// How many runs were deleted.
+    Pruned {
+        /// Count.
+        runs: usize,
     },
     /// How many runs were halted.
     Halted {
@@ -104,6 +116,9 @@ pub fn answer(engine: &Engine, request: Request) -> Response {
                 }),
                 Err(e) => Err(e),
             }
+        }
+        Request::Prune { keep, before } => {
+            h.prune(keep, before).map(|runs| Response::Pruned { runs })
         }
         Request::Halt => Ok(Response::Halted {
             runs: engine.halt(),

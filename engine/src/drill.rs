@@ -233,6 +233,8 @@ pub struct CheckSpec {
 pub struct Drill {
     /// The file it came from.
     pub file: Option<PathBuf>,
+    /// Its text, as read.
+    pub text: Option<String>,
     /// `[scenario]`, paths resolved.
     pub scenario: ScenarioSection,
     /// `[limits]`.
@@ -243,13 +245,15 @@ pub struct Drill {
     pub targets: BTreeMap<String, TargetDecl>,
     /// `[[steady_state]]`.
     pub checks: Vec<CheckSpec>,
+    /// Line of `[scenario]` and of each `[targets.NAME]` (keys `scenario`,
+    /// `targets.NAME`), for messages about them.
+    pub lines: BTreeMap<String, usize>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDrill {
-    #[serde(default)]
-    scenario: ScenarioSection,
+    scenario: Option<Spanned<ScenarioSection>>,
     #[serde(default)]
     limits: Limits,
     #[serde(default)]
@@ -388,7 +392,14 @@ impl Drill {
             message: e.message().trim().to_string(),
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let mut scenario = raw.scenario;
+        let mut lines = BTreeMap::new();
+        let mut scenario = match raw.scenario {
+            Some(s) => {
+                lines.insert("scenario".to_string(), cx.line(s.span().start));
+                s.into_inner()
+            }
+            None => ScenarioSection::default(),
+        };
         if scenario.path.is_some() && scenario.bundled.is_some() {
             return Err(DrillError {
                 file: cx.file.clone(),
@@ -402,6 +413,7 @@ impl Drill {
         let mut targets = BTreeMap::new();
         for (name, spanned) in raw.targets {
             let span = spanned.span();
+            lines.insert(format!("targets.{name}"), cx.line(span.start));
             let decl = target(&cx, &base, &name, span, spanned.into_inner())?;
             targets.insert(name, decl);
         }
@@ -412,6 +424,7 @@ impl Drill {
         }
         Ok(Drill {
             file: Some(path.to_path_buf()),
+            text: Some(text.to_string()),
             scenario,
             limits: raw.limits,
             policy: Policy {
@@ -420,7 +433,55 @@ impl Drill {
             },
             targets,
             checks,
+            lines,
         })
+    }
+
+    /// A problem at `key` (`scenario`, `targets.NAME`) of this drill.
+    pub fn problem(&self, key: &str, field: &str, message: String) -> DrillError {
+        DrillError {
+            file: self
+                .file
+                .as_ref()
+                .map(|f| f.display().to_string())
+                .unwrap_or_else(|| "(no drill)".into()),
+            line: self.lines.get(key).copied(),
+            field: field.to_string(),
+            message,
+        }
+    }
+
+    /// The scenario's component bytes and a name for them: `[scenario] path`
+    /// or `bundled`.
+    pub fn scenario_bytes(&self) -> Result<(Vec<u8>, String), DrillError> {
+        match (&self.scenario.path, &self.scenario.bundled) {
+            (Some(path), _) => std::fs::read(path)
+                .map(|b| (b, path.display().to_string()))
+                .map_err(|e| {
+                    self.problem(
+                        "scenario",
+                        "scenario.path",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                }),
+            (None, Some(name)) => crate::bundled::get(name)
+                .map(|b| (b.to_vec(), format!("bundled:{name}")))
+                .ok_or_else(|| {
+                    self.problem(
+                        "scenario",
+                        "scenario.bundled",
+                        format!(
+                            "no bundled scenario `{name}` (bundled: {})",
+                            crate::bundled::names().join(", ")
+                        ),
+                    )
+                }),
+            (None, None) => Err(self.problem(
+                "scenario",
+                "scenario",
+                "set `path = \"my-scenario.wasm\"` or `bundled = \"NAME\"`".into(),
+            )),
+        }
     }
 
     /// Parameters from `[scenario.params]` as text.

@@ -38,6 +38,9 @@ pub enum EngineError {
     /// `describe()` failed.
     #[error("{0}")]
     Describe(String),
+    /// A run cannot be replayed (not found, component or drill missing).
+    #[error("cannot replay: {0}")]
+    Replay(String),
     /// The engine is halted: no new runs until resumed.
     #[error("the engine is halted: no new runs start until `firedrill resume`")]
     Halted,
@@ -191,6 +194,7 @@ impl Engine {
             return Err(EngineError::Halted);
         }
         let id = self.next_id();
+        self.store_component(&spec.scenario);
         let (ctx, rx) = run::new_ctx(
             id,
             &spec,
@@ -265,6 +269,43 @@ impl Engine {
         decls: &std::collections::BTreeMap<String, crate::drill::TargetDecl>,
     ) -> Result<Arc<TargetSet>, String> {
         TargetSet::start(decls).await
+    }
+
+    /// Keep the component of a run in the data dir (`scenarios/<sha256>.wasm`)
+    /// so the run can be replayed after the file it came from changed.
+    fn store_component(&self, scenario: &Scenario) {
+        let Some(dir) = &self.inner.data_dir else {
+            return;
+        };
+        let path = dir
+            .join("scenarios")
+            .join(format!("{}.wasm", scenario.sha256()));
+        if path.exists() {
+            return;
+        }
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let stored = std::fs::create_dir_all(dir.join("scenarios"))
+            .and_then(|()| std::fs::write(&tmp, scenario.bytes()))
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(e) = stored {
+            tracing::warn!(
+                "cannot keep component {} for replay: {e}",
+                scenario.sha256()
+            );
+        }
+    }
+
+    /// A component's bytes by sha256: loaded in this engine, or kept in the
+    /// data dir by an earlier run. Bytes from disk are checked against the
+    /// digest.
+    pub fn component(&self, sha256: &str) -> Option<Vec<u8>> {
+        if let Some(s) = self.inner.runtime.loaded(sha256) {
+            return Some(s.bytes().to_vec());
+        }
+        let dir = self.inner.data_dir.as_ref()?;
+        let bytes = std::fs::read(dir.join("scenarios").join(format!("{sha256}.wasm"))).ok()?;
+        use sha2::Digest;
+        (hex::encode(sha2::Sha256::digest(&bytes)) == sha256).then_some(bytes)
     }
 
     /// For benchmarks: instantiate `scenario` `n` times, each in a fresh

@@ -10,10 +10,11 @@
 use crate::drivers::process::ProcessId;
 use crate::history::{RunId, unix_ms};
 use crate::store::{self, Store, StoreError, TREE_LEDGER};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// What it takes to undo a fault when the engine that applied it is gone.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "undo", rename_all = "kebab-case")]
 pub enum Undo {
     /// Nothing can be undone (a signal that was delivered).
@@ -35,7 +36,7 @@ pub enum Undo {
 }
 
 /// Where a fault stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum LedgerState {
     /// Written; being applied (or the engine died while applying).
@@ -51,7 +52,7 @@ pub enum LedgerState {
 }
 
 /// One fault in the ledger.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LedgerEntry {
     /// The run that made it.
     pub run: RunId,

@@ -35,6 +35,7 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod bundled;
+pub mod check;
 pub mod control;
 pub mod demo;
 pub mod drill;
@@ -44,6 +45,8 @@ pub mod history;
 pub mod ledger;
 pub mod policy;
 pub mod probe;
+pub mod replay;
+pub mod report;
 mod run;
 pub mod runtime;
 pub mod steady;

@@ -60,6 +60,8 @@ pub struct RunSpec {
     pub dry_run: bool,
     /// The drill file, for the record.
     pub drill: Option<String>,
+    /// The drill's text, recorded so `replay` can rebuild the targets.
+    pub drill_text: Option<String>,
 }
 
 impl RunSpec {
@@ -75,6 +77,7 @@ impl RunSpec {
             checks: Vec::new(),
             dry_run: false,
             drill: None,
+            drill_text: None,
         }
     }
 }
@@ -274,10 +277,15 @@ impl RunCtx {
         }
         let kind = spec.kind();
         let Some(t) = self.targets.get(target) else {
-            return Err(GuestError::UnknownTarget(format!(
-                "no target named `{target}` (declared: {})",
-                self.targets.names().collect::<Vec<_>>().join(", ")
-            )));
+            let names: Vec<&str> = self.targets.names().collect();
+            return Err(GuestError::UnknownTarget(if names.is_empty() {
+                format!("no target named `{target}`: the drill declares no targets")
+            } else {
+                format!(
+                    "no target named `{target}` (declared: {})",
+                    names.join(", ")
+                )
+            }));
         };
         let needs = self.needs.read().unwrap().clone();
         policy::check_call(kind, target, &needs, self.targets.decls())
@@ -660,6 +668,7 @@ pub(crate) async fn execute(
         seed: ctx.seed,
         engine_version: env!("CARGO_PKG_VERSION").to_string(),
         drill: spec.drill.clone(),
+        drill_text: spec.drill_text.clone(),
         dry_run: spec.dry_run,
         started_at: unix_ms(),
         ended_at: None,

@@ -5,6 +5,7 @@
 //! <data-dir>/
 //!   db/            sled: the trees below
 //!   cache/         compiled components (<sha256>-<engine hash>.cwasm)
+//!   scenarios/     components of past runs (<sha256>.wasm), for replay
 //!   control.sock   the running engine's control socket
 //! ```
 //!

@@ -7,10 +7,12 @@
 //!   headers, added latency, a killed and restarted process).
 //! - `sandbox`: hostile guests are stopped or refused with a clear cause.
 //! - `recovery`: SIGKILL the engine mid-run; the next start reverts.
-//! - `cli`: bad input, exit codes, halt by signal, history while running.
+//! - `cli`: bad input, exit codes, halt by signal, dry run, inspect.
+//! - `pipeline`: reports, GitHub output, replay, diff, check, prune, trend.
 
 mod cli;
 mod faults;
+mod pipeline;
 mod recovery;
 mod sandbox;
 mod scenarios;

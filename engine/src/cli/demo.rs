@@ -63,6 +63,7 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
         spec.limits = drill.limits.clone();
         spec.checks = drill.checks.clone();
         spec.drill = Some("demo".into());
+        spec.drill_text = Some(text.clone());
         let handle = engine.start(spec)?;
         let run = progress::follow(handle, &engine).await;
         progress::summary(&run, &engine);

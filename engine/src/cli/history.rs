@@ -4,7 +4,46 @@ use firedrill::history::{Run, RunStatus, unix_ms};
 use std::path::Path;
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub(crate) struct Args {
+    #[command(subcommand)]
+    action: Option<Action>,
+    #[command(flatten)]
+    list: ListArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// Delete old runs, their timelines and settled ledger entries
+    Prune(PruneArgs),
+    /// Pass rate and a measurement over a scenario's recent runs
+    Trend(TrendArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PruneArgs {
+    /// Keep the newest N runs
+    #[arg(long)]
+    keep: Option<usize>,
+    /// Delete runs started longer ago than this, e.g. 30d
+    #[arg(long)]
+    older_than: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct TrendArgs {
+    /// The scenario
+    scenario: String,
+    /// A measurement to follow (default: the first the scenario reports)
+    #[arg(long)]
+    measure: Option<String>,
+    /// Over the last N runs
+    #[arg(long, default_value_t = 20)]
+    last: usize,
+}
+
+#[derive(Debug, clap::Args)]
+struct ListArgs {
     /// Only runs of this scenario
     #[arg(long)]
     scenario: Option<String>,
@@ -40,6 +79,129 @@ pub(crate) async fn ask(data_dir: &Path, request: Request) -> Result<Response, F
 }
 
 pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
+    match args.action {
+        Some(Action::Prune(p)) => prune(p, data_dir).await,
+        Some(Action::Trend(t)) => trend(t, data_dir).await,
+        None => list(args.list, data_dir).await,
+    }
+}
+
+fn ago(flag: &str, s: &str) -> Result<u64, Failure> {
+    let d = humantime::parse_duration(s).map_err(|e| usage(format!("{flag} `{s}`: {e}")))?;
+    Ok(unix_ms().saturating_sub(d.as_millis() as u64))
+}
+
+async fn prune(args: PruneArgs, data_dir: &Path) -> Result<Exit, Failure> {
+    if args.keep.is_none() && args.older_than.is_none() {
+        return Err(usage(
+            "history prune: give --keep N and/or --older-than DURATION",
+        ));
+    }
+    let before = args
+        .older_than
+        .as_deref()
+        .map(|s| ago("--older-than", s))
+        .transpose()?;
+    match ask(
+        data_dir,
+        Request::Prune {
+            keep: args.keep,
+            before,
+        },
+    )
+    .await?
+    {
+        Response::Pruned { runs } => println!("deleted {runs} run(s)"),
+        Response::Error { message } => return Err(usage(message)),
+        other => return Err(usage(format!("unexpected answer: {other:?}"))),
+    }
+    Ok(Exit::Pass)
+}
+
+async fn trend(args: TrendArgs, data_dir: &Path) -> Result<Exit, Failure> {
+    let request = Request::Runs {
+        scenario: Some(args.scenario.clone()),
+        status: None,
+        since: None,
+        limit: Some(args.last),
+    };
+    let mut runs = match ask(data_dir, request).await? {
+        Response::Runs { runs } => runs,
+        Response::Error { message } => return Err(usage(message)),
+        other => return Err(usage(format!("unexpected answer: {other:?}"))),
+    };
+    runs.retain(|r| r.status != RunStatus::Running);
+    runs.reverse();
+    if runs.is_empty() {
+        println!("no finished runs of `{}`", args.scenario);
+        return Ok(Exit::Pass);
+    }
+    let passed = runs
+        .iter()
+        .filter(|r| r.status == RunStatus::Passed)
+        .count();
+    println!(
+        "{}: {passed}/{} passed ({:.0}%) over the last {} run(s), oldest first",
+        args.scenario,
+        runs.len(),
+        passed as f64 * 100.0 / runs.len() as f64,
+        runs.len()
+    );
+    let marks: String = runs
+        .iter()
+        .map(|r| {
+            if r.status == RunStatus::Passed {
+                '+'
+            } else {
+                'x'
+            }
+        })
+        .collect();
+    println!("  verdicts  {marks}");
+    let name = args.measure.or_else(|| {
+        runs.iter().rev().find_map(|r| {
+            r.outcome
+                .as_ref()?
+                .measurements
+                .first()
+                .map(|m| m.name.clone())
+        })
+    });
+    if let Some(name) = name {
+        let values: Vec<(String, f64, String)> = runs
+            .iter()
+            .filter_map(|r| {
+                let m = r
+                    .outcome
+                    .as_ref()?
+                    .measurements
+                    .iter()
+                    .find(|m| m.name == name)?;
+                Some((r.id.to_string(), m.value, m.unit.clone()))
+            })
+            .collect();
+        if values.is_empty() {
+            println!("  no run measured `{name}`");
+        } else {
+            let min = values.iter().map(|v| v.1).fold(f64::INFINITY, f64::min);
+            let max = values.iter().map(|v| v.1).fold(f64::NEG_INFINITY, f64::max);
+            let mean = values.iter().map(|v| v.1).sum::<f64>() / values.len() as f64;
+            let unit = &values[0].2;
+            println!("  {name}: min {min:.2} {unit}, mean {mean:.2} {unit}, max {max:.2} {unit}");
+            for (id, v, unit) in &values {
+                let width = if max > min {
+                    ((v - min) / (max - min) * 30.0).round() as usize
+                } else {
+                    15
+                };
+                println!("    {id}  {:>10.2} {unit}  {}", v, "#".repeat(width + 1));
+            }
+        }
+    }
+    Ok(Exit::Pass)
+}
+
+async fn list(args: ListArgs, data_dir: &Path) -> Result<Exit, Failure> {
     let status = match &args.status {
         Some(s) => Some(
             serde_json::from_value::<RunStatus>(serde_json::Value::String(s.clone()))
@@ -47,14 +209,11 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
         ),
         None => None,
     };
-    let since = match &args.since {
-        Some(s) => {
-            let d =
-                humantime::parse_duration(s).map_err(|e| usage(format!("--since `{s}`: {e}")))?;
-            Some(unix_ms().saturating_sub(d.as_millis() as u64))
-        }
-        None => None,
-    };
+    let since = args
+        .since
+        .as_deref()
+        .map(|s| ago("--since", s))
+        .transpose()?;
     let request = Request::Runs {
         scenario: args.scenario,
         status,
@@ -115,22 +274,5 @@ fn line(r: &Run) -> String {
 
 /// `YYYY-MM-DD HH:MM:SS` from Unix ms (UTC).
 pub(crate) fn when(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    firedrill::history::iso8601(ms).replace('T', " ")
 }

@@ -1,12 +1,16 @@
 //! Command-line verbs, one file each.
 
+mod check;
 mod demo;
 mod demo_service;
+mod diff;
 mod halt;
 mod history;
 mod inspect;
 mod progress;
 mod recover;
+mod replay;
+mod report;
 mod run;
 mod show;
 
@@ -122,6 +126,12 @@ enum Command {
     Show(show::Args),
     /// Show a scenario's metadata, parameters and needs
     Inspect(inspect::Args),
+    /// Validate a drill file: syntax, scenario, grants against needs, reachability
+    Check(check::Args),
+    /// Run a recorded run again with the same inputs; report where the timelines diverge
+    Replay(replay::Args),
+    /// Compare two runs: verdicts, measurements, timelines
+    Diff(diff::Args),
     /// Revert faults left by an engine that died, and close its runs
     Recover,
     /// Halt every run of the engine holding the data dir and refuse new ones
@@ -141,6 +151,9 @@ pub(crate) async fn dispatch(cli: Cli) -> Exit {
         Command::History(a) => history::run(a, &data_dir).await,
         Command::Show(a) => show::run(a, &data_dir).await,
         Command::Inspect(a) => inspect::run(a).await,
+        Command::Check(a) => check::run(a).await,
+        Command::Replay(a) => replay::run(a, &data_dir).await,
+        Command::Diff(a) => diff::run(a, &data_dir).await,
         Command::Recover => recover::run(&data_dir).await,
         Command::Halt => halt::run(&data_dir, true).await,
         Command::Resume => halt::run(&data_dir, false).await,

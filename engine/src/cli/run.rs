@@ -15,9 +15,13 @@ pub(crate) struct Args {
     /// Record the faults the scenario asks for without applying them, and print the plan
     #[arg(long)]
     dry_run: bool,
+    /// Write a report: junit=PATH, json=PATH or markdown=PATH (repeatable)
+    #[arg(long = "report", value_name = "KIND=PATH")]
+    reports: Vec<String>,
 }
 
 pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
+    let reports = super::report::parse(&args.reports)?;
     let drill = load_drill(&args.target)?;
     let engine = open_engine(data_dir, true)?;
     let (bytes, source) = scenario_bytes(&drill, &args.target)?;
@@ -35,6 +39,7 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
     spec.checks = drill.checks.clone();
     spec.dry_run = args.dry_run;
     spec.drill = drill.file.as_ref().map(|f| f.display().to_string());
+    spec.drill_text = drill.text.clone();
     let handle = engine.start(spec).map_err(usage)?;
     let run = progress::follow(handle, &engine).await;
     targets.shutdown().await;
@@ -42,6 +47,7 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
     if args.dry_run {
         progress::plan(&run, &engine);
     }
+    super::report::emit(&engine, &run, &reports)?;
     Ok(Exit::of(run.status))
 }
 
@@ -56,32 +62,13 @@ fn load_drill(target: &str) -> Result<Drill, Failure> {
 /// The component bytes and a name for them: from the drill, a `.wasm` path,
 /// or `bundled:NAME`.
 pub(crate) fn scenario_bytes(drill: &Drill, target: &str) -> Result<(Vec<u8>, String), Failure> {
-    let bundled = |name: &str| {
-        firedrill::bundled::get(name)
-            .map(|b| (b.to_vec(), format!("bundled:{name}")))
-            .ok_or_else(|| {
-                usage(format!(
-                    "no bundled scenario `{name}` (bundled: {})",
-                    firedrill::bundled::names().join(", ")
-                ))
-            })
-    };
-    let path: PathBuf = if target.ends_with(".toml") {
-        match (&drill.scenario.path, &drill.scenario.bundled) {
-            (Some(p), _) => p.clone(),
-            (None, Some(name)) => return bundled(name),
-            (None, None) => {
-                return Err(usage(format!(
-                    "{target}: [scenario] needs `path = \"my-scenario.wasm\"` or `bundled = \"NAME\"`"
-                )));
-            }
-        }
-    } else if let Some(name) = target.strip_prefix("bundled:") {
-        return bundled(name);
-    } else {
-        PathBuf::from(target)
-    };
-    let bytes = std::fs::read(&path)
-        .map_err(|e| usage(format!("cannot read scenario {}: {e}", path.display())))?;
-    Ok((bytes, path.display().to_string()))
+    if target.ends_with(".toml") {
+        return drill.scenario_bytes().map_err(usage);
+    }
+    let mut d = Drill::default();
+    match target.strip_prefix("bundled:") {
+        Some(name) => d.scenario.bundled = Some(name.to_string()),
+        None => d.scenario.path = Some(PathBuf::from(target)),
+    }
+    d.scenario_bytes().map_err(|e| usage(e.message))
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// A process as the kernel knows it: pid plus its start time in clock ticks
 /// since boot (field 22 of `/proc/<pid>/stat`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProcessId {
     /// Process id.
     pub pid: u32,

@@ -124,6 +124,32 @@ impl HistoryStore {
         Ok(out)
     }
 
+    /// Delete runs: all but the newest `keep`, and/or those started before
+    /// `before` (Unix ms). Runs still running are kept. Returns how many
+    /// were deleted, with their timelines and settled ledger entries.
+    pub fn prune(&self, keep: Option<usize>, before: Option<u64>) -> Result<usize, StoreError> {
+        let mut deleted = 0;
+        for (i, item) in self.store.runs.iter().rev().enumerate() {
+            let (key, v) = item?;
+            let run: Run = store::decode(TREE_RUNS, &v)?;
+            let too_many = keep.is_some_and(|k| i >= k);
+            let too_old = before.is_some_and(|b| run.started_at < b);
+            if run.status == RunStatus::Running || !(too_many || too_old) {
+                continue;
+            }
+            for tree in [&self.store.events, &self.store.ledger] {
+                let keys: Vec<_> = tree.scan_prefix(&key).keys().collect::<Result<_, _>>()?;
+                for k in keys {
+                    tree.remove(k)?;
+                }
+            }
+            self.store.runs.remove(&key)?;
+            deleted += 1;
+        }
+        self.store.db.flush()?;
+        Ok(deleted)
+    }
+
     /// The number of events recorded for a run.
     pub fn event_count(&self, id: RunId) -> usize {
         self.store.events.scan_prefix(id.to_be_bytes()).count()

@@ -1,5 +1,6 @@
 //! The typed run journal: [`Run`], [`RunStatus`], [`Event`] and [`EventKind`].
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -8,7 +9,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A run's id: milliseconds since the Unix epoch in the high 48 bits and a
 /// counter in the low 16, so ids sort by start time. Shown as 16 hex digits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 pub struct RunId(pub u64);
 
 impl RunId {
@@ -41,8 +44,30 @@ pub fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// `YYYY-MM-DDTHH:MM:SS` (UTC) from Unix ms.
+pub fn iso8601(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// How a run ended, or that it has not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunStatus {
     /// Still running (or the engine died; recovery turns it into `Crashed`).
@@ -89,7 +114,7 @@ impl fmt::Display for RunStatus {
 }
 
 /// The scenario a run ran.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ScenarioRef {
     /// Name from `describe()`.
     pub name: String,
@@ -102,7 +127,7 @@ pub struct ScenarioRef {
 }
 
 /// A measurement reported by the scenario.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Measurement {
     /// Name.
     pub name: String,
@@ -113,7 +138,7 @@ pub struct Measurement {
 }
 
 /// A finding reported by the scenario.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Finding {
     /// `info`, `warning` or `critical`.
     pub severity: String,
@@ -124,7 +149,7 @@ pub struct Finding {
 }
 
 /// What the scenario's `run()` returned.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Outcome {
     /// True for `pass`.
     pub pass: bool,
@@ -137,7 +162,7 @@ pub struct Outcome {
 }
 
 /// One run, as stored in history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Run {
     /// Id, time-sortable.
     pub id: RunId,
@@ -151,6 +176,9 @@ pub struct Run {
     pub engine_version: String,
     /// The drill file, if any.
     pub drill: Option<String>,
+    /// The drill's text, so the run can be replayed with the same targets.
+    #[serde(default)]
+    pub drill_text: Option<String>,
     /// True when faults were planned but not applied.
     pub dry_run: bool,
     /// Start, Unix ms.
@@ -167,7 +195,7 @@ pub struct Run {
 }
 
 /// One entry of a run's timeline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Event {
     /// Position in the timeline, from 0.
     pub seq: u32,
@@ -179,7 +207,9 @@ pub struct Event {
 }
 
 /// Steady-state check phase.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
     /// Before the scenario starts.
@@ -201,7 +231,7 @@ impl fmt::Display for Phase {
 }
 
 /// What happened at one point of a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum EventKind {
     /// The run started.

@@ -58,6 +58,7 @@ pub struct Scenario {
     pub(crate) pre: ScenarioPre<RunState>,
     sha256: String,
     source: String,
+    bytes: Arc<[u8]>,
 }
 
 impl std::fmt::Debug for Scenario {
@@ -78,6 +79,11 @@ impl Scenario {
     /// Where it came from.
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// The component's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
     }
 }
 
@@ -168,9 +174,15 @@ impl Runtime {
             pre,
             sha256: sha256.clone(),
             source: source.to_string(),
+            bytes: bytes.into(),
         };
         self.pres.lock().unwrap().insert(sha256, scenario.clone());
         Ok(scenario)
+    }
+
+    /// A component this runtime already loaded.
+    pub(crate) fn loaded(&self, sha256: &str) -> Option<Scenario> {
+        self.pres.lock().unwrap().get(sha256).cloned()
     }
 
     fn cache_path(&self, sha256: &str) -> Option<PathBuf> {

@@ -1,0 +1,138 @@
+//! Validation of a drill before running it: the principal function is
+//! [`check`]. It parses the file, resolves and loads the scenario, checks
+//! parameters and needs against grants, and checks that targets can be
+//! reached or started — without applying anything.
+
+use crate::drill::{Drill, DrillError, TargetSpec};
+use crate::engine::Engine;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+/// What `check` found valid.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The scenario's name and version.
+    pub scenario: String,
+    /// Number of targets.
+    pub targets: usize,
+    /// Number of steady-state checks.
+    pub checks: usize,
+}
+
+/// Every problem of the drill at `path`, or a summary of what is valid.
+pub async fn check(engine: &Engine, path: &Path) -> Result<Checked, Vec<DrillError>> {
+    let drill = Drill::load(path).map_err(|e| vec![e])?;
+    let mut problems = Vec::new();
+    let mut scenario = String::new();
+    match drill.scenario_bytes() {
+        Err(e) => problems.push(e),
+        Ok((bytes, source)) => match engine.load(&bytes, &source) {
+            Err(e) => problems.push(drill.problem("scenario", "scenario", e.to_string())),
+            Ok(loaded) => match engine.inspect(&loaded, &drill.params()).await {
+                Err(e) => problems.push(drill.problem("scenario", "scenario", e.to_string())),
+                Ok(meta) => {
+                    scenario = format!("{} {}", meta.name, meta.version);
+                    if let Err(e) = meta.resolve_params(&drill.params()) {
+                        problems.push(drill.problem("scenario", "scenario.params", e));
+                    }
+                    for m in crate::policy::missing_grants(&meta.needs, &drill.targets) {
+                        let key = format!("targets.{}", m.need.target);
+                        let (key, field) = if drill.lines.contains_key(&key) {
+                            (key.clone(), format!("{key}.grants"))
+                        } else {
+                            ("scenario".to_string(), "scenario".to_string())
+                        };
+                        problems.push(drill.problem(
+                            &key,
+                            &field,
+                            format!("the scenario needs {}: {}", m.need, m.hint),
+                        ));
+                    }
+                }
+            },
+        },
+    }
+    problems.extend(reachability(&drill).await);
+    if problems.is_empty() {
+        Ok(Checked {
+            scenario,
+            targets: drill.targets.len(),
+            checks: drill.checks.len(),
+        })
+    } else {
+        Err(problems)
+    }
+}
+
+/// Proxies can listen and reach their upstream (unless the drill starts it);
+/// spawned programs exist; attached processes are running.
+async fn reachability(drill: &Drill) -> Vec<DrillError> {
+    let started: BTreeSet<String> = drill
+        .targets
+        .values()
+        .filter_map(|d| match &d.spec {
+            TargetSpec::Process(p) if p.command.is_some() => p.address.clone(),
+            _ => None,
+        })
+        .collect();
+    let mut problems = Vec::new();
+    for (name, decl) in &drill.targets {
+        let key = format!("targets.{name}");
+        match &decl.spec {
+            TargetSpec::Proxy(p) => {
+                if p.listen.port() != 0
+                    && let Err(e) = std::net::TcpListener::bind(p.listen)
+                {
+                    problems.push(drill.problem(
+                        &key,
+                        &format!("{key}.listen"),
+                        format!("cannot listen on {}: {e}", p.listen),
+                    ));
+                }
+                if !started.contains(&p.upstream)
+                    && let Err(e) = crate::probe::tcp(&p.upstream, Duration::from_secs(2)).await
+                {
+                    problems.push(drill.problem(
+                        &key,
+                        &format!("{key}.upstream"),
+                        format!("{e}: start the service first, or declare it as a process target"),
+                    ));
+                }
+            }
+            TargetSpec::Process(p) => {
+                if let Some(cmd) = &p.command
+                    && !program_exists(cmd)
+                {
+                    problems.push(drill.problem(
+                        &key,
+                        &format!("{key}.command"),
+                        format!("`{cmd}` is not a file and not found on PATH"),
+                    ));
+                }
+                if let Some(pid_file) = &p.pid_file {
+                    let alive = std::fs::read_to_string(pid_file)
+                        .ok()
+                        .and_then(|t| t.trim().parse::<u32>().ok())
+                        .and_then(|pid| crate::drivers::process::ProcessId::of(pid).ok());
+                    if alive.is_none() {
+                        problems.push(drill.problem(
+                            &key,
+                            &format!("{key}.pid_file"),
+                            format!("{} does not name a running process", pid_file.display()),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    problems
+}
+
+fn program_exists(cmd: &str) -> bool {
+    if cmd.contains('/') {
+        return Path::new(cmd).is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(cmd).is_file()))
+}

@@ -1,0 +1,31 @@
+use super::{Exit, Failure};
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The drill file
+    drill: PathBuf,
+}
+
+pub(crate) async fn run(args: Args) -> Result<Exit, Failure> {
+    let engine = firedrill::EngineBuilder::new().build()?;
+    match firedrill::check::check(&engine, &args.drill).await {
+        Ok(c) => {
+            println!(
+                "{}: ok: scenario {}, {} target(s), {} steady-state check(s)",
+                args.drill.display(),
+                c.scenario,
+                c.targets,
+                c.checks
+            );
+            Ok(Exit::Pass)
+        }
+        Err(problems) => {
+            for p in &problems {
+                println!("{p}");
+            }
+            println!("{} problem(s)", problems.len());
+            Ok(Exit::Usage)
+        }
+    }
+}

@@ -1,0 +1,30 @@
+use super::{Exit, Failure, open_engine, progress, usage};
+use std::path::Path;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The run to replay, as `firedrill history` shows it
+    run: String,
+}
+
+/// Run a recorded run again with the same component, parameters, seed and
+/// drill; report the first event where the timelines diverge.
+pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
+    let id = args.run.parse().map_err(usage)?;
+    let engine = open_engine(data_dir, true)?;
+    let replay = engine.replay(id).await.map_err(usage)?;
+    progress::summary(&replay.run, &engine);
+    println!(
+        "replay of run {} as run {}: {} then, {} now",
+        replay.original.id, replay.run.id, replay.original.status, replay.run.status
+    );
+    match &replay.divergence {
+        None => println!("the timelines match: no divergence"),
+        Some(d) => {
+            println!("first divergence at compared event #{}:", d.index);
+            println!("  then: {}", d.old.as_deref().unwrap_or("(timeline ended)"));
+            println!("  now:  {}", d.new.as_deref().unwrap_or("(timeline ended)"));
+        }
+    }
+    Ok(Exit::of(replay.run.status))
+}

@@ -1,0 +1,199 @@
+//! Replay and comparison of runs. A run records everything needed to run it
+//! again: the component (stored by sha256 in the data dir), its parameters,
+//! its seed and its drill's text. [`Engine::replay`] runs it again and
+//! [`first_divergence`] finds the first event where two timelines part.
+//!
+//! Timelines are compared by a *signature* per event that keeps what should
+//! repeat (calls and their arguments, random draws, faults, marks, check
+//! outcomes, statuses) and drops what cannot (times, latencies, logs, guest
+//! output).
+
+use crate::engine::{Engine, EngineError};
+use crate::history::{Event, EventKind, Run, RunId};
+use crate::run::RunSpec;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::path::Path;
+
+/// Where two timelines part.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Divergence {
+    /// Index in the compared (signed) events, from 0.
+    pub index: usize,
+    /// The first run's event there (none: it ended first).
+    pub old: Option<String>,
+    /// The second run's event there (none: it ended first).
+    pub new: Option<String>,
+}
+
+/// The result of a replay.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    /// The run replayed.
+    pub original: Run,
+    /// The new run.
+    pub run: Run,
+    /// Where the new timeline first differs, if it does.
+    pub divergence: Option<Divergence>,
+}
+
+/// The part of an event that a faithful replay repeats; `None` for events
+/// that are not compared.
+pub fn signature(kind: &EventKind) -> Option<String> {
+    Some(match kind {
+        EventKind::Started => "started".into(),
+        EventKind::Call { call, args, result } => {
+            let result = if call.starts_with("probes.") {
+                // Latencies vary; statuses and success should not.
+                match result.get("ok") {
+                    Some(ok) => format!("ok {}", ok.get("status").unwrap_or(&Value::Null)),
+                    None => "err".into(),
+                }
+            } else {
+                result.to_string()
+            };
+            if call == "host.sleep" {
+                // Scenarios often sleep "the rest" of a period: the length
+                // follows measured time, so only the call itself is compared.
+                return Some(format!("{call} {result}"));
+            }
+            format!("{call}({args}) {result}")
+        }
+        EventKind::FaultApplied {
+            kind,
+            target,
+            detail,
+            ..
+        } => format!("fault {kind} on {target}: {detail}"),
+        EventKind::FaultReverted {
+            fault,
+            reason,
+            error,
+        } => {
+            format!(
+                "revert {fault} ({reason}){}",
+                if error.is_some() { " failed" } else { "" }
+            )
+        }
+        EventKind::Mark { name, detail } => format!("mark {name}: {detail}"),
+        EventKind::Check {
+            name, phase, ok, ..
+        } => format!("check `{name}` {phase}: {ok}"),
+        EventKind::Ended { status, .. } => format!("ended {status}"),
+        EventKind::Log { .. } | EventKind::Output { .. } => return None,
+    })
+}
+
+/// The first place where `a` and `b` differ, comparing signatures.
+pub fn first_divergence(a: &[Event], b: &[Event]) -> Option<Divergence> {
+    let sa: Vec<String> = a.iter().filter_map(|e| signature(&e.kind)).collect();
+    let sb: Vec<String> = b.iter().filter_map(|e| signature(&e.kind)).collect();
+    let n = sa.len().max(sb.len());
+    (0..n)
+        .find(|&i| sa.get(i) != sb.get(i))
+        .map(|index| Divergence {
+            index,
+            old: sa.get(index).cloned(),
+            new: sb.get(index).cloned(),
+        })
+}
+
+impl Engine {
+    /// Run `id` again with the same component, parameters, seed and drill,
+    /// and compare the timelines.
+    pub async fn replay(&self, id: RunId) -> Result<Replay, EngineError> {
+        let original = self
+            .history()
+            .get_run(id)?
+            .ok_or_else(|| EngineError::Replay(format!("no run {id} in history")))?;
+        let bytes = self.component(&original.scenario.sha256).ok_or_else(|| {
+            EngineError::Replay(format!(
+                "the component of run {id} (sha256 {}) is not stored in this data dir",
+                original.scenario.sha256
+            ))
+        })?;
+        let scenario = self.load(&bytes, &original.scenario.source)?;
+        let drill = match &original.drill_text {
+            Some(text) => {
+                let path = original
+                    .drill
+                    .clone()
+                    .unwrap_or_else(|| "drill.toml".into());
+                crate::Drill::parse(text, Path::new(&path)).map_err(|e| {
+                    EngineError::Replay(format!("the recorded drill no longer parses: {e}"))
+                })?
+            }
+            None => crate::Drill::default(),
+        };
+        let targets = self
+            .start_targets(&drill.targets)
+            .await
+            .map_err(EngineError::Replay)?;
+        let mut spec = RunSpec::new(scenario);
+        spec.params = original.params.clone();
+        spec.seed = Some(original.seed);
+        spec.targets = targets.clone();
+        spec.policy = drill.policy.clone();
+        spec.limits = drill.limits.clone();
+        spec.checks = drill.checks.clone();
+        spec.dry_run = original.dry_run;
+        spec.drill = original.drill.clone();
+        spec.drill_text = original.drill_text.clone();
+        let run = self.run(spec).await;
+        targets.shutdown().await;
+        let run = run?;
+        let divergence = first_divergence(
+            &self.history().timeline(id)?,
+            &self.history().timeline(run.id)?,
+        );
+        Ok(Replay {
+            original,
+            run,
+            divergence,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(kind: EventKind) -> Event {
+        Event {
+            seq: 0,
+            at_us: 0,
+            kind,
+        }
+    }
+
+    #[test]
+    fn latencies_and_logs_do_not_count_but_statuses_and_draws_do() {
+        let probe = |status: u16, latency: u64| {
+            ev(EventKind::Call {
+                call: "probes.http".into(),
+                args: serde_json::json!({"target": "api"}),
+                result: serde_json::json!({"ok": {"status": status, "latency_ns": latency}}),
+            })
+        };
+        let draw = |v: u64| {
+            ev(EventKind::Call {
+                call: "host.random".into(),
+                args: serde_json::json!({}),
+                result: serde_json::json!({ "ok": v }),
+            })
+        };
+        let log = ev(EventKind::Log {
+            level: "info".into(),
+            message: "took 3ms".into(),
+        });
+        let a = [probe(200, 1_000), log.clone(), draw(7)];
+        let b = [probe(200, 9_000), draw(7)];
+        assert_eq!(first_divergence(&a, &b), None);
+        let c = [probe(200, 1_000), draw(8)];
+        let d = first_divergence(&a, &c).unwrap();
+        assert_eq!(d.index, 1);
+        assert_eq!(d.new.as_deref(), Some("host.random({}) {\"ok\":8}"));
+        let e = [probe(503, 1_000)];
+        assert_eq!(first_divergence(&a, &e).unwrap().index, 0);
+    }
+}
