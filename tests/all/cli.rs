@@ -249,3 +249,46 @@ fn inspect_shows_parameters_and_needs() {
         "the needs follow the parameters: {t}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firedrill_halt_stops_the_running_engine_and_refuses_new_runs_until_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut victim, pid_file) = victim(dir.path());
+    write(dir.path(), "pauser.wasm", firedrill_tests::PAUSER);
+    let drill = write(
+        dir.path(),
+        "drill.toml",
+        format!("[scenario]\npath = \"pauser.wasm\"\n[targets.victim]\nkind = \"process\"\npid_file = \"{}\"\ngrants = [\"pause\"]\n", pid_file.display())
+            .as_bytes(),
+    );
+    let child = firedrill(&data)
+        .arg("run")
+        .arg(&drill)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), || proc_state(victim.id())
+            == Some('T'))
+        .await
+    );
+    let started = std::time::Instant::now();
+    let o = run(&data, &["halt"]);
+    assert!(text(&o).contains("halted 1 run(s)"), "{}", text(&o));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert_ne!(proc_state(victim.id()), Some('T'), "reverted");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // With no engine running there is nothing to halt, and that is said.
+    let o = run(&data, &["halt"]);
+    assert_eq!(o.status.code(), Some(64));
+    assert!(
+        text(&o).contains("no firedrill engine is running"),
+        "{}",
+        text(&o)
+    );
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+}

@@ -186,3 +186,79 @@ async fn a_guest_stopped_by_its_time_limit_has_its_faults_reverted() {
     victim.kill().unwrap();
     victim.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_engine_runs_many_runs_at_once() {
+    let engine = EngineBuilder::new().build().unwrap();
+    let seeded = engine.load(firedrill_tests::SEEDED, "seeded").unwrap();
+    let sleeper = engine.load(firedrill_tests::SLEEPER, "sleeper").unwrap();
+    let mut handles = Vec::new();
+    for i in 0..8u64 {
+        let mut spec = RunSpec::new(if i % 2 == 0 {
+            seeded.clone()
+        } else {
+            sleeper.clone()
+        });
+        spec.seed = Some(i);
+        if i % 2 == 1 {
+            spec.params.insert("hold".into(), "200ms".into());
+        }
+        handles.push(engine.start(spec).unwrap());
+    }
+    assert!(engine.active_runs().len() >= 4, "runs overlap");
+    for h in handles {
+        assert_eq!(h.wait().await.status, RunStatus::Passed);
+    }
+    assert!(engine.active_runs().is_empty());
+    assert_eq!(
+        engine
+            .history()
+            .list_runs(&Default::default())
+            .unwrap()
+            .len(),
+        8
+    );
+}
+
+#[tokio::test]
+async fn the_compiled_code_cache_never_loads_a_file_it_did_not_write() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = EngineBuilder::new()
+            .data_dir(dir.path())
+            .control_socket(false)
+            .build()
+            .unwrap();
+        engine.load(firedrill_tests::SEEDED, "seeded").unwrap();
+    }
+    let cache = dir.path().join("cache");
+    let file = std::fs::read_dir(&cache)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(file.to_str().unwrap().ends_with(".cwasm"));
+    let written = std::fs::read(&file).unwrap();
+    // Someone replaces the compiled code with other bytes.
+    let mut tampered = written.clone();
+    let mid = tampered.len() / 2;
+    tampered[mid] ^= 0xff;
+    std::fs::write(&file, &tampered).unwrap();
+
+    let engine = EngineBuilder::new()
+        .data_dir(dir.path())
+        .control_socket(false)
+        .build()
+        .unwrap();
+    let scenario = engine.load(firedrill_tests::SEEDED, "seeded").unwrap();
+    assert_eq!(
+        engine.run(RunSpec::new(scenario)).await.unwrap().status,
+        RunStatus::Passed
+    );
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        written,
+        "the tampered file was recompiled over, not loaded"
+    );
+}

@@ -229,3 +229,31 @@ pub(crate) fn parse_params(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented exit codes (README, "Commands and exit codes"): scripts
+    /// depend on these numbers, so they never change.
+    #[test]
+    fn exit_codes_are_the_documented_ones() {
+        let table = [
+            (RunStatus::Passed, 0),
+            (RunStatus::Failed, 1),
+            (RunStatus::SteadyStateViolated, 2),
+            (RunStatus::Aborted, 3),
+            (RunStatus::Halted, 4),
+            (RunStatus::RevertFailed, 5),
+            (RunStatus::Refused, 64),
+            (RunStatus::Crashed, 70),
+        ];
+        for (status, code) in table {
+            assert_eq!(Exit::of(status) as u8, code, "{status}");
+        }
+        assert_eq!(Exit::Usage as u8, 64);
+        assert_eq!(Exit::Internal as u8, 70);
+        assert_eq!(Exit::Fail.worst(Exit::RevertFailed), Exit::RevertFailed);
+        assert_eq!(Exit::Pass.worst(Exit::Fail), Exit::Fail);
+    }
+}
