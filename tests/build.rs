@@ -15,6 +15,13 @@ const GUESTS: &[&str] = &[
     "seeded",
     "sleeper",
     "calls",
+    "recurse",
+    "log-flood",
+    "huge-outcome",
+    "fault-flood",
+    "sleep-loop",
+    "absurd",
+    "bad-import",
 ];
 
 fn main() {

@@ -28,6 +28,13 @@ guests! {
     SEEDED = "seeded",
     SLEEPER = "sleeper",
     CALLS = "calls",
+    RECURSE = "recurse",
+    LOG_FLOOD = "log_flood",
+    HUGE_OUTCOME = "huge_outcome",
+    FAULT_FLOOD = "fault_flood",
+    SLEEP_LOOP = "sleep_loop",
+    ABSURD = "absurd",
+    BAD_IMPORT = "bad_import",
 }
 
 /// A request as the upstream saw it.

@@ -96,6 +96,9 @@ pub struct Limits {
     pub table_elements: usize,
     /// Guest stdout + stderr kept, bytes (default 1 MiB).
     pub output_bytes: usize,
+    /// Log lines and marks a run may write, bytes (default 8 MiB); past it
+    /// the run is aborted.
+    pub log_bytes: usize,
 }
 
 impl Default for Limits {
@@ -107,6 +110,7 @@ impl Default for Limits {
             tables: 16,
             table_elements: 100_000,
             output_bytes: 1 << 20,
+            log_bytes: 8 << 20,
         }
     }
 }
@@ -270,6 +274,8 @@ struct RawPolicy {
     #[serde(with = "duration")]
     max_fault_duration: Duration,
     max_concurrent_faults: u32,
+    max_calls_per_second: u32,
+    protected_ports: Vec<u16>,
 }
 
 impl Default for RawPolicy {
@@ -278,6 +284,8 @@ impl Default for RawPolicy {
         RawPolicy {
             max_fault_duration: p.max_fault_duration,
             max_concurrent_faults: p.max_concurrent_faults,
+            max_calls_per_second: p.max_calls_per_second,
+            protected_ports: p.protected_ports,
         }
     }
 }
@@ -430,6 +438,8 @@ impl Drill {
             policy: Policy {
                 max_fault_duration: raw.policy.max_fault_duration,
                 max_concurrent_faults: raw.policy.max_concurrent_faults,
+                max_calls_per_second: raw.policy.max_calls_per_second,
+                protected_ports: raw.policy.protected_ports,
             },
             targets,
             checks,

@@ -51,6 +51,7 @@ pub enum EngineError {
 pub struct EngineBuilder {
     data_dir: Option<PathBuf>,
     control_socket: bool,
+    protected_ports: Vec<u16>,
 }
 
 impl EngineBuilder {
@@ -72,6 +73,14 @@ impl EngineBuilder {
     /// reach this engine's data dir. Default: on with a data dir.
     pub fn control_socket(mut self, on: bool) -> EngineBuilder {
         self.control_socket = on;
+        self
+    }
+
+    /// Ports that no target of any run may listen on or reach, whatever its
+    /// drill says (a drill's `[policy] protected_ports` adds to these).
+    /// Default: none.
+    pub fn protected_ports(mut self, ports: impl IntoIterator<Item = u16>) -> EngineBuilder {
+        self.protected_ports.extend(ports);
         self
     }
 
@@ -104,6 +113,7 @@ impl EngineBuilder {
             active: Mutex::new(HashMap::new()),
             halted: AtomicBool::new(false),
             last_id: AtomicU64::new(0),
+            protected_ports: self.protected_ports.clone(),
         });
         let engine = Engine { inner };
         if self.control_socket
@@ -128,6 +138,7 @@ struct Inner {
     active: Mutex<HashMap<RunId, Halter>>,
     halted: AtomicBool,
     last_id: AtomicU64,
+    protected_ports: Vec<u16>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -189,7 +200,10 @@ impl Engine {
     }
 
     /// Start a run; it goes on in the background.
-    pub fn start(&self, spec: RunSpec) -> Result<RunHandle, EngineError> {
+    pub fn start(&self, mut spec: RunSpec) -> Result<RunHandle, EngineError> {
+        spec.policy
+            .protected_ports
+            .extend(&self.inner.protected_ports);
         if self.inner.halted.load(Ordering::SeqCst) {
             return Err(EngineError::Halted);
         }

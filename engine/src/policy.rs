@@ -66,6 +66,11 @@ pub struct Policy {
     pub max_fault_duration: Duration,
     /// At most this many faults in effect at once (default 8).
     pub max_concurrent_faults: u32,
+    /// Host calls a scenario may make per second (default 10000); faster
+    /// callers wait. `now`, `param` and `params` are not counted.
+    pub max_calls_per_second: u32,
+    /// Ports no target may listen on or reach, whatever the grants.
+    pub protected_ports: Vec<u16>,
 }
 
 impl Default for Policy {
@@ -73,6 +78,8 @@ impl Default for Policy {
         Policy {
             max_fault_duration: Duration::from_secs(300),
             max_concurrent_faults: 8,
+            max_calls_per_second: 10_000,
+            protected_ports: Vec::new(),
         }
     }
 }
@@ -105,6 +112,33 @@ impl fmt::Display for Missing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({})", self.need, self.hint)
     }
+}
+
+/// Targets that listen on or reach a protected port.
+pub fn protected_violations(
+    policy: &Policy,
+    targets: &BTreeMap<String, TargetDecl>,
+) -> Vec<String> {
+    use crate::drill::TargetSpec;
+    let port = |addr: &str| addr.parse::<std::net::SocketAddr>().ok().map(|a| a.port());
+    let mut out = Vec::new();
+    for (name, decl) in targets {
+        let addrs: Vec<(&str, Option<u16>)> = match &decl.spec {
+            TargetSpec::Proxy(p) => vec![
+                ("listen", Some(p.listen.port())),
+                ("upstream", port(&p.upstream)),
+            ],
+            TargetSpec::Process(p) => vec![("address", p.address.as_deref().and_then(port))],
+        };
+        for (field, p) in addrs {
+            if let Some(p) = p.filter(|p| policy.protected_ports.contains(p)) {
+                out.push(format!(
+                    "targets.{name}.{field} uses port {p}, which is protected"
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// The needs that `targets` do not grant.

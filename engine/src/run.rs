@@ -150,6 +150,8 @@ pub(crate) enum StopReason {
     Operator,
     Timeout(Duration),
     SteadyState(String),
+    /// A resource limit other than time or memory (logs, outcome size).
+    Limit(String),
 }
 
 #[derive(Debug)]
@@ -203,6 +205,11 @@ pub(crate) struct RunCtx {
     next_fault: AtomicU32,
     stop_token: CancellationToken,
     stop_reason: Mutex<Option<(StopReason, Instant)>>,
+    /// Log bytes the run may still write.
+    log_budget: std::sync::atomic::AtomicUsize,
+    log_limit: usize,
+    /// Start and count of the current rate-limit window.
+    calls: Mutex<(Instant, u32)>,
     /// When `run()` must end, and the limit it came from.
     deadline: Mutex<Option<(Instant, Duration)>>,
 }
@@ -251,6 +258,52 @@ impl RunCtx {
             .unwrap()
             .as_ref()
             .map(|(r, _)| r.clone())
+    }
+
+    /// Take `bytes` from the run's log budget; false (and the run is
+    /// stopped) once it is spent.
+    pub(crate) fn charge_log(&self, bytes: usize) -> bool {
+        let left = self
+            .log_budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                b.checked_sub(bytes)
+            });
+        if left.is_err() {
+            self.stop(StopReason::Limit(format!(
+                "log limit of {} MiB exceeded: the scenario logs too much; raise [limits] log_bytes if it must",
+                self.log_limit >> 20
+            )));
+            return false;
+        }
+        true
+    }
+
+    /// Wait, if needed, so the scenario makes at most
+    /// `max_calls_per_second` host calls (counted in 100 ms windows).
+    pub(crate) async fn throttle(&self) {
+        const WINDOW: Duration = Duration::from_millis(100);
+        let per_window = (self.policy.max_calls_per_second / 10).max(1);
+        let wait = {
+            let mut calls = self.calls.lock().unwrap();
+            let now = Instant::now();
+            if now.duration_since(calls.0) >= WINDOW {
+                *calls = (now, 0);
+            }
+            calls.1 += 1;
+            if calls.1 > per_window {
+                let next = calls.0 + WINDOW;
+                *calls = (next, 1);
+                Some(next)
+            } else {
+                None
+            }
+        };
+        if let Some(at) = wait {
+            tokio::select! {
+                _ = tokio::time::sleep_until(at.into()) => {}
+                _ = self.stop_token.cancelled() => {}
+            }
+        }
     }
 
     /// Called by the epoch callback: stop the guest now?
@@ -316,6 +369,7 @@ impl RunCtx {
                 .wrapping_add(u64::from(id).wrapping_mul(0x9e37_79b9_7f4a_7c15));
             let prepared = drivers::prepare(target, t, spec, fault_seed).map_err(|e| match e {
                 drivers::DriverError::Unsupported(m) => GuestError::Unsupported(m),
+                drivers::DriverError::Protected(m) => GuestError::Denied(m),
                 drivers::DriverError::Failed(m) => GuestError::Failed(m),
             })?;
             let entry = LedgerEntry {
@@ -559,6 +613,9 @@ pub(crate) fn new_ctx(
         next_fault: AtomicU32::new(0),
         stop_token: CancellationToken::new(),
         stop_reason: Mutex::new(None),
+        log_budget: std::sync::atomic::AtomicUsize::new(spec.limits.log_bytes),
+        log_limit: spec.limits.log_bytes,
+        calls: Mutex::new((start, 0)),
         deadline: Mutex::new(None),
     });
     (ctx, rx)
@@ -634,11 +691,15 @@ fn trap_cause(
     ctx: &RunCtx,
     what: &str,
 ) -> String {
-    if let Some(StopReason::Timeout(limit)) = ctx.stop_reason() {
-        return format!(
-            "time limit of {} exceeded in {what}",
-            humantime::format_duration(limit)
-        );
+    match ctx.stop_reason() {
+        Some(StopReason::Timeout(limit)) => {
+            return format!(
+                "time limit of {} exceeded in {what}",
+                humantime::format_duration(limit)
+            );
+        }
+        Some(StopReason::Limit(msg)) => return msg,
+        _ => {}
     }
     if let Some(limit) = store.data().limit_exceeded() {
         return limit;
@@ -736,6 +797,13 @@ async fn drive(
             )),
         );
     }
+    let protected = policy::protected_violations(&spec.policy, spec.targets.decls());
+    if !protected.is_empty() {
+        return (
+            RunStatus::Refused,
+            Some(format!("protected ports: {}", protected.join("; "))),
+        );
+    }
     *ctx.needs.write().unwrap() = meta.needs.clone();
     save_quiet(ctx, run);
 
@@ -790,6 +858,7 @@ async fn drive(
 
     let mut violated: Option<String> = None;
     let (mut status, mut error) = match result {
+        Ok(Ok(o)) if outcome_too_large(&o).is_some() => (RunStatus::Aborted, outcome_too_large(&o)),
         Ok(Ok(o)) => {
             let outcome = outcome(o);
             let s = if outcome.pass {
@@ -830,6 +899,11 @@ async fn drive(
             ));
         }
         Some(StopReason::SteadyState(msg)) => violated = Some(msg),
+        Some(StopReason::Limit(msg)) => {
+            status = RunStatus::Aborted;
+            error = Some(msg);
+            run.outcome = None;
+        }
         None => {}
     }
     drop(store);
@@ -886,6 +960,31 @@ fn record_output(ctx: &RunCtx, output: &crate::runtime::GuestOutput) {
             });
         }
     }
+}
+
+/// Outcomes are bounded so one run cannot flood history.
+const MAX_OUTCOME_ITEMS: usize = 1000;
+const MAX_OUTCOME_TEXT: usize = 64 * 1024;
+
+fn outcome_too_large(o: &crate::runtime::bindings::Outcome) -> Option<String> {
+    let text = o.summary.len()
+        + o.findings
+            .iter()
+            .map(|f| f.title.len() + f.detail.len())
+            .sum::<usize>()
+        + o.measurements
+            .iter()
+            .map(|m| m.name.len() + m.unit.len())
+            .sum::<usize>();
+    (o.findings.len() > MAX_OUTCOME_ITEMS || o.measurements.len() > MAX_OUTCOME_ITEMS || text > MAX_OUTCOME_TEXT * 16).then(|| {
+        format!(
+            "the outcome is too large ({} findings, {} measurements, {} KiB of text; at most {MAX_OUTCOME_ITEMS} each and {} KiB)",
+            o.findings.len(),
+            o.measurements.len(),
+            text / 1024,
+            MAX_OUTCOME_TEXT * 16 / 1024
+        )
+    })
 }
 
 fn outcome(o: crate::runtime::bindings::Outcome) -> Outcome {

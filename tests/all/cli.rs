@@ -292,3 +292,41 @@ async fn firedrill_halt_stops_the_running_engine_and_refuses_new_runs_until_resu
     victim.kill().unwrap();
     victim.wait().unwrap();
 }
+
+#[test]
+fn init_and_protected_ports_are_out_of_reach_whatever_the_drill_grants() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    write(dir.path(), "pauser.wasm", firedrill_tests::PAUSER);
+    write(dir.path(), "init.pid", b"1");
+    let drill = write(
+        dir.path(),
+        "init.toml",
+        b"[scenario]\npath = \"pauser.wasm\"\n[targets.victim]\nkind = \"process\"\npid_file = \"init.pid\"\ngrants = [\"pause\"]\n",
+    );
+    let o = run(&data, &["run", drill.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("target `victim` is process 1, which is protected"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(proc_state(1).map(|s| s != 'T'), Some(true));
+
+    let drill = write(
+        dir.path(),
+        "port.toml",
+        b"[scenario]\nbundled = \"latency-ramp\"\n[targets.api-link]\nkind = \"proxy\"\nlisten = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:9\"\ngrants = [\"delay\"]\n",
+    );
+    let o = firedrill(&data)
+        .args(["run", drill.to_str().unwrap()])
+        .env("FIREDRILL_PROTECTED_PORTS", "22,9")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
+    assert!(
+        text(&o).contains("targets.api-link.upstream uses port 9, which is protected"),
+        "{}",
+        text(&o)
+    );
+}

@@ -97,3 +97,129 @@ async fn sigkill_mid_run_then_recover_continues_the_paused_process() {
     victim.kill().unwrap();
     victim.wait().unwrap();
 }
+
+/// SIGKILL the engine at pseudo-random points of runs that pause a process,
+/// spawn a supervised child and hold a proxy, and recover after each kill.
+/// Counts, after recovery: processes left stopped, spawned children left
+/// running, proxy ports left bound. All must be 0. `FIREDRILL_KILLS` sets
+/// the number of kills (20 by default; `tests/reliability.sh` runs 200).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_sigkills_leave_no_fault_behind() {
+    let kills: u32 = std::env::var("FIREDRILL_KILLS")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(20);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut victim, pid_file) = victim(dir.path());
+    std::fs::write(dir.path().join("pauser.wasm"), firedrill_tests::PAUSER).unwrap();
+    let link = free_port();
+    // A marker argument finds the spawned child among all processes.
+    let marker = format!("{}.{}", 7000 + std::process::id() % 1000, link);
+    std::fs::write(
+        dir.path().join("drill.toml"),
+        format!(
+            r#"[scenario]
+path = "pauser.wasm"
+params = {{ hold = "200ms" }}
+
+[targets.victim]
+kind = "process"
+pid_file = "{}"
+grants = ["pause"]
+
+[targets.child]
+kind = "process"
+command = "sleep"
+args = ["{marker}"]
+
+[targets.link]
+kind = "proxy"
+listen = "127.0.0.1:{link}"
+upstream = "127.0.0.1:9"
+"#,
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+
+    let mut seed: u64 = 0x5eed;
+    let (mut paused_at_kill, mut stopped_left, mut children_left, mut ports_left) = (0, 0, 0, 0);
+    for _ in 0..kills {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let delay = Duration::from_millis(20 + (seed >> 33) % 500);
+        let mut engine = firedrill(&data)
+            .arg("run")
+            .arg(dir.path().join("drill.toml"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(delay).await;
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(engine.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        engine.wait().unwrap();
+        if proc_state(victim.id()) == Some('T') {
+            paused_at_kill += 1;
+        }
+        let out = firedrill(&data).arg("recover").output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        if proc_state(victim.id()) == Some('T') {
+            stopped_left += 1;
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(victim.id() as i32),
+                nix::sys::signal::Signal::SIGCONT,
+            );
+        }
+        if eventually(Duration::from_secs(1), || !process_with_arg(&marker)).await {
+        } else {
+            children_left += 1;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", link)).is_err() {
+            ports_left += 1;
+        }
+    }
+    let line = format!(
+        "kills={kills} paused_at_kill={paused_at_kill} left_stopped={stopped_left} left_children={children_left} left_ports={ports_left}"
+    );
+    println!("{line}");
+    if let Some(out) = std::env::var_os("FIREDRILL_RELIABILITY_OUT") {
+        std::fs::write(out, &line).unwrap();
+    }
+    assert_eq!(
+        (stopped_left, children_left, ports_left),
+        (0, 0, 0),
+        "{line}"
+    );
+    assert!(
+        paused_at_kill > 0,
+        "some kills landed while the fault was applied: {line}"
+    );
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+}
+
+fn process_with_arg(arg: &str) -> bool {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == arg.as_bytes()))
+                && proc_state(
+                    e.file_name()
+                        .to_str()
+                        .and_then(|p| p.parse().ok())
+                        .unwrap_or(0),
+                ) != Some('Z')
+        })
+}

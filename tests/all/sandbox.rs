@@ -262,3 +262,142 @@ async fn the_compiled_code_cache_never_loads_a_file_it_did_not_write() {
         "the tampered file was recompiled over, not loaded"
     );
 }
+
+fn rss_mib() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096 / (1 << 20)
+}
+
+/// The hostile corpus of tests/guests, each stopped or refused with a clear
+/// cause; the engine keeps serving, memory settles, history records each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hostile_corpus_is_contained() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut victim, pid_file) = victim(dir.path());
+    let drill = firedrill::Drill::parse(
+        &format!(
+            "[targets.victim]\nkind = \"process\"\npid_file = \"{}\"\ngrants = [\"pause\"]\n",
+            pid_file.display()
+        ),
+        std::path::Path::new("t.toml"),
+    )
+    .unwrap();
+    let engine = EngineBuilder::new().build().unwrap();
+    let targets = engine.start_targets(&drill.targets).await.unwrap();
+    let err = engine
+        .load(firedrill_tests::BAD_IMPORT, "bad-import.wasm")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bad-import.wasm is not a firedrill scenario")
+            && err.contains("test:evil/backdoor"),
+        "{err}"
+    );
+
+    let cases: [(&str, &[u8], RunStatus, &str); 6] = [
+        (
+            "recurse",
+            firedrill_tests::RECURSE,
+            RunStatus::Aborted,
+            "run() trapped: wasm trap: out of bounds memory access",
+        ),
+        (
+            "log-flood",
+            firedrill_tests::LOG_FLOOD,
+            RunStatus::Aborted,
+            "log limit of 8 MiB exceeded",
+        ),
+        (
+            "huge-outcome",
+            firedrill_tests::HUGE_OUTCOME,
+            RunStatus::Aborted,
+            "the outcome is too large (200000 findings",
+        ),
+        (
+            "sleep-loop",
+            firedrill_tests::SLEEP_LOOP,
+            RunStatus::Aborted,
+            "time limit of 1s exceeded",
+        ),
+        (
+            "fault-flood",
+            firedrill_tests::FAULT_FLOOD,
+            RunStatus::Passed,
+            "",
+        ),
+        ("absurd", firedrill_tests::ABSURD, RunStatus::Passed, ""),
+    ];
+    let mut baseline = 0;
+    for round in 0..3 {
+        for (name, bytes, status, cause) in &cases {
+            let mut spec = RunSpec::new(engine.load(bytes, name).unwrap());
+            spec.targets = targets.clone();
+            spec.limits.timeout = Duration::from_secs(1);
+            let run = engine.run(spec).await.unwrap();
+            assert_eq!(run.status, *status, "{name}: {run:#?}");
+            assert!(
+                run.error.as_deref().unwrap_or("").contains(cause),
+                "{name}: {:?}",
+                run.error
+            );
+            if *name == "fault-flood" {
+                let m = &run.outcome.as_ref().unwrap().measurements;
+                assert_eq!(
+                    m.iter().find(|m| m.name == "applied").unwrap().value,
+                    8.0,
+                    "max_concurrent_faults holds"
+                );
+                let f = &run.outcome.as_ref().unwrap().findings[0].detail;
+                assert!(f.contains("max_concurrent_faults (8) reached"), "{f}");
+                assert_ne!(proc_state(victim.id()), Some('T'), "all 8 pauses reverted");
+            }
+            if *name == "absurd" {
+                let findings = &run.outcome.as_ref().unwrap().findings;
+                let detail = |t: &str| {
+                    findings
+                        .iter()
+                        .find(|f| f.title == t)
+                        .map(|f| f.detail.clone())
+                        .unwrap_or_default()
+                };
+                assert!(
+                    detail("delay").contains("longer than the 7 day maximum"),
+                    "{findings:#?}"
+                );
+                assert_eq!(detail("sleep-zero"), "ok");
+                assert!(
+                    !detail("http").is_empty() && detail("http") != "ok",
+                    "{findings:#?}"
+                );
+            }
+        }
+        if round == 0 {
+            baseline = rss_mib();
+        }
+    }
+    let grown = rss_mib().saturating_sub(baseline);
+    assert!(
+        grown < 64,
+        "memory settles after the first round: grew {grown} MiB over two more rounds"
+    );
+    // Still serving, and every run is in history.
+    let ok = engine
+        .run(RunSpec::new(
+            engine.load(firedrill_tests::SEEDED, "seeded").unwrap(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(ok.status, RunStatus::Passed);
+    assert_eq!(
+        engine
+            .history()
+            .list_runs(&Default::default())
+            .unwrap()
+            .len(),
+        3 * cases.len() + 1
+    );
+    targets.shutdown().await;
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+}

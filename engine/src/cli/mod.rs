@@ -189,6 +189,7 @@ pub(crate) fn open_engine(
     let engine = firedrill::EngineBuilder::new()
         .data_dir(data_dir)
         .control_socket(control)
+        .protected_ports(protected_ports()?)
         .build()
         .map_err(|e| match e {
             firedrill::EngineError::Store(firedrill::store::StoreError::Locked(_)) => usage(format!(
@@ -198,6 +199,23 @@ pub(crate) fn open_engine(
         })?;
     report_recovery(engine.recovery());
     Ok(engine)
+}
+
+/// `FIREDRILL_PROTECTED_PORTS=22,5432`: ports no drill can reach.
+fn protected_ports() -> Result<Vec<u16>, Failure> {
+    let Ok(list) = std::env::var("FIREDRILL_PROTECTED_PORTS") else {
+        return Ok(Vec::new());
+    };
+    list.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            p.trim().parse().map_err(|_| {
+                usage(format!(
+                    "FIREDRILL_PROTECTED_PORTS: `{p}` is not a port number"
+                ))
+            })
+        })
+        .collect()
 }
 
 fn report_recovery(r: &firedrill::ledger::Recovery) {

@@ -109,9 +109,23 @@ pub enum DriverError {
     /// The target cannot take this fault.
     #[error("{0}")]
     Unsupported(String),
+    /// The target is protected: no grant reaches it.
+    #[error("{0}")]
+    Protected(String),
     /// The attempt failed.
     #[error("{0}")]
     Failed(String),
+}
+
+/// init and the engine itself are never signalled, whatever the drill says.
+fn unprotected(name: &str, process: ProcessId) -> Result<ProcessId, DriverError> {
+    if process.pid == 1 || process.pid == std::process::id() {
+        return Err(DriverError::Protected(format!(
+            "target `{name}` is process {}, which is protected: firedrill never signals init or itself",
+            process.pid
+        )));
+    }
+    Ok(process)
 }
 
 /// A fault resolved against its target, not yet applied.
@@ -147,11 +161,11 @@ pub fn prepare(
 ) -> Result<Prepared, DriverError> {
     match (target, spec) {
         (Target::Process(p), FaultSpec::Kill(signal)) => Ok(Prepared::Kill {
-            process: p.pid().map_err(DriverError::Failed)?,
+            process: unprotected(name, p.pid().map_err(DriverError::Failed)?)?,
             signal,
         }),
         (Target::Process(p), FaultSpec::Pause) => Ok(Prepared::Pause {
-            process: p.pid().map_err(DriverError::Failed)?,
+            process: unprotected(name, p.pid().map_err(DriverError::Failed)?)?,
         }),
         (
             Target::Proxy(proxy),

@@ -13,7 +13,7 @@ use wasmtime::component::Resource;
 const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl RunState {
-    fn fault_call(
+    async fn fault_call(
         &mut self,
         call: &str,
         target: &str,
@@ -21,6 +21,8 @@ impl RunState {
         options: &FaultOptions,
         args: serde_json::Value,
     ) -> Result<Resource<FaultRep>, GuestError> {
+        let ctx = self.ctx.clone();
+        ctx.throttle().await;
         let result = self.make_fault(target, spec, options);
         self.ctx.call(call, args, &result);
         let id = result?;
@@ -127,6 +129,8 @@ fn options_json(o: &FaultOptions) -> serde_json::Value {
 
 impl Host for RunState {
     async fn kill(&mut self, target: String, signal: Signal) -> Result<(), GuestError> {
+        let ctx = self.ctx.clone();
+        ctx.throttle().await;
         let sig = match signal {
             Signal::Term => nix::sys::signal::Signal::SIGTERM,
             Signal::Kill => nix::sys::signal::Signal::SIGKILL,
@@ -166,6 +170,7 @@ impl Host for RunState {
             &options,
             args,
         )
+        .await
     }
 
     async fn delay(
@@ -195,6 +200,7 @@ impl Host for RunState {
             )
         })();
         self.fault_call("faults.delay", &target, spec, &options, args)
+            .await
     }
 
     async fn fail_auth(
@@ -220,6 +226,7 @@ impl Host for RunState {
             proxy_spec(Effect::FailAuth { mode, status }, &options)
         })();
         self.fault_call("faults.fail-auth", &target, spec, &options, args)
+            .await
     }
 
     async fn http_error(
@@ -247,6 +254,7 @@ impl Host for RunState {
             proxy_spec(Effect::HttpError { status, body }, &options)
         })();
         self.fault_call("faults.http-error", &target, spec, &options, args)
+            .await
     }
 }
 
@@ -283,6 +291,8 @@ impl HostFault for RunState {
     }
 
     async fn revert(&mut self, fault: Resource<FaultRep>) -> Result<(), GuestError> {
+        let ctx = self.ctx.clone();
+        ctx.throttle().await;
         let id = self
             .table
             .get(&fault)

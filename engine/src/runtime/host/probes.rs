@@ -56,6 +56,8 @@ impl Host for RunState {
         target: String,
         request: HttpRequest,
     ) -> Result<HttpResponse, GuestError> {
+        let ctx = self.ctx.clone();
+        ctx.throttle().await;
         let args = json!({"target": target, "method": request.method, "path": request.path, "headers": request.headers, "body_len": request.body.len()});
         let prepared = (|| {
             let addr = self.probe_address(&target)?;
@@ -106,6 +108,8 @@ impl Host for RunState {
         target: String,
         timeout_ns: Option<u64>,
     ) -> Result<u64, GuestError> {
+        let ctx = self.ctx.clone();
+        ctx.throttle().await;
         let prepared = self
             .probe_address(&target)
             .and_then(|a| Ok((a, timeout(timeout_ns)?)));
@@ -122,6 +126,8 @@ impl Host for RunState {
     }
 
     async fn process_alive(&mut self, target: String) -> Result<bool, GuestError> {
+        let ctx = self.ctx.clone();
+        ctx.throttle().await;
         let result = match self.ctx.targets.get(&target) {
             None => Err(GuestError::UnknownTarget(format!(
                 "no target named `{target}`"

@@ -22,6 +22,11 @@ fn cut(mut s: String) -> String {
 
 impl Host for RunState {
     async fn log(&mut self, level: Level, message: String) {
+        let ctx = self.ctx.clone();
+        ctx.throttle().await;
+        if !ctx.charge_log(message.len().min(MAX_TEXT)) {
+            return;
+        }
         let level = match level {
             Level::Trace => "trace",
             Level::Debug => "debug",
@@ -37,6 +42,8 @@ impl Host for RunState {
     }
 
     async fn sleep(&mut self, d: u64) -> Result<(), GuestError> {
+        let ctx = self.ctx.clone();
+        ctx.throttle().await;
         let d = Duration::from_nanos(d);
         let result = tokio::select! {
             _ = tokio::time::sleep(d) => Ok(()),
@@ -52,6 +59,8 @@ impl Host for RunState {
     }
 
     async fn random(&mut self) -> u64 {
+        let ctx = self.ctx.clone();
+        ctx.throttle().await;
         let v = self.ctx.random();
         self.ctx.call::<_, ()>("host.random", json!({}), &Ok(v));
         v
@@ -66,6 +75,11 @@ impl Host for RunState {
     }
 
     async fn event(&mut self, name: String, detail: String) {
+        let ctx = self.ctx.clone();
+        ctx.throttle().await;
+        if !ctx.charge_log((name.len() + detail.len()).min(2 * MAX_TEXT)) {
+            return;
+        }
         self.ctx.recorder.record(EventKind::Mark {
             name: cut(name),
             detail: cut(detail),
