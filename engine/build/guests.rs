@@ -14,13 +14,12 @@ pub(crate) fn build(workspace: &Path, names: &[&str], watch: &[PathBuf]) {
     for p in watch {
         println!("cargo:rerun-if-changed={}", p.display());
     }
-    ensure_target();
+    ensure_target(workspace);
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     // Beside the outer build's target dir, so guests are built once for
     // every profile and both build scripts share their dependencies.
     let target_dir = outer_target_dir(&out_dir).join("guests");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let status = toolchain_command("cargo", workspace)
         .args(["build", "--release", "--target", TARGET, "--manifest-path"])
         .arg(workspace.join("Cargo.toml"))
         .arg("--target-dir")
@@ -59,11 +58,23 @@ fn outer_target_dir(out_dir: &Path) -> PathBuf {
         .unwrap_or_else(|| out_dir.join("t"))
 }
 
+/// A command for the toolchain that rust-toolchain.toml pins, whatever
+/// toolchain builds the host (a nightly fuzz build, say): guests always
+/// build with the pinned one. Without rustup, the tools on PATH.
+fn toolchain_command(program: &str, workspace: &Path) -> Command {
+    let mut c = Command::new(program);
+    c.current_dir(workspace)
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("RUSTC")
+        .env_remove("RUSTDOC")
+        .env_remove("CARGO");
+    c
+}
+
 /// rust-toolchain.toml lists the target, but machines with
 /// RUSTUP_AUTO_INSTALL=0 do not install it from there: add it, or say how.
-fn ensure_target() {
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let sysroot = Command::new(&rustc)
+fn ensure_target(workspace: &Path) {
+    let sysroot = toolchain_command("rustc", workspace)
         .args(["--print", "sysroot"])
         .output()
         .ok()
@@ -78,7 +89,7 @@ fn ensure_target() {
     if installed {
         return;
     }
-    let added = Command::new("rustup")
+    let added = toolchain_command("rustup", workspace)
         .args(["target", "add", TARGET])
         .status()
         .is_ok_and(|s| s.success());

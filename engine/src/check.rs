@@ -110,6 +110,16 @@ async fn reachability(drill: &Drill) -> Vec<DrillError> {
                         format!("`{cmd}` is not a file and not found on PATH"),
                     ));
                 }
+                if let Some(pattern) = &p.pgrep {
+                    let running = crate::targets::process::matching(pattern);
+                    if running == 0 {
+                        problems.push(drill.problem(
+                            &key,
+                            &format!("{key}.pgrep"),
+                            format!("no running process matches `{pattern}`"),
+                        ));
+                    }
+                }
                 if let Some(pid_file) = &p.pid_file {
                     let alive = std::fs::read_to_string(pid_file)
                         .ok()

@@ -158,12 +158,35 @@ pub struct ProcessSpec {
     pub restart: RestartPolicy,
     /// Attach to the pid in this file instead of spawning.
     pub pid_file: Option<PathBuf>,
+    /// Or name a group: every process whose command line contains this.
+    pub pgrep: Option<String>,
+    /// For a group: how many of its processes each fault reaches.
+    pub select: Option<Selection>,
     /// Readiness check.
     pub ready: Option<Readiness>,
     /// How long to wait for readiness (default 10s).
     pub ready_timeout: Duration,
     /// `host:port` where it serves, for probes.
     pub address: Option<String>,
+}
+
+/// How many processes of a group a fault reaches, drawn from the run's seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selection {
+    /// This many (or all, if fewer).
+    Count(u32),
+    /// This percentage, rounded up, at least one.
+    Percent(u8),
+}
+
+impl Selection {
+    /// How many of `n` processes.
+    pub fn of(self, n: usize) -> usize {
+        match self {
+            Selection::Count(c) => (c as usize).min(n),
+            Selection::Percent(p) => (n * p as usize).div_ceil(100).clamp(1, n.max(1)).min(n),
+        }
+    }
 }
 
 /// What a target is.
@@ -299,6 +322,13 @@ enum RawKind {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawSelect {
+    count: Option<u32>,
+    percent: Option<u8>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawReady {
     http: Option<String>,
     tcp: Option<bool>,
@@ -319,6 +349,8 @@ struct RawTarget {
     #[serde(default)]
     restart: RestartPolicy,
     pid_file: Option<PathBuf>,
+    pgrep: Option<String>,
+    select: Option<RawSelect>,
     ready: Option<RawReady>,
     #[serde(default, with = "duration::option")]
     ready_timeout: Option<Duration>,
@@ -533,18 +565,64 @@ fn target(
                     ));
                 }
             }
-            if raw.command.is_none() && raw.pid_file.is_none() {
-                return Err(cx.err(
-                    span,
-                    format!("targets.{name}"),
-                    "a process target needs `command` (to spawn it) or `pid_file` (to attach to it)".into(),
-                ));
+            let sources = [
+                raw.command.is_some(),
+                raw.pid_file.is_some(),
+                raw.pgrep.is_some(),
+            ];
+            match sources.iter().filter(|s| **s).count() {
+                0 => {
+                    return Err(cx.err(
+                        span,
+                        format!("targets.{name}"),
+                        "a process target needs `command` (to spawn it) or `pid_file` (to attach to it)".into(),
+                    ));
+                }
+                1 => {}
+                _ => {
+                    return Err(cx.err(
+                        span,
+                        format!("targets.{name}"),
+                        "set one of `command`, `pid_file` or `pgrep`".into(),
+                    ));
+                }
             }
-            if raw.command.is_some() && raw.pid_file.is_some() {
+            let select = match (&raw.select, raw.pgrep.is_some()) {
+                (None, _) => None,
+                (Some(_), false) => {
+                    return Err(cx.err(
+                        span,
+                        field("select"),
+                        "only a group (`pgrep`) has a selection".into(),
+                    ));
+                }
+                (
+                    Some(RawSelect {
+                        count: Some(c),
+                        percent: None,
+                    }),
+                    true,
+                ) if *c >= 1 => Some(Selection::Count(*c)),
+                (
+                    Some(RawSelect {
+                        count: None,
+                        percent: Some(p),
+                    }),
+                    true,
+                ) if (1..=100).contains(p) => Some(Selection::Percent(*p)),
+                (Some(_), true) => {
+                    return Err(cx.err(
+                        span,
+                        field("select"),
+                        "write `select = { count = N }` (N ≥ 1) or `select = { percent = P }` (1 to 100)".into(),
+                    ));
+                }
+            };
+            if raw.pgrep.as_deref().is_some_and(|p| p.trim().is_empty()) {
                 return Err(cx.err(
                     span,
-                    format!("targets.{name}"),
-                    "set either `command` or `pid_file`, not both".into(),
+                    field("pgrep"),
+                    "an empty pattern would match every process".into(),
                 ));
             }
             for kind in &grants {
@@ -592,13 +670,15 @@ fn target(
                 cwd: raw.cwd.map(|p| base.join(p)),
                 restart: raw.restart,
                 pid_file: raw.pid_file.map(|p| base.join(p)),
+                pgrep: raw.pgrep,
+                select,
                 ready,
                 ready_timeout: raw.ready_timeout.unwrap_or(Duration::from_secs(10)),
                 address: raw.address,
             })
         }
         RawKind::Proxy => {
-            if raw.command.is_some() || raw.pid_file.is_some() {
+            if raw.command.is_some() || raw.pid_file.is_some() || raw.pgrep.is_some() {
                 return Err(cx.err(
                     span,
                     format!("targets.{name}"),

@@ -19,20 +19,14 @@ use serde::{Deserialize, Serialize};
 pub enum Undo {
     /// Nothing can be undone (a signal that was delivered).
     Nothing,
-    /// Continue a paused process.
+    /// Continue paused processes.
     Continue {
-        /// The process.
-        process: ProcessId,
+        /// The processes.
+        processes: Vec<ProcessId>,
     },
     /// The fault lived in a proxy of the engine's own process: it died with
     /// the engine, so nothing is left to undo after a crash.
     InProcess,
-    /// A process the engine spawned as a target: kill it, so no supervised
-    /// child outlives a crashed engine.
-    KillSpawned {
-        /// The process.
-        process: ProcessId,
-    },
 }
 
 /// Where a fault stands.
@@ -187,17 +181,7 @@ impl Ledger {
 fn undo(undo: &Undo) -> Result<(), String> {
     match undo {
         Undo::Nothing | Undo::InProcess => Ok(()),
-        Undo::Continue { process } => process.resume().map_err(|e| e.to_string()),
-        Undo::KillSpawned { process } => {
-            if !process.is_alive() {
-                return Ok(());
-            }
-            // A stopped process gets SIGKILL all the same.
-            match process.signal(nix::sys::signal::Signal::SIGKILL) {
-                Ok(()) | Err(crate::drivers::process::ProcessError::Gone(_)) => Ok(()),
-                Err(e) => Err(e.to_string()),
-            }
-        }
+        Undo::Continue { processes } => crate::drivers::resume_all(processes),
     }
 }
 
@@ -219,7 +203,9 @@ mod tests {
             fault: 0,
             kind: "pause".into(),
             target: "victim".into(),
-            undo: Undo::Continue { process },
+            undo: Undo::Continue {
+                processes: vec![process],
+            },
             state: LedgerState::Applying,
             applied_at: unix_ms(),
             reverted_at: None,

@@ -203,3 +203,49 @@ interval = "10ms"
         run.error
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_target_faults_only_the_selected_share_of_its_processes() {
+    let marker = format!("9{}.25", std::process::id());
+    let mut workers: Vec<_> = (0..4)
+        .map(|_| {
+            std::process::Command::new("sleep")
+                .arg(&marker)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let engine = EngineBuilder::new().build().unwrap();
+    for (select, expected) in [("{ count = 3 }", 3), ("{ percent = 50 }", 2)] {
+        let drill = firedrill::Drill::parse(
+            &format!("[targets.workers]\nkind = \"process\"\npgrep = \"{marker}\"\nselect = {select}\ngrants = [\"pause\"]\n"),
+            std::path::Path::new("g.toml"),
+        )
+        .unwrap();
+        let targets = engine.start_targets(&drill.targets).await.unwrap();
+        let mut spec = RunSpec::new(engine.load(firedrill_tests::PAUSER, "pauser").unwrap());
+        spec.targets = targets;
+        spec.params = params(&[("target", "workers"), ("hold", "400ms")]);
+        let handle = engine.start(spec).unwrap();
+        let stopped = || {
+            workers
+                .iter()
+                .filter(|w| proc_state(w.id()) == Some('T'))
+                .count()
+        };
+        assert!(
+            eventually(Duration::from_secs(5), || stopped() == expected).await,
+            "{select}: {} stopped",
+            stopped()
+        );
+        assert_eq!(handle.wait().await.status, RunStatus::Passed);
+        assert!(
+            eventually(Duration::from_secs(2), || stopped() == 0).await,
+            "all continued"
+        );
+    }
+    for w in &mut workers {
+        w.kill().unwrap();
+        w.wait().unwrap();
+    }
+}

@@ -118,30 +118,33 @@ pub enum DriverError {
 }
 
 /// init and the engine itself are never signalled, whatever the drill says.
-fn unprotected(name: &str, process: ProcessId) -> Result<ProcessId, DriverError> {
-    if process.pid == 1 || process.pid == std::process::id() {
+fn unprotected(name: &str, processes: Vec<ProcessId>) -> Result<Vec<ProcessId>, DriverError> {
+    if let Some(p) = processes
+        .iter()
+        .find(|p| p.pid == 1 || p.pid == std::process::id())
+    {
         return Err(DriverError::Protected(format!(
             "target `{name}` is process {}, which is protected: firedrill never signals init or itself",
-            process.pid
+            p.pid
         )));
     }
-    Ok(process)
+    Ok(processes)
 }
 
 /// A fault resolved against its target, not yet applied.
 #[derive(Debug)]
 pub enum Prepared {
-    /// Send `signal` to `process`.
+    /// Send `signal` to `processes`.
     Kill {
-        /// Process.
-        process: ProcessId,
+        /// Processes.
+        processes: Vec<ProcessId>,
         /// Signal.
         signal: Signal,
     },
-    /// Stop `process`.
+    /// Stop `processes`.
     Pause {
-        /// Process.
-        process: ProcessId,
+        /// Processes.
+        processes: Vec<ProcessId>,
     },
     /// Add `fault` to `proxy`.
     Proxy {
@@ -161,11 +164,11 @@ pub fn prepare(
 ) -> Result<Prepared, DriverError> {
     match (target, spec) {
         (Target::Process(p), FaultSpec::Kill(signal)) => Ok(Prepared::Kill {
-            process: unprotected(name, p.pid().map_err(DriverError::Failed)?)?,
+            processes: unprotected(name, p.select(seed).map_err(DriverError::Failed)?)?,
             signal,
         }),
         (Target::Process(p), FaultSpec::Pause) => Ok(Prepared::Pause {
-            process: unprotected(name, p.pid().map_err(DriverError::Failed)?)?,
+            processes: unprotected(name, p.select(seed).map_err(DriverError::Failed)?)?,
         }),
         (
             Target::Proxy(proxy),
@@ -201,7 +204,9 @@ impl Prepared {
     pub fn undo(&self) -> Undo {
         match self {
             Prepared::Kill { .. } => Undo::Nothing,
-            Prepared::Pause { process } => Undo::Continue { process: *process },
+            Prepared::Pause { processes } => Undo::Continue {
+                processes: processes.clone(),
+            },
             Prepared::Proxy { .. } => Undo::InProcess,
         }
     }
@@ -209,17 +214,22 @@ impl Prepared {
     /// Make it real.
     pub fn apply(self) -> Result<Applied, DriverError> {
         match self {
-            Prepared::Kill { process, signal } => {
-                process
-                    .signal(signal)
-                    .map_err(|e| DriverError::Failed(e.to_string()))?;
+            Prepared::Kill { processes, signal } => {
+                for p in &processes {
+                    p.signal(signal)
+                        .map_err(|e| DriverError::Failed(e.to_string()))?;
+                }
                 Ok(Applied::Done)
             }
-            Prepared::Pause { process } => {
-                process
-                    .pause()
-                    .map_err(|e| DriverError::Failed(e.to_string()))?;
-                Ok(Applied::Paused(process))
+            Prepared::Pause { processes } => {
+                for (i, p) in processes.iter().enumerate() {
+                    if let Err(e) = p.pause() {
+                        // Leave none of the group stopped if one fails.
+                        processes[..i].iter().for_each(|p| drop(p.resume()));
+                        return Err(DriverError::Failed(e.to_string()));
+                    }
+                }
+                Ok(Applied::Paused(processes))
             }
             Prepared::Proxy { proxy, fault } => {
                 let key = proxy.add_fault(*fault);
@@ -234,8 +244,8 @@ impl Prepared {
 pub enum Applied {
     /// Nothing lasts (a delivered signal).
     Done,
-    /// A stopped process.
-    Paused(ProcessId),
+    /// Stopped processes.
+    Paused(Vec<ProcessId>),
     /// A fault on a proxy.
     Proxy {
         /// Proxy.
@@ -250,11 +260,24 @@ impl Applied {
     pub fn revert(&self) -> Result<(), String> {
         match self {
             Applied::Done => Ok(()),
-            Applied::Paused(p) => p.resume().map_err(|e| e.to_string()),
+            Applied::Paused(ps) => resume_all(ps),
             Applied::Proxy { proxy, key } => {
                 proxy.remove_fault(*key);
                 Ok(())
             }
         }
+    }
+}
+
+/// Continue every process; the errors of those that failed, joined.
+pub(crate) fn resume_all(processes: &[ProcessId]) -> Result<(), String> {
+    let errors: Vec<String> = processes
+        .iter()
+        .filter_map(|p| p.resume().err().map(|e| e.to_string()))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
     }
 }

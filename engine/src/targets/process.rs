@@ -35,6 +35,7 @@ pub struct ProcessTarget {
 enum Source {
     Spawned(ProcessSpec),
     PidFile(PathBuf),
+    Group(String, Option<crate::drill::Selection>),
 }
 
 impl ProcessTarget {
@@ -43,10 +44,13 @@ impl ProcessTarget {
         name: &str,
         spec: &ProcessSpec,
     ) -> Result<std::sync::Arc<ProcessTarget>, String> {
-        let source = match (&spec.command, &spec.pid_file) {
-            (_, Some(p)) => Source::PidFile(p.clone()),
-            (Some(_), None) => Source::Spawned(spec.clone()),
-            (None, None) => unreachable!("drill validation requires command or pid_file"),
+        let source = match (&spec.command, &spec.pid_file, &spec.pgrep) {
+            (_, _, Some(pattern)) => Source::Group(pattern.clone(), spec.select),
+            (_, Some(p), _) => Source::PidFile(p.clone()),
+            (Some(_), None, None) => Source::Spawned(spec.clone()),
+            (None, None, None) => {
+                unreachable!("drill validation requires command, pid_file or pgrep")
+            }
         };
         let target = std::sync::Arc::new(ProcessTarget {
             name: name.to_string(),
@@ -58,7 +62,7 @@ impl ProcessTarget {
             shutdown: CancellationToken::new(),
         });
         match &target.source {
-            Source::PidFile(_) => {
+            Source::PidFile(_) | Source::Group(..) => {
                 target.pid().map_err(|e| format!("target `{name}`: {e}"))?;
             }
             Source::Spawned(spec) => {
@@ -85,9 +89,42 @@ impl ProcessTarget {
         self.restarts.load(Ordering::Relaxed)
     }
 
-    /// The current process, if one is running.
+    /// The processes a fault reaches: the one process, or for a group a
+    /// selection drawn with `seed` (all of them without `select`).
+    pub fn select(&self, seed: u64) -> Result<Vec<ProcessId>, String> {
+        let Source::Group(pattern, selection) = &self.source else {
+            return self.pid().map(|p| vec![p]);
+        };
+        let mut all = group(pattern);
+        if all.is_empty() {
+            return Err(format!(
+                "no process matches pgrep `{pattern}` of target `{}`",
+                self.name
+            ));
+        }
+        let k = selection.map_or(all.len(), |s| s.of(all.len()));
+        // A seeded partial Fisher-Yates shuffle: the same seed picks the same processes.
+        let mut state = seed | 1;
+        for i in 0..k {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let j = i + (state % (all.len() - i) as u64) as usize;
+            all.swap(i, j);
+        }
+        all.truncate(k);
+        Ok(all)
+    }
+
+    /// The current process, if one is running (for a group: the first).
     pub fn pid(&self) -> Result<ProcessId, String> {
         match &self.source {
+            Source::Group(pattern, _) => group(pattern).into_iter().next().ok_or_else(|| {
+                format!(
+                    "no process matches pgrep `{pattern}` of target `{}`",
+                    self.name
+                )
+            }),
             Source::PidFile(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| format!("cannot read pid file {}: {e}", path.display()))?;
@@ -166,6 +203,44 @@ impl ProcessTarget {
             }
         }
     }
+}
+
+/// How many processes a group's `pgrep` pattern matches now.
+pub fn matching(pattern: &str) -> usize {
+    group(pattern).len()
+}
+
+/// Processes whose command line contains `pattern`, sorted by pid; never
+/// this engine or its ancestors, never init.
+fn group(pattern: &str) -> Vec<ProcessId> {
+    let mut excluded = vec![1, std::process::id()];
+    let mut pid = std::process::id();
+    while let Some(parent) = parent_of(pid).filter(|p| *p > 1) {
+        excluded.push(parent);
+        pid = parent;
+    }
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found: Vec<ProcessId> = dir
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| !excluded.contains(pid))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let line: Vec<u8> = c.iter().map(|b| if *b == 0 { b' ' } else { *b }).collect();
+                String::from_utf8_lossy(&line).contains(pattern)
+            })
+        })
+        .filter_map(|pid| ProcessId::of(pid).ok().filter(ProcessId::is_alive))
+        .collect();
+    found.sort_by_key(|p| p.pid);
+    found
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    text[text.rfind(')')? + 2..].split(' ').nth(1)?.parse().ok()
 }
 
 fn spawn(spec: &ProcessSpec) -> Result<tokio::process::Child, String> {
