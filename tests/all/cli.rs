@@ -154,31 +154,14 @@ fn bad_input_names_the_file_line_or_field() {
 async fn ctrl_c_halts_the_run_and_reverts_its_faults() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (mut victim, pid_file) = victim(dir.path());
-    write(dir.path(), "pauser.wasm", firedrill_tests::PAUSER);
-    let drill = write(
-        dir.path(),
-        "drill.toml",
-        format!("[scenario]\npath = \"pauser.wasm\"\n[targets.victim]\nkind = \"process\"\npid_file = \"{}\"\ngrants = [\"pause\"]\n", pid_file.display())
-            .as_bytes(),
-    );
-    let child = firedrill(&data)
-        .arg("run")
-        .arg(&drill)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut victim, drill) = pauser_drill(dir.path(), "", "");
+    let child = spawn_run(&data, &drill, &[]);
     assert!(
         eventually(Duration::from_secs(20), || proc_state(victim.id())
             == Some('T'))
         .await
     );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    signal(&child, nix::sys::signal::Signal::SIGINT);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("HALTED"));
@@ -195,23 +178,12 @@ async fn ctrl_c_halts_the_run_and_reverts_its_faults() {
 async fn dry_run_prints_the_plan_and_applies_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (mut victim, pid_file) = victim(dir.path());
-    write(dir.path(), "pauser.wasm", firedrill_tests::PAUSER);
-    let drill = write(
+    let (mut victim, drill) = pauser_drill(
         dir.path(),
-        "drill.toml",
-        format!(
-            "[scenario]\npath = \"pauser.wasm\"\nparams = {{ hold = \"300ms\" }}\n[policy]\nmax_fault_duration = \"1m\"\n[targets.victim]\nkind = \"process\"\npid_file = \"{}\"\ngrants = [\"pause\"]\n",
-            pid_file.display()
-        )
-        .as_bytes(),
+        "hold = \"300ms\"",
+        "[policy]\nmax_fault_duration = \"1m\"",
     );
-    let child = firedrill(&data)
-        .args(["run", "--dry-run"])
-        .arg(&drill)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_run(&data, &drill, &["--dry-run"]);
     let mut paused = false;
     for _ in 0..20 {
         paused |= proc_state(victim.id()) == Some('T');
@@ -254,21 +226,8 @@ fn inspect_shows_parameters_and_needs() {
 async fn firedrill_halt_stops_the_running_engine_and_refuses_new_runs_until_resume() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (mut victim, pid_file) = victim(dir.path());
-    write(dir.path(), "pauser.wasm", firedrill_tests::PAUSER);
-    let drill = write(
-        dir.path(),
-        "drill.toml",
-        format!("[scenario]\npath = \"pauser.wasm\"\n[targets.victim]\nkind = \"process\"\npid_file = \"{}\"\ngrants = [\"pause\"]\n", pid_file.display())
-            .as_bytes(),
-    );
-    let child = firedrill(&data)
-        .arg("run")
-        .arg(&drill)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut victim, drill) = pauser_drill(dir.path(), "", "");
+    let child = spawn_run(&data, &drill, &[]);
     assert!(
         eventually(Duration::from_secs(20), || proc_state(victim.id())
             == Some('T'))

@@ -9,23 +9,8 @@ use std::time::Duration;
 async fn sigkill_mid_run_then_recover_continues_the_paused_process() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (mut victim, pid_file) = victim(dir.path());
-    std::fs::write(dir.path().join("pauser.wasm"), firedrill_tests::PAUSER).unwrap();
-    std::fs::write(
-        dir.path().join("drill.toml"),
-        format!(
-            "[scenario]\npath = \"pauser.wasm\"\n\n[targets.victim]\nkind = \"process\"\npid_file = \"{}\"\ngrants = [\"pause\"]\n",
-            pid_file.display()
-        ),
-    )
-    .unwrap();
-    let mut engine = firedrill(&data)
-        .arg("run")
-        .arg(dir.path().join("drill.toml"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut victim, drill) = pauser_drill(dir.path(), "", "");
+    let mut engine = spawn_run(&data, &drill, &[]);
     assert!(
         eventually(Duration::from_secs(20), || proc_state(victim.id())
             == Some('T'))
@@ -48,11 +33,7 @@ async fn sigkill_mid_run_then_recover_continues_the_paused_process() {
     let runs: Vec<firedrill::history::Run> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(runs[0].status, RunStatus::Running);
 
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(engine.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    signal(&engine, nix::sys::signal::Signal::SIGKILL);
     engine.wait().unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(

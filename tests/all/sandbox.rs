@@ -146,17 +146,8 @@ async fn components_that_are_not_scenarios_are_refused_clearly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_stopped_by_its_time_limit_has_its_faults_reverted() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut victim, pid_file) = victim(dir.path());
-    let drill = firedrill::Drill::parse(
-        &format!(
-            "[targets.victim]\nkind = \"process\"\npid_file = \"{}\"\ngrants = [\"pause\"]\n",
-            pid_file.display()
-        ),
-        std::path::Path::new("t.toml"),
-    )
-    .unwrap();
     let engine = EngineBuilder::new().build().unwrap();
-    let targets = engine.start_targets(&drill.targets).await.unwrap();
+    let (mut victim, targets) = victim_target(dir.path(), &engine).await;
     let mut spec = RunSpec::new(engine.load(firedrill_tests::PAUSER, "pauser").unwrap());
     spec.targets = targets;
     spec.limits.timeout = Duration::from_millis(700);
@@ -274,17 +265,8 @@ fn rss_mib() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hostile_corpus_is_contained() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut victim, pid_file) = victim(dir.path());
-    let drill = firedrill::Drill::parse(
-        &format!(
-            "[targets.victim]\nkind = \"process\"\npid_file = \"{}\"\ngrants = [\"pause\"]\n",
-            pid_file.display()
-        ),
-        std::path::Path::new("t.toml"),
-    )
-    .unwrap();
     let engine = EngineBuilder::new().build().unwrap();
-    let targets = engine.start_targets(&drill.targets).await.unwrap();
+    let (mut victim, targets) = victim_target(dir.path(), &engine).await;
     let err = engine
         .load(firedrill_tests::BAD_IMPORT, "bad-import.wasm")
         .unwrap_err()

@@ -74,3 +74,54 @@ pub(crate) fn proc_state(pid: u32) -> Option<char> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     s[s.rfind(')')? + 2..].chars().next()
 }
+
+/// A `sleep` victim attached by pid file and a drill in `dir` that runs the
+/// `pauser` guest on it (`params` is a TOML inline table body, e.g.
+/// `hold = "300ms"`, and `extra` more TOML). Returns the victim and the
+/// drill's path.
+pub(crate) fn pauser_drill(dir: &Path, params: &str, extra: &str) -> (Child, std::path::PathBuf) {
+    let (victim, pid_file) = victim(dir);
+    std::fs::write(dir.join("pauser.wasm"), firedrill_tests::PAUSER).unwrap();
+    let drill = dir.join("drill.toml");
+    std::fs::write(
+        &drill,
+        format!(
+            "[scenario]\npath = \"pauser.wasm\"\nparams = {{ {params} }}\n{extra}\n[targets.victim]\nkind = \"process\"\npid_file = \"{}\"\ngrants = [\"pause\"]\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    (victim, drill)
+}
+
+/// Start `firedrill run <drill>` on `data` with piped output.
+pub(crate) fn spawn_run(data: &Path, drill: &Path, extra: &[&str]) -> Child {
+    firedrill(data)
+        .arg("run")
+        .args(extra)
+        .arg(drill)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Send `signal` to `child`.
+pub(crate) fn signal(child: &Child, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+}
+
+/// A `sleep` victim as process target `victim` (pause granted), started in
+/// `engine`.
+pub(crate) async fn victim_target(
+    dir: &Path,
+    engine: &firedrill::Engine,
+) -> (Child, std::sync::Arc<firedrill::targets::TargetSet>) {
+    let (victim, pid_file) = victim(dir);
+    let text = format!(
+        "[targets.victim]\nkind = \"process\"\npid_file = \"{}\"\ngrants = [\"pause\"]\n",
+        pid_file.display()
+    );
+    let drill = firedrill::Drill::parse(&text, Path::new("victim.toml")).unwrap();
+    (victim, engine.start_targets(&drill.targets).await.unwrap())
+}

@@ -390,17 +390,21 @@ mod tests {
             .unwrap()
     }
 
-    #[tokio::test]
-    async fn http_error_answers_matching_requests_only_and_reverts() {
-        let upstream = firedrill_tests::Upstream::start("t").await;
-        let proxy = Proxy::start(ProxyConfig {
+    async fn http_proxy(upstream: SocketAddr) -> Arc<Proxy> {
+        Proxy::start(ProxyConfig {
             name: "api".into(),
             listen: "127.0.0.1:0".parse().unwrap(),
-            upstream: upstream.addr.to_string(),
+            upstream: upstream.to_string(),
             mode: ProxyMode::Http,
         })
         .await
-        .unwrap();
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn http_error_answers_matching_requests_only_and_reverts() {
+        let upstream = firedrill_tests::Upstream::start("t").await;
+        let proxy = http_proxy(upstream.addr).await;
         let matcher = RequestMatch {
             method: Some("get".into()),
             path: Some(Pattern::new("/api/*").unwrap()),
@@ -441,14 +445,7 @@ mod tests {
         let upstream = firedrill_tests::Upstream::start("t").await;
         let mut rejected = Vec::new();
         for _ in 0..2 {
-            let proxy = Proxy::start(ProxyConfig {
-                name: "api".into(),
-                listen: "127.0.0.1:0".parse().unwrap(),
-                upstream: upstream.addr.to_string(),
-                mode: ProxyMode::Http,
-            })
-            .await
-            .unwrap();
+            let proxy = http_proxy(upstream.addr).await;
             proxy.add_fault(ProxyFault::new(
                 Effect::HttpError {
                     status: 500,
