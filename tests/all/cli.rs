@@ -151,27 +151,32 @@ fn bad_input_names_the_file_line_or_field() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ctrl_c_halts_the_run_and_reverts_its_faults() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let (mut victim, drill) = pauser_drill(dir.path(), "", "");
-    let child = spawn_run(&data, &drill, &[]);
-    assert!(
-        eventually(Duration::from_secs(20), || proc_state(victim.id())
-            == Some('T'))
-        .await
-    );
-    signal(&child, nix::sys::signal::Signal::SIGINT);
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("HALTED"));
-    assert_ne!(
-        proc_state(victim.id()),
-        Some('T'),
-        "the paused process was continued"
-    );
-    victim.kill().unwrap();
-    victim.wait().unwrap();
+async fn ctrl_c_or_sigterm_halts_the_run_and_reverts_its_faults() {
+    for sig in [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGTERM,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let (mut victim, drill) = pauser_drill(dir.path(), "", "");
+        let child = spawn_run(&data, &drill, &[]);
+        assert!(
+            eventually(Duration::from_secs(20), || proc_state(victim.id())
+                == Some('T'))
+            .await
+        );
+        signal(&child, sig);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(4), "{sig}: {}", text(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("HALTED"));
+        assert_ne!(
+            proc_state(victim.id()),
+            Some('T'),
+            "{sig}: the paused process was continued"
+        );
+        victim.kill().unwrap();
+        victim.wait().unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
