@@ -49,21 +49,21 @@ fn setup() -> &'static Setup {
     })
 }
 
-async fn exchange(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+async fn exchange(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Vec<u8> {
     let mut out = Vec::new();
     let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else { return out };
     let _ = s.write_all(bytes).await;
     let _ = s.shutdown().await;
-    let _ = tokio::time::timeout(Duration::from_millis(200), s.read_to_end(&mut out)).await;
+    let _ = tokio::time::timeout(wait, s.read_to_end(&mut out)).await;
     out
 }
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     static RUNS: AtomicU64 = AtomicU64::new(0);
     let s = setup();
-    s.rt.block_on(exchange(s.proxy, data));
+    s.rt.block_on(exchange(s.proxy, data, Duration::from_millis(200)));
     if RUNS.fetch_add(1, Ordering::Relaxed) % 64 == 0 {
-        let ok = s.rt.block_on(exchange(s.proxy, b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"));
+        let ok = s.rt.block_on(exchange(s.proxy, b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n", Duration::from_secs(5)));
         assert!(ok.starts_with(b"HTTP/1.1 200"), "the proxy stopped serving: {:?}", String::from_utf8_lossy(&ok));
     }
 });

@@ -26,8 +26,12 @@ pub(super) async fn serve(client: TcpStream, shared: Arc<Shared>) {
         let upstream = upstream.clone();
         async move { Ok::<_, hyper::Error>(handle(req, &shared, &upstream).await) }
     });
+    // Clients may shut down their write side once the request is sent
+    // (`nc`, some test harnesses): answer them anyway, as servers do.
+    // Found by the http_proxy fuzz target.
     let _ = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
+        .half_close(true)
         .serve_connection(TokioIo::new(client), service)
         .await;
 }

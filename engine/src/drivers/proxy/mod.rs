@@ -440,6 +440,31 @@ mod tests {
         );
     }
 
+    /// A client that half-closes after its request still gets the answer
+    /// (the first crash the http_proxy fuzz target found).
+    #[tokio::test]
+    async fn http_mode_answers_a_client_that_half_closes() {
+        let upstream = firedrill_tests::Upstream::start("t").await;
+        let proxy = http_proxy(upstream.addr).await;
+        let mut s = tokio::net::TcpStream::connect(proxy.local_addr())
+            .await
+            .unwrap();
+        s.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        s.shutdown().await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            answer.starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+
     #[tokio::test]
     async fn probability_draws_from_the_seed() {
         let upstream = firedrill_tests::Upstream::start("t").await;
