@@ -113,3 +113,52 @@ impl Upstream {
         self.seen.lock().unwrap().clone()
     }
 }
+
+/// A TCP server on loopback that echoes back what each client sends.
+pub async fn echo_server() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    serve_tcp(|mut s| async move {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if s.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+    .await
+}
+
+/// A TCP server on loopback that writes `n` bytes (0, 1, 2, … 255, 0, …) to
+/// each client in one go and then closes.
+pub async fn sending_server(n: usize) -> SocketAddr {
+    use tokio::io::AsyncWriteExt;
+    let data: Arc<Vec<u8>> = Arc::new((0..n).map(|i| i as u8).collect());
+    serve_tcp(move |mut s| {
+        let data = data.clone();
+        async move {
+            let _ = s.write_all(&data).await;
+            let _ = s.shutdown().await;
+        }
+    })
+    .await
+}
+
+async fn serve_tcp<F, Fut>(handle: F) -> SocketAddr
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(handle(s));
+        }
+    });
+    addr
+}

@@ -717,6 +717,15 @@ fn target(
                         format!("`{kind}` needs an HTTP proxy: add `mode = \"http\"`"),
                     ));
                 }
+                if kind.needs_tcp() && raw.mode == ProxyMode::Http {
+                    return Err(cx.err(
+                        span,
+                        field("grants"),
+                        format!(
+                            "`{kind}` acts on the byte stream and needs a TCP proxy: use `mode = \"tcp\"` (a second proxy in front works too)"
+                        ),
+                    ));
+                }
             }
             TargetSpec::Proxy(ProxyConfig {
                 name: name.to_string(),

@@ -52,6 +52,7 @@ pub mod runtime;
 pub mod steady;
 pub mod store;
 pub mod targets;
+pub mod toxiproxy;
 
 pub use drill::Drill;
 pub use engine::{Engine, EngineBuilder, EngineError};

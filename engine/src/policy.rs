@@ -23,6 +23,22 @@ pub enum FaultKind {
     FailAuth,
     /// Answer errors on an HTTP proxy.
     HttpError,
+    /// Limit a proxy's throughput.
+    Bandwidth,
+    /// Forward nothing on a proxy.
+    Blackhole,
+    /// Take a proxy's listener down.
+    Refuse,
+    /// Reset a proxy's connections.
+    ResetPeer,
+    /// Stop data on a proxy, then close.
+    Timeout,
+    /// Delay the close of a proxy's connections.
+    SlowClose,
+    /// Cut a proxy's data into small delayed pieces.
+    Slicer,
+    /// Close a proxy's connections after some bytes.
+    LimitData,
 }
 
 impl FaultKind {
@@ -34,6 +50,14 @@ impl FaultKind {
             FaultKind::Delay => "delay",
             FaultKind::FailAuth => "fail-auth",
             FaultKind::HttpError => "http-error",
+            FaultKind::Bandwidth => "bandwidth",
+            FaultKind::Blackhole => "blackhole",
+            FaultKind::Refuse => "refuse",
+            FaultKind::ResetPeer => "reset-peer",
+            FaultKind::Timeout => "timeout",
+            FaultKind::SlowClose => "slow-close",
+            FaultKind::Slicer => "slicer",
+            FaultKind::LimitData => "limit-data",
         }
     }
 
@@ -50,6 +74,13 @@ impl FaultKind {
     /// Needs an HTTP-mode proxy.
     pub fn needs_http(self) -> bool {
         matches!(self, FaultKind::FailAuth | FaultKind::HttpError)
+    }
+
+    /// Needs a TCP-mode proxy (acts on the byte stream).
+    pub fn needs_tcp(self) -> bool {
+        self.on_proxy()
+            && !self.needs_http()
+            && !matches!(self, FaultKind::Delay | FaultKind::Refuse)
     }
 }
 

@@ -5,15 +5,19 @@
 //! - `scenarios`: the bundled scenarios end to end, and `firedrill demo`.
 //! - `faults`: each fault seen from a real client's side (401s, stripped
 //!   headers, added latency, a killed and restarted process).
+//! - `network`: the byte-stream faults of a TCP proxy from a client's side.
 //! - `sandbox`: hostile guests are stopped or refused with a clear cause.
 //! - `recovery`: SIGKILL the engine mid-run; the next start reverts.
 //! - `cli`: bad input, exit codes, halt by signal, dry run, inspect.
+//! - `toxiproxy`: `firedrill proxy serve` driven as Toxiproxy clients drive Toxiproxy.
 //! - `pipeline`: reports, GitHub output, replay, diff, check, prune, trend.
 
 mod cli;
 mod faults;
+mod network;
 mod pipeline;
 mod recovery;
 mod sandbox;
 mod scenarios;
 mod support;
+mod toxiproxy;

@@ -8,6 +8,7 @@ mod halt;
 mod history;
 mod inspect;
 mod progress;
+mod proxy;
 mod recover;
 mod replay;
 mod report;
@@ -132,6 +133,8 @@ enum Command {
     Replay(replay::Args),
     /// Compare two runs: verdicts, measurements, timelines
     Diff(diff::Args),
+    /// Proxies with a Toxiproxy-compatible control API
+    Proxy(proxy::Args),
     /// Revert faults left by an engine that died, and close its runs
     Recover,
     /// Halt every run of the engine holding the data dir and refuse new ones
@@ -154,6 +157,7 @@ pub(crate) async fn dispatch(cli: Cli) -> Exit {
         Command::Check(a) => check::run(a).await,
         Command::Replay(a) => replay::run(a, &data_dir).await,
         Command::Diff(a) => diff::run(a, &data_dir).await,
+        Command::Proxy(a) => proxy::run(a).await,
         Command::Recover => recover::run(&data_dir).await,
         Command::Halt => halt::run(&data_dir, true).await,
         Command::Resume => halt::run(&data_dir, false).await,

@@ -41,9 +41,17 @@ impl FaultSpec {
             FaultSpec::Kill(_) => FaultKind::Kill,
             FaultSpec::Pause => FaultKind::Pause,
             FaultSpec::Proxy { effect, .. } => match effect {
-                Effect::Delay { .. } => FaultKind::Delay,
+                Effect::Delay { .. } | Effect::ConnectDelay { .. } => FaultKind::Delay,
                 Effect::FailAuth { .. } => FaultKind::FailAuth,
                 Effect::HttpError { .. } => FaultKind::HttpError,
+                Effect::Bandwidth { .. } => FaultKind::Bandwidth,
+                Effect::Blackhole { .. } => FaultKind::Blackhole,
+                Effect::Refuse => FaultKind::Refuse,
+                Effect::ResetPeer { .. } => FaultKind::ResetPeer,
+                Effect::Timeout { .. } => FaultKind::Timeout,
+                Effect::SlowClose { .. } => FaultKind::SlowClose,
+                Effect::Slicer { .. } => FaultKind::Slicer,
+                Effect::LimitData { .. } => FaultKind::LimitData,
             },
         }
     }
@@ -58,31 +66,7 @@ impl FaultSpec {
                 probability,
                 matcher,
             } => {
-                let mut s = match effect {
-                    Effect::Delay {
-                        latency,
-                        jitter,
-                        direction,
-                    } => format!(
-                        "{} ± {} {}",
-                        humantime::format_duration(*latency),
-                        humantime::format_duration(*jitter),
-                        serde_json::to_value(direction)
-                            .unwrap_or_default()
-                            .as_str()
-                            .unwrap_or("")
-                    ),
-                    Effect::FailAuth { mode, status } => {
-                        format!(
-                            "{} ({status})",
-                            serde_json::to_value(mode)
-                                .unwrap_or_default()
-                                .as_str()
-                                .unwrap_or("")
-                        )
-                    }
-                    Effect::HttpError { status, .. } => format!("status {status}"),
-                };
+                let mut s = effect.to_string();
                 if *probability < 1.0 {
                     s.push_str(&format!(", probability {probability}"));
                 }
@@ -181,6 +165,11 @@ pub fn prepare(
             if effect.needs_http() && proxy.config().mode != ProxyMode::Http {
                 return Err(DriverError::Unsupported(format!(
                     "target `{name}` is a TCP proxy; HTTP faults need mode = \"http\""
+                )));
+            }
+            if effect.needs_tcp() && proxy.config().mode != ProxyMode::Tcp {
+                return Err(DriverError::Unsupported(format!(
+                    "target `{name}` is an HTTP proxy; byte-stream faults need mode = \"tcp\""
                 )));
             }
             Ok(Prepared::Proxy {

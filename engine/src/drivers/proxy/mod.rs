@@ -21,8 +21,9 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// How a proxy understands its traffic.
@@ -66,15 +67,87 @@ pub enum AuthMode {
     Corrupt,
 }
 
-/// What a fault does to traffic.
+/// What a fault does to traffic. Connection-level effects (everything but
+/// `FailAuth` and `HttpError`) decide once per connection whether they apply
+/// to it, as Toxiproxy's toxicity does; request-level effects draw per
+/// request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// Add latency (+ uniform jitter) in a direction.
+    /// Add latency (+ uniform jitter) to every chunk in a direction; on an
+    /// HTTP proxy, to every matching request or response.
     Delay {
         /// Fixed part.
         latency: Duration,
         /// Upper bound of the random part.
         jitter: Duration,
+        /// Which way.
+        direction: Direction,
+    },
+    /// Hold a new connection this long before its first byte moves.
+    ConnectDelay {
+        /// Fixed part.
+        latency: Duration,
+        /// Upper bound of the random part.
+        jitter: Duration,
+    },
+    /// Limit throughput to `rate` bytes per second.
+    Bandwidth {
+        /// Bytes per second, at least 1.
+        rate: u64,
+        /// Which way.
+        direction: Direction,
+    },
+    /// Forward nothing; bytes wait (TCP flow control pushes back, as on a
+    /// partitioned link) and flow again on revert.
+    Blackhole {
+        /// Which way.
+        direction: Direction,
+    },
+    /// The listener is down: new connections are refused. With a
+    /// probability below 1, that share of new connections is reset at
+    /// accept instead. Live connections are untouched.
+    Refuse,
+    /// Reset (TCP RST) connections `after` this long.
+    ResetPeer {
+        /// Since the connection opened or the fault began, whichever is
+        /// later.
+        after: Duration,
+        /// Downstream resets the client, upstream resets the upstream.
+        direction: Direction,
+    },
+    /// Stop data and close connections after `after`; zero never closes.
+    Timeout {
+        /// Since the connection opened or the fault began.
+        after: Duration,
+        /// Which way data stops.
+        direction: Direction,
+        /// Close the connections it held when it is reverted (Toxiproxy's
+        /// behaviour) instead of letting held data flow again.
+        close_on_revert: bool,
+    },
+    /// Hold back the close (FIN) for this long once the sender closed.
+    SlowClose {
+        /// How long.
+        delay: Duration,
+        /// Which way.
+        direction: Direction,
+    },
+    /// Cut data into pieces of `average` ± `variation` bytes, `delay` apart.
+    Slicer {
+        /// Mean piece size, at least 1.
+        average: usize,
+        /// Largest deviation from the mean.
+        variation: usize,
+        /// Pause between pieces.
+        delay: Duration,
+        /// Which way.
+        direction: Direction,
+    },
+    /// Close the connection once `bytes` have passed in a direction since
+    /// the fault began.
+    LimitData {
+        /// Bytes.
+        bytes: u64,
         /// Which way.
         direction: Direction,
     },
@@ -97,7 +170,96 @@ pub enum Effect {
 impl Effect {
     /// Whether this effect needs an HTTP-mode proxy.
     pub fn needs_http(&self) -> bool {
-        !matches!(self, Effect::Delay { .. })
+        matches!(self, Effect::FailAuth { .. } | Effect::HttpError { .. })
+    }
+
+    /// Whether this effect works on byte streams only (a TCP-mode proxy).
+    pub fn needs_tcp(&self) -> bool {
+        !self.needs_http()
+            && !matches!(
+                self,
+                Effect::Delay { .. } | Effect::ConnectDelay { .. } | Effect::Refuse
+            )
+    }
+
+    /// The direction data it acts on flows, for stream effects.
+    pub fn direction(&self) -> Option<Direction> {
+        match *self {
+            Effect::Delay { direction, .. }
+            | Effect::Bandwidth { direction, .. }
+            | Effect::Blackhole { direction }
+            | Effect::ResetPeer { direction, .. }
+            | Effect::Timeout { direction, .. }
+            | Effect::SlowClose { direction, .. }
+            | Effect::Slicer { direction, .. }
+            | Effect::LimitData { direction, .. } => Some(direction),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Effect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use humantime::format_duration as d;
+        match self {
+            Effect::Delay {
+                latency,
+                jitter,
+                direction,
+            } => write!(f, "{} ± {} {direction}", d(*latency), d(*jitter)),
+            Effect::ConnectDelay { latency, jitter } => {
+                write!(f, "{} ± {} on connect", d(*latency), d(*jitter))
+            }
+            Effect::Bandwidth { rate, direction } => write!(f, "{rate} B/s {direction}"),
+            Effect::Blackhole { direction } => write!(f, "hold all data {direction}"),
+            Effect::Refuse => f.write_str("refuse new connections"),
+            Effect::ResetPeer { after, direction } => {
+                write!(f, "reset after {} {direction}", d(*after))
+            }
+            Effect::Timeout {
+                after, direction, ..
+            } if after.is_zero() => write!(f, "stop data, never close {direction}"),
+            Effect::Timeout {
+                after, direction, ..
+            } => {
+                write!(f, "stop data, close after {} {direction}", d(*after))
+            }
+            Effect::SlowClose { delay, direction } => {
+                write!(f, "close {} late {direction}", d(*delay))
+            }
+            Effect::Slicer {
+                average,
+                variation,
+                delay,
+                direction,
+            } => write!(
+                f,
+                "pieces of {average} ± {variation} bytes, {} apart {direction}",
+                d(*delay)
+            ),
+            Effect::LimitData { bytes, direction } => {
+                write!(f, "close after {bytes} bytes {direction}")
+            }
+            Effect::FailAuth { mode, status } => {
+                let mode = match mode {
+                    AuthMode::Reject => "reject",
+                    AuthMode::Strip => "strip",
+                    AuthMode::Corrupt => "corrupt",
+                };
+                write!(f, "{mode} ({status})")
+            }
+            Effect::HttpError { status, .. } => write!(f, "status {status}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Direction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Direction::Upstream => "upstream",
+            Direction::Downstream => "downstream",
+            Direction::Both => "both",
+        })
     }
 }
 
@@ -142,10 +304,13 @@ pub struct ProxyFault {
     pub key: u64,
     /// What it does.
     pub effect: Effect,
-    /// Chance per connection chunk or request.
+    /// Chance per connection (connection-level effects) or per request.
     pub probability: f64,
     /// Which requests (HTTP mode).
     pub matcher: Option<RequestMatch>,
+    /// A name the control API knows it by.
+    pub name: Option<String>,
+    added: Instant,
     rng: Mutex<ChaCha8Rng>,
 }
 
@@ -162,8 +327,21 @@ impl ProxyFault {
             effect,
             probability,
             matcher,
+            name: None,
+            added: Instant::now(),
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
         }
+    }
+
+    /// The same fault, known by `name`.
+    pub fn named(mut self, name: impl Into<String>) -> ProxyFault {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// When it took effect.
+    pub fn added(&self) -> Instant {
+        self.added
     }
 
     /// Draw: does the fault apply this time?
@@ -183,16 +361,42 @@ impl ProxyFault {
         Duration::from_nanos(nanos)
     }
 
-    /// Delay this fault adds to one chunk or request flowing in `flow`.
-    fn delay_for(&self, flow: Direction) -> Option<Duration> {
-        match self.effect {
-            Effect::Delay {
-                latency,
-                jitter,
-                direction,
-            } if direction.covers(flow) && self.fires() => Some(latency + self.jitter(jitter)),
-            _ => None,
+    /// A piece size for the slicer: `average` ± `variation`, at least 1.
+    fn piece(&self, average: usize, variation: usize) -> usize {
+        let lo = average.saturating_sub(variation).max(1);
+        let hi = average.saturating_add(variation).max(lo);
+        self.rng.lock().unwrap().random_range(lo..=hi)
+    }
+}
+
+/// One client connection's view of the faults: whether each applies to it is
+/// drawn once, the first time the connection meets it.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    opened: Instant,
+    decided: Mutex<std::collections::HashMap<u64, bool>>,
+}
+
+impl Conn {
+    fn new() -> Conn {
+        Conn {
+            opened: Instant::now(),
+            decided: Mutex::default(),
         }
+    }
+
+    fn applies(&self, f: &ProxyFault) -> bool {
+        *self
+            .decided
+            .lock()
+            .unwrap()
+            .entry(f.key)
+            .or_insert_with(|| f.fires())
+    }
+
+    /// When `f` began for this connection.
+    fn since(&self, f: &ProxyFault) -> Instant {
+        self.opened.max(f.added)
     }
 }
 
@@ -216,14 +420,34 @@ pub struct Proxy {
     local_addr: SocketAddr,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
+    /// Cancelled once the listener is closed.
+    closed: CancellationToken,
 }
 
 #[derive(Debug)]
-struct Shared {
+pub(crate) struct Shared {
     upstream: String,
     faults: RwLock<Arc<Vec<Arc<ProxyFault>>>>,
     next_key: AtomicU64,
+    /// Bumped on every change to `faults`, so waiting connections re-read.
+    changes: watch::Sender<u64>,
     shutdown: CancellationToken,
+    stats: Stats,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Connections accepted.
+    pub connections: AtomicU64,
+    /// Connections open now.
+    pub open: AtomicU64,
+    /// Bytes client → upstream.
+    pub bytes_up: AtomicU64,
+    /// Bytes upstream → client.
+    pub bytes_down: AtomicU64,
+    /// Connections refused or reset at accept by `refuse`.
+    pub refused: AtomicU64,
 }
 
 impl Shared {
@@ -231,16 +455,12 @@ impl Shared {
         self.faults.read().unwrap().clone()
     }
 
-    /// Total delay for a chunk flowing in `flow`, if any fault adds one.
-    fn delay(&self, flow: Direction) -> Option<Duration> {
-        let faults = self.faults();
-        let mut total: Option<Duration> = None;
-        for f in faults.iter() {
-            if let Some(d) = f.delay_for(flow) {
-                total = Some(total.unwrap_or_default() + d);
-            }
-        }
-        total
+    /// Connections draw for each fault once; the listener is down while
+    /// a certain `refuse` is active.
+    fn listener_down(&self) -> bool {
+        self.faults()
+            .iter()
+            .any(|f| f.effect == Effect::Refuse && f.probability >= 1.0)
     }
 }
 
@@ -262,37 +482,22 @@ impl Proxy {
             upstream: config.upstream.clone(),
             faults: RwLock::new(Arc::new(Vec::new())),
             next_key: AtomicU64::new(1),
+            changes: watch::Sender::new(0),
             shutdown: shutdown.clone(),
+            stats: Stats::default(),
         });
+        let closed = CancellationToken::new();
         let proxy = Arc::new(Proxy {
             config,
             local_addr,
             shared: shared.clone(),
-            shutdown: shutdown.clone(),
+            shutdown,
+            closed: closed.clone(),
         });
-        let mode = proxy.config.mode;
+        let (name, mode) = (proxy.config.name.clone(), proxy.config.mode);
         tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    a = listener.accept() => a,
-                };
-                let Ok((stream, _)) = accepted else { continue };
-                let _ = stream.set_nodelay(true);
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let token = shared.shutdown.clone();
-                    tokio::select! {
-                        _ = token.cancelled() => {}
-                        _ = async {
-                            match mode {
-                                ProxyMode::Tcp => tcp::serve(stream, shared).await,
-                                ProxyMode::Http => http::serve(stream, shared).await,
-                            }
-                        } => {}
-                    }
-                });
-            }
+            let _closed = closed.drop_guard();
+            accept_loop(listener, local_addr, name, mode, shared).await;
         });
         Ok(proxy)
     }
@@ -310,11 +515,14 @@ impl Proxy {
     /// Activate a fault; returns its key.
     pub fn add_fault(&self, mut fault: ProxyFault) -> u64 {
         fault.key = self.shared.next_key.fetch_add(1, Ordering::Relaxed);
+        fault.added = Instant::now();
         let key = fault.key;
         let mut guard = self.shared.faults.write().unwrap();
         let mut next = (**guard).clone();
         next.push(Arc::new(fault));
         *guard = Arc::new(next);
+        drop(guard);
+        self.shared.changes.send_modify(|v| *v += 1);
         key
     }
 
@@ -325,7 +533,14 @@ impl Proxy {
         let next: Vec<_> = guard.iter().filter(|f| f.key != key).cloned().collect();
         let removed = next.len() != before;
         *guard = Arc::new(next);
+        drop(guard);
+        self.shared.changes.send_modify(|v| *v += 1);
         removed
+    }
+
+    /// The active faults, oldest first.
+    pub fn faults(&self) -> Arc<Vec<Arc<ProxyFault>>> {
+        self.shared.faults()
     }
 
     /// Number of active faults.
@@ -333,9 +548,99 @@ impl Proxy {
         self.shared.faults().len()
     }
 
+    /// Traffic counters.
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
     /// Stop listening and close every connection.
     pub fn shutdown(&self) {
         self.shutdown.cancel();
+    }
+
+    /// Shut down and wait until the listener is closed, so the next
+    /// connection attempt is refused.
+    pub async fn stop(&self) {
+        self.shutdown.cancel();
+        self.closed.cancelled().await;
+    }
+}
+
+/// Accept clients until shutdown; close the listener while `refuse` holds
+/// it down and bind the same address again once it is reverted.
+async fn accept_loop(
+    listener: TcpListener,
+    addr: SocketAddr,
+    name: String,
+    mode: ProxyMode,
+    shared: Arc<Shared>,
+) {
+    let mut changes = shared.changes.subscribe();
+    let mut listener = Some(listener);
+    loop {
+        if shared.listener_down() {
+            listener = None;
+        } else if listener.is_none() {
+            match TcpListener::bind(addr).await {
+                Ok(l) => listener = Some(l),
+                Err(e) => {
+                    tracing::error!(proxy = %name, %addr, "cannot listen again after refuse: {e}; retrying");
+                    tokio::select! {
+                        _ = shared.shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                    }
+                }
+            }
+        }
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = changes.changed() => continue,
+            a = async { listener.as_ref().expect("up").accept().await }, if listener.is_some() => a,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let conn = Conn::new();
+        if shared
+            .faults()
+            .iter()
+            .any(|f| f.effect == Effect::Refuse && conn.applies(f))
+        {
+            shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+            let _ = stream.set_zero_linger();
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        shared.stats.connections.fetch_add(1, Ordering::Relaxed);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            shared.stats.open.fetch_add(1, Ordering::Relaxed);
+            let token = shared.shutdown.clone();
+            tokio::select! {
+                _ = token.cancelled() => {}
+                _ = async {
+                    connect_delay(&conn, &shared).await;
+                    match mode {
+                        ProxyMode::Tcp => tcp::serve(stream, &conn, &shared).await,
+                        ProxyMode::Http => http::serve(stream, shared.clone()).await,
+                    }
+                } => {}
+            }
+            shared.stats.open.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+/// Hold a new connection for every `connect-delay` that applies to it.
+async fn connect_delay(conn: &Conn, shared: &Shared) {
+    let mut total = Duration::ZERO;
+    for f in shared.faults().iter() {
+        if let Effect::ConnectDelay { latency, jitter } = f.effect
+            && conn.applies(f)
+        {
+            total += latency + f.jitter(jitter);
+        }
+    }
+    if !total.is_zero() {
+        tokio::time::sleep(total).await;
     }
 }
 
@@ -350,30 +655,6 @@ mod tests {
     use super::*;
     use std::time::Instant;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    async fn echo_server() -> SocketAddr {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move {
-            loop {
-                let (mut s, _) = l.accept().await.unwrap();
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 1024];
-                    loop {
-                        match s.read(&mut buf).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => {
-                                if s.write_all(&buf[..n]).await.is_err() {
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        addr
-    }
 
     async fn round_trip(s: &mut tokio::net::TcpStream) -> Duration {
         let t = Instant::now();
@@ -496,7 +777,7 @@ mod tests {
 
     #[tokio::test]
     async fn delay_applies_to_a_live_connection_and_reverts() {
-        let upstream = echo_server().await;
+        let upstream = firedrill_tests::echo_server().await;
         let proxy = Proxy::start(ProxyConfig {
             name: "link".into(),
             listen: "127.0.0.1:0".parse().unwrap(),

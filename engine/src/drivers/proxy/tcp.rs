@@ -1,33 +1,133 @@
-//! TCP mode: two pumps per connection. Each pump reads chunks, stamps them
-//! with their arrival time, and a writer sends each chunk at
-//! `arrival + delay` (never before the previous one, so order holds).
+//! TCP mode: two pumps per connection and a watchdog. Each pump reads
+//! chunks, stamps them with their arrival time, and a writer sends each one
+//! when the faults allow: after its delay (never before the previous chunk,
+//! so order holds), paced by `bandwidth`, cut by `slicer`, held by
+//! `blackhole` and `timeout`, cut off by `limit-data`. The watchdog ends the
+//! connection when a `timeout` or `reset-peer` comes due.
+//!
+//! Every wait also wakes on a change to the proxy's faults, so a new fault
+//! acts on the next byte and a revert releases held data at once.
 
-use super::{Direction, Shared};
+use super::{Conn, Direction, Effect, ProxyFault, Shared};
 use bytes::{Bytes, BytesMut};
-use std::sync::Arc;
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 const CHUNK: usize = 16 * 1024;
 
-pub(super) async fn serve(client: TcpStream, shared: Arc<Shared>) {
+/// Pacing may catch up on at most this much lateness (timer granularity is
+/// ~1 ms), and no more, so an idle link does not bank a burst.
+const PACE_SLACK: Duration = Duration::from_millis(50);
+
+/// How a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// Both directions finished normally.
+    Eof,
+    /// Close both sides now (`limit-data`, `timeout`).
+    Close,
+    /// Abort with RST toward the side(s) in the direction (`reset-peer`).
+    Reset(Direction),
+}
+
+pub(super) async fn serve(mut client: TcpStream, conn: &Conn, shared: &Shared) {
     // An unreachable upstream closes the client's connection, as a real
     // link would.
-    let Ok(upstream) = TcpStream::connect(&shared.upstream).await else {
+    let Ok(mut upstream) = TcpStream::connect(&shared.upstream).await else {
         return;
     };
     let _ = upstream.set_nodelay(true);
-    let (cr, cw) = client.into_split();
-    let (ur, uw) = upstream.into_split();
-    tokio::join!(
-        pump(cr, uw, &shared, Direction::Upstream),
-        pump(ur, cw, &shared, Direction::Downstream),
-    );
+    let end = {
+        let (cr, cw) = client.split();
+        let (ur, uw) = upstream.split();
+        let up = pump(cr, uw, conn, shared, Direction::Upstream);
+        let down = pump(ur, cw, conn, shared, Direction::Downstream);
+        let watchdog = watchdog(conn, shared);
+        tokio::pin!(up, down, watchdog);
+        let (mut up_done, mut down_done) = (false, false);
+        loop {
+            tokio::select! {
+                e = &mut up, if !up_done => {
+                    up_done = true;
+                    if e != End::Eof { break e; }
+                }
+                e = &mut down, if !down_done => {
+                    down_done = true;
+                    if e != End::Eof { break e; }
+                }
+                e = &mut watchdog => break e,
+            }
+            if up_done && down_done {
+                break End::Eof;
+            }
+        }
+    };
+    if let End::Reset(direction) = end {
+        if direction.covers(Direction::Downstream) {
+            let _ = client.set_zero_linger();
+        }
+        if direction.covers(Direction::Upstream) {
+            let _ = upstream.set_zero_linger();
+        }
+    }
 }
 
-async fn pump<R, W>(mut rd: R, mut wr: W, shared: &Shared, flow: Direction)
+/// Waits for a `timeout` or `reset-peer` to come due for this connection.
+async fn watchdog(conn: &Conn, shared: &Shared) -> End {
+    let mut changes = shared.changes.subscribe();
+    // `timeout` faults that close the connection when they go away.
+    let mut closing: Vec<u64> = Vec::new();
+    loop {
+        let faults = shared.faults();
+        if closing
+            .iter()
+            .any(|key| !faults.iter().any(|f| f.key == *key))
+        {
+            return End::Close;
+        }
+        let mut due: Option<(Instant, End)> = None;
+        for f in faults.iter() {
+            if let Effect::Timeout {
+                close_on_revert: true,
+                ..
+            } = f.effect
+                && conn.applies(f)
+                && !closing.contains(&f.key)
+            {
+                closing.push(f.key);
+            }
+            let (after, end) = match f.effect {
+                Effect::Timeout { after, .. } if !after.is_zero() => (after, End::Close),
+                Effect::ResetPeer { after, direction } => (after, End::Reset(direction)),
+                _ => continue,
+            };
+            if !conn.applies(f) {
+                continue;
+            }
+            let at = conn.since(f) + after;
+            if due.is_none_or(|(d, _)| at < d) {
+                due = Some((at, end));
+            }
+        }
+        match due {
+            Some((at, end)) => tokio::select! {
+                _ = tokio::time::sleep_until(at.into()) => return end,
+                r = changes.changed() => if r.is_err() { return End::Close },
+            },
+            None => {
+                if changes.changed().await.is_err() {
+                    return End::Close;
+                }
+            }
+        }
+    }
+}
+
+async fn pump<R, W>(mut rd: R, wr: W, conn: &Conn, shared: &Shared, flow: Direction) -> End
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -52,20 +152,232 @@ where
         }
     };
     let writer = async move {
-        let mut last = Instant::now();
+        let mut w = Writer {
+            wr,
+            conn,
+            shared,
+            flow,
+            changes: shared.changes.subscribe(),
+            last_due: Instant::now(),
+            pace: Instant::now(),
+            sent: HashMap::new(),
+            closing: Vec::new(),
+        };
         while let Some((arrived, chunk)) = rx.recv().await {
-            // Read the faults when the chunk is due to go, not when it
-            // arrived: a revert releases every chunk still queued.
-            if let Some(delay) = shared.delay(flow) {
-                let at = (arrived + delay).max(last);
-                last = at;
-                tokio::time::sleep_until(at.into()).await;
-            }
-            if wr.write_all(&chunk).await.is_err() {
-                break;
+            if let Err(end) = w.send(arrived, chunk).await {
+                return end;
             }
         }
-        let _ = wr.shutdown().await;
+        w.slow_close().await;
+        let _ = w.wr.shutdown().await;
+        End::Eof
     };
-    tokio::join!(reader, writer);
+    // The writer decides how the pump ends; a reader still waiting for
+    // bytes must not hold a closed connection open.
+    tokio::pin!(reader, writer);
+    tokio::select! {
+        end = &mut writer => end,
+        _ = &mut reader => writer.await,
+    }
+}
+
+/// The sending half of a pump, with its per-connection fault state.
+struct Writer<'a, W> {
+    wr: W,
+    conn: &'a Conn,
+    shared: &'a Shared,
+    flow: Direction,
+    changes: watch::Receiver<u64>,
+    /// When the previous chunk was due: order is kept.
+    last_due: Instant,
+    /// When the next byte may go under `bandwidth`.
+    pace: Instant,
+    /// Bytes sent while each `limit-data` fault was active.
+    sent: HashMap<u64, u64>,
+    /// `timeout` faults that held this pump and close it when reverted.
+    closing: Vec<u64>,
+}
+
+/// What the faults allow for the next piece of a chunk.
+enum Step {
+    /// Wait for a fault change.
+    Hold,
+    /// Wait until then, then look again.
+    Until(Instant),
+    /// Send at most this many bytes; afterwards pause this long (slicer)
+    /// and charge them to the pace at this rate (bandwidth).
+    Send {
+        max: usize,
+        pause: Duration,
+        rate: Option<u64>,
+    },
+    /// Close the connection.
+    End(End),
+}
+
+impl<W: AsyncWrite + Unpin> Writer<'_, W> {
+    fn active(&self) -> Vec<std::sync::Arc<ProxyFault>> {
+        self.shared
+            .faults()
+            .iter()
+            .filter(|f| {
+                f.effect.direction().is_some_and(|d| d.covers(self.flow)) && self.conn.applies(f)
+            })
+            .cloned()
+            .collect()
+    }
+
+    async fn send(&mut self, arrived: Instant, chunk: Bytes) -> Result<(), End> {
+        let mut rest = chunk;
+        // The delay is drawn once per chunk and fault set: a change to the
+        // faults draws again (a reverted delay releases the chunk).
+        let mut delayed: Option<(u64, Instant)> = None;
+        while !rest.is_empty() {
+            let version = *self.changes.borrow_and_update();
+            let faults = self.active();
+            if self
+                .closing
+                .iter()
+                .any(|key| !faults.iter().any(|f| f.key == *key))
+            {
+                return Err(End::Close);
+            }
+            let due = match delayed {
+                Some((v, due)) if v == version => due,
+                _ => {
+                    let delay: Duration = faults
+                        .iter()
+                        .filter_map(|f| match f.effect {
+                            Effect::Delay {
+                                latency, jitter, ..
+                            } => Some(latency + f.jitter(jitter)),
+                            _ => None,
+                        })
+                        .sum();
+                    let due = if delay.is_zero() {
+                        arrived
+                    } else {
+                        (arrived + delay).max(self.last_due)
+                    };
+                    delayed = Some((version, due));
+                    due
+                }
+            };
+            match self.step(&faults, due, rest.len()) {
+                Step::Hold => {
+                    if self.changes.changed().await.is_err() {
+                        return Err(End::Close);
+                    }
+                }
+                Step::Until(at) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(at.into()) => {}
+                        r = self.changes.changed() => if r.is_err() { return Err(End::Close) },
+                    }
+                }
+                Step::End(end) => return Err(end),
+                Step::Send { max, pause, rate } => {
+                    self.last_due = self.last_due.max(due);
+                    let piece = rest.split_to(max.min(rest.len()));
+                    if self.wr.write_all(&piece).await.is_err() {
+                        return Err(End::Close);
+                    }
+                    let n = piece.len() as u64;
+                    let counter = match self.flow {
+                        Direction::Upstream => &self.shared.stats.bytes_up,
+                        _ => &self.shared.stats.bytes_down,
+                    };
+                    counter.fetch_add(n, Ordering::Relaxed);
+                    for f in &faults {
+                        if matches!(f.effect, Effect::LimitData { .. }) {
+                            *self.sent.entry(f.key).or_default() += n;
+                        }
+                    }
+                    if let Some(rate) = rate {
+                        self.pace += Duration::from_secs_f64(n as f64 / rate as f64);
+                    }
+                    if !pause.is_zero() && !rest.is_empty() {
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => {}
+                            r = self.changes.changed() => if r.is_err() { return Err(End::Close) },
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decide what the faults allow next for a chunk due at `due` with
+    /// `len` bytes left.
+    fn step(&mut self, faults: &[std::sync::Arc<ProxyFault>], due: Instant, len: usize) -> Step {
+        let now = Instant::now();
+        let mut max = len;
+        let mut rate: Option<u64> = None;
+        let mut pause = Duration::ZERO;
+        for f in faults {
+            match f.effect {
+                Effect::Timeout {
+                    close_on_revert: true,
+                    ..
+                } => {
+                    if !self.closing.contains(&f.key) {
+                        self.closing.push(f.key);
+                    }
+                    return Step::Hold;
+                }
+                Effect::Blackhole { .. } | Effect::Timeout { .. } => return Step::Hold,
+                Effect::LimitData { bytes, .. } => {
+                    let left = bytes.saturating_sub(self.sent.get(&f.key).copied().unwrap_or(0));
+                    if left == 0 {
+                        return Step::End(End::Close);
+                    }
+                    max = max.min(usize::try_from(left).unwrap_or(usize::MAX));
+                }
+                Effect::Bandwidth { rate: r, .. } => {
+                    rate = Some(rate.map_or(r, |old| old.min(r)).max(1));
+                }
+                Effect::Slicer {
+                    average,
+                    variation,
+                    delay,
+                    ..
+                } => {
+                    max = max.min(f.piece(average, variation));
+                    pause = pause.max(delay);
+                }
+                _ => {}
+            }
+        }
+        if due > now {
+            return Step::Until(due);
+        }
+        if let Some(rate) = rate {
+            if self.pace + PACE_SLACK < now {
+                self.pace = now;
+            }
+            if self.pace > now {
+                return Step::Until(self.pace);
+            }
+            // Pieces of ~10 ms worth keep slow links smooth.
+            let piece = usize::try_from(rate / 100).unwrap_or(usize::MAX).max(1);
+            max = max.min(piece);
+        }
+        Step::Send { max, pause, rate }
+    }
+
+    /// Hold back the close while a `slow-close` applies.
+    async fn slow_close(&mut self) {
+        let delay = self
+            .active()
+            .iter()
+            .filter_map(|f| match f.effect {
+                Effect::SlowClose { delay, .. } => Some(delay),
+                _ => None,
+            })
+            .max();
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+    }
 }

@@ -1,0 +1,110 @@
+use super::{Exit, Failure, usage};
+use firedrill::toxiproxy::api::{self, Access};
+use firedrill::toxiproxy::{ProxyInput, Registry};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Run proxies with a Toxiproxy 2.x compatible control API
+    Serve(Serve),
+}
+
+#[derive(Debug, clap::Args)]
+struct Serve {
+    /// Address the control API listens on
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Port the control API listens on (Toxiproxy's default)
+    #[arg(long, default_value_t = 8474)]
+    port: u16,
+    /// Proxies to create at start: a JSON array as `POST /populate` takes
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Bearer token every request but `GET /version` must carry
+    #[arg(long, env = "FIREDRILL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Accept requests without a token, as Toxiproxy does (loopback hosts
+    /// only): for existing Toxiproxy clients and Testcontainers
+    #[arg(long, conflicts_with = "token")]
+    allow_anonymous: bool,
+    /// Seed for toxicity draws [default: from the clock]
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+pub(crate) async fn run(args: Args) -> Result<Exit, Failure> {
+    let Command::Serve(a) = args.command;
+    let access = match (a.token, a.allow_anonymous) {
+        (Some(t), _) if t.len() < 16 => {
+            return Err(usage(
+                "--token must be at least 16 characters; generate one with `openssl rand -hex 16`",
+            ));
+        }
+        (Some(t), _) => Access::Token(t),
+        (None, true) if a.host.is_loopback() => Access::Anonymous,
+        (None, true) => {
+            return Err(usage(format!(
+                "--allow-anonymous is for loopback only, but --host is {}; give --token (or FIREDRILL_TOKEN) to serve other hosts",
+                a.host
+            )));
+        }
+        (None, false) => {
+            return Err(usage(
+                "the control API needs a token: give --token (or FIREDRILL_TOKEN), or --allow-anonymous on a loopback host for Toxiproxy clients that cannot send one",
+            ));
+        }
+    };
+    let seed = a.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+    });
+    let registry = Arc::new(Registry::new(seed));
+    if let Some(path) = &a.config {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
+        let inputs: Vec<ProxyInput> = serde_json::from_str(&text).map_err(|e| {
+            usage(format!(
+                "{}:{}:{}: {e}; expected a JSON array of {{\"name\", \"listen\", \"upstream\"}} objects",
+                path.display(),
+                e.line(),
+                e.column()
+            ))
+        })?;
+        if let Err((e, _)) = registry.populate(inputs).await {
+            return Err(usage(format!("{}: {}", path.display(), e.message)));
+        }
+    }
+    let listener = tokio::net::TcpListener::bind((a.host, a.port))
+        .await
+        .map_err(|e| usage(format!("cannot listen on {}:{}: {e}", a.host, a.port)))?;
+    let addr = listener.local_addr()?;
+    println!("firedrill proxy server: control API on http://{addr} (Toxiproxy 2.x compatible)");
+    for (name, p) in registry.list().await {
+        println!("  proxy {name}: {} -> {}", p.listen, p.upstream);
+    }
+    let app = api::router(registry.clone(), access);
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    registry.shutdown().await;
+    println!("stopped: every proxy closed, no toxic left behind");
+    Ok(Exit::Pass)
+}

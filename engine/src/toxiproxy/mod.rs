@@ -1,0 +1,677 @@
+//! `firedrill proxy serve`: a long-lived set of named TCP proxies with a
+//! control API compatible with Toxiproxy 2.x, so existing clients and
+//! Testcontainers setups work unchanged. The principal type is
+//! [`Registry`]; [`api`] maps HTTP routes onto it.
+//!
+//! ```text
+//!  Toxiproxy client ──HTTP──► api ──► Registry ──► Proxy (drivers::proxy)
+//!                                        │            ▲
+//!                          toxic ⇄ Effect (toxic.rs)  └── scenario faults
+//! ```
+//!
+//! A toxic is a [`ProxyFault`] with a name; faults made on the same proxies
+//! by other means (a scenario, the library) are listed as toxics too, so
+//! both paths see one set.
+
+pub mod api;
+mod toxic;
+
+use crate::drivers::proxy::{Direction, Proxy, ProxyConfig, ProxyFault, ProxyMode};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// The Toxiproxy version this API mirrors.
+pub const TOXIPROXY_VERSION: &str = "2.12.0";
+
+/// An error as Toxiproxy reports it: `{"error": …, "status": …}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: u16,
+    /// Message, Toxiproxy's wording where it has one.
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: u16, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, message)
+    }
+    fn proxy_not_found() -> ApiError {
+        ApiError::new(404, "proxy not found")
+    }
+    fn toxic_not_found() -> ApiError {
+        ApiError::new(404, "toxic not found")
+    }
+}
+
+/// A proxy as the API shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ProxyView {
+    /// Name.
+    pub name: String,
+    /// Listen address, resolved once bound.
+    pub listen: String,
+    /// Upstream `host:port`.
+    pub upstream: String,
+    /// Whether it listens.
+    pub enabled: bool,
+    /// Its toxics, upstream stream first.
+    pub toxics: Vec<ToxicView>,
+}
+
+/// A toxic as the API shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ToxicView {
+    /// Every attribute of its type.
+    pub attributes: Value,
+    /// Name, unique per proxy.
+    pub name: String,
+    /// Type, e.g. `latency`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `upstream` or `downstream`.
+    pub stream: String,
+    /// Share of connections it affects.
+    pub toxicity: Value,
+}
+
+/// A proxy definition, as `POST /proxies`, `/populate` and `--config` take
+/// it. `null` fields count as absent; unknown fields are ignored.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ProxyInput {
+    /// Name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Listen address; empty picks a port on every interface.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// Upstream `host:port`.
+    #[serde(default)]
+    pub upstream: Option<String>,
+    /// Default true.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// A toxic definition for `POST /proxies/{p}/toxics`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ToxicInput {
+    /// Default `<type>_<stream>`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Toxic type.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// Default `downstream`.
+    #[serde(default)]
+    pub stream: Option<String>,
+    /// Default 1.
+    #[serde(default)]
+    pub toxicity: Option<f64>,
+    /// Attributes of the type.
+    #[serde(default)]
+    pub attributes: Option<Map<String, Value>>,
+}
+
+#[derive(Debug)]
+struct Toxic {
+    name: String,
+    kind: String,
+    stream: Direction,
+    toxicity: f64,
+    attributes: Map<String, Value>,
+    /// The fault on the running proxy, if the toxic does anything and the
+    /// proxy is enabled.
+    key: Option<u64>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    listen: String,
+    upstream: String,
+    proxy: Option<Arc<Proxy>>,
+    toxics: Vec<Toxic>,
+}
+
+/// The proxies of a `firedrill proxy serve`.
+#[derive(Debug)]
+pub struct Registry {
+    proxies: Mutex<BTreeMap<String, Entry>>,
+    seed: u64,
+    draws: AtomicU64,
+}
+
+fn stream_name(d: Direction) -> &'static str {
+    if d == Direction::Upstream {
+        "upstream"
+    } else {
+        "downstream"
+    }
+}
+
+fn toxicity_json(t: f64) -> Value {
+    if t.fract() == 0.0 && t.abs() < 1e15 {
+        Value::from(t as i64)
+    } else {
+        Value::from(t)
+    }
+}
+
+impl Registry {
+    /// An empty registry; toxicity draws derive from `seed`.
+    pub fn new(seed: u64) -> Registry {
+        Registry {
+            proxies: Mutex::default(),
+            seed,
+            draws: AtomicU64::new(0),
+        }
+    }
+
+    fn next_seed(&self) -> u64 {
+        self.seed
+            .wrapping_add(self.draws.fetch_add(1, Ordering::Relaxed))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// Every proxy by name.
+    pub async fn list(&self) -> BTreeMap<String, ProxyView> {
+        let proxies = self.proxies.lock().await;
+        proxies
+            .iter()
+            .map(|(name, e)| (name.clone(), view(name, e)))
+            .collect()
+    }
+
+    /// One proxy.
+    pub async fn get(&self, name: &str) -> Result<ProxyView, ApiError> {
+        let proxies = self.proxies.lock().await;
+        proxies
+            .get(name)
+            .map(|e| view(name, e))
+            .ok_or_else(ApiError::proxy_not_found)
+    }
+
+    /// The running proxy behind `name`, for scenarios and tests.
+    pub async fn proxy(&self, name: &str) -> Option<Arc<Proxy>> {
+        self.proxies.lock().await.get(name)?.proxy.clone()
+    }
+
+    /// `POST /proxies`.
+    pub async fn create(&self, input: ProxyInput) -> Result<ProxyView, ApiError> {
+        let (name, upstream) = required(&input, None)?;
+        let mut proxies = self.proxies.lock().await;
+        if proxies.contains_key(&name) {
+            return Err(ApiError::new(409, "proxy already exists"));
+        }
+        let entry = self.entry(&name, &input, upstream).await?;
+        let v = view(&name, &entry);
+        proxies.insert(name, entry);
+        Ok(v)
+    }
+
+    async fn entry(
+        &self,
+        name: &str,
+        input: &ProxyInput,
+        upstream: String,
+    ) -> Result<Entry, ApiError> {
+        let mut entry = Entry {
+            listen: input.listen.clone().unwrap_or_default(),
+            upstream,
+            proxy: None,
+            toxics: Vec::new(),
+        };
+        if input.enabled.unwrap_or(true) {
+            self.start(name, &mut entry).await?;
+        }
+        Ok(entry)
+    }
+
+    /// Bind `entry`'s proxy and put its toxics on it.
+    async fn start(&self, name: &str, entry: &mut Entry) -> Result<(), ApiError> {
+        let addr = resolve_listen(&entry.listen).await?;
+        let config = ProxyConfig {
+            name: name.to_string(),
+            listen: addr,
+            upstream: entry.upstream.clone(),
+            mode: ProxyMode::Tcp,
+        };
+        // A proxy just stopped frees its port a moment later.
+        let mut tries = 0;
+        let proxy = loop {
+            match Proxy::start(config.clone()).await {
+                Ok(p) => break p,
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 20 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                Err(e) => {
+                    return Err(ApiError::new(
+                        500,
+                        format!("listen tcp {}: {}", entry.listen, root_cause(&e)),
+                    ));
+                }
+            }
+        };
+        entry.listen = proxy.local_addr().to_string();
+        for t in &mut entry.toxics {
+            t.key = self.add(&proxy, t);
+        }
+        entry.proxy = Some(proxy);
+        Ok(())
+    }
+
+    fn add(&self, proxy: &Proxy, t: &Toxic) -> Option<u64> {
+        let effect = toxic::effect(&t.kind, &t.attributes, t.stream)?;
+        Some(proxy.add_fault(
+            ProxyFault::new(effect, t.toxicity, None, self.next_seed()).named(t.name.clone()),
+        ))
+    }
+
+    /// `POST /proxies/{name}`: change listen, upstream, enabled.
+    pub async fn update(&self, name: &str, input: ProxyInput) -> Result<ProxyView, ApiError> {
+        let mut proxies = self.proxies.lock().await;
+        let entry = proxies
+            .get_mut(name)
+            .ok_or_else(ApiError::proxy_not_found)?;
+        let listen = input.listen.clone().unwrap_or_else(|| entry.listen.clone());
+        let upstream = input
+            .upstream
+            .clone()
+            .unwrap_or_else(|| entry.upstream.clone());
+        let enabled = input.enabled.unwrap_or(entry.proxy.is_some());
+        if listen != entry.listen || upstream != entry.upstream {
+            stop(entry).await;
+            entry.listen = listen;
+            entry.upstream = upstream;
+        }
+        if enabled && entry.proxy.is_none() {
+            self.start(name, entry).await?;
+        } else if !enabled {
+            stop(entry).await;
+        }
+        Ok(view(name, entry))
+    }
+
+    /// `DELETE /proxies/{name}`.
+    pub async fn delete(&self, name: &str) -> Result<(), ApiError> {
+        let mut proxies = self.proxies.lock().await;
+        let mut entry = proxies.remove(name).ok_or_else(ApiError::proxy_not_found)?;
+        stop(&mut entry).await;
+        Ok(())
+    }
+
+    /// `POST /populate`: create or replace each; the ones applied, or the
+    /// error with the ones applied before it.
+    pub async fn populate(
+        &self,
+        inputs: Vec<ProxyInput>,
+    ) -> Result<Vec<ProxyView>, (ApiError, Vec<ProxyView>)> {
+        for (i, input) in inputs.iter().enumerate() {
+            required(input, Some(i + 1)).map_err(|e| (e, Vec::new()))?;
+        }
+        let mut done = Vec::new();
+        for input in inputs {
+            let (name, upstream) = required(&input, None).map_err(|e| (e, Vec::new()))?;
+            let mut proxies = self.proxies.lock().await;
+            if let Some(existing) = proxies.get(&name) {
+                let same_listen = match (
+                    input.listen.as_deref(),
+                    existing.listen.parse::<SocketAddr>(),
+                ) {
+                    (Some(l), Ok(bound)) => resolve_listen(l).await.is_ok_and(|a| a == bound),
+                    (l, _) => l.unwrap_or_default() == existing.listen,
+                };
+                if same_listen && existing.upstream == upstream {
+                    done.push(view(&name, existing));
+                    continue;
+                }
+                let mut old = proxies.remove(&name).expect("present");
+                stop(&mut old).await;
+            }
+            match self.entry(&name, &input, upstream).await {
+                Ok(entry) => {
+                    done.push(view(&name, &entry));
+                    proxies.insert(name, entry);
+                }
+                Err(e) => return Err((e, done)),
+            }
+        }
+        Ok(done)
+    }
+
+    /// `POST /reset`: enable every proxy and remove every toxic.
+    pub async fn reset(&self) -> Result<(), ApiError> {
+        let mut proxies = self.proxies.lock().await;
+        for (name, entry) in proxies.iter_mut() {
+            if entry.proxy.is_none() {
+                self.start(name, entry).await?;
+            }
+            let proxy = entry.proxy.clone().expect("started");
+            entry.toxics.clear();
+            for f in proxy.faults().iter() {
+                proxy.remove_fault(f.key);
+            }
+        }
+        Ok(())
+    }
+
+    /// `GET /proxies/{name}/toxics`.
+    pub async fn toxics(&self, name: &str) -> Result<Vec<ToxicView>, ApiError> {
+        let proxies = self.proxies.lock().await;
+        let entry = proxies.get(name).ok_or_else(ApiError::proxy_not_found)?;
+        Ok(toxic_views(entry))
+    }
+
+    /// `GET /proxies/{name}/toxics/{toxic}`.
+    pub async fn toxic(&self, name: &str, toxic: &str) -> Result<ToxicView, ApiError> {
+        self.toxics(name)
+            .await?
+            .into_iter()
+            .find(|t| t.name == toxic)
+            .ok_or_else(ApiError::toxic_not_found)
+    }
+
+    /// `POST /proxies/{name}/toxics`.
+    pub async fn add_toxic(&self, name: &str, input: ToxicInput) -> Result<ToxicView, ApiError> {
+        let mut proxies = self.proxies.lock().await;
+        let entry = proxies
+            .get_mut(name)
+            .ok_or_else(ApiError::proxy_not_found)?;
+        let stream_text = input.stream.clone().unwrap_or_else(|| "downstream".into());
+        let stream = match stream_text.to_ascii_lowercase().as_str() {
+            "upstream" => Direction::Upstream,
+            "downstream" => Direction::Downstream,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "stream was invalid, can be either upstream or downstream",
+                ));
+            }
+        };
+        let kind = input.kind.clone().unwrap_or_default();
+        let toxic_name = match input.name.as_deref() {
+            Some(n) if !n.is_empty() => n.to_string(),
+            _ => format!("{kind}_{stream_text}"),
+        };
+        if !toxic::known(&kind) {
+            return Err(ApiError::bad_request("invalid toxic type"));
+        }
+        if toxic_views(entry).iter().any(|t| t.name == toxic_name) {
+            return Err(ApiError::new(409, "toxic already exists"));
+        }
+        let attributes = toxic::attributes(&kind, &input.attributes.unwrap_or_default())?;
+        let mut t = Toxic {
+            name: toxic_name,
+            kind,
+            stream,
+            toxicity: input.toxicity.unwrap_or(1.0),
+            attributes,
+            key: None,
+        };
+        if let Some(proxy) = &entry.proxy {
+            t.key = self.add(proxy, &t);
+        }
+        let v = toxic_view(&t);
+        entry.toxics.push(t);
+        Ok(v)
+    }
+
+    /// `POST /proxies/{name}/toxics/{toxic}`: a partial update of
+    /// attributes and toxicity.
+    pub async fn update_toxic(
+        &self,
+        name: &str,
+        toxic: &str,
+        input: ToxicInput,
+    ) -> Result<ToxicView, ApiError> {
+        let mut proxies = self.proxies.lock().await;
+        let entry = proxies
+            .get_mut(name)
+            .ok_or_else(ApiError::proxy_not_found)?;
+        let proxy = entry.proxy.clone();
+        let t = entry
+            .toxics
+            .iter_mut()
+            .find(|t| t.name == toxic)
+            .ok_or_else(ApiError::toxic_not_found)?;
+        let mut merged = t.attributes.clone();
+        for (k, v) in input.attributes.unwrap_or_default() {
+            merged.insert(k, v);
+        }
+        t.attributes = toxic::attributes(&t.kind, &merged)?;
+        if let Some(p) = input.toxicity {
+            t.toxicity = p;
+        }
+        if let Some(proxy) = proxy {
+            let old = t.key.take();
+            t.key = self.add(&proxy, t);
+            if let Some(old) = old {
+                proxy.remove_fault(old);
+            }
+        }
+        Ok(toxic_view(t))
+    }
+
+    /// `DELETE /proxies/{name}/toxics/{toxic}`.
+    pub async fn remove_toxic(&self, name: &str, toxic: &str) -> Result<(), ApiError> {
+        let mut proxies = self.proxies.lock().await;
+        let entry = proxies
+            .get_mut(name)
+            .ok_or_else(ApiError::proxy_not_found)?;
+        if let Some(i) = entry.toxics.iter().position(|t| t.name == toxic) {
+            let t = entry.toxics.remove(i);
+            if let (Some(proxy), Some(key)) = (&entry.proxy, t.key) {
+                proxy.remove_fault(key);
+            }
+            return Ok(());
+        }
+        // A fault made by a scenario or the library, listed under its name.
+        if let Some(proxy) = &entry.proxy
+            && let Some(f) = proxy
+                .faults()
+                .iter()
+                .find(|f| f.name.is_none() && fault_name(f) == toxic)
+        {
+            proxy.remove_fault(f.key);
+            return Ok(());
+        }
+        Err(ApiError::toxic_not_found())
+    }
+
+    /// Prometheus text exposition of every proxy's counters.
+    pub async fn metrics(&self) -> String {
+        use std::fmt::Write;
+        let proxies = self.proxies.lock().await;
+        let mut out = String::new();
+        let metrics: [(&str, &str, &str); 5] = [
+            (
+                "toxiproxy_proxy_sent_bytes_total",
+                "counter",
+                "Bytes the proxy wrote, by direction.",
+            ),
+            (
+                "firedrill_proxy_connections_total",
+                "counter",
+                "Client connections accepted.",
+            ),
+            (
+                "firedrill_proxy_open_connections",
+                "gauge",
+                "Client connections open now.",
+            ),
+            (
+                "firedrill_proxy_refused_total",
+                "counter",
+                "Connections refused or reset at accept by a refuse fault.",
+            ),
+            (
+                "firedrill_proxy_toxics",
+                "gauge",
+                "Toxics and faults active on the proxy.",
+            ),
+        ];
+        for (metric, kind, help) in metrics {
+            let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} {kind}");
+            for (name, e) in proxies.iter() {
+                let labels = format!(
+                    "proxy=\"{}\",listener=\"{}\",upstream=\"{}\"",
+                    escape(name),
+                    escape(&e.listen),
+                    escape(&e.upstream)
+                );
+                let Some(p) = &e.proxy else {
+                    continue;
+                };
+                let s = p.stats();
+                let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+                match metric {
+                    "toxiproxy_proxy_sent_bytes_total" => {
+                        let _ = writeln!(
+                            out,
+                            "{metric}{{direction=\"upstream\",{labels}}} {}",
+                            load(&s.bytes_up)
+                        );
+                        let _ = writeln!(
+                            out,
+                            "{metric}{{direction=\"downstream\",{labels}}} {}",
+                            load(&s.bytes_down)
+                        );
+                    }
+                    "firedrill_proxy_connections_total" => {
+                        let _ = writeln!(out, "{metric}{{{labels}}} {}", load(&s.connections));
+                    }
+                    "firedrill_proxy_open_connections" => {
+                        let _ = writeln!(out, "{metric}{{{labels}}} {}", load(&s.open));
+                    }
+                    "firedrill_proxy_refused_total" => {
+                        let _ = writeln!(out, "{metric}{{{labels}}} {}", load(&s.refused));
+                    }
+                    _ => {
+                        let _ = writeln!(out, "{metric}{{{labels}}} {}", p.fault_count());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Stop every proxy.
+    pub async fn shutdown(&self) {
+        for entry in self.proxies.lock().await.values_mut() {
+            stop(entry).await;
+        }
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn required(input: &ProxyInput, at: Option<usize>) -> Result<(String, String), ApiError> {
+    let suffix = at.map(|i| format!(" at proxy {i}")).unwrap_or_default();
+    let name = input.name.clone().filter(|n| !n.is_empty());
+    let name =
+        name.ok_or_else(|| ApiError::bad_request(format!("missing required field: name{suffix}")))?;
+    let upstream = input.upstream.clone().filter(|n| !n.is_empty());
+    let upstream = upstream.ok_or_else(|| {
+        ApiError::bad_request(format!("missing required field: upstream{suffix}"))
+    })?;
+    Ok((name, upstream))
+}
+
+async fn stop(entry: &mut Entry) {
+    if let Some(p) = entry.proxy.take() {
+        p.stop().await;
+    }
+    for t in &mut entry.toxics {
+        t.key = None;
+    }
+}
+
+/// `host:port` as Toxiproxy reads it: an empty host (or an empty address)
+/// means every interface.
+async fn resolve_listen(listen: &str) -> Result<SocketAddr, ApiError> {
+    let text = match listen {
+        "" => "[::]:0".to_string(),
+        l if l.starts_with(':') => format!("[::]{l}"),
+        l => l.to_string(),
+    };
+    let mut addrs = tokio::net::lookup_host(&text)
+        .await
+        .map_err(|e| ApiError::new(500, format!("listen tcp {listen}: {e}")))?
+        .collect::<Vec<_>>();
+    addrs.sort_by_key(|a| !a.is_ipv4());
+    addrs
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::new(500, format!("listen tcp {listen}: no address")))
+}
+
+fn root_cause(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => "bind: address already in use".into(),
+        _ => e.to_string(),
+    }
+}
+
+fn view(name: &str, e: &Entry) -> ProxyView {
+    ProxyView {
+        name: name.to_string(),
+        listen: e.listen.clone(),
+        upstream: e.upstream.clone(),
+        enabled: e.proxy.is_some(),
+        toxics: toxic_views(e),
+    }
+}
+
+fn toxic_view(t: &Toxic) -> ToxicView {
+    ToxicView {
+        attributes: Value::Object(t.attributes.clone()),
+        name: t.name.clone(),
+        kind: t.kind.clone(),
+        stream: stream_name(t.stream).into(),
+        toxicity: toxicity_json(t.toxicity),
+    }
+}
+
+fn fault_name(f: &ProxyFault) -> String {
+    format!("{}_firedrill_{}", toxic::describe(&f.effect).0, f.key)
+}
+
+/// The toxics of `e` and, after them, faults on its proxy that no toxic
+/// made; upstream stream first, as Toxiproxy lists them.
+fn toxic_views(e: &Entry) -> Vec<ToxicView> {
+    let mut all: Vec<ToxicView> = e.toxics.iter().map(toxic_view).collect();
+    if let Some(p) = &e.proxy {
+        for f in p.faults().iter().filter(|f| f.name.is_none()) {
+            let (kind, attributes) = toxic::describe(&f.effect);
+            all.push(ToxicView {
+                attributes,
+                name: fault_name(f),
+                kind: kind.into(),
+                stream: f
+                    .effect
+                    .direction()
+                    .map_or("downstream", stream_name)
+                    .into(),
+                toxicity: toxicity_json(f.probability),
+            });
+        }
+    }
+    all.sort_by_key(|t| t.stream != "upstream");
+    all
+}

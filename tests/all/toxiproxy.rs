@@ -1,0 +1,628 @@
+//! `firedrill proxy serve` driven with raw HTTP/1.1 requests the way
+//! Toxiproxy clients drive Toxiproxy 2.x (the README's CLI flow, the Go,
+//! Ruby and Java clients, Testcontainers): status codes, JSON shapes, error
+//! texts; and each toxic checked from a real client through the proxy.
+
+use crate::support::{firedrill, free_port};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::process::Child;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn serve(extra: &[&str]) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = firedrill(dir.path())
+        .args(["proxy", "serve", "--port", &port.to_string(), "--seed", "1"])
+        .args(extra)
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let server = Server {
+        child,
+        addr,
+        _dir: dir,
+    };
+    for _ in 0..200 {
+        if let Ok(r) = http(addr, "GET", "/version", "", &[]).await
+            && r.status == 200
+        {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("proxy server did not answer /version");
+}
+
+struct Answer {
+    status: u16,
+    content_type: String,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+}
+
+/// One request on its own connection, written byte for byte.
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<Answer> {
+    let mut s = TcpStream::connect(addr).await?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("user-agent"))
+    {
+        req.push_str("User-Agent: toxiproxy-cli\r\n");
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).await?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await?;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head[9..12].parse().unwrap();
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    Ok(Answer {
+        status,
+        content_type,
+        body: body.to_string(),
+    })
+}
+
+async fn call(s: &Server, method: &str, path: &str, body: &str) -> Answer {
+    http(s.addr, method, path, body, &[]).await.unwrap()
+}
+
+async fn ping(addr: &str, within: Duration) -> Option<Duration> {
+    let mut s = TcpStream::connect(addr).await.ok()?;
+    let t = Instant::now();
+    s.write_all(b"ping").await.ok()?;
+    let mut buf = [0u8; 4];
+    tokio::time::timeout(within, s.read_exact(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    Some(t.elapsed())
+}
+
+#[tokio::test]
+async fn the_readme_flow_works_as_on_toxiproxy() {
+    let s = serve(&["--allow-anonymous"]).await;
+    let upstream = firedrill_tests::echo_server().await;
+
+    // toxiproxy-cli create -l localhost:0 -u <upstream> redis
+    let created = call(
+        &s,
+        "POST",
+        "/proxies",
+        &format!(r#"{{"name":"redis","listen":"localhost:0","upstream":"{upstream}"}}"#),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.content_type, "application/json");
+    let proxy = created.json();
+    let listen = proxy["listen"].as_str().unwrap().to_string();
+    assert!(listen.starts_with("127.0.0.1:"), "resolved: {listen}");
+    assert_eq!(
+        proxy,
+        json!({"name": "redis", "listen": listen, "upstream": upstream.to_string(), "enabled": true, "toxics": []})
+    );
+    assert!(ping(&listen, Duration::from_secs(2)).await.unwrap() < Duration::from_millis(100));
+
+    // toxiproxy-cli list
+    let list = call(&s, "GET", "/proxies", "").await;
+    assert_eq!(list.status, 200);
+    assert_eq!(list.json()["redis"]["listen"], listen);
+
+    // toxiproxy-cli toxic add -t latency -a latency=300 redis
+    let added = call(
+        &s,
+        "POST",
+        "/proxies/redis/toxics",
+        r#"{"name":"","type":"latency","toxicity":1,"attributes":{"latency":300}}"#,
+    )
+    .await;
+    assert_eq!(added.status, 200, "{}", added.body);
+    assert_eq!(
+        added.json(),
+        json!({"attributes": {"latency": 300, "jitter": 0}, "name": "latency_downstream", "type": "latency", "stream": "downstream", "toxicity": 1})
+    );
+    let slow = ping(&listen, Duration::from_secs(2)).await.unwrap();
+    assert!(slow >= Duration::from_millis(290), "{slow:?}");
+
+    // toxiproxy-cli toxic remove -n latency_downstream redis
+    let removed = call(&s, "DELETE", "/proxies/redis/toxics/latency_downstream", "").await;
+    assert_eq!(removed.status, 204);
+    assert!(removed.body.is_empty());
+    assert!(ping(&listen, Duration::from_secs(2)).await.unwrap() < Duration::from_millis(100));
+
+    // down: enabled=false refuses connections, enabled=true listens again
+    let down = call(&s, "POST", "/proxies/redis", r#"{"enabled":false}"#).await;
+    assert_eq!(
+        (down.status, down.json()["enabled"].clone()),
+        (200, json!(false))
+    );
+    assert_eq!(
+        TcpStream::connect(&listen).await.unwrap_err().kind(),
+        std::io::ErrorKind::ConnectionRefused
+    );
+    let up = call(&s, "PATCH", "/proxies/redis", r#"{"enabled":true}"#).await;
+    assert_eq!(up.json()["listen"], listen, "re-enabling keeps the port");
+    assert!(ping(&listen, Duration::from_secs(2)).await.is_some());
+
+    // reset removes toxics and enables proxies
+    call(
+        &s,
+        "POST",
+        "/proxies/redis/toxics",
+        r#"{"type":"timeout","attributes":{"timeout":0}}"#,
+    )
+    .await;
+    call(&s, "POST", "/proxies/redis", r#"{"enabled":false}"#).await;
+    let reset = call(&s, "POST", "/reset", "").await;
+    assert_eq!(reset.status, 204);
+    let after = call(&s, "GET", "/proxies/redis", "").await.json();
+    assert_eq!(
+        (after["enabled"].clone(), after["toxics"].clone()),
+        (json!(true), json!([]))
+    );
+    assert!(ping(&listen, Duration::from_secs(2)).await.is_some());
+
+    // toxiproxy-cli delete redis
+    assert_eq!(call(&s, "DELETE", "/proxies/redis", "").await.status, 204);
+    let gone = call(&s, "GET", "/proxies/redis", "").await;
+    assert_eq!(gone.status, 404);
+    assert_eq!(gone.content_type, "text/plain; charset=utf-8");
+    assert_eq!(
+        gone.body,
+        "{\"error\":\"proxy not found\",\"status\":404}\n"
+    );
+    assert!(
+        TcpStream::connect(&listen).await.is_err(),
+        "the listener is closed"
+    );
+}
+
+#[tokio::test]
+async fn errors_have_toxiproxys_codes_and_texts() {
+    let s = serve(&["--allow-anonymous"]).await;
+    let p = r#"{"name":"db","listen":"127.0.0.1:0","upstream":"127.0.0.1:9"}"#;
+    assert_eq!(call(&s, "POST", "/proxies", p).await.status, 201);
+    let cases: &[(&str, &str, &str, u16, &str)] = &[
+        ("POST", "/proxies", p, 409, "proxy already exists"),
+        (
+            "POST",
+            "/proxies",
+            r#"{"name":"x"}"#,
+            400,
+            "missing required field: upstream",
+        ),
+        (
+            "POST",
+            "/proxies",
+            r#"{"upstream":"a:1"}"#,
+            400,
+            "missing required field: name",
+        ),
+        ("POST", "/proxies", "", 400, "bad request body: EOF"),
+        (
+            "POST",
+            "/proxies/db/toxics",
+            r#"{"type":"nope"}"#,
+            400,
+            "invalid toxic type",
+        ),
+        (
+            "POST",
+            "/proxies/db/toxics",
+            r#"{"type":"latency","stream":"sideways"}"#,
+            400,
+            "stream was invalid, can be either upstream or downstream",
+        ),
+        (
+            "POST",
+            "/proxies/nope/toxics",
+            r#"{"type":"latency"}"#,
+            404,
+            "proxy not found",
+        ),
+        ("GET", "/proxies/db/toxics/nope", "", 404, "toxic not found"),
+        (
+            "DELETE",
+            "/proxies/db/toxics/nope",
+            "",
+            404,
+            "toxic not found",
+        ),
+    ];
+    for (method, path, body, status, message) in cases {
+        let a = call(&s, method, path, body).await;
+        assert_eq!(a.status, *status, "{method} {path} {body}: {}", a.body);
+        assert_eq!(a.json()["error"], *message, "{method} {path} {body}");
+        assert_eq!(a.json()["status"], *status);
+    }
+    let bad = call(&s, "POST", "/proxies", "{bad").await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.json()["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("bad request body: ")
+    );
+    // Same name twice, even across streams, is a conflict; default names
+    // differ per stream.
+    for (body, status) in [
+        (r#"{"type":"latency","stream":"upstream"}"#, 200),
+        (r#"{"type":"latency","stream":"downstream"}"#, 200),
+        (r#"{"type":"latency","stream":"upstream"}"#, 409),
+        (r#"{"name":"latency_upstream","type":"bandwidth"}"#, 409),
+    ] {
+        assert_eq!(
+            call(&s, "POST", "/proxies/db/toxics", body).await.status,
+            status,
+            "{body}"
+        );
+    }
+    let toxics = call(&s, "GET", "/proxies/db/toxics", "").await.json();
+    assert_eq!(toxics[0]["stream"], "upstream", "upstream toxics first");
+    // A listen address in use is a 500 with the bind error.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let body = format!(
+        r#"{{"name":"clash","listen":"{}","upstream":"127.0.0.1:9"}}"#,
+        taken.local_addr().unwrap()
+    );
+    let clash = call(&s, "POST", "/proxies", &body).await;
+    assert_eq!(clash.status, 500);
+    assert!(
+        clash.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("address already in use")
+    );
+    // Browsers are refused outright.
+    let browser = http(
+        s.addr,
+        "GET",
+        "/proxies",
+        "",
+        &[("User-Agent", "Mozilla/5.0")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(browser.status, 403);
+}
+
+#[tokio::test]
+async fn populate_version_metrics_and_partial_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = firedrill_tests::echo_server().await;
+    let config = dir.path().join("proxies.json");
+    let port = free_port();
+    std::fs::write(
+        &config,
+        format!(r#"[{{"name":"web","listen":"127.0.0.1:{port}","upstream":"{upstream}"}}]"#),
+    )
+    .unwrap();
+    let s = serve(&["--allow-anonymous", "--config", config.to_str().unwrap()]).await;
+
+    let version = call(&s, "GET", "/version", "").await;
+    assert_eq!(version.body, "{\"version\": \"2.12.0\"}\n");
+
+    let web = call(&s, "GET", "/proxies/web", "").await.json();
+    assert_eq!(
+        web["listen"],
+        format!("127.0.0.1:{port}"),
+        "loaded from --config"
+    );
+    call(&s, "POST", "/proxies/web/toxics", r#"{"name":"slow","type":"latency","attributes":{"latency":100,"jitter":50},"toxicity":0.5}"#).await;
+
+    // Populating the same definition keeps the proxy and its toxics; a new
+    // one is created.
+    let pop = call(
+        &s,
+        "POST",
+        "/populate",
+        &format!(
+            r#"[{{"name":"web","listen":"127.0.0.1:{port}","upstream":"{upstream}"}},{{"name":"cache","listen":"127.0.0.1:0","upstream":"{upstream}","enabled":null}}]"#
+        ),
+    )
+    .await;
+    assert_eq!(pop.status, 201, "{}", pop.body);
+    let proxies = pop.json()["proxies"].clone();
+    assert_eq!(proxies[0]["toxics"][0]["name"], "slow");
+    assert_eq!(proxies[1]["enabled"], true);
+    let bad = call(
+        &s,
+        "POST",
+        "/populate",
+        r#"[{"name":"a","upstream":"b:1"},{"upstream":"c:1"}]"#,
+    )
+    .await;
+    assert_eq!(
+        (bad.status, bad.json()["error"].clone()),
+        (400, json!("missing required field: name at proxy 2"))
+    );
+    assert_eq!(
+        call(&s, "GET", "/proxies/a", "").await.status,
+        404,
+        "nothing applied"
+    );
+
+    // A partial update changes only what it names (the Java client's
+    // setJitter, the Go client's PATCH).
+    let upd = call(
+        &s,
+        "POST",
+        "/proxies/web/toxics/slow",
+        r#"{"attributes":{"latency":300}}"#,
+    )
+    .await;
+    assert_eq!(upd.status, 200);
+    assert_eq!(
+        upd.json(),
+        json!({"attributes": {"latency": 300, "jitter": 50}, "name": "slow", "type": "latency", "stream": "downstream", "toxicity": 0.5})
+    );
+    let upd = call(&s, "PATCH", "/proxies/web/toxics/slow", r#"{"toxicity":0}"#).await;
+    assert_eq!(upd.json()["toxicity"], 0);
+    assert!(
+        ping(&format!("127.0.0.1:{port}"), Duration::from_secs(2))
+            .await
+            .unwrap()
+            < Duration::from_millis(100),
+        "toxicity 0 affects no connection"
+    );
+
+    let metrics = call(&s, "GET", "/metrics", "").await;
+    assert_eq!(metrics.status, 200);
+    let line = metrics
+        .body
+        .lines()
+        .find(|l| {
+            l.starts_with("toxiproxy_proxy_sent_bytes_total{direction=\"upstream\",proxy=\"web\"")
+        })
+        .unwrap_or_else(|| panic!("{}", metrics.body));
+    let sent: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(sent >= 4, "the ping went through: {line}");
+}
+
+#[tokio::test]
+async fn testcontainers_cut_connection_stalls_and_restores() {
+    let s = serve(&["--allow-anonymous"]).await;
+    let upstream = firedrill_tests::echo_server().await;
+    let p = call(
+        &s,
+        "POST",
+        "/proxies",
+        &format!(r#"{{"name":"{upstream}","listen":"127.0.0.1:0","upstream":"{upstream}"}}"#),
+    )
+    .await
+    .json();
+    let listen = p["listen"].as_str().unwrap().to_string();
+    // The legacy container names proxies `host:port`: names with `:` work.
+    let base = format!("/proxies/{upstream}");
+    let mut live = TcpStream::connect(&listen).await.unwrap();
+    for stream in ["upstream", "downstream"] {
+        let a = call(&s, "POST", &format!("{base}/toxics"), &format!(r#"{{"name":"CUT_CONNECTION_{stream}","type":"bandwidth","stream":"{stream}","toxicity":1.0,"attributes":{{"rate":0}}}}"#)).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    live.write_all(b"ping").await.unwrap();
+    let mut buf = [0u8; 4];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), live.read_exact(&mut buf))
+            .await
+            .is_err(),
+        "cut: nothing flows"
+    );
+    for stream in ["upstream", "downstream"] {
+        let t = call(
+            &s,
+            "GET",
+            &format!("{base}/toxics/CUT_CONNECTION_{stream}"),
+            "",
+        )
+        .await
+        .json();
+        assert_eq!(t["type"], "bandwidth");
+        assert_eq!(
+            call(
+                &s,
+                "DELETE",
+                &format!("{base}/toxics/CUT_CONNECTION_{stream}"),
+                ""
+            )
+            .await
+            .status,
+            204
+        );
+    }
+    tokio::time::timeout(Duration::from_secs(2), live.read_exact(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        &buf, b"ping",
+        "restored: the held bytes arrive on the same connection"
+    );
+}
+
+#[tokio::test]
+async fn toxics_from_the_api_act_on_real_traffic() {
+    let s = serve(&["--allow-anonymous"]).await;
+    let sender = firedrill_tests::sending_server(100_000).await;
+    let p = call(
+        &s,
+        "POST",
+        "/proxies",
+        &format!(r#"{{"name":"bulk","listen":"127.0.0.1:0","upstream":"{sender}"}}"#),
+    )
+    .await
+    .json();
+    let listen = p["listen"].as_str().unwrap().to_string();
+    async fn drain(addr: &str) -> (usize, std::io::Result<()>, Duration) {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        let t = Instant::now();
+        let mut n = 0;
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match c.read(&mut buf).await {
+                Ok(0) => return (n, Ok(()), t.elapsed()),
+                Ok(k) => n += k,
+                Err(e) => return (n, Err(e), t.elapsed()),
+            }
+        }
+    }
+    // bandwidth: 100 KB at 200 KB/s takes half a second
+    call(
+        &s,
+        "POST",
+        "/proxies/bulk/toxics",
+        r#"{"name":"bw","type":"bandwidth","attributes":{"rate":200}}"#,
+    )
+    .await;
+    let (n, _, took) = drain(&listen).await;
+    assert_eq!(n, 100_000);
+    assert!((0.4..0.7).contains(&took.as_secs_f64()), "{took:?}");
+    call(&s, "DELETE", "/proxies/bulk/toxics/bw", "").await;
+    // limit_data: exactly 1000 bytes, then the connection closes
+    call(
+        &s,
+        "POST",
+        "/proxies/bulk/toxics",
+        r#"{"name":"lim","type":"limit_data","attributes":{"bytes":1000}}"#,
+    )
+    .await;
+    assert_eq!(drain(&listen).await.0, 1000);
+    call(&s, "DELETE", "/proxies/bulk/toxics/lim", "").await;
+    // reset_peer: the client sees RST
+    call(
+        &s,
+        "POST",
+        "/proxies/bulk/toxics",
+        r#"{"name":"rst","type":"reset_peer","attributes":{"timeout":50}}"#,
+    )
+    .await;
+    let echo = firedrill_tests::echo_server().await;
+    call(
+        &s,
+        "POST",
+        "/proxies/bulk",
+        &format!(r#"{{"upstream":"{echo}"}}"#),
+    )
+    .await;
+    let (_, end, _) = drain(&listen).await;
+    assert_eq!(end.unwrap_err().kind(), std::io::ErrorKind::ConnectionReset);
+    call(&s, "DELETE", "/proxies/bulk/toxics/rst", "").await;
+    // timeout: removing it closes the connections it held, as Toxiproxy does
+    call(
+        &s,
+        "POST",
+        "/proxies/bulk/toxics",
+        r#"{"name":"to","type":"timeout","attributes":{"timeout":0}}"#,
+    )
+    .await;
+    let mut held = TcpStream::connect(&listen).await.unwrap();
+    held.write_all(b"ping").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    call(&s, "DELETE", "/proxies/bulk/toxics/to", "").await;
+    let mut buf = [0u8; 4];
+    let r = tokio::time::timeout(Duration::from_secs(2), held.read(&mut buf))
+        .await
+        .unwrap();
+    assert!(matches!(r, Ok(0) | Err(_)), "closed: {r:?}");
+}
+
+#[tokio::test]
+async fn a_token_is_required_unless_anonymous_loopback() {
+    let token = "0123456789abcdef0123";
+    let s = serve(&["--token", token]).await;
+    assert_eq!(
+        call(&s, "GET", "/version", "").await.status,
+        200,
+        "health stays open"
+    );
+    let denied = call(&s, "GET", "/proxies", "").await;
+    assert_eq!(denied.status, 401);
+    assert!(
+        denied.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("Authorization: Bearer")
+    );
+    let wrong = http(
+        s.addr,
+        "GET",
+        "/proxies",
+        "",
+        &[("Authorization", "Bearer nope")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(wrong.status, 401);
+    let ok = http(
+        s.addr,
+        "GET",
+        "/proxies",
+        "",
+        &[("Authorization", &format!("Bearer {token}"))],
+    )
+    .await
+    .unwrap();
+    assert_eq!((ok.status, ok.body.as_str()), (200, "{}"));
+
+    let dir = tempfile::tempdir().unwrap();
+    for (args, why) in [
+        (vec![], "needs a token"),
+        (
+            vec!["--host", "0.0.0.0", "--allow-anonymous"],
+            "loopback only",
+        ),
+    ] {
+        let out = firedrill(dir.path())
+            .args(["proxy", "serve", "--port", "0"])
+            .args(&args)
+            .env_remove("FIREDRILL_TOKEN")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{err}");
+    }
+}
