@@ -22,6 +22,7 @@ const GUESTS: &[&str] = &[
     "sleep-loop",
     "absurd",
     "bad-import",
+    "link",
 ];
 
 fn main() {

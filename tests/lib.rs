@@ -35,6 +35,7 @@ guests! {
     SLEEP_LOOP = "sleep_loop",
     ABSURD = "absurd",
     BAD_IMPORT = "bad_import",
+    LINK = "link",
 }
 
 /// A request as the upstream saw it.

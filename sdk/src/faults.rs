@@ -24,7 +24,10 @@
 use std::time::Duration;
 
 use crate::wit::firedrill::scenario::faults as raw;
-use crate::{AuthMode, Direction, Error, Fault, FaultOptions, RequestMatch, Signal, to_nanos};
+use crate::{
+    AuthMode, Direction, Error, Fault, FaultOptions, LinkFault, RequestMatch, Signal, Slicer,
+    to_nanos,
+};
 
 /// Send `signal` to a process target's process. Not reverted (a signal
 /// cannot be taken back); a supervised target is restarted by its policy.
@@ -217,5 +220,115 @@ impl HttpErrorBuilder {
             self.body.as_deref(),
             &self.options,
         )
+    }
+}
+
+/// Start building a fault on a proxy target's connections; see
+/// [`LinkFault`] for the kinds. By default downstream, lasting until
+/// reverted, on every connection. The shorthands below build the common
+/// ones.
+///
+/// ```no_run
+/// # use firedrill_sdk::*;
+/// # use std::time::Duration;
+/// # fn f() -> Result<(), Error> {
+/// // 64 KB/s toward the client for 30 s, on a third of the connections.
+/// faults::bandwidth("db-link", 64 * 1024)
+///     .probability(0.33)
+///     .for_duration(Duration::from_secs(30))
+///     .apply()?;
+/// // The database drops off the network; clients' bytes wait.
+/// faults::blackhole("db-link").direction(Direction::Both).apply()?;
+/// # Ok(()) }
+/// ```
+pub fn link(target: impl Into<String>, fault: LinkFault) -> LinkBuilder {
+    LinkBuilder {
+        target: target.into(),
+        fault,
+        direction: Direction::Downstream,
+        options: no_options(),
+    }
+}
+
+/// Hold new connections `latency` before their first byte.
+pub fn connect_delay(target: impl Into<String>, latency: Duration) -> LinkBuilder {
+    link(target, LinkFault::ConnectDelay((to_nanos(latency), 0)))
+}
+
+/// Limit throughput to `bytes_per_second`.
+pub fn bandwidth(target: impl Into<String>, bytes_per_second: u64) -> LinkBuilder {
+    link(target, LinkFault::Bandwidth(bytes_per_second))
+}
+
+/// Forward nothing until reverted.
+pub fn blackhole(target: impl Into<String>) -> LinkBuilder {
+    link(target, LinkFault::Blackhole)
+}
+
+/// Refuse new connections (the listener is down).
+pub fn refuse(target: impl Into<String>) -> LinkBuilder {
+    link(target, LinkFault::Refuse)
+}
+
+/// Reset connections `after` they opened (or the fault began).
+pub fn reset_peer(target: impl Into<String>, after: Duration) -> LinkBuilder {
+    link(target, LinkFault::ResetPeer(to_nanos(after)))
+}
+
+/// Stop data, close connections `after` (zero: never close).
+pub fn timeout(target: impl Into<String>, after: Duration) -> LinkBuilder {
+    link(target, LinkFault::Timeout(to_nanos(after)))
+}
+
+/// Hold back each close by `delay`.
+pub fn slow_close(target: impl Into<String>, delay: Duration) -> LinkBuilder {
+    link(target, LinkFault::SlowClose(to_nanos(delay)))
+}
+
+/// Cut data into pieces of `average_size` ± `size_variation` bytes, `delay`
+/// apart.
+pub fn slicer(
+    target: impl Into<String>,
+    average_size: u32,
+    size_variation: u32,
+    delay: Duration,
+) -> LinkBuilder {
+    link(
+        target,
+        LinkFault::Slicer(Slicer {
+            average_size,
+            size_variation,
+            delay: to_nanos(delay),
+        }),
+    )
+}
+
+/// Close connections after `bytes`.
+pub fn limit_data(target: impl Into<String>, bytes: u64) -> LinkBuilder {
+    link(target, LinkFault::LimitData(bytes))
+}
+
+/// Builds a link fault; see [`link`].
+#[derive(Clone, Debug)]
+#[must_use = "a fault builder does nothing until `.apply()`"]
+pub struct LinkBuilder {
+    target: String,
+    fault: LinkFault,
+    direction: Direction,
+    options: FaultOptions,
+}
+
+common_options!(LinkBuilder);
+
+impl LinkBuilder {
+    /// Which way the affected traffic flows (default downstream).
+    pub fn direction(mut self, direction: Direction) -> Self {
+        self.direction = direction;
+        self
+    }
+
+    /// Make the fault.
+    pub fn apply(self) -> Result<Fault, Error> {
+        raw::link(&self.target, self.fault, self.direction, &self.options)
     }
 }

@@ -300,3 +300,67 @@ async fn probability_picks_whole_connections_by_seed() {
     assert!((3..=13).contains(&passed), "about half pass: {passed}/16");
     assert_eq!(picks[0], picks[1], "same seed, same connections");
 }
+
+/// The same faults made by a Wasm scenario through the `link` import: the
+/// client sees them while the scenario holds, and not after the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_faults_from_a_scenario_act_and_are_reverted() {
+    use firedrill::history::RunStatus;
+    use firedrill::{EngineBuilder, RunSpec};
+    let engine = EngineBuilder::new().build().unwrap();
+    let sender = firedrill_tests::sending_server(5000).await;
+    let text = format!(
+        "[targets.link]\nkind = \"proxy\"\nlisten = \"127.0.0.1:0\"\nupstream = \"{sender}\"\ngrants = [\"limit-data\", \"refuse\"]\n"
+    );
+    let drill = firedrill::Drill::parse(&text, std::path::Path::new("link.toml")).unwrap();
+    let targets = engine.start_targets(&drill.targets).await.unwrap();
+    let addr = targets.get("link").unwrap().address().unwrap();
+    let component = engine.load(firedrill_tests::LINK, "link").unwrap();
+    let read_all = |addr: String| async move {
+        let mut s = TcpStream::connect(&addr).await?;
+        let (data, _, _, _) = drain(&mut s).await;
+        Ok::<_, std::io::Error>(data.len())
+    };
+
+    for (fault, seen_during) in [("limit-data", "1000 bytes"), ("refuse", "refused")] {
+        let mut spec = RunSpec::new(component.clone());
+        spec.targets = targets.clone();
+        spec.params = [("fault", fault), ("value", "1000"), ("hold", "1s")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let handle = engine.start(spec).unwrap();
+        let mut observed = None;
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            match (fault, read_all(addr.clone()).await) {
+                ("limit-data", Ok(1000)) => observed = Some("1000 bytes"),
+                ("refuse", Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    observed = Some("refused")
+                }
+                _ => continue,
+            }
+            break;
+        }
+        assert_eq!(observed, Some(seen_during), "{fault} during the run");
+        let run = handle.wait().await;
+        assert_eq!(run.status, RunStatus::Passed, "{run:#?}");
+        let mut after = None;
+        for _ in 0..50 {
+            if let Ok(n) = read_all(addr.clone()).await {
+                after = Some(n);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(after, Some(5000), "{fault} reverted after the run");
+    }
+
+    // A kind the drill does not grant is refused before the run starts.
+    let mut spec = RunSpec::new(component);
+    spec.targets = targets.clone();
+    spec.params = [("fault".to_string(), "bandwidth".to_string())].into();
+    let run = engine.start(spec).unwrap().wait().await;
+    assert_eq!(run.status, RunStatus::Refused, "{run:#?}");
+    targets.shutdown().await;
+}

@@ -306,6 +306,14 @@ pub(crate) fn fault_kind(
         W::Delay => P::Delay,
         W::FailAuth => P::FailAuth,
         W::HttpError => P::HttpError,
+        W::Bandwidth => P::Bandwidth,
+        W::Blackhole => P::Blackhole,
+        W::Refuse => P::Refuse,
+        W::ResetPeer => P::ResetPeer,
+        W::Timeout => P::Timeout,
+        W::SlowClose => P::SlowClose,
+        W::Slicer => P::Slicer,
+        W::LimitData => P::LimitData,
     }
 }
 

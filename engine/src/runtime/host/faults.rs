@@ -3,7 +3,9 @@ use crate::drivers::proxy::{self, Effect, RequestMatch};
 use crate::run::FaultRep;
 use crate::runtime::RunState;
 use crate::runtime::bindings::GuestError;
-use crate::runtime::bindings::firedrill::scenario::faults::{AuthMode, Host, HostFault, Signal};
+use crate::runtime::bindings::firedrill::scenario::faults::{
+    AuthMode, Host, HostFault, LinkFault, Signal,
+};
 use crate::runtime::bindings::firedrill::scenario::types::{self, FaultKind, FaultOptions};
 use serde_json::json;
 use std::time::Duration;
@@ -23,10 +25,11 @@ impl RunState {
     ) -> Result<Resource<FaultRep>, GuestError> {
         let ctx = self.ctx.clone();
         ctx.throttle().await;
+        let spec_kind = spec.as_ref().ok().map(FaultSpec::kind);
         let result = self.make_fault(target, spec, options);
         self.ctx.call(call, args, &result);
         let id = result?;
-        let kind = self.ctx_kind(call);
+        let kind = spec_kind.expect("a fault was made, so its spec was valid");
         self.table
             .push(FaultRep {
                 id,
@@ -34,16 +37,6 @@ impl RunState {
                 target: target.to_string(),
             })
             .map_err(|e| GuestError::Failed(e.to_string()))
-    }
-
-    fn ctx_kind(&self, call: &str) -> crate::policy::FaultKind {
-        use crate::policy::FaultKind as K;
-        match call {
-            "faults.pause" => K::Pause,
-            "faults.delay" => K::Delay,
-            "faults.fail-auth" => K::FailAuth,
-            _ => K::HttpError,
-        }
     }
 
     fn make_fault(
@@ -119,6 +112,79 @@ fn proxy_spec(effect: Effect, options: &FaultOptions) -> Result<FaultSpec, Guest
     })
 }
 
+fn direction_of(d: types::Direction) -> proxy::Direction {
+    match d {
+        types::Direction::Upstream => proxy::Direction::Upstream,
+        types::Direction::Downstream => proxy::Direction::Downstream,
+        types::Direction::Both => proxy::Direction::Both,
+    }
+}
+
+/// The proxy effect of a `link` call, with its arguments for the timeline.
+fn link_effect(
+    fault: &LinkFault,
+    direction: proxy::Direction,
+) -> (serde_json::Value, Result<Effect, GuestError>) {
+    let positive = |name: &str, v: u64| {
+        if v == 0 {
+            Err(GuestError::InvalidArgument(format!(
+                "{name} must be at least 1"
+            )))
+        } else {
+            Ok(v)
+        }
+    };
+    match *fault {
+        LinkFault::ConnectDelay((latency, jitter)) => (
+            json!({"connect-delay": {"latency_ns": latency, "jitter_ns": jitter}}),
+            (|| {
+                Ok(Effect::ConnectDelay {
+                    latency: duration_arg("latency", latency)?,
+                    jitter: duration_arg("jitter", jitter)?,
+                })
+            })(),
+        ),
+        LinkFault::Bandwidth(rate) => (
+            json!({"bandwidth": {"bytes_per_second": rate}}),
+            positive("bandwidth", rate).map(|rate| Effect::Bandwidth { rate, direction }),
+        ),
+        LinkFault::Blackhole => (json!("blackhole"), Ok(Effect::Blackhole { direction })),
+        LinkFault::Refuse => (json!("refuse"), Ok(Effect::Refuse)),
+        LinkFault::ResetPeer(after) => (
+            json!({"reset-peer": {"after_ns": after}}),
+            duration_arg("after", after).map(|after| Effect::ResetPeer { after, direction }),
+        ),
+        LinkFault::Timeout(after) => (
+            json!({"timeout": {"after_ns": after}}),
+            duration_arg("after", after).map(|after| Effect::Timeout {
+                after,
+                direction,
+                close_on_revert: false,
+            }),
+        ),
+        LinkFault::SlowClose(delay) => (
+            json!({"slow-close": {"delay_ns": delay}}),
+            duration_arg("delay", delay).map(|delay| Effect::SlowClose { delay, direction }),
+        ),
+        LinkFault::Slicer(s) => (
+            json!({"slicer": {"average_size": s.average_size, "size_variation": s.size_variation, "delay_ns": s.delay}}),
+            (|| {
+                positive("slicer average-size", u64::from(s.average_size))?;
+                Ok(Effect::Slicer {
+                    average: s.average_size as usize,
+                    variation: s.size_variation as usize,
+                    delay: duration_arg("delay", s.delay)?,
+                    direction,
+                })
+            })(),
+        ),
+        LinkFault::LimitData(bytes) => (
+            json!({"limit-data": {"bytes": bytes}}),
+            Ok(Effect::LimitData { bytes, direction }),
+        ),
+    }
+}
+
 fn options_json(o: &FaultOptions) -> serde_json::Value {
     json!({
         "duration_ns": o.duration,
@@ -185,11 +251,7 @@ impl Host for RunState {
         let spec = (|| {
             let latency = duration_arg("latency", latency)?;
             let jitter = duration_arg("jitter", jitter)?;
-            let direction = match direction {
-                types::Direction::Upstream => proxy::Direction::Upstream,
-                types::Direction::Downstream => proxy::Direction::Downstream,
-                types::Direction::Both => proxy::Direction::Both,
-            };
+            let direction = direction_of(direction);
             proxy_spec(
                 Effect::Delay {
                     latency,
@@ -229,6 +291,16 @@ impl Host for RunState {
             .await
     }
 
+    async fn link(
+        &mut self,
+        target: String,
+        fault: LinkFault,
+        direction: types::Direction,
+        options: FaultOptions,
+    ) -> Result<Resource<FaultRep>, GuestError> {
+        self.link_impl(target, fault, direction, options).await
+    }
+
     async fn http_error(
         &mut self,
         target: String,
@@ -258,6 +330,23 @@ impl Host for RunState {
     }
 }
 
+impl RunState {
+    async fn link_impl(
+        &mut self,
+        target: String,
+        fault: LinkFault,
+        direction: types::Direction,
+        options: FaultOptions,
+    ) -> Result<Resource<FaultRep>, GuestError> {
+        let direction = direction_of(direction);
+        let (fault_json, effect) = link_effect(&fault, direction);
+        let args = json!({"target": target, "fault": fault_json, "direction": direction.to_string(), "options": options_json(&options)});
+        let spec = effect.and_then(|e| proxy_spec(e, &options));
+        self.fault_call("faults.link", &target, spec, &options, args)
+            .await
+    }
+}
+
 impl HostFault for RunState {
     async fn id(&mut self, fault: Resource<FaultRep>) -> u64 {
         self.table
@@ -272,6 +361,14 @@ impl HostFault for RunState {
             Ok(crate::policy::FaultKind::Delay) => FaultKind::Delay,
             Ok(crate::policy::FaultKind::FailAuth) => FaultKind::FailAuth,
             Ok(crate::policy::FaultKind::HttpError) => FaultKind::HttpError,
+            Ok(crate::policy::FaultKind::Bandwidth) => FaultKind::Bandwidth,
+            Ok(crate::policy::FaultKind::Blackhole) => FaultKind::Blackhole,
+            Ok(crate::policy::FaultKind::Refuse) => FaultKind::Refuse,
+            Ok(crate::policy::FaultKind::ResetPeer) => FaultKind::ResetPeer,
+            Ok(crate::policy::FaultKind::Timeout) => FaultKind::Timeout,
+            Ok(crate::policy::FaultKind::SlowClose) => FaultKind::SlowClose,
+            Ok(crate::policy::FaultKind::Slicer) => FaultKind::Slicer,
+            Ok(crate::policy::FaultKind::LimitData) => FaultKind::LimitData,
             _ => FaultKind::Kill,
         }
     }
