@@ -24,6 +24,13 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// Run `args`; assert the exit code and that the output names `needle`.
+fn fails_with(data: &Path, args: &[&str], code: i32, needle: &str) {
+    let o = run(data, args);
+    assert_eq!(o.status.code(), Some(code), "{}", text(&o));
+    assert!(text(&o).contains(needle), "{}", text(&o));
+}
+
 #[test]
 fn exit_codes_are_stable() {
     let dir = tempfile::tempdir().unwrap();
@@ -84,12 +91,11 @@ fn bad_input_names_the_file_line_or_field() {
     let data = dir.path().join("data");
 
     let junk = write(dir.path(), "junk.wasm", b"this is not wasm");
-    let o = run(&data, &["run", junk.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(64));
-    assert!(
-        text(&o).contains("junk.wasm is not a valid WebAssembly component"),
-        "{}",
-        text(&o)
+    fails_with(
+        &data,
+        &["run", junk.to_str().unwrap()],
+        64,
+        "junk.wasm is not a valid WebAssembly component",
     );
 
     let drill = write(
@@ -97,12 +103,11 @@ fn bad_input_names_the_file_line_or_field() {
         "bad.toml",
         b"[scenario]\nbundled = \"latency-ramp\"\n\n[targets.api]\nkind = \"proces\"\n",
     );
-    let o = run(&data, &["run", drill.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(64));
-    assert!(
-        text(&o).contains("bad.toml:5: unknown variant `proces`"),
-        "{}",
-        text(&o)
+    fails_with(
+        &data,
+        &["run", drill.to_str().unwrap()],
+        64,
+        "bad.toml:5: unknown variant `proces`",
     );
 
     // A scenario whose needs the drill does not grant is refused, with the list.
@@ -111,12 +116,11 @@ fn bad_input_names_the_file_line_or_field() {
         "ungranted.toml",
         b"[scenario]\nbundled = \"latency-ramp\"\n\n[targets.api-link]\nkind = \"proxy\"\nlisten = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:9\"\n",
     );
-    let o = run(&data, &["run", drill.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
-    assert!(
-        text(&o).contains("needs what the drill does not grant: delay on target \"api-link\" (add \"delay\" to targets.api-link.grants)"),
-        "{}",
-        text(&o)
+    fails_with(
+        &data,
+        &["run", drill.to_str().unwrap()],
+        64,
+        "needs what the drill does not grant: delay on target \"api-link\" (add \"delay\" to targets.api-link.grants)",
     );
 
     // At run time an ungranted call is denied naming the grant, and an
@@ -246,13 +250,7 @@ async fn firedrill_halt_stops_the_running_engine_and_refuses_new_runs_until_resu
     assert_ne!(proc_state(victim.id()), Some('T'), "reverted");
     assert!(started.elapsed() < Duration::from_secs(5));
     // With no engine running there is nothing to halt, and that is said.
-    let o = run(&data, &["halt"]);
-    assert_eq!(o.status.code(), Some(64));
-    assert!(
-        text(&o).contains("no firedrill engine is running"),
-        "{}",
-        text(&o)
-    );
+    fails_with(&data, &["halt"], 64, "no firedrill engine is running");
     victim.kill().unwrap();
     victim.wait().unwrap();
 }
@@ -268,12 +266,11 @@ fn init_and_protected_ports_are_out_of_reach_whatever_the_drill_grants() {
         "init.toml",
         b"[scenario]\npath = \"pauser.wasm\"\n[targets.victim]\nkind = \"process\"\npid_file = \"init.pid\"\ngrants = [\"pause\"]\n",
     );
-    let o = run(&data, &["run", drill.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    assert!(
-        text(&o).contains("target `victim` is process 1, which is protected"),
-        "{}",
-        text(&o)
+    fails_with(
+        &data,
+        &["run", drill.to_str().unwrap()],
+        3,
+        "target `victim` is process 1, which is protected",
     );
     assert_eq!(proc_state(1).map(|s| s != 'T'), Some(true));
 

@@ -18,6 +18,16 @@ async fn run_guest(
     engine.run(spec).await.unwrap()
 }
 
+/// The run was aborted with an error naming `cause`.
+fn assert_aborted(run: &firedrill::history::Run, cause: &str) {
+    assert_eq!(run.status, RunStatus::Aborted);
+    assert!(
+        run.error.as_deref().unwrap().contains(cause),
+        "{:?}",
+        run.error
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_guests_are_stopped_with_their_cause_and_the_engine_goes_on() {
     let engine = EngineBuilder::new().build().unwrap();
@@ -29,15 +39,7 @@ async fn hostile_guests_are_stopped_with_their_cause_and_the_engine_goes_on() {
         Duration::from_millis(500),
     )
     .await;
-    assert_eq!(spin.status, RunStatus::Aborted);
-    assert!(
-        spin.error
-            .as_deref()
-            .unwrap()
-            .contains("time limit of 500ms exceeded"),
-        "{:?}",
-        spin.error
-    );
+    assert_aborted(&spin, "time limit of 500ms exceeded");
 
     let bomb = run_guest(
         &engine,
@@ -46,15 +48,7 @@ async fn hostile_guests_are_stopped_with_their_cause_and_the_engine_goes_on() {
         Duration::from_secs(30),
     )
     .await;
-    assert_eq!(bomb.status, RunStatus::Aborted);
-    assert!(
-        bomb.error
-            .as_deref()
-            .unwrap()
-            .contains("memory limit of 64 MiB exceeded"),
-        "{:?}",
-        bomb.error
-    );
+    assert_aborted(&bomb, "memory limit of 64 MiB exceeded");
 
     let panic = run_guest(
         &engine,
@@ -63,12 +57,7 @@ async fn hostile_guests_are_stopped_with_their_cause_and_the_engine_goes_on() {
         Duration::from_secs(30),
     )
     .await;
-    assert_eq!(panic.status, RunStatus::Aborted);
-    assert!(
-        panic.error.as_deref().unwrap().contains("run() trapped"),
-        "{:?}",
-        panic.error
-    );
+    assert_aborted(&panic, "run() trapped");
     let timeline = engine.history().timeline(panic.id).unwrap();
     let stderr: String = timeline
         .iter()

@@ -203,11 +203,6 @@ impl Registry {
             .ok_or_else(ApiError::proxy_not_found)
     }
 
-    /// The running proxy behind `name`, for scenarios and tests.
-    pub async fn proxy(&self, name: &str) -> Option<Arc<Proxy>> {
-        self.proxies.lock().await.get(name)?.proxy.clone()
-    }
-
     /// `POST /proxies`.
     pub async fn create(&self, input: ProxyInput) -> Result<ProxyView, ApiError> {
         let (name, upstream) = required(&input, None)?;
@@ -319,12 +314,15 @@ impl Registry {
         &self,
         inputs: Vec<ProxyInput>,
     ) -> Result<Vec<ProxyView>, (ApiError, Vec<ProxyView>)> {
-        for (i, input) in inputs.iter().enumerate() {
-            required(input, Some(i + 1)).map_err(|e| (e, Vec::new()))?;
-        }
+        // Every definition is checked before any is applied.
+        let checked = inputs
+            .into_iter()
+            .enumerate()
+            .map(|(i, input)| Ok((required(&input, Some(i + 1))?, input)))
+            .collect::<Result<Vec<_>, ApiError>>()
+            .map_err(|e| (e, Vec::new()))?;
         let mut done = Vec::new();
-        for input in inputs {
-            let (name, upstream) = required(&input, None).map_err(|e| (e, Vec::new()))?;
+        for ((name, upstream), input) in checked {
             let mut proxies = self.proxies.lock().await;
             if let Some(existing) = proxies.get(&name) {
                 let same_listen = match (
@@ -493,74 +491,68 @@ impl Registry {
     /// Prometheus text exposition of every proxy's counters.
     pub async fn metrics(&self) -> String {
         use std::fmt::Write;
-        let proxies = self.proxies.lock().await;
-        let mut out = String::new();
-        let metrics: [(&str, &str, &str); 5] = [
+        type Read = fn(&Proxy) -> u64;
+        /// Name, type, help, and per proxy the values with the extra label
+        /// that tells them apart.
+        type Series = (
+            &'static str,
+            &'static str,
+            &'static str,
+            &'static [(&'static str, Read)],
+        );
+        fn load(a: &AtomicU64) -> u64 {
+            a.load(Ordering::Relaxed)
+        }
+        let series: [Series; 5] = [
             (
                 "toxiproxy_proxy_sent_bytes_total",
                 "counter",
                 "Bytes the proxy wrote, by direction.",
+                &[
+                    ("direction=\"upstream\",", |p| load(&p.stats().bytes_up)),
+                    ("direction=\"downstream\",", |p| load(&p.stats().bytes_down)),
+                ],
             ),
             (
                 "firedrill_proxy_connections_total",
                 "counter",
                 "Client connections accepted.",
+                &[("", |p| load(&p.stats().connections))],
             ),
             (
                 "firedrill_proxy_open_connections",
                 "gauge",
                 "Client connections open now.",
+                &[("", |p| load(&p.stats().open))],
             ),
             (
                 "firedrill_proxy_refused_total",
                 "counter",
                 "Connections refused or reset at accept by a refuse fault.",
+                &[("", |p| load(&p.stats().refused))],
             ),
             (
                 "firedrill_proxy_toxics",
                 "gauge",
                 "Toxics and faults active on the proxy.",
+                &[("", |p| p.fault_count() as u64)],
             ),
         ];
-        for (metric, kind, help) in metrics {
+        let proxies = self.proxies.lock().await;
+        let mut out = String::new();
+        for (metric, kind, help, values) in &series {
             let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} {kind}");
             for (name, e) in proxies.iter() {
-                let labels = format!(
-                    "proxy=\"{}\",listener=\"{}\",upstream=\"{}\"",
-                    escape(name),
-                    escape(&e.listen),
-                    escape(&e.upstream)
-                );
-                let Some(p) = &e.proxy else {
-                    continue;
-                };
-                let s = p.stats();
-                let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-                match metric {
-                    "toxiproxy_proxy_sent_bytes_total" => {
-                        let _ = writeln!(
-                            out,
-                            "{metric}{{direction=\"upstream\",{labels}}} {}",
-                            load(&s.bytes_up)
-                        );
-                        let _ = writeln!(
-                            out,
-                            "{metric}{{direction=\"downstream\",{labels}}} {}",
-                            load(&s.bytes_down)
-                        );
-                    }
-                    "firedrill_proxy_connections_total" => {
-                        let _ = writeln!(out, "{metric}{{{labels}}} {}", load(&s.connections));
-                    }
-                    "firedrill_proxy_open_connections" => {
-                        let _ = writeln!(out, "{metric}{{{labels}}} {}", load(&s.open));
-                    }
-                    "firedrill_proxy_refused_total" => {
-                        let _ = writeln!(out, "{metric}{{{labels}}} {}", load(&s.refused));
-                    }
-                    _ => {
-                        let _ = writeln!(out, "{metric}{{{labels}}} {}", p.fault_count());
-                    }
+                let Some(p) = &e.proxy else { continue };
+                for (extra, read) in values.iter() {
+                    let _ = writeln!(
+                        out,
+                        "{metric}{{{extra}proxy=\"{}\",listener=\"{}\",upstream=\"{}\"}} {}",
+                        escape(name),
+                        escape(&e.listen),
+                        escape(&e.upstream),
+                        read(p)
+                    );
                 }
             }
         }

@@ -455,8 +455,8 @@ impl Shared {
         self.faults.read().unwrap().clone()
     }
 
-    /// Connections draw for each fault once; the listener is down while
-    /// a certain `refuse` is active.
+    /// The listener is down while a `refuse` with probability 1 is active
+    /// (a lower probability resets that share of connections at accept).
     fn listener_down(&self) -> bool {
         self.faults()
             .iter()

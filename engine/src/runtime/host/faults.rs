@@ -247,7 +247,7 @@ impl Host for RunState {
         direction: types::Direction,
         options: FaultOptions,
     ) -> Result<Resource<FaultRep>, GuestError> {
-        let args = json!({"target": target, "latency_ns": latency, "jitter_ns": jitter, "direction": match direction { types::Direction::Upstream => "upstream", types::Direction::Downstream => "downstream", types::Direction::Both => "both" }, "options": options_json(&options)});
+        let args = json!({"target": target, "latency_ns": latency, "jitter_ns": jitter, "direction": direction_of(direction).to_string(), "options": options_json(&options)});
         let spec = (|| {
             let latency = duration_arg("latency", latency)?;
             let jitter = duration_arg("jitter", jitter)?;
@@ -298,7 +298,12 @@ impl Host for RunState {
         direction: types::Direction,
         options: FaultOptions,
     ) -> Result<Resource<FaultRep>, GuestError> {
-        self.link_impl(target, fault, direction, options).await
+        let direction = direction_of(direction);
+        let (fault_json, effect) = link_effect(&fault, direction);
+        let args = json!({"target": target, "fault": fault_json, "direction": direction.to_string(), "options": options_json(&options)});
+        let spec = effect.and_then(|e| proxy_spec(e, &options));
+        self.fault_call("faults.link", &target, spec, &options, args)
+            .await
     }
 
     async fn http_error(
@@ -326,23 +331,6 @@ impl Host for RunState {
             proxy_spec(Effect::HttpError { status, body }, &options)
         })();
         self.fault_call("faults.http-error", &target, spec, &options, args)
-            .await
-    }
-}
-
-impl RunState {
-    async fn link_impl(
-        &mut self,
-        target: String,
-        fault: LinkFault,
-        direction: types::Direction,
-        options: FaultOptions,
-    ) -> Result<Resource<FaultRep>, GuestError> {
-        let direction = direction_of(direction);
-        let (fault_json, effect) = link_effect(&fault, direction);
-        let args = json!({"target": target, "fault": fault_json, "direction": direction.to_string(), "options": options_json(&options)});
-        let spec = effect.and_then(|e| proxy_spec(e, &options));
-        self.fault_call("faults.link", &target, spec, &options, args)
             .await
     }
 }
