@@ -100,6 +100,11 @@ async fn reachability(drill: &Drill) -> Vec<DrillError> {
                     ));
                 }
             }
+            TargetSpec::Remote(spec) => {
+                if let Err(e) = crate::targets::remote::check(name, spec).await {
+                    problems.push(drill.problem(&key, &format!("{key}.api"), e));
+                }
+            }
             TargetSpec::Process(p) => {
                 if let Some(cmd) = &p.command
                     && !program_exists(cmd)

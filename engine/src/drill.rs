@@ -196,6 +196,8 @@ pub enum TargetSpec {
     Process(ProcessSpec),
     /// A proxy.
     Proxy(ProxyConfig),
+    /// A proxy on a server with Toxiproxy's API (`kind = "toxiproxy"`).
+    Remote(crate::targets::remote::RemoteSpec),
 }
 
 /// A declared target and what may be done to it.
@@ -318,6 +320,7 @@ impl Default for RawPolicy {
 enum RawKind {
     Process,
     Proxy,
+    Toxiproxy,
 }
 
 #[derive(Debug, Deserialize)]
@@ -359,6 +362,10 @@ struct RawTarget {
     upstream: Option<String>,
     #[serde(default)]
     mode: ProxyMode,
+    api: Option<String>,
+    proxy: Option<String>,
+    token_env: Option<String>,
+    lease: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -552,6 +559,7 @@ fn target(
     let field = |f: &str| format!("targets.{name}.{f}");
     let grants: BTreeSet<FaultKind> = raw.grants.iter().copied().collect();
     let spec = match raw.kind {
+        RawKind::Toxiproxy => remote(cx, name, span, raw)?,
         RawKind::Process => {
             for (set, key) in [
                 (raw.listen.is_some(), "listen"),
@@ -565,6 +573,7 @@ fn target(
                     ));
                 }
             }
+            remote_keys(cx, name, &span, &raw)?;
             let sources = [
                 raw.command.is_some(),
                 raw.pid_file.is_some(),
@@ -678,6 +687,7 @@ fn target(
             })
         }
         RawKind::Proxy => {
+            remote_keys(cx, name, &span, &raw)?;
             if raw.command.is_some() || raw.pid_file.is_some() || raw.pgrep.is_some() {
                 return Err(cx.err(
                     span,
@@ -736,6 +746,113 @@ fn target(
         }
     };
     Ok(TargetDecl { spec, grants })
+}
+
+/// Keys only a `toxiproxy` target has.
+fn remote_keys(
+    cx: &Ctx<'_>,
+    name: &str,
+    span: &std::ops::Range<usize>,
+    raw: &RawTarget,
+) -> Result<(), DrillError> {
+    let keys = [
+        (raw.api.is_some(), "api"),
+        (raw.proxy.is_some(), "proxy"),
+        (raw.token_env.is_some(), "token_env"),
+        (raw.lease.is_some(), "lease"),
+    ];
+    match keys.iter().find(|(set, _)| *set) {
+        Some((_, key)) => Err(cx.err(
+            span.clone(),
+            format!("targets.{name}.{key}"),
+            "only `kind = \"toxiproxy\"` targets have this key".into(),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `kind = "toxiproxy"`: a proxy on a server that speaks Toxiproxy's API.
+fn remote(
+    cx: &Ctx<'_>,
+    name: &str,
+    span: std::ops::Range<usize>,
+    raw: RawTarget,
+) -> Result<TargetSpec, DrillError> {
+    use crate::targets::remote::{DEFAULT_LEASE, RemoteSpec};
+    let field = |f: &str| format!("targets.{name}.{f}");
+    let foreign = [
+        (raw.command.is_some(), "command"),
+        (raw.pid_file.is_some(), "pid_file"),
+        (raw.pgrep.is_some(), "pgrep"),
+        (raw.listen.is_some(), "listen"),
+        (raw.upstream.is_some(), "upstream"),
+        (raw.address.is_some(), "address"),
+        (raw.mode != ProxyMode::Tcp, "mode"),
+    ];
+    if let Some((_, key)) = foreign.iter().find(|(set, _)| *set) {
+        return Err(cx.err(
+            span,
+            field(key),
+            "a `toxiproxy` target has `api`, `proxy`, `token_env` and `lease`: the server knows where its proxy listens and what it forwards to".into(),
+        ));
+    }
+    let api = raw.api.ok_or_else(|| {
+        cx.err(
+            span.clone(),
+            field("api"),
+            "missing: the control API of `firedrill proxy serve` (or Toxiproxy), e.g. \"127.0.0.1:8474\"".into(),
+        )
+    })?;
+    let api = check_addr(cx, span.clone(), field("api"), &api)?;
+    let proxy = raw.proxy.ok_or_else(|| {
+        cx.err(
+            span.clone(),
+            field("proxy"),
+            "missing: the proxy's name on that server".into(),
+        )
+    })?;
+    if proxy.is_empty()
+        || !proxy
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(cx.err(
+            span,
+            field("proxy"),
+            format!("`{proxy}` is not a proxy name: use letters, digits, `-`, `_` and `.`"),
+        ));
+    }
+    let lease = match raw.lease.as_deref() {
+        None => Some(DEFAULT_LEASE),
+        Some("off") => None,
+        Some(text) => {
+            let ttl = humantime::parse_duration(text)
+                .ok()
+                .filter(|d| (Duration::from_millis(200)..=Duration::from_secs(3600)).contains(d));
+            Some(ttl.ok_or_else(|| {
+                cx.err(
+                    span.clone(),
+                    field("lease"),
+                    format!("`{text}` is not a lease: write a duration from \"200ms\" to \"1h\" (e.g. \"5s\"), or \"off\" for a server without leases"),
+                )
+            })?)
+        }
+    };
+    for kind in &raw.grants {
+        if !kind.on_proxy() || kind.needs_http() {
+            return Err(cx.err(
+                span,
+                field("grants"),
+                format!("`{kind}` cannot be made on a `toxiproxy` target: it carries TCP, so it takes the faults of a TCP proxy"),
+            ));
+        }
+    }
+    Ok(TargetSpec::Remote(RemoteSpec {
+        api,
+        proxy,
+        token_env: raw.token_env.unwrap_or_else(|| "FIREDRILL_TOKEN".into()),
+        lease,
+    }))
 }
 
 /// Addresses must be `ip:port`; names are not resolved, so a drill cannot
@@ -799,7 +916,7 @@ fn check(
     let is_process = matches!(decl.spec, TargetSpec::Process(_));
     let has_addr = match &decl.spec {
         TargetSpec::Process(p) => p.address.is_some(),
-        TargetSpec::Proxy(_) => true,
+        TargetSpec::Proxy(_) | TargetSpec::Remote(_) => true,
     };
     if probe == CheckProbe::Process && !is_process {
         return Err(cx.err(
@@ -910,5 +1027,41 @@ phases = ["before"]
         );
         let e = parse("[targets.x]\nkind = \"proxy\"\ngrants = [\"dely\"]\n").unwrap_err();
         assert!(e.starts_with("drill.toml:3: unknown variant `dely`"), "{e}");
+    }
+
+    #[test]
+    fn toxiproxy_targets_default_a_lease_and_refuse_http_faults() {
+        let d = Drill::parse(
+            "[targets.cache]\nkind = \"toxiproxy\"\napi = \"127.0.0.1:8474\"\nproxy = \"redis\"\ngrants = [\"delay\"]\n",
+            Path::new("drill.toml"),
+        )
+        .unwrap();
+        let TargetSpec::Remote(spec) = &d.targets["cache"].spec else {
+            panic!("{:?}", d.targets["cache"]);
+        };
+        assert_eq!(spec.lease, Some(crate::targets::remote::DEFAULT_LEASE));
+        assert_eq!(spec.token_env, "FIREDRILL_TOKEN");
+        let base =
+            "[targets.cache]\nkind = \"toxiproxy\"\napi = \"127.0.0.1:8474\"\nproxy = \"redis\"\n";
+        let e = parse(&format!("{base}grants = [\"http-error\"]\n")).unwrap_err();
+        assert!(
+            e.contains("targets.cache.grants: `http-error` cannot be made on a `toxiproxy` target"),
+            "{e}"
+        );
+        let e = parse(&format!("{base}lease = \"10ms\"\n")).unwrap_err();
+        assert!(
+            e.contains("targets.cache.lease: `10ms` is not a lease"),
+            "{e}"
+        );
+        let e = parse(&format!("{base}listen = \"127.0.0.1:1\"\n")).unwrap_err();
+        assert!(
+            e.contains("targets.cache.listen: a `toxiproxy` target has `api`"),
+            "{e}"
+        );
+        let e = parse("[targets.x]\nkind = \"proxy\"\nlease = \"off\"\n").unwrap_err();
+        assert!(
+            e.contains("targets.x.lease: only `kind = \"toxiproxy\"` targets"),
+            "{e}"
+        );
     }
 }

@@ -27,6 +27,18 @@ pub enum Undo {
     /// The fault lived in a proxy of the engine's own process: it died with
     /// the engine, so nothing is left to undo after a crash.
     InProcess,
+    /// Delete these toxics from a proxy on a Toxiproxy-API server.
+    Toxics {
+        /// The server's control API.
+        #[schemars(with = "String")]
+        api: std::net::SocketAddr,
+        /// The proxy.
+        proxy: String,
+        /// The environment variable holding the API token.
+        token_env: String,
+        /// Toxic names.
+        toxics: Vec<String>,
+    },
 }
 
 /// Where a fault stands.
@@ -182,6 +194,12 @@ fn undo(undo: &Undo) -> Result<(), String> {
     match undo {
         Undo::Nothing | Undo::InProcess => Ok(()),
         Undo::Continue { processes } => crate::drivers::resume_all(processes),
+        Undo::Toxics {
+            api,
+            proxy,
+            token_env,
+            toxics,
+        } => crate::targets::remote::delete_blocking(*api, proxy, token_env, toxics),
     }
 }
 

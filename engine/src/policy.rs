@@ -160,6 +160,8 @@ pub fn protected_violations(
                 ("upstream", port(&p.upstream)),
             ],
             TargetSpec::Process(p) => vec![("address", p.address.as_deref().and_then(port))],
+            // Its proxy's ports are known once the server answers.
+            TargetSpec::Remote(_) => vec![],
         };
         for (field, p) in addrs {
             if let Some(p) = p.filter(|p| policy.protected_ports.contains(p)) {

@@ -319,7 +319,7 @@ impl RunCtx {
 
     /// Apply a fault on behalf of the scenario: policy, ledger, driver,
     /// timeline, and an automatic revert after `duration` (capped by policy).
-    pub(crate) fn apply_fault(
+    pub(crate) async fn apply_fault(
         self: &Arc<Self>,
         target: &str,
         spec: FaultSpec,
@@ -367,7 +367,12 @@ impl RunCtx {
             let fault_seed = self
                 .seed
                 .wrapping_add(u64::from(id).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-            let prepared = drivers::prepare(target, t, spec, fault_seed).map_err(|e| match e {
+            let origin = drivers::Origin {
+                run: self.id,
+                fault: id,
+                seed: fault_seed,
+            };
+            let prepared = drivers::prepare(target, t, spec, origin).map_err(|e| match e {
                 drivers::DriverError::Unsupported(m) => GuestError::Unsupported(m),
                 drivers::DriverError::Protected(m) => GuestError::Denied(m),
                 drivers::DriverError::Failed(m) => GuestError::Failed(m),
@@ -386,7 +391,7 @@ impl RunCtx {
             self.ledger
                 .begin(&entry)
                 .map_err(|e| GuestError::Failed(format!("ledger: {e}")))?;
-            match prepared.apply() {
+            match prepared.apply().await {
                 Ok(a) => {
                     let state = if lasting {
                         LedgerState::Applied
@@ -421,7 +426,7 @@ impl RunCtx {
                 tokio::spawn(async move {
                     tokio::time::sleep(d).await;
                     if let Some(ctx) = ctx.upgrade() {
-                        let _ = ctx.revert_fault(id, "duration");
+                        let _ = ctx.revert_fault(id, "duration").await;
                     }
                 })
                 .abort_handle()
@@ -445,7 +450,7 @@ impl RunCtx {
     }
 
     /// Undo fault `id`; reverting one that is gone is a no-op.
-    pub(crate) fn revert_fault(&self, id: u32, reason: &str) -> Result<(), String> {
+    pub(crate) async fn revert_fault(&self, id: u32, reason: &str) -> Result<(), String> {
         let Some(fault) = self.faults.lock().unwrap().remove(&id) else {
             return Ok(());
         };
@@ -453,7 +458,7 @@ impl RunCtx {
             t.abort();
         }
         let result = match &fault.applied {
-            Some(a) => a.revert(),
+            Some(a) => a.revert().await,
             None => Ok(()),
         };
         if fault.applied.is_some() {
@@ -474,15 +479,15 @@ impl RunCtx {
     }
 
     /// Undo every fault still in effect; the errors of those that failed.
-    pub(crate) fn revert_all(&self, reason: &str) -> Vec<String> {
+    pub(crate) async fn revert_all(&self, reason: &str) -> Vec<String> {
         let ids: Vec<u32> = self.faults.lock().unwrap().keys().copied().collect();
-        ids.into_iter()
-            .filter_map(|id| {
-                self.revert_fault(id, reason)
-                    .err()
-                    .map(|e| format!("fault {id}: {e}"))
-            })
-            .collect()
+        let mut errors = Vec::new();
+        for id in ids {
+            if let Err(e) = self.revert_fault(id, reason).await {
+                errors.push(format!("fault {id}: {e}"));
+            }
+        }
+        errors
     }
 
     /// Record a host call in the timeline.
@@ -741,7 +746,7 @@ pub(crate) async fn execute(
     ctx.recorder.record(EventKind::Started);
 
     let (status, error) = drive(runtime, &spec, &ctx, &mut run).await;
-    let revert_errors = ctx.revert_all("run-end");
+    let revert_errors = ctx.revert_all("run-end").await;
     let (status, error) = if !revert_errors.is_empty() {
         (
             RunStatus::RevertFailed,
@@ -909,7 +914,7 @@ async fn drive(
     drop(store);
 
     // Revert before the after-checks: they judge recovery.
-    let revert_errors = ctx.revert_all("run-end");
+    let revert_errors = ctx.revert_all("run-end").await;
     if !revert_errors.is_empty() {
         return (
             RunStatus::RevertFailed,

@@ -626,3 +626,251 @@ async fn a_token_is_required_unless_anonymous_loopback() {
         assert!(err.contains(why), "{err}");
     }
 }
+
+// ---- The scenario path: `kind = "toxiproxy"` targets, leases, recovery ----
+
+const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+async fn authed(s: &Server, method: &str, path: &str, body: &str) -> Answer {
+    let bearer = format!("Bearer {TOKEN}");
+    http(s.addr, method, path, body, &[("Authorization", &bearer)])
+        .await
+        .unwrap()
+}
+
+/// A server with a token and proxy `link` in front of a server that sends
+/// 5000 bytes to each client; returns it with the proxy's address.
+async fn serve_link() -> (Server, String) {
+    let s = serve(&["--token", TOKEN]).await;
+    let sender = firedrill_tests::sending_server(5000).await;
+    let created = authed(
+        &s,
+        "POST",
+        "/proxies",
+        &format!(r#"{{"name":"link","listen":"127.0.0.1:0","upstream":"{sender}"}}"#),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let listen = created.json()["listen"].as_str().unwrap().to_string();
+    (s, listen)
+}
+
+/// Bytes a client reads through `addr` before EOF.
+async fn bytes_through(addr: &str) -> usize {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut data = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut data)).await;
+    data.len()
+}
+
+async fn toxic_names(s: &Server) -> Vec<String> {
+    let list = authed(s, "GET", "/proxies/link/toxics", "").await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    list.json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `firedrill run` of the `link` guest (limit-data 1000 bytes, held for
+/// `hold`) against proxy `link` on `s`, in its own data dir.
+fn run_link(s: &Server, dir: &std::path::Path, hold: &str, lease: &str) -> std::process::Child {
+    std::fs::write(dir.join("link.wasm"), firedrill_tests::LINK).unwrap();
+    let drill = dir.join("drill.toml");
+    std::fs::write(
+        &drill,
+        format!(
+            "[scenario]\npath = \"link.wasm\"\nparams = {{ fault = \"limit-data\", value = \"1000\", hold = \"{hold}\" }}\n[targets.link]\nkind = \"toxiproxy\"\napi = \"{}\"\nproxy = \"link\"\nlease = \"{lease}\"\ngrants = [\"limit-data\"]\n",
+            s.addr
+        ),
+    )
+    .unwrap();
+    firedrill(&dir.join("data"))
+        .env("FIREDRILL_TOKEN", TOKEN)
+        .arg("run")
+        .arg(&drill)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+async fn until(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> Option<Duration> {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if f().await {
+            return Some(t.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+/// A scenario's fault becomes a leased toxic the API lists and a client
+/// feels; the run's end deletes it.
+#[tokio::test]
+async fn a_scenario_drives_a_proxy_serve_proxy_through_the_api() {
+    let (s, listen) = serve_link().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = run_link(&s, dir.path(), "1500ms", "2s");
+    let seen = until(Duration::from_secs(20), async || {
+        !toxic_names(&s).await.is_empty()
+    })
+    .await;
+    assert!(seen.is_some(), "the scenario's toxic appears in the API");
+    let toxics = authed(&s, "GET", "/proxies/link/toxics", "").await.json();
+    assert_eq!(toxics[0]["type"], "limit_data");
+    assert_eq!(toxics[0]["attributes"], json!({"bytes": 1000}));
+    assert!(
+        toxics[0]["lease"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("firedrill-")),
+        "{toxics}"
+    );
+    assert_eq!(
+        bytes_through(&listen).await,
+        1000,
+        "a client sees the fault"
+    );
+    let status = engine.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "the run passes");
+    assert!(
+        toxic_names(&s).await.is_empty(),
+        "the run deleted its toxic"
+    );
+    assert_eq!(bytes_through(&listen).await, 5000);
+    let leases = authed(&s, "GET", "/leases", "").await.json();
+    assert_eq!(leases, json!([]), "the engine ended its lease");
+}
+
+/// The dead-man's switch: an engine killed (SIGKILL) or hung (SIGSTOP)
+/// stops renewing its lease, and the server removes its toxics once the
+/// lease expires. The hung engine, woken, finishes its run cleanly.
+#[tokio::test]
+async fn a_dead_or_hung_engines_toxics_go_when_its_lease_expires() {
+    use nix::sys::signal::Signal;
+    let (s, listen) = serve_link().await;
+    for (signal, hold) in [(Signal::SIGKILL, "2m"), (Signal::SIGSTOP, "3s")] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut engine = run_link(&s, dir.path(), hold, "1s");
+        let seen = until(Duration::from_secs(20), async || {
+            !toxic_names(&s).await.is_empty()
+        })
+        .await;
+        assert!(seen.is_some(), "{signal}: the toxic appears");
+        assert_eq!(bytes_through(&listen).await, 1000);
+        crate::support::signal(&engine, signal);
+        let gone = until(Duration::from_secs(10), async || {
+            toxic_names(&s).await.is_empty()
+        })
+        .await;
+        eprintln!("{signal}: toxic removed {gone:?} after the signal (lease 1s)");
+        assert!(gone.is_some(), "{signal}: the server removed the toxic");
+        assert_eq!(
+            bytes_through(&listen).await,
+            5000,
+            "{signal}: traffic flows"
+        );
+        if signal == Signal::SIGSTOP {
+            crate::support::signal(&engine, Signal::SIGCONT);
+            let status = engine.wait().unwrap();
+            let mut err = String::new();
+            use std::io::Read;
+            engine
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            assert_eq!(status.code(), Some(0), "the woken run ends cleanly: {err}");
+        } else {
+            engine.wait().unwrap();
+        }
+    }
+}
+
+/// Without a lease (as against Toxiproxy itself), a killed engine's toxic
+/// stays until the ledger is recovered: `firedrill recover` deletes it.
+#[tokio::test]
+async fn recovery_deletes_toxics_a_killed_engine_left_without_a_lease() {
+    let (s, listen) = serve_link().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = run_link(&s, dir.path(), "2m", "off");
+    let seen = until(Duration::from_secs(20), async || {
+        !toxic_names(&s).await.is_empty()
+    })
+    .await;
+    assert!(seen.is_some(), "the toxic appears");
+    crate::support::signal(&engine, nix::sys::signal::Signal::SIGKILL);
+    engine.wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        toxic_names(&s).await.len(),
+        1,
+        "no lease: nothing removes it"
+    );
+    let out = firedrill(&dir.path().join("data"))
+        .env("FIREDRILL_TOKEN", TOKEN)
+        .arg("recover")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("limit-data"), "{text}");
+    assert!(
+        toxic_names(&s).await.is_empty(),
+        "recovery deleted it: {text}"
+    );
+    assert_eq!(bytes_through(&listen).await, 5000);
+}
+
+/// Leases over raw HTTP: a toxic may name only a lease that exists, and an
+/// unrenewed lease takes its toxics with it.
+#[tokio::test]
+async fn leases_are_checked_and_expire() {
+    let (s, _listen) = serve_link().await;
+    let orphan = authed(
+        &s,
+        "POST",
+        "/proxies/link/toxics",
+        r#"{"type":"latency","lease":"nobody","attributes":{"latency":10}}"#,
+    )
+    .await;
+    assert_eq!(orphan.status, 400);
+    assert!(
+        orphan.body.contains("lease nobody not found"),
+        "{}",
+        orphan.body
+    );
+    let bad = authed(&s, "PUT", "/leases/x", r#"{"ttl":5}"#).await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    let taken = authed(&s, "PUT", "/leases/ci-job", r#"{"ttl":300}"#).await;
+    assert_eq!(
+        taken.json(),
+        json!({"holder": "ci-job", "ttl": 300, "toxics": 0})
+    );
+    let added = authed(
+        &s,
+        "POST",
+        "/proxies/link/toxics",
+        r#"{"type":"latency","lease":"ci-job","attributes":{"latency":10}}"#,
+    )
+    .await;
+    assert_eq!(added.status, 200, "{}", added.body);
+    assert_eq!(added.json()["lease"], "ci-job");
+    let gone = until(Duration::from_secs(5), async || {
+        toxic_names(&s).await.is_empty()
+    })
+    .await;
+    assert!(gone.is_some(), "the unrenewed lease expired with its toxic");
+    assert_eq!(
+        authed(&s, "DELETE", "/leases/ci-job", "").await.status,
+        404,
+        "an expired lease is gone"
+    );
+    let anonymous = http(s.addr, "GET", "/leases", "", &[]).await.unwrap();
+    assert_eq!(anonymous.status, 401, "leases need the token too");
+}

@@ -5,6 +5,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// How often expired leases are looked for.
+const DEAD_MANS_SWITCH_PERIOD: std::time::Duration = std::time::Duration::from_millis(50);
+
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     #[command(subcommand)]
@@ -93,6 +96,22 @@ pub(crate) async fn run(args: Args) -> Result<Exit, Failure> {
         println!("  proxy {name}: {} -> {}", p.listen, p.upstream);
     }
     let app = api::router(registry.clone(), access);
+    // The dead-man's switch: toxics whose lease went unrenewed are removed
+    // within the lease's ttl plus this period.
+    let reaper = {
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(DEAD_MANS_SWITCH_PERIOD);
+            loop {
+                tick.tick().await;
+                for (holder, n) in registry.expire().await {
+                    println!(
+                        "lease {holder} expired (its holder stopped renewing it): removed {n} toxic(s)"
+                    );
+                }
+            }
+        })
+    };
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("signal handler");
@@ -104,6 +123,7 @@ pub(crate) async fn run(args: Args) -> Result<Exit, Failure> {
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
+    reaper.abort();
     registry.shutdown().await;
     println!("stopped: every proxy closed, no toxic left behind");
     Ok(Exit::Pass)

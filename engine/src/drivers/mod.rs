@@ -8,9 +8,11 @@
 pub mod process;
 pub mod proxy;
 
+use crate::history::RunId;
 use crate::ledger::Undo;
 use crate::policy::FaultKind;
 use crate::targets::Target;
+use crate::targets::remote::{RemoteProxy, RemoteToxic};
 use nix::sys::signal::Signal;
 use process::ProcessId;
 use proxy::{Effect, Proxy, ProxyFault, ProxyMode, RequestMatch};
@@ -115,6 +117,18 @@ fn unprotected(name: &str, processes: Vec<ProcessId>) -> Result<Vec<ProcessId>, 
     Ok(processes)
 }
 
+/// Which fault of which run is being made: names what it leaves on remote
+/// servers and seeds its random draws.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin {
+    /// The run.
+    pub run: RunId,
+    /// The fault's id in the run.
+    pub fault: u32,
+    /// Seed of the fault's random draws.
+    pub seed: u64,
+}
+
 /// A fault resolved against its target, not yet applied.
 #[derive(Debug)]
 pub enum Prepared {
@@ -137,15 +151,23 @@ pub enum Prepared {
         /// Fault.
         fault: Box<ProxyFault>,
     },
+    /// Make `toxics` on a remote proxy.
+    Remote {
+        /// The proxy.
+        remote: Arc<RemoteProxy>,
+        /// The toxics.
+        toxics: Vec<RemoteToxic>,
+    },
 }
 
-/// Resolve `spec` against `target`. `seed` drives the fault's random draws.
+/// Resolve `spec` against `target`.
 pub fn prepare(
     name: &str,
     target: &Target,
     spec: FaultSpec,
-    seed: u64,
+    origin: Origin,
 ) -> Result<Prepared, DriverError> {
+    let seed = origin.seed;
     match (target, spec) {
         (Target::Process(p), FaultSpec::Kill(signal)) => Ok(Prepared::Kill {
             processes: unprotected(name, p.select(seed).map_err(DriverError::Failed)?)?,
@@ -177,11 +199,32 @@ pub fn prepare(
                 fault: Box::new(ProxyFault::new(effect, probability, matcher, seed)),
             })
         }
+        (
+            Target::Remote(remote),
+            FaultSpec::Proxy {
+                effect,
+                probability,
+                matcher: _,
+            },
+        ) => {
+            let base = format!(
+                "{}-r{}-f{}",
+                remote.holder().unwrap_or("firedrill"),
+                origin.run.0,
+                origin.fault
+            );
+            let toxics = crate::targets::remote::toxics_for(&effect, probability, &base)
+                .map_err(|e| DriverError::Unsupported(format!("target `{name}`: {e}")))?;
+            Ok(Prepared::Remote {
+                remote: remote.clone(),
+                toxics,
+            })
+        }
         (Target::Process(_), spec) => Err(DriverError::Unsupported(format!(
             "target `{name}` is a process; {} applies to proxy targets",
             spec.kind()
         ))),
-        (Target::Proxy(_), spec) => Err(DriverError::Unsupported(format!(
+        (Target::Proxy(_) | Target::Remote(_), spec) => Err(DriverError::Unsupported(format!(
             "target `{name}` is a proxy; {} applies to process targets",
             spec.kind()
         ))),
@@ -197,11 +240,17 @@ impl Prepared {
                 processes: processes.clone(),
             },
             Prepared::Proxy { .. } => Undo::InProcess,
+            Prepared::Remote { remote, toxics } => Undo::Toxics {
+                api: remote.spec().api,
+                proxy: remote.spec().proxy.clone(),
+                token_env: remote.spec().token_env.clone(),
+                toxics: toxics.iter().map(|t| t.name.clone()).collect(),
+            },
         }
     }
 
     /// Make it real.
-    pub fn apply(self) -> Result<Applied, DriverError> {
+    pub async fn apply(self) -> Result<Applied, DriverError> {
         match self {
             Prepared::Kill { processes, signal } => {
                 for p in &processes {
@@ -224,6 +273,13 @@ impl Prepared {
                 let key = proxy.add_fault(*fault);
                 Ok(Applied::Proxy { proxy, key })
             }
+            Prepared::Remote { remote, toxics } => {
+                remote.add(&toxics).await.map_err(DriverError::Failed)?;
+                Ok(Applied::Remote {
+                    remote,
+                    toxics: toxics.into_iter().map(|t| t.name).collect(),
+                })
+            }
         }
     }
 }
@@ -242,11 +298,18 @@ pub enum Applied {
         /// Key of the fault.
         key: u64,
     },
+    /// Toxics on a remote proxy.
+    Remote {
+        /// The proxy.
+        remote: Arc<RemoteProxy>,
+        /// Their names.
+        toxics: Vec<String>,
+    },
 }
 
 impl Applied {
     /// Undo it. Idempotent.
-    pub fn revert(&self) -> Result<(), String> {
+    pub async fn revert(&self) -> Result<(), String> {
         match self {
             Applied::Done => Ok(()),
             Applied::Paused(ps) => resume_all(ps),
@@ -254,6 +317,7 @@ impl Applied {
                 proxy.remove_fault(*key);
                 Ok(())
             }
+            Applied::Remote { remote, toxics } => remote.remove(toxics).await,
         }
     }
 }

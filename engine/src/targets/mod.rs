@@ -1,12 +1,14 @@
-//! Targets: the principal type is [`TargetSet`], the running processes and
-//! proxies a drill declares, started before a run and stopped after it (or
+//! Targets: the principal type is [`TargetSet`], the running processes,
+//! proxies and remote proxies a drill declares, started before a run and stopped after it (or
 //! kept across several runs, as `firedrill demo` does).
 
 pub mod process;
+pub mod remote;
 
 use crate::drill::{TargetDecl, TargetSpec};
 use crate::drivers::proxy::Proxy;
 use process::ProcessTarget;
+use remote::RemoteProxy;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -17,6 +19,8 @@ pub enum Target {
     Process(Arc<ProcessTarget>),
     /// A proxy.
     Proxy(Arc<Proxy>),
+    /// A proxy on a Toxiproxy-API server.
+    Remote(Arc<RemoteProxy>),
 }
 
 impl Target {
@@ -25,6 +29,7 @@ impl Target {
         match self {
             Target::Process(p) => p.address().map(str::to_string),
             Target::Proxy(p) => Some(p.local_addr().to_string()),
+            Target::Remote(r) => Some(r.address()),
         }
     }
 }
@@ -50,7 +55,7 @@ impl TargetSet {
             .chain(
                 decls
                     .iter()
-                    .filter(|(_, d)| matches!(d.spec, TargetSpec::Proxy(_))),
+                    .filter(|(_, d)| !matches!(d.spec, TargetSpec::Process(_))),
             );
         for (name, decl) in ordered {
             let started = match &decl.spec {
@@ -61,6 +66,9 @@ impl TargetSet {
                     .await
                     .map(Target::Proxy)
                     .map_err(|e| e.to_string()),
+                TargetSpec::Remote(spec) => {
+                    RemoteProxy::start(name, spec).await.map(Target::Remote)
+                }
             };
             match started {
                 Ok(t) => {
@@ -96,6 +104,7 @@ impl TargetSet {
             match t {
                 Target::Proxy(p) => p.shutdown(),
                 Target::Process(p) => p.stop().await,
+                Target::Remote(r) => r.shutdown().await,
             }
         }
     }

@@ -13,7 +13,8 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
+use serde::Deserialize;
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -44,6 +45,8 @@ pub fn router(registry: Arc<Registry>, access: Access) -> Router {
         .route("/proxies", get(list).post(create))
         .route("/populate", post(populate))
         .route("/reset", post(reset))
+        .route("/leases", get(leases))
+        .route("/leases/{holder}", put(renew).delete(release))
         .route(
             "/proxies/{proxy}",
             get(show).post(update).patch(update).delete(delete),
@@ -266,6 +269,35 @@ async fn remove_toxic(
 ) -> Response {
     match s.registry.remove_toxic(&proxy, &toxic).await {
         Ok(()) => no_content(),
+        Err(e) => error(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct LeaseInput {
+    /// Milliseconds.
+    ttl: u64,
+}
+
+async fn leases(State(s): State<AppState>) -> Response {
+    json(200, &s.registry.leases().await)
+}
+
+async fn renew(State(s): State<AppState>, Path(holder): Path<String>, body: Bytes) -> Response {
+    let r = match parse::<LeaseInput>(&body) {
+        Ok(input) => {
+            s.registry
+                .renew(&holder, std::time::Duration::from_millis(input.ttl))
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    reply(200, r)
+}
+
+async fn release(State(s): State<AppState>, Path(holder): Path<String>) -> Response {
+    match s.registry.release(&holder).await {
+        Ok(_) => no_content(),
         Err(e) => error(e),
     }
 }

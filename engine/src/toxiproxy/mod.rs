@@ -12,9 +12,15 @@
 //! A toxic is a [`ProxyFault`] with a name; faults made on the same proxies
 //! by other means (a scenario, the library) are listed as toxics too, so
 //! both paths see one set.
+//!
+//! **Dead-man's switch.** A client that must not leave toxics behind if it
+//! dies (a firedrill engine driving a `toxiproxy` target) takes a lease with
+//! `PUT /leases/{holder}` and names it in each toxic it adds. It renews the
+//! lease while it lives; once a lease goes `ttl` without renewal,
+//! [`Registry::expire`] removes every toxic made under it.
 
 pub mod api;
-mod toxic;
+pub(crate) mod toxic;
 
 use crate::drivers::proxy::{Direction, Proxy, ProxyConfig, ProxyFault, ProxyMode};
 use serde::{Deserialize, Serialize};
@@ -23,7 +29,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 /// The Toxiproxy version this API mirrors.
@@ -85,7 +91,25 @@ pub struct ToxicView {
     pub stream: String,
     /// Share of connections it affects.
     pub toxicity: Value,
+    /// The lease it was made under (a firedrill extension).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<String>,
 }
+
+/// A lease as `PUT /leases/{holder}` answers it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LeaseView {
+    /// Who holds it.
+    pub holder: String,
+    /// Milliseconds without renewal before its toxics are removed.
+    pub ttl: u64,
+    /// Toxics made under it.
+    pub toxics: usize,
+}
+
+/// Shortest and longest lease a client may take.
+pub const LEASE_TTL: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(100)..=Duration::from_secs(3600);
 
 /// A proxy definition, as `POST /proxies`, `/populate` and `--config` take
 /// it. `null` fields count as absent; unknown fields are ignored.
@@ -123,6 +147,10 @@ pub struct ToxicInput {
     /// Attributes of the type.
     #[serde(default)]
     pub attributes: Option<Map<String, Value>>,
+    /// A lease taken with `PUT /leases/{holder}`: the toxic goes when the
+    /// lease expires (a firedrill extension).
+    #[serde(default)]
+    pub lease: Option<String>,
 }
 
 #[derive(Debug)]
@@ -132,9 +160,16 @@ struct Toxic {
     stream: Direction,
     toxicity: f64,
     attributes: Map<String, Value>,
+    lease: Option<String>,
     /// The fault on the running proxy, if the toxic does anything and the
     /// proxy is enabled.
     key: Option<u64>,
+}
+
+#[derive(Debug)]
+struct Lease {
+    ttl: Duration,
+    expires: Instant,
 }
 
 #[derive(Debug)]
@@ -149,6 +184,7 @@ struct Entry {
 #[derive(Debug)]
 pub struct Registry {
     proxies: Mutex<BTreeMap<String, Entry>>,
+    leases: std::sync::Mutex<BTreeMap<String, Lease>>,
     seed: u64,
     draws: AtomicU64,
 }
@@ -174,6 +210,7 @@ impl Registry {
     pub fn new(seed: u64) -> Registry {
         Registry {
             proxies: Mutex::default(),
+            leases: std::sync::Mutex::default(),
             seed,
             draws: AtomicU64::new(0),
         }
@@ -410,12 +447,20 @@ impl Registry {
             return Err(ApiError::new(409, "toxic already exists"));
         }
         let attributes = toxic::attributes(&kind, &input.attributes.unwrap_or_default())?;
+        if let Some(holder) = &input.lease
+            && !self.leases.lock().unwrap().contains_key(holder)
+        {
+            return Err(ApiError::bad_request(format!(
+                "lease {holder} not found: take it with PUT /leases/{holder} first (it may have expired)"
+            )));
+        }
         let mut t = Toxic {
             name: toxic_name,
             kind,
             stream,
             toxicity: input.toxicity.unwrap_or(1.0),
             attributes,
+            lease: input.lease,
             key: None,
         };
         if let Some(proxy) = &entry.proxy {
@@ -486,6 +531,98 @@ impl Registry {
             return Ok(());
         }
         Err(ApiError::toxic_not_found())
+    }
+
+    /// `PUT /leases/{holder}`: take or renew a lease for `ttl`.
+    pub async fn renew(&self, holder: &str, ttl: Duration) -> Result<LeaseView, ApiError> {
+        if !LEASE_TTL.contains(&ttl) {
+            return Err(ApiError::bad_request(format!(
+                "lease ttl of {} ms is out of range: give 100 to 3600000",
+                ttl.as_millis()
+            )));
+        }
+        self.leases.lock().unwrap().insert(
+            holder.to_string(),
+            Lease {
+                ttl,
+                expires: Instant::now() + ttl,
+            },
+        );
+        let proxies = self.proxies.lock().await;
+        Ok(LeaseView {
+            holder: holder.to_string(),
+            ttl: ttl.as_millis() as u64,
+            toxics: held_by(&proxies, holder),
+        })
+    }
+
+    /// `GET /leases`.
+    pub async fn leases(&self) -> Vec<LeaseView> {
+        let leases: Vec<(String, Duration)> = self
+            .leases
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(h, l)| (h.clone(), l.ttl))
+            .collect();
+        let proxies = self.proxies.lock().await;
+        leases
+            .into_iter()
+            .map(|(holder, ttl)| LeaseView {
+                toxics: held_by(&proxies, &holder),
+                holder,
+                ttl: ttl.as_millis() as u64,
+            })
+            .collect()
+    }
+
+    /// `DELETE /leases/{holder}`: end a lease and remove its toxics; how
+    /// many were removed.
+    pub async fn release(&self, holder: &str) -> Result<usize, ApiError> {
+        if self.leases.lock().unwrap().remove(holder).is_none() {
+            return Err(ApiError::new(404, "lease not found"));
+        }
+        Ok(self.remove_leased(&[holder.to_string()]).await)
+    }
+
+    /// The dead-man's switch: end every lease not renewed within its ttl
+    /// and remove its toxics. Returns each expired holder with the number
+    /// of toxics removed. Call it often: a toxic outlives its holder by at
+    /// most the ttl plus the calling period.
+    pub async fn expire(&self) -> Vec<(String, usize)> {
+        let now = Instant::now();
+        let expired: Vec<String> = {
+            let mut leases = self.leases.lock().unwrap();
+            let (gone, live): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(&mut *leases)
+                .into_iter()
+                .partition(|(_, l)| l.expires <= now);
+            *leases = live;
+            gone.into_keys().collect()
+        };
+        let mut out = Vec::new();
+        for holder in expired {
+            let n = self.remove_leased(std::slice::from_ref(&holder)).await;
+            out.push((holder, n));
+        }
+        out
+    }
+
+    async fn remove_leased(&self, holders: &[String]) -> usize {
+        let mut proxies = self.proxies.lock().await;
+        let mut removed = 0;
+        for entry in proxies.values_mut() {
+            let (gone, kept): (Vec<Toxic>, Vec<Toxic>) = std::mem::take(&mut entry.toxics)
+                .into_iter()
+                .partition(|t| t.lease.as_ref().is_some_and(|h| holders.contains(h)));
+            entry.toxics = kept;
+            for t in gone {
+                removed += 1;
+                if let (Some(proxy), Some(key)) = (&entry.proxy, t.key) {
+                    proxy.remove_fault(key);
+                }
+            }
+        }
+        removed
     }
 
     /// Prometheus text exposition of every proxy's counters.
@@ -637,7 +774,16 @@ fn toxic_view(t: &Toxic) -> ToxicView {
         kind: t.kind.clone(),
         stream: stream_name(t.stream).into(),
         toxicity: toxicity_json(t.toxicity),
+        lease: t.lease.clone(),
     }
+}
+
+fn held_by(proxies: &BTreeMap<String, Entry>, holder: &str) -> usize {
+    proxies
+        .values()
+        .flat_map(|e| &e.toxics)
+        .filter(|t| t.lease.as_deref() == Some(holder))
+        .count()
 }
 
 fn fault_name(f: &ProxyFault) -> String {
@@ -661,6 +807,7 @@ fn toxic_views(e: &Entry) -> Vec<ToxicView> {
                     .map_or("downstream", stream_name)
                     .into(),
                 toxicity: toxicity_json(f.probability),
+                lease: None,
             });
         }
     }

@@ -10,7 +10,8 @@ use serde_json::{Map, Value, json};
 use std::time::Duration;
 
 /// The toxic types Toxiproxy 2.x registers, with their attributes and
-/// zero defaults in the order Toxiproxy lists them.
+/// zero defaults in the order Toxiproxy lists them; then firedrill's own,
+/// for faults Toxiproxy lacks.
 const TYPES: &[(&str, &[&str])] = &[
     ("noop", &[]),
     ("latency", &["latency", "jitter"]),
@@ -20,6 +21,8 @@ const TYPES: &[(&str, &[&str])] = &[
     ("reset_peer", &["timeout"]),
     ("slicer", &["average_size", "size_variation", "delay"]),
     ("limit_data", &["bytes"]),
+    ("firedrill_connect_delay", &["latency", "jitter"]),
+    ("firedrill_refuse", &[]),
 ];
 
 /// Whether `kind` is a toxic type.
@@ -101,12 +104,17 @@ pub(super) fn effect(kind: &str, attrs: &Map<String, Value>, stream: Direction) 
             bytes: get(attrs, "bytes"),
             direction: stream,
         },
+        "firedrill_connect_delay" => Effect::ConnectDelay {
+            latency: ms("latency"),
+            jitter: ms("jitter"),
+        },
+        "firedrill_refuse" => Effect::Refuse,
         _ => return None,
     })
 }
 
 /// A fault a scenario made, as the nearest toxic type and attributes.
-pub(super) fn describe(effect: &Effect) -> (&'static str, Value) {
+pub(crate) fn describe(effect: &Effect) -> (&'static str, Value) {
     let ms = |d: &Duration| d.as_millis() as u64;
     match effect {
         Effect::Delay {

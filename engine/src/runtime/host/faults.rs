@@ -26,7 +26,7 @@ impl RunState {
         let ctx = self.ctx.clone();
         ctx.throttle().await;
         let spec_kind = spec.as_ref().ok().map(FaultSpec::kind);
-        let result = self.make_fault(target, spec, options);
+        let result = self.make_fault(target, spec, options).await;
         self.ctx.call(call, args, &result);
         let id = result?;
         let kind = spec_kind.expect("a fault was made, so its spec was valid");
@@ -39,7 +39,7 @@ impl RunState {
             .map_err(|e| GuestError::Failed(e.to_string()))
     }
 
-    fn make_fault(
+    async fn make_fault(
         &mut self,
         target: &str,
         spec: Result<FaultSpec, GuestError>,
@@ -55,7 +55,7 @@ impl RunState {
             Some(ns) => Some(duration_arg("duration", ns)?),
             None => None,
         };
-        self.ctx.apply_fault(target, spec, duration)
+        self.ctx.apply_fault(target, spec, duration).await
     }
 }
 
@@ -213,6 +213,7 @@ impl Host for RunState {
         } else {
             self.ctx
                 .apply_fault(&target, FaultSpec::Kill(sig), None)
+                .await
                 .map(|_| ())
         };
         self.ctx.call(
@@ -386,6 +387,7 @@ impl HostFault for RunState {
         let result = self
             .ctx
             .revert_fault(id, "scenario")
+            .await
             .map_err(GuestError::Failed);
         self.ctx.call("fault.revert", json!({"fault": id}), &result);
         result

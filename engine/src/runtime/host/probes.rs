@@ -132,7 +132,7 @@ impl Host for RunState {
             None => Err(GuestError::UnknownTarget(format!(
                 "no target named `{target}`"
             ))),
-            Some(Target::Proxy(_)) => Err(GuestError::Unsupported(format!(
+            Some(Target::Proxy(_) | Target::Remote(_)) => Err(GuestError::Unsupported(format!(
                 "target `{target}` is a proxy, not a process"
             ))),
             Some(Target::Process(p)) => Ok(p.alive()),
