@@ -149,6 +149,26 @@ pub async fn sending_server(n: usize) -> SocketAddr {
     .await
 }
 
+/// A TCP server on loopback that writes `total` bytes to each client in
+/// 64 KiB pieces as fast as the client takes them, then closes (`u64::MAX`:
+/// until the client goes): a source for throughput and fault-timing figures.
+pub async fn source_server(total: u64) -> SocketAddr {
+    use tokio::io::AsyncWriteExt;
+    serve_tcp(move |mut s| async move {
+        let chunk = vec![0x5a_u8; 64 * 1024];
+        let mut left = total;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            if s.write_all(&chunk[..n]).await.is_err() {
+                return;
+            }
+            left -= n as u64;
+        }
+        let _ = s.shutdown().await;
+    })
+    .await
+}
+
 async fn serve_tcp<F, Fut>(handle: F) -> SocketAddr
 where
     F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,

@@ -72,15 +72,16 @@ impl FromStr for Signal {
 impl FromStr for AuthMode {
     type Err = Error;
 
-    /// Parses `reject`, `strip` or `corrupt` (case-insensitive).
+    /// Parses `reject`, `strip`, `corrupt` or `expire` (case-insensitive).
     fn from_str(s: &str) -> Result<Self, Error> {
         Ok(match s.trim().to_ascii_lowercase().as_str() {
             "reject" => AuthMode::Reject,
             "strip" => AuthMode::Strip,
             "corrupt" => AuthMode::Corrupt,
+            "expire" => AuthMode::Expire,
             _ => {
                 return Err(Error::InvalidArgument(format!(
-                    "unknown auth mode {s:?} (expected reject, strip or corrupt)"
+                    "unknown auth mode {s:?} (expected reject, strip, corrupt or expire)"
                 )));
             }
         })

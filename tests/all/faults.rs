@@ -13,14 +13,32 @@ fn params(p: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
         .collect()
 }
 
+/// `reject` and `expire` answer 401 with the challenge an OAuth resource
+/// server sends for a bad or an expired token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fail_auth_reject_gives_clients_401_then_200_after_revert() {
+async fn fail_auth_reject_and_expire_give_clients_401_then_200_after_revert() {
     let engine = EngineBuilder::new().build().unwrap();
     let drill = demo_drill(None, "");
     let targets = engine.start_targets(&drill.targets).await.unwrap();
     let link = targets.get("api-link").unwrap().address().unwrap();
+    for (mode, description) in [
+        ("reject", "The access token is invalid"),
+        ("expire", "The access token expired"),
+    ] {
+        client_sees_auth_outage(&engine, &targets, &link, mode, description).await;
+    }
+    targets.shutdown().await;
+}
+
+async fn client_sees_auth_outage(
+    engine: &firedrill::Engine,
+    targets: &std::sync::Arc<firedrill::targets::TargetSet>,
+    link: &str,
+    mode: &str,
+    description: &str,
+) {
     assert_eq!(
-        get(&link, "/api/orders", Some("demo-token"))
+        get(link, "/api/orders", Some("demo-token"))
             .await
             .unwrap()
             .status,
@@ -36,13 +54,13 @@ async fn fail_auth_reject_gives_clients_401_then_200_after_revert() {
             .unwrap(),
     );
     spec.targets = targets.clone();
-    spec.params = params(&[("outage", "2s"), ("samples", "2")]);
+    spec.params = params(&[("outage", "2s"), ("samples", "2"), ("mode", mode)]);
     let handle = engine.start(spec).unwrap();
 
     // Our own client, beside the scenario, sees the outage.
     let mut rejected = None;
     for _ in 0..100 {
-        let a = get(&link, "/api/orders", Some("demo-token")).await.unwrap();
+        let a = get(link, "/api/orders", Some("demo-token")).await.unwrap();
         if a.status == 401 {
             rejected = Some(a);
             break;
@@ -58,21 +76,23 @@ async fn fail_auth_reject_gives_clients_401_then_200_after_revert() {
     assert!(
         challenge
             .as_deref()
-            .is_some_and(|c| c.starts_with("Bearer ") && c.contains("invalid_token")),
-        "{challenge:?}"
+            .is_some_and(|c| c.starts_with("Bearer ")
+                && c.contains("error=\"invalid_token\"")
+                && c.contains(&format!("error_description=\"{description}\""))),
+        "{mode}: {challenge:?}"
     );
-    assert!(String::from_utf8_lossy(&rejected.body).contains("invalid_token"));
+    assert!(String::from_utf8_lossy(&rejected.body).contains(description));
 
     let run = handle.wait().await;
-    assert_eq!(run.status, RunStatus::Passed, "{run:#?}");
+    assert_eq!(run.status, RunStatus::Passed, "{mode}: {run:#?}");
     assert_eq!(
-        get(&link, "/api/orders", Some("demo-token"))
+        get(link, "/api/orders", Some("demo-token"))
             .await
             .unwrap()
             .status,
-        200
+        200,
+        "{mode} reverted"
     );
-    targets.shutdown().await;
 }
 
 async fn outage_against_recording_upstream(

@@ -61,7 +61,7 @@ impl Scenario for AuthOutage {
             "mode",
             ParamType::String,
             Some("reject"),
-            "How auth fails: reject, strip or corrupt",
+            "How auth fails: reject, strip, corrupt or expire",
         )
         .param(
             "outage",
@@ -85,7 +85,7 @@ impl Scenario for AuthOutage {
         let mode_name = host::param_or("mode", "reject");
         let mode: AuthMode = mode_name.parse().map_err(|_| {
             Error::InvalidArgument(format!(
-                "parameter `mode`: {mode_name:?} is not one of reject, strip, corrupt"
+                "parameter `mode`: {mode_name:?} is not one of reject, strip, corrupt, expire"
             ))
         })?;
         let outage = host::param_duration("outage", Duration::from_secs(1))?;
@@ -123,7 +123,9 @@ impl Scenario for AuthOutage {
             match request.send(&api) {
                 Ok(response) if matches!(response.status, 401 | 403) => {
                     rejected += 1;
-                    if mode == AuthMode::Reject && response.header("www-authenticate").is_none() {
+                    if matches!(mode, AuthMode::Reject | AuthMode::Expire)
+                        && response.header("www-authenticate").is_none()
+                    {
                         without_challenge += 1;
                     }
                 }

@@ -3,7 +3,7 @@
 //! drops it), with request-level faults applied in order: `fail-auth`
 //! (reject, strip, corrupt), `http-error`, then per-request delay.
 
-use super::{AuthMode, Direction, Effect, Shared};
+use super::{AuthMode, Direction, Effect, Shared, sleep_until_precisely};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::Incoming;
@@ -63,6 +63,7 @@ async fn handle(
             }
             Effect::FailAuth { mode, status } if fault.fires() => match mode {
                 AuthMode::Reject => return reject(*status),
+                AuthMode::Expire => return expired(),
                 AuthMode::Strip => {
                     let h = req.headers_mut();
                     h.remove(AUTHORIZATION);
@@ -78,7 +79,7 @@ async fn handle(
         }
     }
     if !delay_up.is_zero() {
-        tokio::time::sleep(delay_up).await;
+        sleep_until_precisely(std::time::Instant::now() + delay_up).await;
     }
     let resp = match forward(req, shared, upstream).await {
         Ok(resp) => resp.map(|b| b.boxed()),
@@ -93,7 +94,7 @@ async fn handle(
         ),
     };
     if !delay_down.is_zero() {
-        tokio::time::sleep(delay_down).await;
+        sleep_until_precisely(std::time::Instant::now() + delay_down).await;
     }
     resp
 }
@@ -142,6 +143,20 @@ fn reject(status: u16) -> Response<Body> {
         "application/json",
         body.to_string(),
         &[("www-authenticate", challenge)],
+    )
+}
+
+/// What a resource server answers for an access token past its `exp`
+/// (RFC 6750 §3.1).
+fn expired() -> Response<Body> {
+    local(
+        401,
+        "application/json",
+        r#"{"error":"invalid_token","error_description":"The access token expired"}"#.into(),
+        &[(
+            "www-authenticate",
+            r#"Bearer realm="api", error="invalid_token", error_description="The access token expired""#,
+        )],
     )
 }
 

@@ -65,6 +65,8 @@ pub enum AuthMode {
     Strip,
     /// Alter credentials before forwarding.
     Corrupt,
+    /// Answer 401 for an expired access token.
+    Expire,
 }
 
 /// What a fault does to traffic. Connection-level effects (everything but
@@ -245,6 +247,7 @@ impl std::fmt::Display for Effect {
                     AuthMode::Reject => "reject",
                     AuthMode::Strip => "strip",
                     AuthMode::Corrupt => "corrupt",
+                    AuthMode::Expire => "expire",
                 };
                 write!(f, "{mode} ({status})")
             }
@@ -629,6 +632,22 @@ async fn accept_loop(
     }
 }
 
+/// Sleep until `at`, to within tens of microseconds. tokio's timer has
+/// 1 ms slots, and a parked runtime wakes up to another millisecond late,
+/// so a plain sleep makes a 100 ms delay 100–102 ms. Sleep until 2 ms
+/// before `at`, then yield to other tasks until it comes (used for delay
+/// faults; pacing keeps plain sleeps).
+pub(crate) async fn sleep_until_precisely(at: Instant) {
+    if let Some(coarse) = at.checked_sub(Duration::from_millis(2))
+        && coarse > Instant::now()
+    {
+        tokio::time::sleep_until(coarse.into()).await;
+    }
+    while Instant::now() < at {
+        tokio::task::yield_now().await;
+    }
+}
+
 /// Hold a new connection for every `connect-delay` that applies to it.
 async fn connect_delay(conn: &Conn, shared: &Shared) {
     let mut total = Duration::ZERO;
@@ -640,7 +659,7 @@ async fn connect_delay(conn: &Conn, shared: &Shared) {
         }
     }
     if !total.is_zero() {
-        tokio::time::sleep(total).await;
+        sleep_until_precisely(Instant::now() + total).await;
     }
 }
 

@@ -8,7 +8,7 @@
 //! Every wait also wakes on a change to the proxy's faults, so a new fault
 //! acts on the next byte and a revert releases held data at once.
 
-use super::{Conn, Direction, Effect, ProxyFault, Shared};
+use super::{Conn, Direction, Effect, ProxyFault, Shared, sleep_until_precisely};
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -202,8 +202,8 @@ struct Writer<'a, W> {
 enum Step {
     /// Wait for a fault change.
     Hold,
-    /// Wait until then, then look again.
-    Until(Instant),
+    /// Wait until then, then look again; precisely for a delay.
+    Until(Instant, bool),
     /// Send at most this many bytes; afterwards pause this long (slicer)
     /// and charge them to the pace at this rate (bandwidth).
     Send {
@@ -269,9 +269,16 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
                         return Err(End::Close);
                     }
                 }
-                Step::Until(at) => {
+                Step::Until(at, precise) => {
+                    let wait = async {
+                        if precise {
+                            sleep_until_precisely(at).await;
+                        } else {
+                            tokio::time::sleep_until(at.into()).await;
+                        }
+                    };
                     tokio::select! {
-                        _ = tokio::time::sleep_until(at.into()) => {}
+                        _ = wait => {}
                         r = self.changes.changed() => if r.is_err() { return Err(End::Close) },
                     }
                 }
@@ -350,14 +357,14 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
             }
         }
         if due > now {
-            return Step::Until(due);
+            return Step::Until(due, true);
         }
         if let Some(rate) = rate {
             if self.pace + PACE_SLACK < now {
                 self.pace = now;
             }
             if self.pace > now {
-                return Step::Until(self.pace);
+                return Step::Until(self.pace, false);
             }
             // Pieces of ~10 ms worth keep slow links smooth.
             let piece = usize::try_from(rate / 100).unwrap_or(usize::MAX).max(1);

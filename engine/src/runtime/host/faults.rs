@@ -273,7 +273,7 @@ impl Host for RunState {
         status: Option<u16>,
         options: FaultOptions,
     ) -> Result<Resource<FaultRep>, GuestError> {
-        let args = json!({"target": target, "mode": match mode { AuthMode::Reject => "reject", AuthMode::Strip => "strip", AuthMode::Corrupt => "corrupt" }, "status": status, "options": options_json(&options)});
+        let args = json!({"target": target, "mode": match mode { AuthMode::Reject => "reject", AuthMode::Strip => "strip", AuthMode::Corrupt => "corrupt", AuthMode::Expire => "expire" }, "status": status, "options": options_json(&options)});
         let spec = (|| {
             let status = status.unwrap_or(401);
             if status != 401 && status != 403 {
@@ -285,6 +285,7 @@ impl Host for RunState {
                 AuthMode::Reject => proxy::AuthMode::Reject,
                 AuthMode::Strip => proxy::AuthMode::Strip,
                 AuthMode::Corrupt => proxy::AuthMode::Corrupt,
+                AuthMode::Expire => proxy::AuthMode::Expire,
             };
             proxy_spec(Effect::FailAuth { mode, status }, &options)
         })();

@@ -1,0 +1,285 @@
+//! Fidelity and cost of the TCP proxy, printed as a Markdown table for
+//! docs/PERFORMANCE.md. Each figure is measured against direct loopback in
+//! the same run, interleaved where it is a ratio:
+//!
+//! - throughput of a bulk transfer through the proxy / direct;
+//! - accuracy of a 100 ms delay fault (error of each round trip beyond the
+//!   baseline, p50 and p99);
+//! - accuracy of the bandwidth fault from 1 KB/s to 100 MB/s;
+//! - time from a fault call to its effect on the next byte: how long data
+//!   still flows after a blackhole is applied, and how long held data waits
+//!   after it is reverted.
+//!
+//! Run it with `cargo bench -p firedrill --bench proxy` (add `-- --quick`
+//! for a smoke run, as CI does in the test profile).
+
+use firedrill::drivers::proxy::{Direction, Effect, Proxy, ProxyConfig, ProxyFault, ProxyMode};
+use firedrill_tests::{echo_server, source_server};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+struct Sizes {
+    bulk: u64,
+    bulk_rounds: usize,
+    delay_conns: usize,
+    delay_pings: usize,
+    rates: &'static [u64],
+    rate_seconds: f64,
+    switch_trials: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let n = if quick {
+        Sizes {
+            bulk: 8 << 20,
+            bulk_rounds: 1,
+            delay_conns: 2,
+            delay_pings: 3,
+            rates: &[100_000, 10_000_000],
+            rate_seconds: 0.3,
+            switch_trials: 3,
+        }
+    } else {
+        Sizes {
+            bulk: 512 << 20,
+            bulk_rounds: 5,
+            delay_conns: 10,
+            delay_pings: 50,
+            rates: &[1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000],
+            rate_seconds: 3.0,
+            switch_trials: 50,
+        }
+    };
+    println!("| figure | value | n |");
+    println!("|---|---|---|");
+    throughput(&n).await?;
+    delay_accuracy(&n).await?;
+    bandwidth_accuracy(&n).await?;
+    switch_time(&n).await?;
+    Ok(())
+}
+
+async fn proxy(upstream: SocketAddr) -> anyhow::Result<Arc<Proxy>> {
+    Ok(Proxy::start(ProxyConfig {
+        name: "bench".into(),
+        listen: "127.0.0.1:0".parse()?,
+        upstream: upstream.to_string(),
+        mode: ProxyMode::Tcp,
+    })
+    .await?)
+}
+
+fn fault(effect: Effect) -> ProxyFault {
+    ProxyFault::new(effect, 1.0, None, 1)
+}
+
+/// Read everything `addr` sends; bytes and the time from the first byte to
+/// the last.
+async fn drain(addr: SocketAddr) -> anyhow::Result<(u64, Duration)> {
+    let mut s = TcpStream::connect(addr).await?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    let mut first = None;
+    loop {
+        let k = s.read(&mut buf).await?;
+        if k == 0 {
+            break;
+        }
+        first.get_or_insert_with(Instant::now);
+        total += k as u64;
+    }
+    Ok((total, first.map(|f| f.elapsed()).unwrap_or_default()))
+}
+
+async fn throughput(n: &Sizes) -> anyhow::Result<()> {
+    let source = source_server(n.bulk).await;
+    let p = proxy(source).await?;
+    let (mut direct, mut proxied) = (Vec::new(), Vec::new());
+    for _ in 0..n.bulk_rounds {
+        let (b, t) = drain(source).await?;
+        direct.push(b as f64 / t.as_secs_f64());
+        let (b, t) = drain(p.local_addr()).await?;
+        proxied.push(b as f64 / t.as_secs_f64());
+    }
+    let d = median(&mut direct);
+    let q = median(&mut proxied);
+    println!(
+        "| bulk transfer, direct loopback | {:.0} MB/s | {} × {} MiB |",
+        d / 1e6,
+        n.bulk_rounds,
+        n.bulk >> 20
+    );
+    println!(
+        "| bulk transfer through the proxy, no fault | {:.0} MB/s | {} × {} MiB |",
+        q / 1e6,
+        n.bulk_rounds,
+        n.bulk >> 20
+    );
+    println!(
+        "| **throughput ratio, proxy / direct** | **{:.2}** | medians of the above |",
+        q / d
+    );
+    Ok(())
+}
+
+async fn ping(s: &mut TcpStream) -> anyhow::Result<Duration> {
+    let msg = [7u8; 64];
+    let mut buf = [0u8; 64];
+    let t = Instant::now();
+    s.write_all(&msg).await?;
+    s.read_exact(&mut buf).await?;
+    Ok(t.elapsed())
+}
+
+async fn delay_accuracy(n: &Sizes) -> anyhow::Result<()> {
+    const DELAY: Duration = Duration::from_millis(100);
+    let echo = echo_server().await;
+    let p = proxy(echo).await?;
+    // The same connections' round trip without the fault is the baseline.
+    let mut conns = Vec::new();
+    let mut base = Vec::new();
+    for _ in 0..n.delay_conns {
+        let mut s = TcpStream::connect(p.local_addr()).await?;
+        s.set_nodelay(true)?;
+        for _ in 0..20 {
+            base.push(ping(&mut s).await?);
+        }
+        conns.push(s);
+    }
+    let baseline = base[..].iter().copied().min().unwrap_or_default();
+    p.add_fault(fault(Effect::Delay {
+        latency: DELAY,
+        jitter: Duration::ZERO,
+        direction: Direction::Downstream,
+    }));
+    let pings = n.delay_pings;
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .map(|mut s| {
+            tokio::spawn(async move {
+                let mut out = Vec::new();
+                for _ in 0..pings {
+                    out.push(ping(&mut s).await?);
+                }
+                anyhow::Ok(out)
+            })
+        })
+        .collect();
+    let mut errors = Vec::new();
+    for t in tasks {
+        for rtt in t.await?? {
+            let extra = rtt.saturating_sub(baseline).as_secs_f64() - DELAY.as_secs_f64();
+            errors.push(extra.abs() * 1e3);
+        }
+    }
+    errors.sort_by(f64::total_cmp);
+    let at = |q: f64| errors[((errors.len() - 1) as f64 * q) as usize];
+    println!(
+        "| **delay fault accuracy, 100 ms** (round trip − fastest baseline − 100 ms) | **p50 {:.2} ms, p99 {:.2} ms** | {} |",
+        at(0.5),
+        at(0.99),
+        errors.len()
+    );
+    Ok(())
+}
+
+async fn bandwidth_accuracy(n: &Sizes) -> anyhow::Result<()> {
+    let mut cells = Vec::new();
+    let mut worst: f64 = 0.0;
+    for &rate in n.rates {
+        let bytes = (rate as f64 * n.rate_seconds) as u64;
+        let source = source_server(bytes).await;
+        let p = proxy(source).await?;
+        p.add_fault(fault(Effect::Bandwidth {
+            rate,
+            direction: Direction::Downstream,
+        }));
+        let (got, t) = drain(p.local_addr()).await?;
+        // The first byte is not paced: rate over the bytes after it.
+        let measured = (got.saturating_sub(1)) as f64 / t.as_secs_f64();
+        let err = (measured / rate as f64 - 1.0) * 100.0;
+        worst = worst.max(err.abs());
+        cells.push(format!("{} {:+.1} %", human(rate), err));
+    }
+    println!(
+        "| **bandwidth fault accuracy** (measured rate vs set, {:.1} s transfers) | {}; **worst {:.1} %** | 1 per rate |",
+        n.rate_seconds,
+        cells.join(", "),
+        worst
+    );
+    Ok(())
+}
+
+fn human(rate: u64) -> String {
+    match rate {
+        r if r >= 1_000_000 => format!("{} MB/s", r / 1_000_000),
+        r if r >= 1_000 => format!("{} KB/s", r / 1_000),
+        r => format!("{r} B/s"),
+    }
+}
+
+/// Blackhole a stream in full flow: how long bytes keep arriving after the
+/// call returns (data already past the proxy, in socket buffers, included).
+/// Then revert: how long until the first held byte arrives.
+async fn switch_time(n: &Sizes) -> anyhow::Result<()> {
+    let source = source_server(u64::MAX).await;
+    let p = proxy(source).await?;
+    let mut apply = Vec::new();
+    let mut revert = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    for _ in 0..n.switch_trials {
+        let mut s = TcpStream::connect(p.local_addr()).await?;
+        s.read_exact(&mut buf).await?;
+        let key = p.add_fault(fault(Effect::Blackhole {
+            direction: Direction::Downstream,
+        }));
+        let t0 = Instant::now();
+        let mut last = t0;
+        // Data stops when a read waits longer than 50 ms.
+        while let Ok(r) = tokio::time::timeout(Duration::from_millis(50), s.read(&mut buf)).await {
+            if r? == 0 {
+                anyhow::bail!("source closed");
+            }
+            last = Instant::now();
+        }
+        apply.push(last - t0);
+        p.remove_fault(key);
+        let t1 = Instant::now();
+        s.read_exact(&mut buf[..1]).await?;
+        revert.push(t1.elapsed());
+    }
+    let (a50, a99) = pcts(&mut apply);
+    let (r50, r99) = pcts(&mut revert);
+    println!(
+        "| **fault call → effect on the next byte**: apply (blackhole; last byte seen after the call) | **p50 {:.3} ms, p99 {:.3} ms** | {} |",
+        ms(a50),
+        ms(a99),
+        apply.len()
+    );
+    println!(
+        "| **fault call → effect on the next byte**: revert (first held byte after the call) | **p50 {:.3} ms, p99 {:.3} ms** | {} |",
+        ms(r50),
+        ms(r99),
+        revert.len()
+    );
+    Ok(())
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn pcts(v: &mut [Duration]) -> (Duration, Duration) {
+    v.sort();
+    (v[v.len() / 2], v[(v.len() - 1) * 99 / 100])
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
