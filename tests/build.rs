@@ -23,6 +23,7 @@ const GUESTS: &[&str] = &[
     "absurd",
     "bad-import",
     "link",
+    "http",
 ];
 
 fn main() {

@@ -36,6 +36,7 @@ guests! {
     ABSURD = "absurd",
     BAD_IMPORT = "bad_import",
     LINK = "link",
+    HTTP = "http",
 }
 
 /// A request as the upstream saw it.
@@ -50,8 +51,8 @@ pub struct Seen {
 }
 
 /// A real HTTP upstream on loopback: `/health` answers 200, `/api/orders`
-/// answers 200 only with `Authorization: Bearer <token>`, else 401. Every
-/// request is recorded.
+/// answers 200 only with `Authorization: Bearer <token>`, else 401,
+/// `/bytes/N` answers N bytes. Every request is recorded.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     /// Where it listens.
@@ -89,12 +90,15 @@ impl Upstream {
                             };
                             let ok = s.path != "/api/orders"
                                 || s.authorization.as_deref() == Some(expected.as_str());
+                            // `/bytes/N` answers N bytes, for body faults.
+                            let size = s.path.strip_prefix("/bytes/").and_then(|n| n.parse().ok());
                             log.lock().unwrap().push(s);
-                            let mut r = Response::new(Full::new(Bytes::from_static(if ok {
-                                b"{}"
-                            } else {
-                                b"{\"error\":\"unauthorized\"}"
-                            })));
+                            let body = match size {
+                                Some(n) => Bytes::from(vec![b'x'; n]),
+                                None if ok => Bytes::from_static(b"{}"),
+                                None => Bytes::from_static(b"{\"error\":\"unauthorized\"}"),
+                            };
+                            let mut r = Response::new(Full::new(body));
                             if !ok {
                                 *r.status_mut() = hyper::StatusCode::UNAUTHORIZED;
                             }
@@ -167,6 +171,18 @@ pub async fn source_server(total: u64) -> SocketAddr {
         let _ = s.shutdown().await;
     })
     .await
+}
+
+/// One 64-byte round trip on `s` (to an echo server, directly or through a
+/// proxy): how long it took.
+pub async fn round_trip(s: &mut tokio::net::TcpStream) -> std::io::Result<std::time::Duration> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let msg = [7u8; 64];
+    let mut buf = [0u8; 64];
+    let t = std::time::Instant::now();
+    s.write_all(&msg).await?;
+    s.read_exact(&mut buf).await?;
+    Ok(t.elapsed())
 }
 
 async fn serve_tcp<F, Fut>(handle: F) -> SocketAddr

@@ -14,11 +14,11 @@
 //! for a smoke run, as CI does in the test profile).
 
 use firedrill::drivers::proxy::{Direction, Effect, Proxy, ProxyConfig, ProxyFault, ProxyMode};
-use firedrill_tests::{echo_server, source_server};
+use firedrill_tests::{echo_server, round_trip, source_server};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 struct Sizes {
@@ -127,15 +127,6 @@ async fn throughput(n: &Sizes) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn ping(s: &mut TcpStream) -> anyhow::Result<Duration> {
-    let msg = [7u8; 64];
-    let mut buf = [0u8; 64];
-    let t = Instant::now();
-    s.write_all(&msg).await?;
-    s.read_exact(&mut buf).await?;
-    Ok(t.elapsed())
-}
-
 async fn delay_accuracy(n: &Sizes) -> anyhow::Result<()> {
     const DELAY: Duration = Duration::from_millis(100);
     let echo = echo_server().await;
@@ -147,7 +138,7 @@ async fn delay_accuracy(n: &Sizes) -> anyhow::Result<()> {
         let mut s = TcpStream::connect(p.local_addr()).await?;
         s.set_nodelay(true)?;
         for _ in 0..20 {
-            base.push(ping(&mut s).await?);
+            base.push(round_trip(&mut s).await?);
         }
         conns.push(s);
     }
@@ -164,7 +155,7 @@ async fn delay_accuracy(n: &Sizes) -> anyhow::Result<()> {
             tokio::spawn(async move {
                 let mut out = Vec::new();
                 for _ in 0..pings {
-                    out.push(ping(&mut s).await?);
+                    out.push(round_trip(&mut s).await?);
                 }
                 anyhow::Ok(out)
             })

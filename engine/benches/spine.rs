@@ -11,8 +11,8 @@
 
 use firedrill::drivers::proxy::{Proxy, ProxyConfig, ProxyMode};
 use firedrill::{EngineBuilder, RunSpec};
-use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use firedrill_tests::{echo_server, round_trip};
+use std::time::Duration;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -38,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
         .map(|m| m.value)
         .ok_or_else(|| anyhow::anyhow!("calls guest reported nothing: {:?}", run.error))?;
 
-    let echo = echo_server().await?;
+    let echo = echo_server().await;
     let proxy = Proxy::start(ProxyConfig {
         name: "bench".into(),
         listen: "127.0.0.1:0".parse()?,
@@ -85,15 +85,6 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn round_trip(s: &mut tokio::net::TcpStream) -> std::io::Result<Duration> {
-    let msg = [7u8; 64];
-    let mut buf = [0u8; 64];
-    let t = Instant::now();
-    s.write_all(&msg).await?;
-    s.read_exact(&mut buf).await?;
-    Ok(t.elapsed())
-}
-
 fn percentiles(v: &mut [Duration]) -> (Duration, Duration) {
     v.sort();
     (v[v.len() / 2], v[v.len() * 99 / 100])
@@ -101,23 +92,4 @@ fn percentiles(v: &mut [Duration]) -> (Duration, Duration) {
 
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
-}
-
-async fn echo_server() -> std::io::Result<std::net::SocketAddr> {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = l.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            let _ = s.set_nodelay(true);
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = s.read(&mut buf).await {
-                    if n == 0 || s.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    Ok(addr)
 }

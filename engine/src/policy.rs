@@ -39,6 +39,10 @@ pub enum FaultKind {
     Slicer,
     /// Close a proxy's connections after some bytes.
     LimitData,
+    /// Close or reset an HTTP proxy's exchanges mid-way.
+    HttpAbort,
+    /// Change an HTTP proxy's responses.
+    HttpModify,
 }
 
 impl FaultKind {
@@ -58,6 +62,8 @@ impl FaultKind {
             FaultKind::SlowClose => "slow-close",
             FaultKind::Slicer => "slicer",
             FaultKind::LimitData => "limit-data",
+            FaultKind::HttpAbort => "http-abort",
+            FaultKind::HttpModify => "http-modify",
         }
     }
 
@@ -73,14 +79,23 @@ impl FaultKind {
 
     /// Needs an HTTP-mode proxy.
     pub fn needs_http(self) -> bool {
-        matches!(self, FaultKind::FailAuth | FaultKind::HttpError)
+        matches!(
+            self,
+            FaultKind::FailAuth
+                | FaultKind::HttpError
+                | FaultKind::HttpAbort
+                | FaultKind::HttpModify
+        )
     }
 
     /// Needs a TCP-mode proxy (acts on the byte stream).
     pub fn needs_tcp(self) -> bool {
         self.on_proxy()
             && !self.needs_http()
-            && !matches!(self, FaultKind::Delay | FaultKind::Refuse)
+            && !matches!(
+                self,
+                FaultKind::Delay | FaultKind::Refuse | FaultKind::Bandwidth
+            )
     }
 }
 

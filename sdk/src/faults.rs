@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use crate::wit::firedrill::scenario::faults as raw;
 use crate::{
-    AuthMode, Direction, Error, Fault, FaultOptions, LinkFault, RequestMatch, Signal, Slicer,
-    to_nanos,
+    AbortPoint, AuthMode, Direction, Error, Fault, FaultOptions, LinkFault, RequestMatch,
+    ResponsePatch, Signal, Slicer, to_nanos,
 };
 
 /// Send `signal` to a process target's process. Not reverted (a signal
@@ -330,5 +330,112 @@ impl LinkBuilder {
     /// Make the fault.
     pub fn apply(self) -> Result<Fault, Error> {
         raw::link(&self.target, self.fault, self.direction, &self.options)
+    }
+}
+
+/// Start building an `http-abort` fault: break matching exchanges on an
+/// HTTP proxy target at `at` (before the request goes upstream, or halfway
+/// through the response body). The client's connection closes; call
+/// [`HttpAbortBuilder::reset`] to reset it (RST) instead.
+pub fn http_abort(target: impl Into<String>, at: AbortPoint) -> HttpAbortBuilder {
+    HttpAbortBuilder {
+        target: target.into(),
+        at,
+        reset: false,
+        options: no_options(),
+    }
+}
+
+/// Builds an `http-abort` fault; see [`http_abort`].
+#[derive(Clone, Debug)]
+#[must_use = "a fault builder does nothing until `.apply()`"]
+pub struct HttpAbortBuilder {
+    target: String,
+    at: AbortPoint,
+    reset: bool,
+    options: FaultOptions,
+}
+
+common_options!(HttpAbortBuilder);
+
+impl HttpAbortBuilder {
+    /// Reset the connection (TCP RST) instead of closing it.
+    pub fn reset(mut self) -> Self {
+        self.reset = true;
+        self
+    }
+
+    /// Make the fault.
+    pub fn apply(self) -> Result<Fault, Error> {
+        raw::http_abort(&self.target, self.at, self.reset, &self.options)
+    }
+}
+
+/// Start building an `http-modify` fault: change matching responses on an
+/// HTTP proxy target. The request still reaches upstream.
+///
+/// ```no_run
+/// # use firedrill_sdk::*;
+/// # fn f() -> Result<(), Error> {
+/// // Upstream answers, but clients see a stale cache and a 200 with no body.
+/// faults::http_modify("api-link")
+///     .header("cache-control", "max-age=86400")
+///     .body("")
+///     .matching(RequestMatch { method: Some("GET".into()), path: Some("/api/*".into()), header: None })
+///     .apply()?;
+/// # Ok(()) }
+/// ```
+pub fn http_modify(target: impl Into<String>) -> HttpModifyBuilder {
+    HttpModifyBuilder {
+        target: target.into(),
+        patch: ResponsePatch {
+            status: None,
+            set_headers: Vec::new(),
+            remove_headers: Vec::new(),
+            body: None,
+        },
+        options: no_options(),
+    }
+}
+
+/// Builds an `http-modify` fault; see [`http_modify`].
+#[derive(Clone, Debug)]
+#[must_use = "a fault builder does nothing until `.apply()`"]
+pub struct HttpModifyBuilder {
+    target: String,
+    patch: ResponsePatch,
+    options: FaultOptions,
+}
+
+common_options!(HttpModifyBuilder);
+
+impl HttpModifyBuilder {
+    /// Replace the status.
+    pub fn status(mut self, status: u16) -> Self {
+        self.patch.status = Some(status);
+        self
+    }
+
+    /// Set a header, replacing any of the same name.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.patch.set_headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Remove a header.
+    pub fn remove_header(mut self, name: impl Into<String>) -> Self {
+        self.patch.remove_headers.push(name.into());
+        self
+    }
+
+    /// Replace the body.
+    pub fn body(mut self, body: impl Into<String>) -> Self {
+        self.patch.body = Some(body.into());
+        self
+    }
+
+    /// Make the fault.
+    pub fn apply(self) -> Result<Fault, Error> {
+        raw::http_modify(&self.target, &self.patch, &self.options)
     }
 }

@@ -72,7 +72,9 @@ pub mod wit {
 }
 
 pub use types::Error;
-pub use wit::firedrill::scenario::faults::{AuthMode, Fault, LinkFault, Signal, Slicer};
+pub use wit::firedrill::scenario::faults::{
+    AbortPoint, AuthMode, Fault, LinkFault, ResponsePatch, Signal, Slicer,
+};
 pub use wit::firedrill::scenario::host::Level;
 pub use wit::firedrill::scenario::probes::{HttpRequest, HttpResponse};
 pub use wit::firedrill::scenario::types::{Direction, FaultKind, FaultOptions, RequestMatch};

@@ -6,6 +6,7 @@
 //! - `faults`: each fault seen from a real client's side (401s, stripped
 //!   headers, added latency, a killed and restarted process).
 //! - `network`: the byte-stream faults of a TCP proxy from a client's side.
+//! - `http`: the request-level faults of an HTTP proxy from a client's side.
 //! - `sandbox`: hostile guests are stopped or refused with a clear cause.
 //! - `recovery`: SIGKILL the engine mid-run; the next start reverts.
 //! - `cli`: bad input, exit codes, halt by signal, dry run, inspect.
@@ -14,6 +15,7 @@
 
 mod cli;
 mod faults;
+mod http;
 mod network;
 mod pipeline;
 mod recovery;

@@ -54,6 +54,8 @@ impl FaultSpec {
                 Effect::SlowClose { .. } => FaultKind::SlowClose,
                 Effect::Slicer { .. } => FaultKind::Slicer,
                 Effect::LimitData { .. } => FaultKind::LimitData,
+                Effect::HttpAbort { .. } => FaultKind::HttpAbort,
+                Effect::HttpModify { .. } => FaultKind::HttpModify,
             },
         }
     }

@@ -314,6 +314,8 @@ pub(crate) fn fault_kind(
         W::SlowClose => P::SlowClose,
         W::Slicer => P::Slicer,
         W::LimitData => P::LimitData,
+        W::HttpAbort => P::HttpAbort,
+        W::HttpModify => P::HttpModify,
     }
 }
 

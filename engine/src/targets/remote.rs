@@ -12,10 +12,7 @@
 //!   drive it with `lease = "off"`.
 
 use crate::drivers::proxy::Effect;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request};
-use hyper_util::rt::TokioIo;
+use crate::probe::HttpProbe;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -67,7 +64,7 @@ pub fn toxics_for(
 ) -> Result<Vec<RemoteToxic>, String> {
     use crate::drivers::proxy::Direction;
     match effect {
-        Effect::FailAuth { .. } | Effect::HttpError { .. } => {
+        e if e.needs_http() => {
             return Err(format!(
                 "{effect} is an HTTP fault; a Toxiproxy-API proxy carries TCP only"
             ));
@@ -210,7 +207,7 @@ impl RemoteProxy {
             let made = call(
                 self.spec.api,
                 self.token.as_deref(),
-                Method::POST,
+                "POST",
                 &path,
                 Some(body),
             )
@@ -249,7 +246,7 @@ impl RemoteProxy {
             let _ = call(
                 self.spec.api,
                 self.token.as_deref(),
-                Method::DELETE,
+                "DELETE",
                 &format!("/leases/{holder}"),
                 None,
             )
@@ -271,11 +268,11 @@ async fn renew(
     token: Option<&str>,
     holder: &str,
     ttl: Duration,
-) -> Result<(u16, Bytes), String> {
+) -> Result<(u16, Vec<u8>), String> {
     call(
         spec.api,
         token,
-        Method::PUT,
+        "PUT",
         &format!("/leases/{holder}"),
         Some(json!({ "ttl": ttl.as_millis() as u64 })),
     )
@@ -307,7 +304,7 @@ async fn lookup(name: &str, spec: &RemoteSpec, token: Option<&str>) -> Result<St
     let (status, body) = call(
         spec.api,
         token,
-        Method::GET,
+        "GET",
         &format!("/proxies/{}", spec.proxy),
         None,
     )
@@ -352,7 +349,7 @@ async fn remove(spec: &RemoteSpec, token: Option<&str>, names: &[String]) -> Res
     let mut errors = Vec::new();
     for n in names {
         let path = format!("/proxies/{}/toxics/{n}", spec.proxy);
-        match call(spec.api, token, Method::DELETE, &path, None).await {
+        match call(spec.api, token, "DELETE", &path, None).await {
             Ok((204 | 200 | 404, _)) => {}
             Ok((status, body)) => errors.push(format!(
                 "DELETE {path} on {}: {status} {}",
@@ -406,53 +403,28 @@ pub fn delete_blocking(
 async fn call(
     api: SocketAddr,
     token: Option<&str>,
-    method: Method,
+    method: &str,
     path: &str,
     body: Option<Value>,
-) -> Result<(u16, Bytes), String> {
-    let what = format!("{method} {path} on {api}");
-    let exchange = async {
-        let stream = tokio::net::TcpStream::connect(api)
-            .await
-            .map_err(|e| format!("cannot reach the proxy server at {api}: {e}"))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("{what}: {e}"))?;
-        tokio::spawn(conn);
-        let mut req = Request::builder()
-            .method(method.clone())
-            .uri(path)
-            .header(hyper::header::HOST, api.to_string())
-            .header(hyper::header::USER_AGENT, "firedrill");
-        if let Some(t) = token {
-            req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
-        }
-        let bytes = match body {
-            Some(v) => {
-                req = req.header(hyper::header::CONTENT_TYPE, "application/json");
-                Bytes::from(v.to_string())
-            }
-            None => Bytes::new(),
-        };
-        let req = req
-            .body(Full::new(bytes))
-            .map_err(|e| format!("{what}: {e}"))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| format!("{what}: {e}"))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("{what}: {e}"))?
-            .to_bytes();
-        Ok((status, body))
-    };
-    tokio::time::timeout(CALL_TIMEOUT, exchange)
+) -> Result<(u16, Vec<u8>), String> {
+    let mut probe = HttpProbe::get(path);
+    probe.method = method.to_string();
+    probe.timeout = CALL_TIMEOUT;
+    if let Some(t) = token {
+        probe
+            .headers
+            .push(("authorization".into(), format!("Bearer {t}")));
+    }
+    if let Some(v) = body {
+        probe
+            .headers
+            .push(("content-type".into(), "application/json".into()));
+        probe.body = v.to_string().into_bytes();
+    }
+    let answer = crate::probe::http(&api.to_string(), &probe)
         .await
-        .map_err(|_| format!("{what}: no answer within {CALL_TIMEOUT:?}"))?
+        .map_err(|e| format!("{method} {path}: {e}"))?;
+    Ok((answer.status, answer.body))
 }
 
 #[cfg(test)]

@@ -145,6 +145,8 @@ pub(crate) fn describe(effect: &Effect) -> (&'static str, Value) {
         Effect::LimitData { bytes, .. } => ("limit_data", json!({"bytes": bytes})),
         Effect::FailAuth { status, .. } => ("firedrill_fail_auth", json!({"status": status})),
         Effect::HttpError { status, .. } => ("firedrill_http_error", json!({"status": status})),
+        Effect::HttpAbort { reset, .. } => ("firedrill_http_abort", json!({"reset": reset})),
+        Effect::HttpModify { patch } => ("firedrill_http_modify", json!({"status": patch.status})),
     }
 }
 

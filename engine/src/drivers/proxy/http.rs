@@ -1,14 +1,21 @@
 //! HTTP mode: a hyper HTTP/1.1 server per client connection, forwarding each
 //! request over one upstream connection of its own (reopened when upstream
-//! drops it), with request-level faults applied in order: `fail-auth`
-//! (reject, strip, corrupt), `http-error`, then per-request delay.
+//! drops it), with request-level faults applied in order: `http-abort` at
+//! the request, `fail-auth` (reject, expire, strip, corrupt), `http-error`,
+//! per-request delay and request-body `bandwidth`; then on the way back
+//! `http-modify`, response-body `bandwidth` and `http-abort` at the response.
 
-use super::{AuthMode, Direction, Effect, Shared, sleep_until_precisely};
+use super::body::{Aborted, BoxBody, Cut, Throttled};
+use super::{
+    AbortPoint, AuthMode, Direction, Effect, ResponsePatch, Shared, sleep_until_precisely,
+};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HeaderValue, PROXY_AUTHORIZATION};
+use hyper::header::{
+    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HeaderName, HeaderValue,
+    PROXY_AUTHORIZATION, TRANSFER_ENCODING,
+};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -17,14 +24,26 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
-type Body = BoxBody<Bytes, hyper::Error>;
+type Body = BoxBody;
+
+/// A second handle on the client's socket, so an `http-abort` with reset
+/// can set a zero linger before hyper closes it: the close is then a RST.
+type Resetter = Arc<std::sync::Mutex<Option<TcpStream>>>;
 
 pub(super) async fn serve(client: TcpStream, shared: Arc<Shared>) {
-    let upstream: Arc<Mutex<Option<SendRequest<Incoming>>>> = Arc::new(Mutex::new(None));
-    let service = service_fn(move |req| {
+    let (client, resetter) = match with_resetter(client) {
+        Ok(pair) => pair,
+        Err(_) => return,
+    };
+    let upstream: Arc<Mutex<Option<SendRequest<Body>>>> = Arc::new(Mutex::new(None));
+    let service = service_fn(move |req: Request<hyper::body::Incoming>| {
         let shared = shared.clone();
         let upstream = upstream.clone();
-        async move { Ok::<_, hyper::Error>(handle(req, &shared, &upstream).await) }
+        let resetter = resetter.clone();
+        async move {
+            let req = req.map(|b| b.map_err(Into::into).boxed());
+            handle(req, &shared, &upstream, &resetter).await
+        }
     });
     // Clients may shut down their write side once the request is sent
     // (`nc`, some test harnesses): answer them anyway, as servers do.
@@ -36,13 +55,40 @@ pub(super) async fn serve(client: TcpStream, shared: Arc<Shared>) {
         .await;
 }
 
+fn with_resetter(client: TcpStream) -> std::io::Result<(TcpStream, Resetter)> {
+    let std = client.into_std()?;
+    let dup = std.try_clone()?;
+    Ok((
+        TcpStream::from_std(std)?,
+        Arc::new(std::sync::Mutex::new(Some(TcpStream::from_std(dup)?))),
+    ))
+}
+
+/// Arm a reset: the connection's last close sends RST instead of FIN.
+fn arm_reset(resetter: &Resetter) {
+    if let Some(s) = resetter.lock().unwrap().take() {
+        let _ = s.set_zero_linger();
+    }
+}
+
+/// What the faults do to a response on its way back.
+#[derive(Default)]
+struct Back {
+    delay: Duration,
+    patches: Vec<ResponsePatch>,
+    rate: Option<u64>,
+    abort: Option<bool>,
+}
+
 async fn handle(
-    mut req: Request<Incoming>,
+    mut req: Request<Body>,
     shared: &Shared,
-    upstream: &Mutex<Option<SendRequest<Incoming>>>,
-) -> Response<Body> {
+    upstream: &Mutex<Option<SendRequest<Body>>>,
+    resetter: &Resetter,
+) -> Result<Response<Body>, Aborted> {
     let mut delay_up = Duration::ZERO;
-    let mut delay_down = Duration::ZERO;
+    let mut rate_up: Option<u64> = None;
+    let mut back = Back::default();
     for fault in shared.faults().iter() {
         if fault.matcher.as_ref().is_some_and(|m| !m.matches(&req)) {
             continue;
@@ -58,12 +104,21 @@ async fn handle(
                     delay_up += d;
                 }
                 if direction.covers(Direction::Downstream) {
-                    delay_down += d;
+                    back.delay += d;
                 }
             }
+            Effect::HttpAbort { at, reset } if fault.fires() => match at {
+                AbortPoint::Request => {
+                    if *reset {
+                        arm_reset(resetter);
+                    }
+                    return Err(Aborted);
+                }
+                AbortPoint::Response => back.abort = Some(*reset),
+            },
             Effect::FailAuth { mode, status } if fault.fires() => match mode {
-                AuthMode::Reject => return reject(*status),
-                AuthMode::Expire => return expired(),
+                AuthMode::Reject => return Ok(reject(*status)),
+                AuthMode::Expire => return Ok(expired()),
                 AuthMode::Strip => {
                     let h = req.headers_mut();
                     h.remove(AUTHORIZATION);
@@ -73,7 +128,17 @@ async fn handle(
                 AuthMode::Corrupt => corrupt(req.headers_mut()),
             },
             Effect::HttpError { status, body } if fault.fires() => {
-                return local(*status, "application/json", body.clone(), &[]);
+                return Ok(local(*status, "application/json", body.clone(), &[]));
+            }
+            Effect::HttpModify { patch } if fault.fires() => back.patches.push((**patch).clone()),
+            Effect::Bandwidth { rate, direction } if fault.fires() => {
+                let slowest = |old: Option<u64>| Some(old.map_or(*rate, |o| o.min(*rate)));
+                if direction.covers(Direction::Upstream) {
+                    rate_up = slowest(rate_up);
+                }
+                if direction.covers(Direction::Downstream) {
+                    back.rate = slowest(back.rate);
+                }
             }
             _ => {}
         }
@@ -81,8 +146,11 @@ async fn handle(
     if !delay_up.is_zero() {
         sleep_until_precisely(std::time::Instant::now() + delay_up).await;
     }
-    let resp = match forward(req, shared, upstream).await {
-        Ok(resp) => resp.map(|b| b.boxed()),
+    if let Some(rate) = rate_up {
+        req = req.map(|b| Throttled::new(b, rate).boxed());
+    }
+    let mut resp = match forward(req, shared, upstream).await {
+        Ok(resp) => resp.map(|b| b.map_err(Into::into).boxed()),
         Err(e) => local(
             502,
             "application/json",
@@ -93,17 +161,68 @@ async fn handle(
             &[],
         ),
     };
-    if !delay_down.is_zero() {
-        sleep_until_precisely(std::time::Instant::now() + delay_down).await;
+    if !back.delay.is_zero() {
+        sleep_until_precisely(std::time::Instant::now() + back.delay).await;
+    }
+    for patch in &back.patches {
+        resp = modify(resp, patch);
+    }
+    if let Some(rate) = back.rate {
+        resp = resp.map(|b| Throttled::new(b, rate).boxed());
+    }
+    if let Some(reset) = back.abort {
+        // Half the body when its length is known, else its first piece.
+        let cut = resp
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .map_or(1, |len| len / 2);
+        let resetter = resetter.clone();
+        let on_cut: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+            if reset {
+                arm_reset(&resetter);
+            }
+        });
+        resp = resp.map(|b| Cut::new(b, cut, on_cut).boxed());
+    }
+    Ok(resp)
+}
+
+/// Apply `http-modify` to a response.
+fn modify(mut resp: Response<Body>, patch: &ResponsePatch) -> Response<Body> {
+    if let Some(status) = patch.status.and_then(|s| StatusCode::from_u16(s).ok()) {
+        *resp.status_mut() = status;
+    }
+    let h = resp.headers_mut();
+    for name in &patch.remove_headers {
+        h.remove(name.as_str());
+    }
+    for (name, value) in &patch.set_headers {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            h.insert(n, v);
+        }
+    }
+    if let Some(body) = &patch.body {
+        h.remove(CONTENT_LENGTH);
+        h.remove(TRANSFER_ENCODING);
+        let (parts, _) = resp.into_parts();
+        return Response::from_parts(parts, full(Bytes::from(body.clone())));
     }
     resp
 }
 
+fn full(b: Bytes) -> Body {
+    Full::new(b).map_err(|n| match n {}).boxed()
+}
+
 async fn forward(
-    req: Request<Incoming>,
+    req: Request<Body>,
     shared: &Shared,
-    upstream: &Mutex<Option<SendRequest<Incoming>>>,
-) -> Result<Response<Incoming>, String> {
+    upstream: &Mutex<Option<SendRequest<Body>>>,
+) -> Result<Response<hyper::body::Incoming>, String> {
     let mut guard = upstream.lock().await;
     let reusable = match guard.as_mut() {
         Some(s) => s.ready().await.is_ok(),
@@ -187,7 +306,7 @@ fn local(
     body: String,
     extra: &[(&'static str, &str)],
 ) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::from(body)).map_err(|n| match n {}).boxed());
+    let mut resp = Response::new(full(Bytes::from(body)));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(content_type) {

@@ -11,6 +11,7 @@
 //! Faults are read at the moment data moves, so adding or removing one takes
 //! effect on live connections as well as new ones.
 
+mod body;
 mod http;
 mod tcp;
 
@@ -67,6 +68,30 @@ pub enum AuthMode {
     Corrupt,
     /// Answer 401 for an expired access token.
     Expire,
+}
+
+/// Where `http-abort` breaks an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AbortPoint {
+    /// Before the request reaches upstream: no response at all.
+    Request,
+    /// After the response headers and half the body (or its first byte
+    /// when the length is unknown).
+    Response,
+}
+
+/// What `http-modify` changes in a matching response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ResponsePatch {
+    /// New status.
+    pub status: Option<u16>,
+    /// Headers to set, replacing those of the same name.
+    pub set_headers: Vec<(String, String)>,
+    /// Headers to remove.
+    pub remove_headers: Vec<String>,
+    /// New body.
+    pub body: Option<String>,
 }
 
 /// What a fault does to traffic. Connection-level effects (everything but
@@ -167,12 +192,31 @@ pub enum Effect {
         /// Body.
         body: String,
     },
+    /// Break the exchange: close (or reset) the client's connection
+    /// (HTTP mode).
+    HttpAbort {
+        /// Where.
+        at: AbortPoint,
+        /// RST instead of FIN.
+        reset: bool,
+    },
+    /// Change responses (HTTP mode).
+    HttpModify {
+        /// How.
+        patch: Box<ResponsePatch>,
+    },
 }
 
 impl Effect {
     /// Whether this effect needs an HTTP-mode proxy.
     pub fn needs_http(&self) -> bool {
-        matches!(self, Effect::FailAuth { .. } | Effect::HttpError { .. })
+        matches!(
+            self,
+            Effect::FailAuth { .. }
+                | Effect::HttpError { .. }
+                | Effect::HttpAbort { .. }
+                | Effect::HttpModify { .. }
+        )
     }
 
     /// Whether this effect works on byte streams only (a TCP-mode proxy).
@@ -180,7 +224,10 @@ impl Effect {
         !self.needs_http()
             && !matches!(
                 self,
-                Effect::Delay { .. } | Effect::ConnectDelay { .. } | Effect::Refuse
+                Effect::Delay { .. }
+                    | Effect::ConnectDelay { .. }
+                    | Effect::Refuse
+                    | Effect::Bandwidth { .. }
             )
     }
 
@@ -252,6 +299,29 @@ impl std::fmt::Display for Effect {
                 write!(f, "{mode} ({status})")
             }
             Effect::HttpError { status, .. } => write!(f, "status {status}"),
+            Effect::HttpAbort { at, reset } => {
+                let how = if *reset { "reset" } else { "close" };
+                match at {
+                    AbortPoint::Request => write!(f, "{how} before the request goes upstream"),
+                    AbortPoint::Response => write!(f, "{how} mid-response"),
+                }
+            }
+            Effect::HttpModify { patch } => {
+                let mut parts = Vec::new();
+                if let Some(s) = patch.status {
+                    parts.push(format!("status {s}"));
+                }
+                for (h, _) in &patch.set_headers {
+                    parts.push(format!("set {h}"));
+                }
+                for h in &patch.remove_headers {
+                    parts.push(format!("remove {h}"));
+                }
+                if patch.body.is_some() {
+                    parts.push("replace body".into());
+                }
+                write!(f, "modify response: {}", parts.join(", "))
+            }
         }
     }
 }

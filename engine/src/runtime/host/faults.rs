@@ -4,7 +4,7 @@ use crate::run::FaultRep;
 use crate::runtime::RunState;
 use crate::runtime::bindings::GuestError;
 use crate::runtime::bindings::firedrill::scenario::faults::{
-    AuthMode, Host, HostFault, LinkFault, Signal,
+    AbortPoint, AuthMode, Host, HostFault, LinkFault, ResponsePatch, Signal,
 };
 use crate::runtime::bindings::firedrill::scenario::types::{self, FaultKind, FaultOptions};
 use serde_json::json;
@@ -335,6 +335,79 @@ impl Host for RunState {
         self.fault_call("faults.http-error", &target, spec, &options, args)
             .await
     }
+
+    async fn http_abort(
+        &mut self,
+        target: String,
+        at: AbortPoint,
+        reset: bool,
+        options: FaultOptions,
+    ) -> Result<Resource<FaultRep>, GuestError> {
+        let at = match at {
+            AbortPoint::Request => proxy::AbortPoint::Request,
+            AbortPoint::Response => proxy::AbortPoint::Response,
+        };
+        let args =
+            json!({"target": target, "at": at, "reset": reset, "options": options_json(&options)});
+        let spec = proxy_spec(Effect::HttpAbort { at, reset }, &options);
+        self.fault_call("faults.http-abort", &target, spec, &options, args)
+            .await
+    }
+
+    async fn http_modify(
+        &mut self,
+        target: String,
+        patch: ResponsePatch,
+        options: FaultOptions,
+    ) -> Result<Resource<FaultRep>, GuestError> {
+        let args = json!({"target": target, "status": patch.status, "set_headers": patch.set_headers, "remove_headers": patch.remove_headers, "body_bytes": patch.body.as_ref().map(String::len), "options": options_json(&options)});
+        let spec = response_patch(patch).and_then(|patch| {
+            proxy_spec(
+                Effect::HttpModify {
+                    patch: Box::new(patch),
+                },
+                &options,
+            )
+        });
+        self.fault_call("faults.http-modify", &target, spec, &options, args)
+            .await
+    }
+}
+
+/// Check an `http-modify` patch: every status, header and body it sets must
+/// be one hyper can send.
+fn response_patch(p: ResponsePatch) -> Result<proxy::ResponsePatch, GuestError> {
+    use hyper::header::{HeaderName, HeaderValue};
+    let bad = |m: String| Err(GuestError::InvalidArgument(m));
+    if let Some(s) = p.status
+        && !(100..=599).contains(&s)
+    {
+        return bad(format!(
+            "http-modify status must be within 100..=599, got {s}"
+        ));
+    }
+    for (name, value) in &p.set_headers {
+        if HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return bad(format!("http-modify header name `{name}` is not valid"));
+        }
+        if HeaderValue::from_str(value).is_err() {
+            return bad(format!("http-modify header `{name}` has an invalid value"));
+        }
+    }
+    for name in &p.remove_headers {
+        if HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return bad(format!("http-modify header name `{name}` is not valid"));
+        }
+    }
+    if p.body.as_ref().is_some_and(|b| b.len() > 1 << 20) {
+        return bad("http-modify body is over 1 MiB".into());
+    }
+    Ok(proxy::ResponsePatch {
+        status: p.status,
+        set_headers: p.set_headers,
+        remove_headers: p.remove_headers,
+        body: p.body,
+    })
 }
 
 impl HostFault for RunState {
@@ -359,6 +432,8 @@ impl HostFault for RunState {
             Ok(crate::policy::FaultKind::SlowClose) => FaultKind::SlowClose,
             Ok(crate::policy::FaultKind::Slicer) => FaultKind::Slicer,
             Ok(crate::policy::FaultKind::LimitData) => FaultKind::LimitData,
+            Ok(crate::policy::FaultKind::HttpAbort) => FaultKind::HttpAbort,
+            Ok(crate::policy::FaultKind::HttpModify) => FaultKind::HttpModify,
             _ => FaultKind::Kill,
         }
     }

@@ -1,0 +1,221 @@
+//! The request-level faults of an HTTP proxy — `http-abort`, `http-modify`,
+//! body `bandwidth` — made by a scenario (the `http` guest) and seen by a
+//! raw HTTP/1.1 client beside it.
+
+use firedrill::history::RunStatus;
+use firedrill::{Engine, EngineBuilder, RunSpec};
+use firedrill_tests::Upstream;
+use std::io::ErrorKind;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// What a raw client saw: the bytes before the end, and how it ended.
+struct Seen {
+    bytes: Vec<u8>,
+    end: Result<(), ErrorKind>,
+    took: Duration,
+}
+
+impl Seen {
+    fn status(&self) -> Option<u16> {
+        let text = String::from_utf8_lossy(&self.bytes);
+        text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+    }
+    fn head(&self) -> String {
+        let text = String::from_utf8_lossy(&self.bytes);
+        text.split("\r\n\r\n")
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    }
+    fn body(&self) -> &[u8] {
+        let at = self
+            .bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(self.bytes.len(), |i| i + 4);
+        &self.bytes[at..]
+    }
+}
+
+async fn raw_get(addr: &str, path: &str) -> Seen {
+    let t = Instant::now();
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 8192];
+    let end = loop {
+        match tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await {
+            Err(_) => break Err(ErrorKind::TimedOut),
+            Ok(Ok(0)) => break Ok(()),
+            Ok(Ok(n)) => bytes.extend_from_slice(&buf[..n]),
+            Ok(Err(e)) => break Err(e.kind()),
+        }
+    };
+    Seen {
+        bytes,
+        end,
+        took: t.elapsed(),
+    }
+}
+
+struct Setup {
+    engine: Engine,
+    targets: Arc<firedrill::targets::TargetSet>,
+    addr: String,
+    upstream: Upstream,
+}
+
+async fn setup(grant: &str) -> Setup {
+    let engine = EngineBuilder::new().build().unwrap();
+    let upstream = Upstream::start("t").await;
+    let text = format!(
+        "[targets.api]\nkind = \"proxy\"\nmode = \"http\"\nlisten = \"127.0.0.1:0\"\nupstream = \"{}\"\ngrants = [\"{grant}\"]\n",
+        upstream.addr
+    );
+    let drill = firedrill::Drill::parse(&text, std::path::Path::new("http.toml")).unwrap();
+    let targets = engine.start_targets(&drill.targets).await.unwrap();
+    let addr = targets.get("api").unwrap().address().unwrap();
+    Setup {
+        engine,
+        targets,
+        addr,
+        upstream,
+    }
+}
+
+/// Start the `http` guest with `params` (hold 1s unless given), wait until
+/// `during` holds for a client request to `path`, return what that client
+/// saw and the finished run.
+async fn during_run(
+    s: &Setup,
+    params: &[(&str, &str)],
+    path: &str,
+    during: impl Fn(&Seen) -> bool,
+) -> (Seen, firedrill::history::Run) {
+    let mut spec = RunSpec::new(s.engine.load(firedrill_tests::HTTP, "http").unwrap());
+    spec.targets = s.targets.clone();
+    spec.params = [("hold", "1s"), ("path", "/bytes/*")]
+        .iter()
+        .chain(params)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let handle = s.engine.start(spec).unwrap();
+    let mut seen = None;
+    let mut last = String::new();
+    for _ in 0..100 {
+        let got = raw_get(&s.addr, path).await;
+        if during(&got) {
+            seen = Some(got);
+            break;
+        }
+        last = format!(
+            "{:?} then {:?}",
+            String::from_utf8_lossy(&got.bytes),
+            got.end
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let run = handle.wait().await;
+    assert_eq!(run.status, RunStatus::Passed, "{run:#?}");
+    let seen = seen.unwrap_or_else(|| panic!("{params:?}: not seen during the run; last: {last}"));
+    (seen, run)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_abort_closes_or_resets_at_the_request_or_mid_response() {
+    let s = setup("http-abort").await;
+    let whole = raw_get(&s.addr, "/bytes/1000").await;
+    assert_eq!((whole.status(), whole.body().len()), (Some(200), 1000));
+
+    // At the request: no response at all; FIN or RST.
+    for (reset, end) in [("false", Ok(())), ("true", Err(ErrorKind::ConnectionReset))] {
+        let (seen, _) = during_run(
+            &s,
+            &[("at", "request"), ("reset", reset)],
+            "/bytes/1000",
+            |g| g.bytes.is_empty(),
+        )
+        .await;
+        assert_eq!(seen.end, end, "reset={reset}: how the connection ended");
+    }
+    // Mid-response: the head promises 1000 bytes, half arrive, then the
+    // connection ends.
+    for (reset, rst) in [("false", false), ("true", true)] {
+        let (seen, _) = during_run(
+            &s,
+            &[("at", "response"), ("reset", reset)],
+            "/bytes/1000",
+            |g| g.status().is_some() && g.body().len() < 1000,
+        )
+        .await;
+        assert!(
+            seen.head().contains("content-length: 1000"),
+            "{}",
+            seen.head()
+        );
+        if rst {
+            assert!(
+                seen.end == Err(ErrorKind::ConnectionReset) || seen.body().len() == 500,
+                "reset mid-response: {:?} after {} bytes",
+                seen.end,
+                seen.body().len()
+            );
+        } else {
+            assert_eq!((seen.end, seen.body().len()), (Ok(()), 500));
+        }
+    }
+    // Unmatched paths pass during a run, and everything passes after.
+    let (seen, _) = during_run(&s, &[("at", "request")], "/health", |g| {
+        g.status() == Some(200)
+    })
+    .await;
+    assert_eq!(seen.end, Ok(()));
+    let after = raw_get(&s.addr, "/bytes/1000").await;
+    assert_eq!((after.status(), after.body().len()), (Some(200), 1000));
+    s.targets.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_modify_changes_the_response_after_upstream_answered() {
+    let s = setup("http-modify").await;
+    let (seen, _) = during_run(&s, &[("fault", "modify")], "/bytes/64", |g| {
+        g.status() == Some(299)
+    })
+    .await;
+    let head = seen.head();
+    assert!(head.contains("x-modified: yes"), "{head}");
+    assert!(!head.contains("content-type"), "{head}");
+    assert_eq!(seen.body(), b"modified by firedrill");
+    assert!(
+        s.upstream.seen().iter().any(|r| r.path == "/bytes/64"),
+        "the request still reached upstream"
+    );
+    let after = raw_get(&s.addr, "/bytes/64").await;
+    assert_eq!((after.status(), after.body().len()), (Some(200), 64));
+    s.targets.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bandwidth_on_an_http_proxy_throttles_matching_response_bodies() {
+    let s = setup("bandwidth").await;
+    let fast = raw_get(&s.addr, "/bytes/20000").await;
+    assert!(fast.took < Duration::from_millis(300), "{:?}", fast.took);
+    // 20 KB at 20 KB/s: about a second.
+    let (seen, _) = during_run(
+        &s,
+        &[("fault", "throttle"), ("value", "20000"), ("hold", "3s")],
+        "/bytes/20000",
+        |g| g.took > Duration::from_millis(700),
+    )
+    .await;
+    assert_eq!(seen.body().len(), 20000, "throttled, not cut");
+    assert!(seen.took < Duration::from_secs(2), "{:?}", seen.took);
+    let after = raw_get(&s.addr, "/bytes/20000").await;
+    assert!(after.took < Duration::from_millis(300), "{:?}", after.took);
+    s.targets.shutdown().await;
+}
