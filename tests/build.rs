@@ -24,6 +24,7 @@ const GUESTS: &[&str] = &[
     "bad-import",
     "link",
     "http",
+    "process",
 ];
 
 fn main() {

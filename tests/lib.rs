@@ -37,6 +37,7 @@ guests! {
     BAD_IMPORT = "bad_import",
     LINK = "link",
     HTTP = "http",
+    PROCESS = "process",
 }
 
 /// A request as the upstream saw it.

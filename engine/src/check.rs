@@ -100,6 +100,11 @@ async fn reachability(drill: &Drill) -> Vec<DrillError> {
                     ));
                 }
             }
+            TargetSpec::Host(spec) => {
+                if let Err(e) = crate::targets::host::HostTarget::start(name, spec) {
+                    problems.push(drill.problem(&key, &format!("{key}.path"), e));
+                }
+            }
             TargetSpec::Remote(spec) => {
                 if let Err(e) = crate::targets::remote::check(name, spec).await {
                     problems.push(drill.problem(&key, &format!("{key}.api"), e));

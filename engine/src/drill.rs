@@ -198,6 +198,8 @@ pub enum TargetSpec {
     Proxy(ProxyConfig),
     /// A proxy on a server with Toxiproxy's API (`kind = "toxiproxy"`).
     Remote(crate::targets::remote::RemoteSpec),
+    /// The host itself, for resource stress (`kind = "host"`).
+    Host(crate::targets::host::HostSpec),
 }
 
 /// A declared target and what may be done to it.
@@ -321,6 +323,7 @@ enum RawKind {
     Process,
     Proxy,
     Toxiproxy,
+    Host,
 }
 
 #[derive(Debug, Deserialize)]
@@ -366,6 +369,8 @@ struct RawTarget {
     proxy: Option<String>,
     token_env: Option<String>,
     lease: Option<String>,
+    path: Option<PathBuf>,
+    helper: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -560,6 +565,7 @@ fn target(
     let grants: BTreeSet<FaultKind> = raw.grants.iter().copied().collect();
     let spec = match raw.kind {
         RawKind::Toxiproxy => remote(cx, name, span, raw)?,
+        RawKind::Host => host(cx, base, name, span, raw)?,
         RawKind::Process => {
             for (set, key) in [
                 (raw.listen.is_some(), "listen"),
@@ -636,10 +642,11 @@ fn target(
             }
             for kind in &grants {
                 if !kind.on_process() {
+                    let to = if kind.on_host() { "host" } else { "proxy" };
                     return Err(cx.err(
                         span,
                         field("grants"),
-                        format!("`{kind}` applies to proxy targets, not to a process"),
+                        format!("`{kind}` applies to {to} targets, not to a process"),
                     ));
                 }
             }
@@ -714,10 +721,11 @@ fn target(
             check_addr(cx, span.clone(), field("upstream"), &upstream)?;
             for kind in &grants {
                 if !kind.on_proxy() {
+                    let to = if kind.on_host() { "host" } else { "process" };
                     return Err(cx.err(
                         span,
                         field("grants"),
-                        format!("`{kind}` applies to process targets, not to a proxy"),
+                        format!("`{kind}` applies to {to} targets, not to a proxy"),
                     ));
                 }
                 if kind.needs_http() && raw.mode != ProxyMode::Http {
@@ -748,6 +756,55 @@ fn target(
     Ok(TargetDecl { spec, grants })
 }
 
+/// `kind = "host"`: the machine, for resource stress.
+fn host(
+    cx: &Ctx<'_>,
+    base: &Path,
+    name: &str,
+    span: std::ops::Range<usize>,
+    raw: RawTarget,
+) -> Result<TargetSpec, DrillError> {
+    let field = |f: &str| format!("targets.{name}.{f}");
+    let foreign = [
+        (raw.command.is_some(), "command"),
+        (raw.pid_file.is_some(), "pid_file"),
+        (raw.pgrep.is_some(), "pgrep"),
+        (raw.listen.is_some(), "listen"),
+        (raw.upstream.is_some(), "upstream"),
+        (raw.address.is_some(), "address"),
+        (raw.api.is_some(), "api"),
+        (raw.proxy.is_some(), "proxy"),
+        (raw.lease.is_some(), "lease"),
+    ];
+    if let Some((_, key)) = foreign.iter().find(|(set, _)| *set) {
+        return Err(cx.err(
+            span,
+            field(key),
+            "a `host` target has `path` (where disk-fill may write) and `helper`, and grants cpu-stress, memory-stress or disk-fill".into(),
+        ));
+    }
+    for kind in &raw.grants {
+        if !kind.on_host() {
+            return Err(cx.err(
+                span,
+                field("grants"),
+                format!("`{kind}` does not apply to a host: grant cpu-stress, memory-stress or disk-fill"),
+            ));
+        }
+    }
+    if raw.grants.contains(&FaultKind::DiskFill) && raw.path.is_none() {
+        return Err(cx.err(
+            span,
+            field("path"),
+            "missing: disk-fill writes only under a directory the drill names, e.g. path = \"/var/tmp/firedrill\"".into(),
+        ));
+    }
+    Ok(TargetSpec::Host(crate::targets::host::HostSpec {
+        path: raw.path.map(|p| base.join(p)),
+        helper: raw.helper.map(|p| base.join(p)),
+    }))
+}
+
 /// Keys only a `toxiproxy` target has.
 fn remote_keys(
     cx: &Ctx<'_>,
@@ -760,12 +817,14 @@ fn remote_keys(
         (raw.proxy.is_some(), "proxy"),
         (raw.token_env.is_some(), "token_env"),
         (raw.lease.is_some(), "lease"),
+        (raw.path.is_some(), "path"),
+        (raw.helper.is_some(), "helper"),
     ];
     match keys.iter().find(|(set, _)| *set) {
         Some((_, key)) => Err(cx.err(
             span.clone(),
             format!("targets.{name}.{key}"),
-            "only `kind = \"toxiproxy\"` targets have this key".into(),
+            "only `kind = \"toxiproxy\"` (api, proxy, token_env, lease) or `kind = \"host\"` (path, helper) targets have this key".into(),
         )),
         None => Ok(()),
     }
@@ -788,6 +847,8 @@ fn remote(
         (raw.upstream.is_some(), "upstream"),
         (raw.address.is_some(), "address"),
         (raw.mode != ProxyMode::Tcp, "mode"),
+        (raw.path.is_some(), "path"),
+        (raw.helper.is_some(), "helper"),
     ];
     if let Some((_, key)) = foreign.iter().find(|(set, _)| *set) {
         return Err(cx.err(
@@ -917,6 +978,7 @@ fn check(
     let has_addr = match &decl.spec {
         TargetSpec::Process(p) => p.address.is_some(),
         TargetSpec::Proxy(_) | TargetSpec::Remote(_) => true,
+        TargetSpec::Host(_) => false,
     };
     if probe == CheckProbe::Process && !is_process {
         return Err(cx.err(
@@ -1030,6 +1092,30 @@ phases = ["before"]
     }
 
     #[test]
+    fn host_targets_take_stress_grants_and_disk_fill_needs_a_path() {
+        let d = parse("[targets.box]\nkind = \"host\"\npath = \"fill\"\ngrants = [\"cpu-stress\", \"disk-fill\"]\n").unwrap();
+        let TargetSpec::Host(spec) = &d.targets["box"].spec else {
+            panic!("{:?}", d.targets["box"]);
+        };
+        assert_eq!(spec.path.as_deref(), Some(Path::new("fill")));
+        let e = parse("[targets.box]\nkind = \"host\"\ngrants = [\"disk-fill\"]\n").unwrap_err();
+        assert!(
+            e.contains("targets.box.path: missing: disk-fill writes only under"),
+            "{e}"
+        );
+        let e = parse("[targets.box]\nkind = \"host\"\ngrants = [\"kill\"]\n").unwrap_err();
+        assert!(
+            e.contains("targets.box.grants: `kill` does not apply to a host"),
+            "{e}"
+        );
+        let e = parse(
+            "[targets.p]\nkind = \"process\"\ncommand = \"x\"\ngrants = [\"memory-stress\"]\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("targets.p.grants: `memory-stress`"), "{e}");
+    }
+
+    #[test]
     fn toxiproxy_targets_default_a_lease_and_refuse_http_faults() {
         let d = Drill::parse(
             "[targets.cache]\nkind = \"toxiproxy\"\napi = \"127.0.0.1:8474\"\nproxy = \"redis\"\ngrants = [\"delay\"]\n",
@@ -1060,7 +1146,7 @@ phases = ["before"]
         );
         let e = parse("[targets.x]\nkind = \"proxy\"\nlease = \"off\"\n").unwrap_err();
         assert!(
-            e.contains("targets.x.lease: only `kind = \"toxiproxy\"` targets"),
+            e.contains("targets.x.lease: only `kind = \"toxiproxy\"`"),
             "{e}"
         );
     }

@@ -27,6 +27,13 @@ pub enum Undo {
     /// The fault lived in a proxy of the engine's own process: it died with
     /// the engine, so nothing is left to undo after a crash.
     InProcess,
+    /// A stress child died with the engine (`PR_SET_PDEATHSIG`); delete the
+    /// file a disk fill wrote.
+    Stress {
+        /// The file.
+        #[schemars(with = "Option<String>")]
+        file: Option<std::path::PathBuf>,
+    },
     /// Delete these toxics from a proxy on a Toxiproxy-API server.
     Toxics {
         /// The server's control API.
@@ -194,6 +201,7 @@ fn undo(undo: &Undo) -> Result<(), String> {
     match undo {
         Undo::Nothing | Undo::InProcess => Ok(()),
         Undo::Continue { processes } => crate::drivers::resume_all(processes),
+        Undo::Stress { file } => crate::targets::host::undo(file.as_deref()),
         Undo::Toxics {
             api,
             proxy,

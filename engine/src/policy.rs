@@ -43,6 +43,14 @@ pub enum FaultKind {
     HttpAbort,
     /// Change an HTTP proxy's responses.
     HttpModify,
+    /// Restart a supervised process.
+    Restart,
+    /// Keep CPUs of the host busy.
+    CpuStress,
+    /// Hold memory on the host.
+    MemoryStress,
+    /// Fill a directory of the host with a file.
+    DiskFill,
 }
 
 impl FaultKind {
@@ -64,17 +72,32 @@ impl FaultKind {
             FaultKind::LimitData => "limit-data",
             FaultKind::HttpAbort => "http-abort",
             FaultKind::HttpModify => "http-modify",
+            FaultKind::Restart => "restart",
+            FaultKind::CpuStress => "cpu-stress",
+            FaultKind::MemoryStress => "memory-stress",
+            FaultKind::DiskFill => "disk-fill",
         }
     }
 
     /// Applies to process targets.
     pub fn on_process(self) -> bool {
-        matches!(self, FaultKind::Kill | FaultKind::Pause)
+        matches!(
+            self,
+            FaultKind::Kill | FaultKind::Pause | FaultKind::Restart
+        )
+    }
+
+    /// Applies to host targets.
+    pub fn on_host(self) -> bool {
+        matches!(
+            self,
+            FaultKind::CpuStress | FaultKind::MemoryStress | FaultKind::DiskFill
+        )
     }
 
     /// Applies to proxy targets.
     pub fn on_proxy(self) -> bool {
-        !self.on_process()
+        !self.on_process() && !self.on_host()
     }
 
     /// Needs an HTTP-mode proxy.
@@ -176,7 +199,7 @@ pub fn protected_violations(
             ],
             TargetSpec::Process(p) => vec![("address", p.address.as_deref().and_then(port))],
             // Its proxy's ports are known once the server answers.
-            TargetSpec::Remote(_) => vec![],
+            TargetSpec::Remote(_) | TargetSpec::Host(_) => vec![],
         };
         for (field, p) in addrs {
             if let Some(p) = p.filter(|p| policy.protected_ports.contains(p)) {

@@ -343,7 +343,7 @@ impl RunCtx {
         let needs = self.needs.read().unwrap().clone();
         policy::check_call(kind, target, &needs, self.targets.decls())
             .map_err(GuestError::Denied)?;
-        let lasting = kind != FaultKind::Kill;
+        let lasting = !matches!(kind, FaultKind::Kill | FaultKind::Restart);
         if lasting {
             let active = self.faults.lock().unwrap().len() as u32;
             if active >= self.policy.max_concurrent_faults {

@@ -40,7 +40,9 @@ pub async fn evaluate(check: &CheckSpec, targets: &TargetSet) -> (bool, String) 
                 Ok(id) => (Ok(format!("pid {} alive", id.pid)), None),
                 Err(e) => (Err(e), None),
             },
-            Target::Proxy(_) | Target::Remote(_) => (Err("not a process".into()), None),
+            Target::Proxy(_) | Target::Remote(_) | Target::Host(_) => {
+                (Err("not a process".into()), None)
+            }
         },
     };
     match (result, latency, check.max_latency) {

@@ -26,13 +26,20 @@ use std::time::Duration;
 use crate::wit::firedrill::scenario::faults as raw;
 use crate::{
     AbortPoint, AuthMode, Direction, Error, Fault, FaultOptions, LinkFault, RequestMatch,
-    ResponsePatch, Signal, Slicer, to_nanos,
+    ResponsePatch, Signal, Slicer, StressLoad, to_nanos,
 };
 
 /// Send `signal` to a process target's process. Not reverted (a signal
 /// cannot be taken back); a supervised target is restarted by its policy.
 pub fn kill(target: &str, signal: Signal) -> Result<(), Error> {
     raw::kill(target, signal)
+}
+
+/// Restart a process target firedrill spawned and supervises (SIGTERM,
+/// SIGKILL after 2 s, started again at once whatever its restart policy).
+/// Returns once the new process runs. Not reverted.
+pub fn restart(target: &str) -> Result<(), Error> {
+    raw::restart(target)
 }
 
 /// Start building a `delay` fault: add `latency` to a proxy target's
@@ -437,5 +444,50 @@ impl HttpModifyBuilder {
     /// Make the fault.
     pub fn apply(self) -> Result<Fault, Error> {
         raw::http_modify(&self.target, &self.patch, &self.options)
+    }
+}
+
+/// Start building a stress fault on a host target: keep `cores` CPUs busy
+/// `percent` (1..=100) of the time each, from a child process the engine
+/// owns, until reverted.
+pub fn cpu_stress(target: impl Into<String>, cores: u32, percent: u8) -> StressBuilder {
+    stress(target, StressLoad::Cpu((cores, percent)))
+}
+
+/// Hold `bytes` of memory on a host target until reverted.
+pub fn memory_stress(target: impl Into<String>, bytes: u64) -> StressBuilder {
+    stress(target, StressLoad::Memory(bytes))
+}
+
+/// Write a file of `bytes` under a host target's granted `path`, deleted on
+/// revert.
+pub fn disk_fill(target: impl Into<String>, bytes: u64) -> StressBuilder {
+    stress(target, StressLoad::Disk(bytes))
+}
+
+fn stress(target: impl Into<String>, load: StressLoad) -> StressBuilder {
+    StressBuilder {
+        target: target.into(),
+        load,
+        options: no_options(),
+    }
+}
+
+/// Builds a stress fault; see [`cpu_stress`], [`memory_stress`],
+/// [`disk_fill`].
+#[derive(Clone, Debug)]
+#[must_use = "a fault builder does nothing until `.apply()`"]
+pub struct StressBuilder {
+    target: String,
+    load: StressLoad,
+    options: FaultOptions,
+}
+
+common_options!(StressBuilder);
+
+impl StressBuilder {
+    /// Make the fault.
+    pub fn apply(self) -> Result<Fault, Error> {
+        raw::stress(&self.target, self.load, &self.options)
     }
 }

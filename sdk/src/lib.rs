@@ -73,7 +73,7 @@ pub mod wit {
 
 pub use types::Error;
 pub use wit::firedrill::scenario::faults::{
-    AbortPoint, AuthMode, Fault, LinkFault, ResponsePatch, Signal, Slicer,
+    AbortPoint, AuthMode, Fault, LinkFault, ResponsePatch, Signal, Slicer, StressLoad,
 };
 pub use wit::firedrill::scenario::host::Level;
 pub use wit::firedrill::scenario::probes::{HttpRequest, HttpResponse};

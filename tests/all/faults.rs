@@ -269,3 +269,200 @@ async fn a_group_target_faults_only_the_selected_share_of_its_processes() {
         w.wait().unwrap();
     }
 }
+
+/// `restart` terminates a supervised process and starts it again even
+/// under `restart = "never"`; an attached process cannot be restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_replaces_a_supervised_process_and_refuses_an_attached_one() {
+    let engine = EngineBuilder::new().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut attached, pid_file) = victim(dir.path());
+    let text = format!(
+        "[targets.box]\nkind = \"process\"\ncommand = \"sleep\"\nargs = [\"300\"]\nrestart = \"never\"\ngrants = [\"restart\"]\n[targets.other]\nkind = \"process\"\npid_file = \"{}\"\ngrants = [\"restart\"]\n",
+        pid_file.display()
+    );
+    let drill = firedrill::Drill::parse(&text, std::path::Path::new("restart.toml")).unwrap();
+    let targets = engine.start_targets(&drill.targets).await.unwrap();
+    let Some(Target::Process(boxed)) = targets.get("box") else {
+        panic!("box is a process target")
+    };
+    let old = boxed.pid().unwrap();
+    let component = engine.load(firedrill_tests::PROCESS, "process").unwrap();
+    let mut spec = RunSpec::new(component.clone());
+    spec.targets = targets.clone();
+    spec.params = params(&[("target", "box")]);
+    let run = engine.run(spec).await.unwrap();
+    assert_eq!(run.status, RunStatus::Passed, "{run:#?}");
+    let new = boxed.pid().unwrap();
+    assert_ne!(new, old, "a new process runs");
+    assert!(!old.is_alive(), "the old one is gone");
+    assert_eq!(boxed.restarts(), 1);
+
+    let mut spec = RunSpec::new(component);
+    spec.targets = targets.clone();
+    spec.params = params(&[("target", "other")]);
+    let run = engine.run(spec).await.unwrap();
+    assert_ne!(run.status, RunStatus::Passed);
+    let text = format!("{run:?}");
+    assert!(text.contains("is attached, not spawned"), "{text}");
+    assert!(
+        proc_state(attached.id()).is_some_and(|s| s != 'Z'),
+        "left alone"
+    );
+    attached.kill().unwrap();
+    attached.wait().unwrap();
+    targets.shutdown().await;
+}
+
+/// The stress child of a running `firedrill run`, found from outside.
+fn stress_child(engine: u32) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let ppid: u32 = stat[stat.rfind(')')? + 2..]
+            .split(' ')
+            .nth(1)?
+            .parse()
+            .ok()?;
+        (ppid == engine && String::from_utf8_lossy(&cmdline).contains("stress-child"))
+            .then_some(pid)
+    })
+}
+
+/// CPU time of a process in clock ticks (utime + stime).
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+    Some(fields[11].parse::<u64>().ok()? + fields[12].parse::<u64>().ok()?)
+}
+
+fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+}
+
+fn stress_drill(dir: &std::path::Path, fault: &str, value: &str, hold: &str) -> std::path::PathBuf {
+    std::fs::write(dir.join("process.wasm"), firedrill_tests::PROCESS).unwrap();
+    let fill = dir.join("fill");
+    std::fs::create_dir_all(&fill).unwrap();
+    let drill = dir.join("drill.toml");
+    std::fs::write(
+        &drill,
+        format!(
+            "[scenario]\npath = \"process.wasm\"\nparams = {{ fault = \"{fault}\", value = \"{value}\", hold = \"{hold}\" }}\n[targets.box]\nkind = \"host\"\npath = \"fill\"\ngrants = [\"cpu-stress\", \"memory-stress\", \"disk-fill\"]\n"
+        ),
+    )
+    .unwrap();
+    drill
+}
+
+/// CPU, memory and disk stress from a real `firedrill run`, measured on
+/// the child from /proc: the load is there during the run, and the child
+/// and the file are gone after it.
+#[tokio::test]
+async fn stress_loads_the_host_from_a_child_that_is_gone_after_the_run() {
+    const MIB: u64 = 1 << 20;
+    for (fault, value) in [("cpu", "1"), ("memory", "64000000"), ("disk", "8388608")] {
+        let dir = tempfile::tempdir().unwrap();
+        let drill = stress_drill(dir.path(), fault, value, "2s");
+        let engine = spawn_run(&dir.path().join("data"), &drill, &[]);
+        let mut child = None;
+        assert!(
+            eventually(Duration::from_secs(20), || {
+                child = stress_child(engine.id());
+                child.is_some()
+            })
+            .await,
+            "{fault}: a stress child runs"
+        );
+        let child = child.unwrap();
+        let file = dir.path().join("fill");
+        match fault {
+            "cpu" => {
+                // One core at 50 %: about half the wall time.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let before = cpu_ticks(child).unwrap();
+                tokio::time::sleep(Duration::from_millis(1000)).await;
+                let used = cpu_ticks(child).unwrap() - before;
+                assert!((25..=80).contains(&used), "cpu: {used} ticks of 100 in 1 s");
+            }
+            "memory" => {
+                assert!(
+                    eventually(Duration::from_secs(5), || rss_bytes(child)
+                        .is_some_and(|r| r >= 64_000_000))
+                    .await,
+                    "memory: resident {:?} MiB",
+                    rss_bytes(child).map(|r| r / MIB)
+                );
+            }
+            _ => {
+                let size = || {
+                    std::fs::read_dir(&file)
+                        .unwrap()
+                        .flatten()
+                        .map(|e| e.metadata().unwrap().len())
+                        .sum::<u64>()
+                };
+                assert!(
+                    eventually(Duration::from_secs(5), || size() == 8 * MIB).await,
+                    "disk: {} bytes written",
+                    size()
+                );
+            }
+        }
+        let out = engine.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{fault}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            proc_state(child).is_none(),
+            "{fault}: the child is gone, not left running or as a zombie"
+        );
+        assert_eq!(
+            std::fs::read_dir(&file).unwrap().count(),
+            0,
+            "{fault}: no file left"
+        );
+    }
+}
+
+/// SIGKILL the engine during a disk fill: the child dies with it, and
+/// `firedrill recover` deletes the file from the ledger.
+#[tokio::test]
+async fn a_killed_engines_disk_fill_is_deleted_by_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let drill = stress_drill(dir.path(), "disk", "4194304", "2m");
+    let data = dir.path().join("data");
+    let mut engine = spawn_run(&data, &drill, &[]);
+    let fill = dir.path().join("fill");
+    let written = || {
+        std::fs::read_dir(&fill)
+            .unwrap()
+            .flatten()
+            .any(|e| e.metadata().unwrap().len() == 4 << 20)
+    };
+    assert!(eventually(Duration::from_secs(20), written).await);
+    let child = stress_child(engine.id()).expect("the stress child runs");
+    signal(&engine, nix::sys::signal::Signal::SIGKILL);
+    engine.wait().unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || proc_state(child).is_none()).await,
+        "the child died with the engine"
+    );
+    assert!(written(), "the file outlives the engine until recovery");
+    let out = firedrill(&data).arg("recover").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_dir(&fill).unwrap().count(),
+        0,
+        "recovery deleted it"
+    );
+}

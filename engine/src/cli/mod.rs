@@ -144,6 +144,12 @@ enum Command {
     /// The demo's HTTP service (used by `demo`)
     #[command(hide = true)]
     DemoService(demo_service::Args),
+    /// A stress fault's child process (started by the engine)
+    #[command(hide = true)]
+    StressChild {
+        /// `cpu CORES PERCENT`, `memory BYTES` or `disk BYTES FILE`
+        load: Vec<String>,
+    },
 }
 
 pub(crate) async fn dispatch(cli: Cli) -> Exit {
@@ -162,6 +168,11 @@ pub(crate) async fn dispatch(cli: Cli) -> Exit {
         Command::Halt => halt::run(&data_dir, true).await,
         Command::Resume => halt::run(&data_dir, false).await,
         Command::DemoService(a) => demo_service::run(a).await,
+        // Blocking by design: it only burns CPU, holds memory or writes a
+        // file, then waits to be killed.
+        Command::StressChild { load } => firedrill::targets::host::child_main(&load)
+            .map(|()| Exit::Pass)
+            .map_err(usage),
     };
     match result {
         Ok(exit) => exit,

@@ -12,10 +12,12 @@ use crate::history::RunId;
 use crate::ledger::Undo;
 use crate::policy::FaultKind;
 use crate::targets::Target;
+use crate::targets::host::{HostTarget, Load};
 use crate::targets::remote::{RemoteProxy, RemoteToxic};
 use nix::sys::signal::Signal;
 use process::ProcessId;
 use proxy::{Effect, Proxy, ProxyFault, ProxyMode, RequestMatch};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// A fault to make.
@@ -25,6 +27,10 @@ pub enum FaultSpec {
     Kill(Signal),
     /// SIGSTOP until reverted.
     Pause,
+    /// Terminate a supervised process and start it again.
+    Restart,
+    /// Load the host from a child process.
+    Stress(crate::targets::host::Load),
     /// A proxy fault.
     Proxy {
         /// Effect.
@@ -42,6 +48,12 @@ impl FaultSpec {
         match self {
             FaultSpec::Kill(_) => FaultKind::Kill,
             FaultSpec::Pause => FaultKind::Pause,
+            FaultSpec::Restart => FaultKind::Restart,
+            FaultSpec::Stress(load) => match load {
+                Load::Cpu { .. } => FaultKind::CpuStress,
+                Load::Memory(_) => FaultKind::MemoryStress,
+                Load::Disk(_) => FaultKind::DiskFill,
+            },
             FaultSpec::Proxy { effect, .. } => match effect {
                 Effect::Delay { .. } | Effect::ConnectDelay { .. } => FaultKind::Delay,
                 Effect::FailAuth { .. } => FaultKind::FailAuth,
@@ -65,6 +77,8 @@ impl FaultSpec {
         match self {
             FaultSpec::Kill(sig) => format!("signal {sig}"),
             FaultSpec::Pause => "SIGSTOP until reverted".into(),
+            FaultSpec::Restart => "SIGTERM (SIGKILL after 2 s), then start again".into(),
+            FaultSpec::Stress(load) => load.to_string(),
             FaultSpec::Proxy {
                 effect,
                 probability,
@@ -146,6 +160,20 @@ pub enum Prepared {
         /// Processes.
         processes: Vec<ProcessId>,
     },
+    /// Restart a supervised process.
+    Restart {
+        /// The target.
+        target: Arc<crate::targets::process::ProcessTarget>,
+    },
+    /// Start a stress child.
+    Stress {
+        /// The host.
+        host: Arc<HostTarget>,
+        /// Its load.
+        load: Load,
+        /// A disk fill's file.
+        file: Option<PathBuf>,
+    },
     /// Add `fault` to `proxy`.
     Proxy {
         /// Proxy.
@@ -178,6 +206,10 @@ pub fn prepare(
         (Target::Process(p), FaultSpec::Pause) => Ok(Prepared::Pause {
             processes: unprotected(name, p.select(seed).map_err(DriverError::Failed)?)?,
         }),
+        (Target::Process(p), FaultSpec::Restart) => {
+            unprotected(name, p.select(seed).map_err(DriverError::Failed)?)?;
+            Ok(Prepared::Restart { target: p.clone() })
+        }
         (
             Target::Proxy(proxy),
             FaultSpec::Proxy {
@@ -222,6 +254,38 @@ pub fn prepare(
                 toxics,
             })
         }
+        (Target::Host(host), FaultSpec::Stress(load)) => {
+            let file = match load {
+                Load::Disk(_) => Some(
+                    host.fill_file(origin.run.0, origin.fault)
+                        .map_err(DriverError::Unsupported)?,
+                ),
+                _ => None,
+            };
+            host.check(load, file.as_deref())
+                .map_err(DriverError::Unsupported)?;
+            Ok(Prepared::Stress {
+                host: host.clone(),
+                load,
+                file,
+            })
+        }
+        (Target::Host(_), spec) => Err(DriverError::Unsupported(format!(
+            "target `{name}` is the host; {} applies to {} targets",
+            spec.kind(),
+            if spec.kind().on_process() {
+                "process"
+            } else {
+                "proxy"
+            }
+        ))),
+        (
+            Target::Process(_) | Target::Proxy(_) | Target::Remote(_),
+            spec @ FaultSpec::Stress(_),
+        ) => Err(DriverError::Unsupported(format!(
+            "target `{name}` is not a host; {} applies to `kind = \"host\"` targets",
+            spec.kind()
+        ))),
         (Target::Process(_), spec) => Err(DriverError::Unsupported(format!(
             "target `{name}` is a process; {} applies to proxy targets",
             spec.kind()
@@ -237,7 +301,8 @@ impl Prepared {
     /// How to undo it if the engine dies.
     pub fn undo(&self) -> Undo {
         match self {
-            Prepared::Kill { .. } => Undo::Nothing,
+            Prepared::Kill { .. } | Prepared::Restart { .. } => Undo::Nothing,
+            Prepared::Stress { file, .. } => Undo::Stress { file: file.clone() },
             Prepared::Pause { processes } => Undo::Continue {
                 processes: processes.clone(),
             },
@@ -259,6 +324,20 @@ impl Prepared {
                     p.signal(signal)
                         .map_err(|e| DriverError::Failed(e.to_string()))?;
                 }
+                Ok(Applied::Done)
+            }
+            Prepared::Stress { host, load, file } => {
+                let (child, process) = host
+                    .spawn(load, file.as_deref())
+                    .map_err(DriverError::Failed)?;
+                Ok(Applied::Stress {
+                    child: std::sync::Mutex::new(Some(Box::new(child))),
+                    process,
+                    file,
+                })
+            }
+            Prepared::Restart { target } => {
+                target.restart().await.map_err(DriverError::Failed)?;
                 Ok(Applied::Done)
             }
             Prepared::Pause { processes } => {
@@ -300,6 +379,15 @@ pub enum Applied {
         /// Key of the fault.
         key: u64,
     },
+    /// A stress child (and a disk fill's file).
+    Stress {
+        /// The child, until reverted.
+        child: std::sync::Mutex<Option<Box<tokio::process::Child>>>,
+        /// Its identity.
+        process: ProcessId,
+        /// The file.
+        file: Option<PathBuf>,
+    },
     /// Toxics on a remote proxy.
     Remote {
         /// The proxy.
@@ -320,6 +408,14 @@ impl Applied {
                 Ok(())
             }
             Applied::Remote { remote, toxics } => remote.remove(toxics).await,
+            Applied::Stress { child, file, .. } => {
+                let child = child.lock().unwrap().take();
+                if let Some(mut c) = child {
+                    // Kill and reap: no zombie is left.
+                    let _ = c.kill().await;
+                }
+                crate::targets::host::undo(file.as_deref())
+            }
         }
     }
 }

@@ -316,6 +316,10 @@ pub(crate) fn fault_kind(
         W::LimitData => P::LimitData,
         W::HttpAbort => P::HttpAbort,
         W::HttpModify => P::HttpModify,
+        W::Restart => P::Restart,
+        W::CpuStress => P::CpuStress,
+        W::MemoryStress => P::MemoryStress,
+        W::DiskFill => P::DiskFill,
     }
 }
 

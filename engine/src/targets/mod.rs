@@ -2,6 +2,7 @@
 //! proxies and remote proxies a drill declares, started before a run and stopped after it (or
 //! kept across several runs, as `firedrill demo` does).
 
+pub mod host;
 pub mod process;
 pub mod remote;
 
@@ -21,6 +22,8 @@ pub enum Target {
     Proxy(Arc<Proxy>),
     /// A proxy on a Toxiproxy-API server.
     Remote(Arc<RemoteProxy>),
+    /// The host, for resource stress.
+    Host(Arc<host::HostTarget>),
 }
 
 impl Target {
@@ -30,6 +33,7 @@ impl Target {
             Target::Process(p) => p.address().map(str::to_string),
             Target::Proxy(p) => Some(p.local_addr().to_string()),
             Target::Remote(r) => Some(r.address()),
+            Target::Host(_) => None,
         }
     }
 }
@@ -69,6 +73,9 @@ impl TargetSet {
                 TargetSpec::Remote(spec) => {
                     RemoteProxy::start(name, spec).await.map(Target::Remote)
                 }
+                TargetSpec::Host(spec) => {
+                    host::HostTarget::start(name, spec).map(|h| Target::Host(Arc::new(h)))
+                }
             };
             match started {
                 Ok(t) => {
@@ -105,6 +112,7 @@ impl TargetSet {
                 Target::Proxy(p) => p.shutdown(),
                 Target::Process(p) => p.stop().await,
                 Target::Remote(r) => r.shutdown().await,
+                Target::Host(_) => {}
             }
         }
     }

@@ -27,6 +27,8 @@ pub struct ProcessTarget {
     address: Option<String>,
     current: Mutex<Option<ProcessId>>,
     restarts: AtomicU32,
+    /// Set by [`ProcessTarget::restart`]: the next exit restarts at once.
+    restart_now: std::sync::atomic::AtomicBool,
     last_error: Mutex<Option<String>>,
     shutdown: CancellationToken,
 }
@@ -58,6 +60,7 @@ impl ProcessTarget {
             address: spec.address.clone(),
             current: Mutex::new(None),
             restarts: AtomicU32::new(0),
+            restart_now: std::sync::atomic::AtomicBool::new(false),
             last_error: Mutex::new(None),
             shutdown: CancellationToken::new(),
         });
@@ -67,6 +70,9 @@ impl ProcessTarget {
             }
             Source::Spawned(spec) => {
                 let first = spawn(spec).map_err(|e| format!("target `{name}`: {e}"))?;
+                // Known at once, so a fault right after start finds it.
+                *target.current.lock().unwrap() =
+                    first.id().and_then(|pid| ProcessId::of(pid).ok());
                 tokio::spawn(supervise(target.clone(), spec.clone(), first));
             }
         }
@@ -192,6 +198,40 @@ impl ProcessTarget {
         }
     }
 
+    /// The `restart` fault: terminate a spawned process (SIGTERM, SIGKILL
+    /// after 2 s) and start it again at once, whatever its restart policy.
+    /// Returns the new process once it runs.
+    pub async fn restart(&self) -> Result<ProcessId, String> {
+        if !matches!(self.source, Source::Spawned(_)) {
+            return Err(format!(
+                "target `{}` is attached, not spawned: restart needs a process firedrill starts and supervises (`command`)",
+                self.name
+            ));
+        }
+        let old = self.pid()?;
+        self.restart_now.store(true, Ordering::SeqCst);
+        let _ = old.signal(nix::sys::signal::Signal::SIGTERM);
+        let _ = old.resume();
+        let started = Instant::now();
+        loop {
+            let current = *self.current.lock().unwrap();
+            if let Some(new) = current.filter(|p| *p != old && p.is_alive()) {
+                return Ok(new);
+            }
+            if started.elapsed() > Duration::from_secs(2) && old.is_alive() {
+                let _ = old.signal(nix::sys::signal::Signal::SIGKILL);
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                return Err(format!(
+                    "target `{}` did not come back within 10 s of the restart: {}",
+                    self.name,
+                    self.last_error.lock().unwrap().clone().unwrap_or_default()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Stop supervising and terminate a spawned process (SIGTERM, then
     /// SIGKILL after 2 s). An attached process is left alone.
     pub async fn stop(&self) {
@@ -260,8 +300,9 @@ fn spawn(spec: &ProcessSpec) -> Result<tokio::process::Child, String> {
         .map_err(|e| format!("cannot start `{command}`: {e}"))
 }
 
+/// Make the child die (SIGKILL) when the engine does.
 #[allow(unsafe_code)]
-fn die_with_parent(cmd: &mut Command) {
+pub(crate) fn die_with_parent(cmd: &mut Command) {
     // SAFETY: the closure runs in the child between fork and exec and only
     // makes one async-signal-safe system call.
     unsafe {
@@ -310,6 +351,10 @@ async fn supervise(
             Some(s) => format!("exited: {s}"),
             None => "exited".into(),
         });
+        if target.restart_now.swap(false, Ordering::SeqCst) {
+            target.restarts.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         let restart = match spec.restart {
             RestartPolicy::Never => false,
             RestartPolicy::OnFailure => !success,

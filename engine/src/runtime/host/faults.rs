@@ -4,7 +4,7 @@ use crate::run::FaultRep;
 use crate::runtime::RunState;
 use crate::runtime::bindings::GuestError;
 use crate::runtime::bindings::firedrill::scenario::faults::{
-    AbortPoint, AuthMode, Host, HostFault, LinkFault, ResponsePatch, Signal,
+    AbortPoint, AuthMode, Host, HostFault, LinkFault, ResponsePatch, Signal, StressLoad,
 };
 use crate::runtime::bindings::firedrill::scenario::types::{self, FaultKind, FaultOptions};
 use serde_json::json;
@@ -224,6 +224,24 @@ impl Host for RunState {
         result
     }
 
+    async fn restart(&mut self, target: String) -> Result<(), GuestError> {
+        let ctx = self.ctx.clone();
+        ctx.throttle().await;
+        let result = if self.ctx.is_describing() {
+            Err(GuestError::Unsupported(
+                "faults cannot be made inside describe()".into(),
+            ))
+        } else {
+            self.ctx
+                .apply_fault(&target, FaultSpec::Restart, None)
+                .await
+                .map(|_| ())
+        };
+        self.ctx
+            .call("faults.restart", json!({"target": target}), &result);
+        result
+    }
+
     async fn pause(
         &mut self,
         target: String,
@@ -336,6 +354,41 @@ impl Host for RunState {
             .await
     }
 
+    async fn stress(
+        &mut self,
+        target: String,
+        load: StressLoad,
+        options: FaultOptions,
+    ) -> Result<Resource<FaultRep>, GuestError> {
+        use crate::targets::host::Load;
+        let (args, load) = match load {
+            StressLoad::Cpu((cores, percent)) => (
+                json!({"cpu": {"cores": cores, "percent": percent}}),
+                if cores == 0 || cores > 1024 || !(1..=100).contains(&percent) {
+                    Err(GuestError::InvalidArgument(format!(
+                        "cpu stress needs 1..=1024 cores at 1..=100 percent, got {cores} at {percent}"
+                    )))
+                } else {
+                    Ok(Load::Cpu { cores, percent })
+                },
+            ),
+            StressLoad::Memory(bytes) => (
+                json!({"memory": {"bytes": bytes}}),
+                match bytes {
+                    0 => Err(GuestError::InvalidArgument(
+                        "memory stress needs at least 1 byte".into(),
+                    )),
+                    b => Ok(Load::Memory(b)),
+                },
+            ),
+            StressLoad::Disk(bytes) => (json!({"disk": {"bytes": bytes}}), Ok(Load::Disk(bytes))),
+        };
+        let args = json!({"target": target, "load": args, "options": options_json(&options)});
+        let spec = load.map(FaultSpec::Stress);
+        self.fault_call("faults.stress", &target, spec, &options, args)
+            .await
+    }
+
     async fn http_abort(
         &mut self,
         target: String,
@@ -434,6 +487,10 @@ impl HostFault for RunState {
             Ok(crate::policy::FaultKind::LimitData) => FaultKind::LimitData,
             Ok(crate::policy::FaultKind::HttpAbort) => FaultKind::HttpAbort,
             Ok(crate::policy::FaultKind::HttpModify) => FaultKind::HttpModify,
+            Ok(crate::policy::FaultKind::Restart) => FaultKind::Restart,
+            Ok(crate::policy::FaultKind::CpuStress) => FaultKind::CpuStress,
+            Ok(crate::policy::FaultKind::MemoryStress) => FaultKind::MemoryStress,
+            Ok(crate::policy::FaultKind::DiskFill) => FaultKind::DiskFill,
             _ => FaultKind::Kill,
         }
     }

@@ -132,9 +132,9 @@ impl Host for RunState {
             None => Err(GuestError::UnknownTarget(format!(
                 "no target named `{target}`"
             ))),
-            Some(Target::Proxy(_) | Target::Remote(_)) => Err(GuestError::Unsupported(format!(
-                "target `{target}` is a proxy, not a process"
-            ))),
+            Some(Target::Proxy(_) | Target::Remote(_) | Target::Host(_)) => Err(
+                GuestError::Unsupported(format!("target `{target}` is a proxy, not a process")),
+            ),
             Some(Target::Process(p)) => Ok(p.alive()),
         };
         self.ctx
