@@ -765,18 +765,7 @@ fn host(
     raw: RawTarget,
 ) -> Result<TargetSpec, DrillError> {
     let field = |f: &str| format!("targets.{name}.{f}");
-    let foreign = [
-        (raw.command.is_some(), "command"),
-        (raw.pid_file.is_some(), "pid_file"),
-        (raw.pgrep.is_some(), "pgrep"),
-        (raw.listen.is_some(), "listen"),
-        (raw.upstream.is_some(), "upstream"),
-        (raw.address.is_some(), "address"),
-        (raw.api.is_some(), "api"),
-        (raw.proxy.is_some(), "proxy"),
-        (raw.lease.is_some(), "lease"),
-    ];
-    if let Some((_, key)) = foreign.iter().find(|(set, _)| *set) {
+    if let Some(key) = keys_set(&raw).find(|k| !["path", "helper"].contains(k)) {
         return Err(cx.err(
             span,
             field(key),
@@ -805,29 +794,43 @@ fn host(
     }))
 }
 
-/// Keys only a `toxiproxy` target has.
+/// Keys only `toxiproxy` and `host` targets have.
 fn remote_keys(
     cx: &Ctx<'_>,
     name: &str,
     span: &std::ops::Range<usize>,
     raw: &RawTarget,
 ) -> Result<(), DrillError> {
-    let keys = [
-        (raw.api.is_some(), "api"),
-        (raw.proxy.is_some(), "proxy"),
-        (raw.token_env.is_some(), "token_env"),
-        (raw.lease.is_some(), "lease"),
-        (raw.path.is_some(), "path"),
-        (raw.helper.is_some(), "helper"),
-    ];
-    match keys.iter().find(|(set, _)| *set) {
-        Some((_, key)) => Err(cx.err(
+    const THEIRS: [&str; 6] = ["api", "proxy", "token_env", "lease", "path", "helper"];
+    match keys_set(raw).find(|k| THEIRS.contains(k)) {
+        Some(key) => Err(cx.err(
             span.clone(),
             format!("targets.{name}.{key}"),
             "only `kind = \"toxiproxy\"` (api, proxy, token_env, lease) or `kind = \"host\"` (path, helper) targets have this key".into(),
         )),
         None => Ok(()),
     }
+}
+
+/// The kind-specific keys a target sets.
+fn keys_set(raw: &RawTarget) -> impl Iterator<Item = &'static str> {
+    [
+        (raw.command.is_some(), "command"),
+        (raw.pid_file.is_some(), "pid_file"),
+        (raw.pgrep.is_some(), "pgrep"),
+        (raw.listen.is_some(), "listen"),
+        (raw.upstream.is_some(), "upstream"),
+        (raw.address.is_some(), "address"),
+        (raw.mode != ProxyMode::Tcp, "mode"),
+        (raw.api.is_some(), "api"),
+        (raw.proxy.is_some(), "proxy"),
+        (raw.token_env.is_some(), "token_env"),
+        (raw.lease.is_some(), "lease"),
+        (raw.path.is_some(), "path"),
+        (raw.helper.is_some(), "helper"),
+    ]
+    .into_iter()
+    .filter_map(|(set, key)| set.then_some(key))
 }
 
 /// `kind = "toxiproxy"`: a proxy on a server that speaks Toxiproxy's API.
@@ -839,18 +842,8 @@ fn remote(
 ) -> Result<TargetSpec, DrillError> {
     use crate::targets::remote::{DEFAULT_LEASE, RemoteSpec};
     let field = |f: &str| format!("targets.{name}.{f}");
-    let foreign = [
-        (raw.command.is_some(), "command"),
-        (raw.pid_file.is_some(), "pid_file"),
-        (raw.pgrep.is_some(), "pgrep"),
-        (raw.listen.is_some(), "listen"),
-        (raw.upstream.is_some(), "upstream"),
-        (raw.address.is_some(), "address"),
-        (raw.mode != ProxyMode::Tcp, "mode"),
-        (raw.path.is_some(), "path"),
-        (raw.helper.is_some(), "helper"),
-    ];
-    if let Some((_, key)) = foreign.iter().find(|(set, _)| *set) {
+    if let Some(key) = keys_set(&raw).find(|k| !["api", "proxy", "token_env", "lease"].contains(k))
+    {
         return Err(cx.err(
             span,
             field(key),
