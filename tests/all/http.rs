@@ -219,3 +219,104 @@ async fn bandwidth_on_an_http_proxy_throttles_matching_response_bodies() {
     assert!(after.took < Duration::from_millis(300), "{:?}", after.took);
     s.targets.shutdown().await;
 }
+
+/// HTTP/2 cleartext and gRPC through an HTTP proxy, with a real tonic client
+/// and server (the standard gRPC health service): the client sees the gRPC
+/// status that `http-error` and `fail-auth` make, a live stream of calls
+/// goes on over one HTTP/2 connection, and SERVING comes back on revert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_clients_see_grpc_statuses_through_an_http_proxy() {
+    use firedrill::drivers::proxy::{
+        AuthMode, Effect, Proxy, ProxyConfig, ProxyFault, ProxyMode, RequestMatch,
+    };
+    use tonic::Code;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("orders", tonic_health::ServingStatus::Serving)
+        .await;
+    let incoming =
+        tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let upstream = incoming.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(incoming),
+    );
+    let proxy = Proxy::start(ProxyConfig {
+        name: "grpc".into(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        upstream: upstream.to_string(),
+        mode: ProxyMode::Http,
+    })
+    .await
+    .unwrap();
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", proxy.local_addr()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = HealthClient::new(channel);
+    let check = async |client: &mut HealthClient<tonic::transport::Channel>| {
+        client
+            .check(HealthCheckRequest {
+                service: "orders".into(),
+            })
+            .await
+            .map(|r| r.into_inner().status)
+    };
+    assert_eq!(
+        check(&mut client).await.unwrap(),
+        1,
+        "SERVING through the proxy"
+    );
+
+    let only_health = RequestMatch {
+        path: Some(glob::Pattern::new("/grpc.health.v1.Health/*").unwrap()),
+        ..RequestMatch::default()
+    };
+    for (effect, code, message) in [
+        (
+            Effect::HttpError {
+                status: 503,
+                body: "orders are down".into(),
+            },
+            Code::Unavailable,
+            "orders are down",
+        ),
+        (
+            Effect::FailAuth {
+                mode: AuthMode::Reject,
+                status: 401,
+            },
+            Code::Unauthenticated,
+            "the access token is invalid",
+        ),
+        (
+            Effect::FailAuth {
+                mode: AuthMode::Expire,
+                status: 401,
+            },
+            Code::Unauthenticated,
+            "the access token expired",
+        ),
+    ] {
+        let key = proxy.add_fault(ProxyFault::new(
+            effect.clone(),
+            1.0,
+            Some(only_health.clone()),
+            1,
+        ));
+        let status = check(&mut client).await.unwrap_err();
+        assert_eq!(
+            (status.code(), status.message()),
+            (code, message),
+            "{effect}"
+        );
+        proxy.remove_fault(key);
+        assert_eq!(check(&mut client).await.unwrap(), 1, "{effect} reverted");
+    }
+    proxy.shutdown();
+}

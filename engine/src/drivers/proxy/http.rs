@@ -1,6 +1,8 @@
-//! HTTP mode: a hyper HTTP/1.1 server per client connection, forwarding each
-//! request over one upstream connection of its own (reopened when upstream
-//! drops it), with request-level faults applied in order: `http-abort` at
+//! HTTP mode: a hyper server per client connection speaking HTTP/1.1 and
+//! HTTP/2 cleartext (prior knowledge, as gRPC clients use it), forwarding
+//! each request over an upstream connection of its own in the same version
+//! (reopened when upstream drops it). Answers made here for a gRPC request
+//! carry a gRPC status. Request-level faults apply in order: `http-abort` at
 //! the request, `fail-auth` (reject, expire, strip, corrupt), `http-error`,
 //! per-request delay and request-body `bandwidth`; then on the way back
 //! `http-modify`, response-body `bandwidth` and `http-abort` at the response.
@@ -11,14 +13,14 @@ use super::{
 };
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
+use hyper::client::conn::{http1, http2};
 use hyper::header::{
     AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HeaderName, HeaderValue,
     PROXY_AUTHORIZATION, TRANSFER_ENCODING,
 };
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -35,7 +37,7 @@ pub(super) async fn serve(client: TcpStream, shared: Arc<Shared>) {
         Ok(pair) => pair,
         Err(_) => return,
     };
-    let upstream: Arc<Mutex<Option<SendRequest<Body>>>> = Arc::new(Mutex::new(None));
+    let upstream = Arc::new(Upstream::default());
     let service = service_fn(move |req: Request<hyper::body::Incoming>| {
         let shared = shared.clone();
         let upstream = upstream.clone();
@@ -48,11 +50,16 @@ pub(super) async fn serve(client: TcpStream, shared: Arc<Shared>) {
     // Clients may shut down their write side once the request is sent
     // (`nc`, some test harnesses): answer them anyway, as servers do.
     // Found by the http_proxy fuzz target.
-    let _ = hyper::server::conn::http1::Builder::new()
-        .keep_alive(true)
-        .half_close(true)
-        .serve_connection(TokioIo::new(client), service)
-        .await;
+    let mut server = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    server.http1().keep_alive(true).half_close(true);
+    let _ = server.serve_connection(TokioIo::new(client), service).await;
+}
+
+/// The connection's way upstream, one per HTTP version in use.
+#[derive(Default)]
+struct Upstream {
+    h1: Mutex<Option<http1::SendRequest<Body>>>,
+    h2: Mutex<Option<http2::SendRequest<Body>>>,
 }
 
 fn with_resetter(client: TcpStream) -> std::io::Result<(TcpStream, Resetter)> {
@@ -83,9 +90,13 @@ struct Back {
 async fn handle(
     mut req: Request<Body>,
     shared: &Shared,
-    upstream: &Mutex<Option<SendRequest<Body>>>,
+    upstream: &Upstream,
     resetter: &Resetter,
 ) -> Result<Response<Body>, Aborted> {
+    let grpc = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
     let mut delay_up = Duration::ZERO;
     let mut rate_up: Option<u64> = None;
     let mut back = Back::default();
@@ -117,6 +128,12 @@ async fn handle(
                 AbortPoint::Response => back.abort = Some(*reset),
             },
             Effect::FailAuth { mode, status } if fault.fires() => match mode {
+                AuthMode::Reject if grpc => {
+                    return Ok(grpc_status(*status, "the access token is invalid"));
+                }
+                AuthMode::Expire if grpc => {
+                    return Ok(grpc_status(401, "the access token expired"));
+                }
                 AuthMode::Reject => return Ok(reject(*status)),
                 AuthMode::Expire => return Ok(expired()),
                 AuthMode::Strip => {
@@ -128,6 +145,9 @@ async fn handle(
                 AuthMode::Corrupt => corrupt(req.headers_mut()),
             },
             Effect::HttpError { status, body } if fault.fires() => {
+                if grpc {
+                    return Ok(grpc_status(*status, body));
+                }
                 return Ok(local(*status, "application/json", body.clone(), &[]));
             }
             Effect::HttpModify { patch } if fault.fires() => back.patches.push((**patch).clone()),
@@ -151,6 +171,10 @@ async fn handle(
     }
     let mut resp = match forward(req, shared, upstream).await {
         Ok(resp) => resp.map(|b| b.map_err(Into::into).boxed()),
+        Err(e) if grpc => grpc_status(
+            502,
+            &format!("firedrill proxy: upstream {}: {e}", shared.upstream),
+        ),
         Err(e) => local(
             502,
             "application/json",
@@ -218,22 +242,45 @@ fn full(b: Bytes) -> Body {
     Full::new(b).map_err(|n| match n {}).boxed()
 }
 
+async fn connect(shared: &Shared) -> Result<TokioIo<TcpStream>, String> {
+    let stream = TcpStream::connect(&shared.upstream)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    Ok(TokioIo::new(stream))
+}
+
 async fn forward(
     req: Request<Body>,
     shared: &Shared,
-    upstream: &Mutex<Option<SendRequest<Body>>>,
+    upstream: &Upstream,
 ) -> Result<Response<hyper::body::Incoming>, String> {
-    let mut guard = upstream.lock().await;
+    if req.version() == hyper::Version::HTTP_2 {
+        // One multiplexed connection; requests go out concurrently.
+        let mut sender = {
+            let mut guard = upstream.h2.lock().await;
+            match guard.as_ref().filter(|s| !s.is_closed()) {
+                Some(s) => s.clone(),
+                None => {
+                    let (sender, conn) =
+                        http2::handshake(TokioExecutor::new(), connect(shared).await?)
+                            .await
+                            .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
+                    tokio::spawn(conn);
+                    *guard = Some(sender.clone());
+                    sender
+                }
+            }
+        };
+        return sender.send_request(req).await.map_err(|e| e.to_string());
+    }
+    let mut guard = upstream.h1.lock().await;
     let reusable = match guard.as_mut() {
         Some(s) => s.ready().await.is_ok(),
         None => false,
     };
     if !reusable {
-        let stream = TcpStream::connect(&shared.upstream)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let _ = stream.set_nodelay(true);
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let (sender, conn) = http1::handshake(connect(shared).await?)
             .await
             .map_err(|e| format!("handshake: {e}"))?;
         tokio::spawn(conn);
@@ -241,6 +288,37 @@ async fn forward(
     }
     let sender = guard.as_mut().expect("connected above");
     sender.send_request(req).await.map_err(|e| e.to_string())
+}
+
+/// A gRPC answer for an HTTP status, as a gRPC server sends an error: a
+/// 200 whose headers end the stream with `grpc-status` and `grpc-message`
+/// (a trailers-only response). The code follows gRPC's HTTP-to-gRPC table.
+fn grpc_status(http: u16, message: &str) -> Response<Body> {
+    let code = match http {
+        400 => 13,             // INTERNAL
+        401 => 16,             // UNAUTHENTICATED
+        403 => 7,              // PERMISSION_DENIED
+        404 => 12,             // UNIMPLEMENTED
+        429 | 502..=504 => 14, // UNAVAILABLE
+        _ => 2,                // UNKNOWN
+    };
+    let mut resp = Response::new(full(Bytes::new()));
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    h.insert("grpc-status", HeaderValue::from(code));
+    // grpc-message is percent-encoded: keep the safe characters.
+    let message: String = message
+        .bytes()
+        .map(|b| match b {
+            b' '..=b'~' if b != b'%' => (b as char).to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect();
+    if let Ok(v) = HeaderValue::from_str(&message) {
+        h.insert("grpc-message", v);
+    }
+    h.insert("x-firedrill-fault", HeaderValue::from_static("1"));
+    resp
 }
 
 /// A realistic refusal: RFC 6750 bearer error for 401, insufficient scope

@@ -34,7 +34,8 @@ pub enum ProxyMode {
     /// Bytes: connection-level faults only.
     #[default]
     Tcp,
-    /// HTTP/1.1 with keep-alive: request-level faults too.
+    /// HTTP/1.1 with keep-alive and HTTP/2 cleartext (gRPC): request-level
+    /// faults too.
     Http,
 }
 
