@@ -81,6 +81,7 @@ pub fn http_error(target: impl Into<String>, status: u16) -> HttpErrorBuilder {
         target: target.into(),
         status,
         body: None,
+        headers: Vec::new(),
         options: no_options(),
     }
 }
@@ -207,6 +208,7 @@ pub struct HttpErrorBuilder {
     target: String,
     status: u16,
     body: Option<String>,
+    headers: Vec<(String, String)>,
     options: FaultOptions,
 }
 
@@ -219,12 +221,19 @@ impl HttpErrorBuilder {
         self
     }
 
+    /// Add a header to the answer, e.g. `("retry-after", "30")`.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
     /// Make the fault.
     pub fn apply(self) -> Result<Fault, Error> {
         raw::http_error(
             &self.target,
             self.status,
             self.body.as_deref(),
+            &self.headers,
             &self.options,
         )
     }

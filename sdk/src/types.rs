@@ -47,8 +47,9 @@ impl std::error::Error for Error {}
 impl FromStr for Signal {
     type Err = Error;
 
-    /// Parses `term`, `kill`, `int`, `hup`, `quit`, `usr1` or `usr2`
-    /// (case-insensitive, with or without a `SIG` prefix).
+    /// Parses a signal's name: `term`, `kill`, `int`, `hup`, `quit`,
+    /// `usr1`, `usr2`, `abrt`, `segv`, … (case-insensitive, with or without
+    /// a `SIG` prefix).
     fn from_str(s: &str) -> Result<Self, Error> {
         let lower = s.trim().to_ascii_lowercase();
         let name = lower.strip_prefix("sig").unwrap_or(&lower);
@@ -60,9 +61,24 @@ impl FromStr for Signal {
             "quit" => Signal::Quit,
             "usr1" => Signal::Usr1,
             "usr2" => Signal::Usr2,
+            "abrt" => Signal::Abrt,
+            "alrm" => Signal::Alrm,
+            "bus" => Signal::Bus,
+            "cont" => Signal::Cont,
+            "fpe" => Signal::Fpe,
+            "ill" => Signal::Ill,
+            "pipe" => Signal::Pipe,
+            "segv" => Signal::Segv,
+            "stop" => Signal::Stop,
+            "sys" => Signal::Sys,
+            "trap" => Signal::Trap,
+            "tstp" => Signal::Tstp,
+            "xcpu" => Signal::Xcpu,
+            "xfsz" => Signal::Xfsz,
+            "winch" => Signal::Winch,
             _ => {
                 return Err(Error::InvalidArgument(format!(
-                    "unknown signal {s:?} (expected term, kill, int, hup, quit, usr1 or usr2)"
+                    "unknown signal {s:?} (expected term, kill, int, hup, quit, usr1, usr2, abrt, alrm, bus, cont, fpe, ill, pipe, segv, stop, sys, trap, tstp, xcpu, xfsz or winch)"
                 )));
             }
         })
@@ -213,7 +229,9 @@ mod tests {
         assert_eq!("TERM".parse::<Signal>(), Ok(Signal::Term));
         assert_eq!("sigkill".parse::<Signal>(), Ok(Signal::Kill));
         assert_eq!("usr2".parse::<Signal>(), Ok(Signal::Usr2));
-        assert!("stop".parse::<Signal>().is_err());
+        assert_eq!("SIGSEGV".parse::<Signal>(), Ok(Signal::Segv));
+        assert!("sigfoo".parse::<Signal>().is_err());
+        assert_eq!("expire".parse::<AuthMode>(), Ok(AuthMode::Expire));
         assert_eq!("strip".parse::<AuthMode>(), Ok(AuthMode::Strip));
         assert!("nope".parse::<AuthMode>().is_err());
     }

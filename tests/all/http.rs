@@ -282,6 +282,7 @@ async fn grpc_clients_see_grpc_statuses_through_an_http_proxy() {
             Effect::HttpError {
                 status: 503,
                 body: "orders are down".into(),
+                headers: Vec::new(),
             },
             Code::Unavailable,
             "orders are down",
@@ -318,5 +319,85 @@ async fn grpc_clients_see_grpc_statuses_through_an_http_proxy() {
         proxy.remove_fault(key);
         assert_eq!(check(&mut client).await.unwrap(), 1, "{effect} reverted");
     }
+    proxy.shutdown();
+}
+
+/// Faults on an identity provider: an HTTP proxy in front of it with a
+/// match on the token endpoint. Its token endpoint answers 503 (with
+/// `retry-after`) or hangs past the client's timeout; discovery and every
+/// other route answer as usual.
+#[tokio::test]
+async fn an_identity_providers_token_endpoint_fails_or_times_out_alone() {
+    use firedrill::drivers::proxy::{
+        Direction, Effect, Proxy, ProxyConfig, ProxyFault, ProxyMode, RequestMatch,
+    };
+    use firedrill::probe::{HttpProbe, http};
+    let idp = Upstream::start("t").await;
+    let proxy = Proxy::start(ProxyConfig {
+        name: "idp".into(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        upstream: idp.addr.to_string(),
+        mode: ProxyMode::Http,
+    })
+    .await
+    .unwrap();
+    let addr = proxy.local_addr().to_string();
+    let token = |timeout: Duration| {
+        let mut p = HttpProbe::get("/oauth/token");
+        p.method = "POST".into();
+        p.body = b"grant_type=client_credentials".to_vec();
+        p.timeout = timeout;
+        p
+    };
+    let discovery = HttpProbe::get("/.well-known/openid-configuration");
+    let token_endpoint = RequestMatch {
+        method: Some("POST".into()),
+        path: Some(glob::Pattern::new("/oauth/token").unwrap()),
+        header: None,
+    };
+    let second = Duration::from_secs(1);
+    assert_eq!(http(&addr, &token(second)).await.unwrap().status, 200);
+
+    let key = proxy.add_fault(ProxyFault::new(
+        Effect::HttpError {
+            status: 503,
+            body: r#"{"error":"temporarily_unavailable"}"#.into(),
+            headers: vec![("retry-after".into(), "5".into())],
+        },
+        1.0,
+        Some(token_endpoint.clone()),
+        1,
+    ));
+    let failed = http(&addr, &token(second)).await.unwrap();
+    assert_eq!(failed.status, 503);
+    assert!(
+        failed
+            .headers
+            .iter()
+            .any(|(k, v)| k == "retry-after" && v == "5")
+    );
+    assert_eq!(http(&addr, &discovery).await.unwrap().status, 200);
+    proxy.remove_fault(key);
+
+    let key = proxy.add_fault(ProxyFault::new(
+        Effect::Delay {
+            latency: Duration::from_secs(3),
+            jitter: Duration::ZERO,
+            direction: Direction::Upstream,
+        },
+        1.0,
+        Some(token_endpoint),
+        1,
+    ));
+    let hung = http(&addr, &token(Duration::from_millis(300))).await;
+    assert!(
+        hung.as_ref().is_err_and(|e| e.contains("no answer")),
+        "{hung:?}"
+    );
+    let t = std::time::Instant::now();
+    assert_eq!(http(&addr, &discovery).await.unwrap().status, 200);
+    assert!(t.elapsed() < second, "discovery is not delayed");
+    proxy.remove_fault(key);
+    assert_eq!(http(&addr, &token(second)).await.unwrap().status, 200);
     proxy.shutdown();
 }

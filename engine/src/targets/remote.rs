@@ -459,6 +459,7 @@ mod tests {
             &Effect::HttpError {
                 status: 503,
                 body: String::new(),
+                headers: Vec::new(),
             },
             1.0,
             "f2",

@@ -144,11 +144,25 @@ async fn handle(
                 }
                 AuthMode::Corrupt => corrupt(req.headers_mut()),
             },
-            Effect::HttpError { status, body } if fault.fires() => {
-                if grpc {
-                    return Ok(grpc_status(*status, body));
+            Effect::HttpError {
+                status,
+                body,
+                headers,
+            } if fault.fires() => {
+                let mut resp = if grpc {
+                    grpc_status(*status, body)
+                } else {
+                    local(*status, "application/json", body.clone(), &[])
+                };
+                for (name, value) in headers {
+                    if let (Ok(n), Ok(v)) = (
+                        HeaderName::from_bytes(name.as_bytes()),
+                        HeaderValue::from_str(value),
+                    ) {
+                        resp.headers_mut().insert(n, v);
+                    }
                 }
-                return Ok(local(*status, "application/json", body.clone(), &[]));
+                return Ok(resp);
             }
             Effect::HttpModify { patch } if fault.fires() => back.patches.push((**patch).clone()),
             Effect::Bandwidth { rate, direction } if fault.fires() => {

@@ -192,6 +192,8 @@ pub enum Effect {
         status: u16,
         /// Body.
         body: String,
+        /// Extra headers, e.g. `retry-after`.
+        headers: Vec<(String, String)>,
     },
     /// Break the exchange: close (or reset) the client's connection
     /// (HTTP mode).
@@ -785,6 +787,7 @@ mod tests {
             Effect::HttpError {
                 status: 503,
                 body: "{\"error\":\"down\"}".into(),
+                headers: vec![("retry-after".into(), "30".into())],
             },
             1.0,
             Some(matcher),
@@ -793,6 +796,13 @@ mod tests {
         let hit = get(proxy.local_addr(), "/api/orders").await;
         assert_eq!(hit.status, 503);
         assert_eq!(hit.body, b"{\"error\":\"down\"}");
+        assert!(
+            hit.headers
+                .iter()
+                .any(|(k, v)| k == "retry-after" && v == "30"),
+            "{:?}",
+            hit.headers
+        );
         assert_eq!(
             get(proxy.local_addr(), "/health").await.status,
             200,
@@ -846,6 +856,7 @@ mod tests {
                 Effect::HttpError {
                     status: 500,
                     body: String::new(),
+                    headers: Vec::new(),
                 },
                 0.5,
                 None,

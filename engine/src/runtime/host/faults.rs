@@ -205,6 +205,21 @@ impl Host for RunState {
             Signal::Quit => nix::sys::signal::Signal::SIGQUIT,
             Signal::Usr1 => nix::sys::signal::Signal::SIGUSR1,
             Signal::Usr2 => nix::sys::signal::Signal::SIGUSR2,
+            Signal::Abrt => nix::sys::signal::Signal::SIGABRT,
+            Signal::Alrm => nix::sys::signal::Signal::SIGALRM,
+            Signal::Bus => nix::sys::signal::Signal::SIGBUS,
+            Signal::Cont => nix::sys::signal::Signal::SIGCONT,
+            Signal::Fpe => nix::sys::signal::Signal::SIGFPE,
+            Signal::Ill => nix::sys::signal::Signal::SIGILL,
+            Signal::Pipe => nix::sys::signal::Signal::SIGPIPE,
+            Signal::Segv => nix::sys::signal::Signal::SIGSEGV,
+            Signal::Stop => nix::sys::signal::Signal::SIGSTOP,
+            Signal::Sys => nix::sys::signal::Signal::SIGSYS,
+            Signal::Trap => nix::sys::signal::Signal::SIGTRAP,
+            Signal::Tstp => nix::sys::signal::Signal::SIGTSTP,
+            Signal::Xcpu => nix::sys::signal::Signal::SIGXCPU,
+            Signal::Xfsz => nix::sys::signal::Signal::SIGXFSZ,
+            Signal::Winch => nix::sys::signal::Signal::SIGWINCH,
         };
         let result = if self.ctx.is_describing() {
             Err(GuestError::Unsupported(
@@ -331,9 +346,10 @@ impl Host for RunState {
         target: String,
         status: u16,
         body: Option<String>,
+        headers: Vec<(String, String)>,
         options: FaultOptions,
     ) -> Result<Resource<FaultRep>, GuestError> {
-        let args = json!({"target": target, "status": status, "body": body, "options": options_json(&options)});
+        let args = json!({"target": target, "status": status, "body": body, "headers": headers, "options": options_json(&options)});
         let spec = (|| {
             if !(400..=599).contains(&status) {
                 return Err(GuestError::InvalidArgument(format!(
@@ -345,10 +361,18 @@ impl Host for RunState {
                     "http-error body is over 1 MiB".into(),
                 ));
             }
+            check_headers("http-error", &headers)?;
             let body = body.clone().unwrap_or_else(|| {
                 format!(r#"{{"error":"injected by firedrill","status":{status}}}"#)
             });
-            proxy_spec(Effect::HttpError { status, body }, &options)
+            proxy_spec(
+                Effect::HttpError {
+                    status,
+                    body,
+                    headers: headers.clone(),
+                },
+                &options,
+            )
         })();
         self.fault_call("faults.http-error", &target, spec, &options, args)
             .await
@@ -427,10 +451,28 @@ impl Host for RunState {
     }
 }
 
+/// Every header a fault sets must be one hyper can send.
+fn check_headers(call: &str, headers: &[(String, String)]) -> Result<(), GuestError> {
+    use hyper::header::{HeaderName, HeaderValue};
+    for (name, value) in headers {
+        if HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(GuestError::InvalidArgument(format!(
+                "{call} header name `{name}` is not valid"
+            )));
+        }
+        if HeaderValue::from_str(value).is_err() {
+            return Err(GuestError::InvalidArgument(format!(
+                "{call} header `{name}` has an invalid value"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Check an `http-modify` patch: every status, header and body it sets must
 /// be one hyper can send.
 fn response_patch(p: ResponsePatch) -> Result<proxy::ResponsePatch, GuestError> {
-    use hyper::header::{HeaderName, HeaderValue};
+    use hyper::header::HeaderName;
     let bad = |m: String| Err(GuestError::InvalidArgument(m));
     if let Some(s) = p.status
         && !(100..=599).contains(&s)
@@ -439,14 +481,7 @@ fn response_patch(p: ResponsePatch) -> Result<proxy::ResponsePatch, GuestError> 
             "http-modify status must be within 100..=599, got {s}"
         ));
     }
-    for (name, value) in &p.set_headers {
-        if HeaderName::from_bytes(name.as_bytes()).is_err() {
-            return bad(format!("http-modify header name `{name}` is not valid"));
-        }
-        if HeaderValue::from_str(value).is_err() {
-            return bad(format!("http-modify header `{name}` has an invalid value"));
-        }
-    }
+    check_headers("http-modify", &p.set_headers)?;
     for name in &p.remove_headers {
         if HeaderName::from_bytes(name.as_bytes()).is_err() {
             return bad(format!("http-modify header name `{name}` is not valid"));
