@@ -186,6 +186,12 @@ pub async fn round_trip(s: &mut tokio::net::TcpStream) -> std::io::Result<std::t
     Ok(t.elapsed())
 }
 
+/// The median and 99th percentile of `v` (sorted in place).
+pub fn percentiles(v: &mut [std::time::Duration]) -> (std::time::Duration, std::time::Duration) {
+    v.sort();
+    (v[v.len() / 2], v[(v.len() - 1) * 99 / 100])
+}
+
 async fn serve_tcp<F, Fut>(handle: F) -> SocketAddr
 where
     F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,

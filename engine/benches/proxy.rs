@@ -14,7 +14,7 @@
 //! for a smoke run, as CI does in the test profile).
 
 use firedrill::drivers::proxy::{Direction, Effect, Proxy, ProxyConfig, ProxyFault, ProxyMode};
-use firedrill_tests::{echo_server, round_trip, source_server};
+use firedrill_tests::{echo_server, percentiles, round_trip, source_server};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -244,8 +244,8 @@ async fn switch_time(n: &Sizes) -> anyhow::Result<()> {
         s.read_exact(&mut buf[..1]).await?;
         revert.push(t1.elapsed());
     }
-    let (a50, a99) = pcts(&mut apply);
-    let (r50, r99) = pcts(&mut revert);
+    let (a50, a99) = percentiles(&mut apply);
+    let (r50, r99) = percentiles(&mut revert);
     println!(
         "| **fault call → effect on the next byte**: apply (blackhole; last byte seen after the call) | **p50 {:.3} ms, p99 {:.3} ms** | {} |",
         ms(a50),
@@ -264,11 +264,6 @@ async fn switch_time(n: &Sizes) -> anyhow::Result<()> {
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
-}
-
-fn pcts(v: &mut [Duration]) -> (Duration, Duration) {
-    v.sort();
-    (v[v.len() / 2], v[(v.len() - 1) * 99 / 100])
 }
 
 fn ms(d: Duration) -> f64 {

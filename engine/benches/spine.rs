@@ -11,7 +11,7 @@
 
 use firedrill::drivers::proxy::{Proxy, ProxyConfig, ProxyMode};
 use firedrill::{EngineBuilder, RunSpec};
-use firedrill_tests::{echo_server, round_trip};
+use firedrill_tests::{echo_server, percentiles, round_trip};
 use std::time::Duration;
 
 #[tokio::main]
@@ -83,11 +83,6 @@ async fn main() -> anyhow::Result<()> {
         us(p99.saturating_sub(d99))
     );
     Ok(())
-}
-
-fn percentiles(v: &mut [Duration]) -> (Duration, Duration) {
-    v.sort();
-    (v[v.len() / 2], v[v.len() * 99 / 100])
 }
 
 fn us(d: Duration) -> f64 {

@@ -45,15 +45,7 @@ async fn client_sees_auth_outage(
         200
     );
 
-    let mut spec = RunSpec::new(
-        engine
-            .load(
-                firedrill::bundled::get("auth-outage").unwrap(),
-                "auth-outage",
-            )
-            .unwrap(),
-    );
-    spec.targets = targets.clone();
+    let mut spec = auth_outage(engine, targets);
     spec.params = params(&[("outage", "2s"), ("samples", "2"), ("mode", mode)]);
     let handle = engine.start(spec).unwrap();
 
@@ -95,6 +87,17 @@ async fn client_sees_auth_outage(
     );
 }
 
+/// A run of the bundled `auth-outage` scenario on `targets`.
+fn auth_outage(
+    engine: &firedrill::Engine,
+    targets: &std::sync::Arc<firedrill::targets::TargetSet>,
+) -> RunSpec {
+    let bundled = firedrill::bundled::get("auth-outage").unwrap();
+    let mut spec = RunSpec::new(engine.load(bundled, "auth-outage").unwrap());
+    spec.targets = targets.clone();
+    spec
+}
+
 async fn outage_against_recording_upstream(
     mode: &str,
 ) -> (firedrill::history::Run, Vec<firedrill_tests::Seen>) {
@@ -102,15 +105,7 @@ async fn outage_against_recording_upstream(
     let engine = EngineBuilder::new().build().unwrap();
     let drill = demo_drill(Some(upstream.addr), "");
     let targets = engine.start_targets(&drill.targets).await.unwrap();
-    let mut spec = RunSpec::new(
-        engine
-            .load(
-                firedrill::bundled::get("auth-outage").unwrap(),
-                "auth-outage",
-            )
-            .unwrap(),
-    );
-    spec.targets = targets.clone();
+    let mut spec = auth_outage(&engine, &targets);
     spec.params = params(&[
         ("mode", mode),
         ("token", "secret-token"),

@@ -327,12 +327,11 @@ impl Prepared {
                 Ok(Applied::Done)
             }
             Prepared::Stress { host, load, file } => {
-                let (child, process) = host
+                let child = host
                     .spawn(load, file.as_deref())
                     .map_err(DriverError::Failed)?;
                 Ok(Applied::Stress {
                     child: std::sync::Mutex::new(Some(Box::new(child))),
-                    process,
                     file,
                 })
             }
@@ -383,8 +382,6 @@ pub enum Applied {
     Stress {
         /// The child, until reverted.
         child: std::sync::Mutex<Option<Box<tokio::process::Child>>>,
-        /// Its identity.
-        process: ProcessId,
         /// The file.
         file: Option<PathBuf>,
     },
@@ -408,7 +405,7 @@ impl Applied {
                 Ok(())
             }
             Applied::Remote { remote, toxics } => remote.remove(toxics).await,
-            Applied::Stress { child, file, .. } => {
+            Applied::Stress { child, file } => {
                 let child = child.lock().unwrap().take();
                 if let Some(mut c) = child {
                     // Kill and reap: no zombie is left.

@@ -5,7 +5,6 @@
 //! killed and reaped on revert, and whose disk file is deleted on revert or
 //! by recovery.
 
-use crate::drivers::process::ProcessId;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -109,11 +108,7 @@ impl HostTarget {
     }
 
     /// Start the child that makes `load`; `file` for a disk fill.
-    pub fn spawn(
-        &self,
-        load: Load,
-        file: Option<&Path>,
-    ) -> Result<(tokio::process::Child, ProcessId), String> {
+    pub fn spawn(&self, load: Load, file: Option<&Path>) -> Result<tokio::process::Child, String> {
         let helper = match &self.spec.helper {
             Some(h) => h.clone(),
             None => std::env::current_exe()
@@ -148,14 +143,8 @@ impl HostTarget {
             .stderr(std::process::Stdio::null())
             .kill_on_drop(true);
         crate::targets::process::die_with_parent(&mut cmd);
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", helper.display()))?;
-        let id = child
-            .id()
-            .and_then(|pid| ProcessId::of(pid).ok())
-            .ok_or_else(|| "the stress child exited at once".to_string())?;
-        Ok((child, id))
+        cmd.spawn()
+            .map_err(|e| format!("cannot start {}: {e}", helper.display()))
     }
 }
 

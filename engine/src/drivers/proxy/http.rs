@@ -28,15 +28,17 @@ use tokio::sync::Mutex;
 
 type Body = BoxBody;
 
-/// A second handle on the client's socket, so an `http-abort` with reset
-/// can set a zero linger before hyper closes it: the close is then a RST.
-type Resetter = Arc<std::sync::Mutex<Option<TcpStream>>>;
+/// A second descriptor of the client's socket (a `dup`, not registered
+/// with the reactor), so an `http-abort` with reset can set a zero linger
+/// before hyper closes it: the close is then a RST.
+type Resetter = Arc<std::sync::Mutex<Option<std::os::fd::OwnedFd>>>;
 
 pub(super) async fn serve(client: TcpStream, shared: Arc<Shared>) {
-    let (client, resetter) = match with_resetter(client) {
-        Ok(pair) => pair,
-        Err(_) => return,
+    use std::os::fd::AsFd;
+    let Ok(dup) = client.as_fd().try_clone_to_owned() else {
+        return;
     };
+    let resetter: Resetter = Arc::new(std::sync::Mutex::new(Some(dup)));
     let upstream = Arc::new(Upstream::default());
     let service = service_fn(move |req: Request<hyper::body::Incoming>| {
         let shared = shared.clone();
@@ -62,19 +64,15 @@ struct Upstream {
     h2: Mutex<Option<http2::SendRequest<Body>>>,
 }
 
-fn with_resetter(client: TcpStream) -> std::io::Result<(TcpStream, Resetter)> {
-    let std = client.into_std()?;
-    let dup = std.try_clone()?;
-    Ok((
-        TcpStream::from_std(std)?,
-        Arc::new(std::sync::Mutex::new(Some(TcpStream::from_std(dup)?))),
-    ))
-}
-
 /// Arm a reset: the connection's last close sends RST instead of FIN.
 fn arm_reset(resetter: &Resetter) {
-    if let Some(s) = resetter.lock().unwrap().take() {
-        let _ = s.set_zero_linger();
+    use nix::sys::socket::{setsockopt, sockopt::Linger};
+    if let Some(fd) = resetter.lock().unwrap().take() {
+        let zero = nix::libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        let _ = setsockopt(&fd, Linger, &zero);
     }
 }
 
