@@ -71,6 +71,7 @@ pub(crate) async fn run(args: Args) -> Result<Exit, Failure> {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0)
     });
+    raise_open_file_limit();
     let registry = Arc::new(Registry::new(seed));
     if let Some(path) = &a.config {
         let text = std::fs::read_to_string(path)
@@ -127,4 +128,15 @@ pub(crate) async fn run(args: Args) -> Result<Exit, Failure> {
     registry.shutdown().await;
     println!("stopped: every proxy closed, no toxic left behind");
     Ok(Exit::Pass)
+}
+
+/// Every proxied connection takes two descriptors: lift the soft limit
+/// (often 1,024) to the hard one, as nginx's `worker_rlimit_nofile` would.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+    {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
 }

@@ -12,6 +12,7 @@
 //! effect on live connections as well as new ones.
 
 mod body;
+mod fast;
 mod http;
 mod tcp;
 
@@ -20,7 +21,7 @@ use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -504,6 +505,9 @@ pub struct Proxy {
 pub(crate) struct Shared {
     upstream: String,
     faults: RwLock<Arc<Vec<Arc<ProxyFault>>>>,
+    /// How many faults `faults` holds, readable without the lock: the
+    /// TCP fast path checks it before every write.
+    active: AtomicUsize,
     next_key: AtomicU64,
     /// Bumped on every change to `faults`, so waiting connections re-read.
     changes: watch::Sender<u64>,
@@ -527,6 +531,11 @@ pub struct Stats {
 }
 
 impl Shared {
+    /// True while no fault at all is active (no lock taken).
+    fn quiet(&self) -> bool {
+        self.active.load(Ordering::Acquire) == 0
+    }
+
     fn faults(&self) -> Arc<Vec<Arc<ProxyFault>>> {
         self.faults.read().unwrap().clone()
     }
@@ -557,6 +566,7 @@ impl Proxy {
         let shared = Arc::new(Shared {
             upstream: config.upstream.clone(),
             faults: RwLock::new(Arc::new(Vec::new())),
+            active: AtomicUsize::new(0),
             next_key: AtomicU64::new(1),
             changes: watch::Sender::new(0),
             shutdown: shutdown.clone(),
@@ -596,6 +606,7 @@ impl Proxy {
         let mut guard = self.shared.faults.write().unwrap();
         let mut next = (**guard).clone();
         next.push(Arc::new(fault));
+        self.shared.active.store(next.len(), Ordering::Release);
         *guard = Arc::new(next);
         drop(guard);
         self.shared.changes.send_modify(|v| *v += 1);
@@ -608,6 +619,7 @@ impl Proxy {
         let before = guard.len();
         let next: Vec<_> = guard.iter().filter(|f| f.key != key).cloned().collect();
         let removed = next.len() != before;
+        self.shared.active.store(next.len(), Ordering::Release);
         *guard = Arc::new(next);
         drop(guard);
         self.shared.changes.send_modify(|v| *v += 1);

@@ -8,6 +8,7 @@
 //! Every wait also wakes on a change to the proxy's faults, so a new fault
 //! acts on the next byte and a revert releases held data at once.
 
+use super::fast::{self, Stop};
 use super::{Conn, Direction, Effect, ProxyFault, Shared, sleep_until_precisely};
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
@@ -129,48 +130,91 @@ async fn watchdog(conn: &Conn, shared: &Shared) -> End {
 
 async fn pump<R, W>(mut rd: R, wr: W, conn: &Conn, shared: &Shared, flow: Direction) -> End
 where
+    R: AsyncRead + Unpin + AsRef<TcpStream>,
+    W: AsyncWrite + Unpin + AsRef<TcpStream>,
+{
+    let mut w = Writer {
+        wr,
+        conn,
+        shared,
+        flow,
+        changes: shared.changes.subscribe(),
+        last_due: Instant::now(),
+        pace: Instant::now(),
+        sent: HashMap::new(),
+        closing: Vec::new(),
+    };
+    let mut buf = BytesMut::new();
+    loop {
+        // The fast path, while no fault applies to this direction.
+        let counter = w.counter();
+        let (shared, conn, flow) = (w.shared, w.conn, w.flow);
+        let closing = &w.closing;
+        let stop = fast::forward(
+            &mut rd,
+            &mut w.wr,
+            || idle(shared, conn, flow, closing),
+            |n| {
+                counter.fetch_add(n as u64, Ordering::Relaxed);
+            },
+        )
+        .await;
+        let chunk = match stop {
+            Ok(Stop::Eof) | Err(_) => return w.finish().await,
+            Ok(Stop::Broken) => return End::Close,
+            Ok(Stop::Faulted(chunk)) => chunk,
+        };
+        // A fault applies: reader and writer run side by side through a
+        // queue until the queue is empty and no fault applies any more.
+        if let Some(end) = faulted(&mut rd, &mut w, &mut buf, (Instant::now(), chunk)).await {
+            return end;
+        }
+        buf = BytesMut::new();
+    }
+}
+
+/// Runs a pump's faulted path, starting with `first`. `None` means the
+/// writer caught up and no fault applies: back to the fast path.
+async fn faulted<R, W>(
+    rd: &mut R,
+    w: &mut Writer<'_, W>,
+    buf: &mut BytesMut,
+    first: (Instant, Bytes),
+) -> Option<End>
+where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let (tx, mut rx) = mpsc::channel::<(Instant, Bytes)>(64);
+    tx.try_send(first).expect("an empty queue has room");
     let reader = async move {
-        let mut buf = BytesMut::with_capacity(CHUNK);
         loop {
+            // The slot is taken before reading, so when the writer goes back
+            // to the fast path and this future is dropped, it holds no chunk
+            // (a pending read loses nothing).
+            let Ok(slot) = tx.reserve().await else { break };
             buf.reserve(CHUNK);
-            match rd.read_buf(&mut buf).await {
+            match rd.read_buf(buf).await {
                 Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    if tx
-                        .send((Instant::now(), buf.split().freeze()))
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
+                Ok(_) => slot.send((Instant::now(), buf.split().freeze())),
             }
         }
     };
-    let writer = async move {
-        let mut w = Writer {
-            wr,
-            conn,
-            shared,
-            flow,
-            changes: shared.changes.subscribe(),
-            last_due: Instant::now(),
-            pace: Instant::now(),
-            sent: HashMap::new(),
-            closing: Vec::new(),
-        };
-        while let Some((arrived, chunk)) = rx.recv().await {
+    let writer = async {
+        loop {
+            let (arrived, chunk) = match rx.try_recv() {
+                Ok(next) => next,
+                Err(mpsc::error::TryRecvError::Empty) if w.idle() => return None,
+                Err(mpsc::error::TryRecvError::Empty) => match rx.recv().await {
+                    Some(next) => next,
+                    None => return Some(w.finish().await),
+                },
+                Err(mpsc::error::TryRecvError::Disconnected) => return Some(w.finish().await),
+            };
             if let Err(end) = w.send(arrived, chunk).await {
-                return end;
+                return Some(end);
             }
         }
-        w.slow_close().await;
-        let _ = w.wr.shutdown().await;
-        End::Eof
     };
     // The writer decides how the pump ends; a reader still waiting for
     // bytes must not hold a closed connection open.
@@ -179,6 +223,17 @@ where
         end = &mut writer => end,
         _ = &mut reader => writer.await,
     }
+}
+
+/// No fault applies to `flow` and none is still to be honoured (a
+/// reverted `timeout` that closes): the fast path may run.
+fn idle(shared: &Shared, conn: &Conn, flow: Direction, closing: &[u64]) -> bool {
+    closing.is_empty()
+        && (shared.quiet()
+            || !shared
+                .faults()
+                .iter()
+                .any(|f| f.effect.direction().is_some_and(|d| d.covers(flow)) && conn.applies(f)))
 }
 
 /// The sending half of a pump, with its per-connection fault state.
@@ -215,7 +270,40 @@ enum Step {
     End(End),
 }
 
-impl<W: AsyncWrite + Unpin> Writer<'_, W> {
+impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
+    /// No fault applies to this direction and none is still to be
+    /// honoured (a reverted `timeout` that closes): the fast path may run.
+    fn idle(&self) -> bool {
+        idle(self.shared, self.conn, self.flow, &self.closing)
+    }
+
+    /// Counts `n` bytes sent, in the proxy's stats and against each
+    /// `limit-data` among `faults`.
+    fn count(&mut self, n: u64, faults: &[std::sync::Arc<ProxyFault>]) {
+        self.counter().fetch_add(n, Ordering::Relaxed);
+        for f in faults {
+            if matches!(f.effect, Effect::LimitData { .. }) {
+                *self.sent.entry(f.key).or_default() += n;
+            }
+        }
+    }
+
+    /// The proxy's byte counter for this direction.
+    fn counter(&self) -> &'a std::sync::atomic::AtomicU64 {
+        match self.flow {
+            Direction::Upstream => &self.shared.stats.bytes_up,
+            _ => &self.shared.stats.bytes_down,
+        }
+    }
+
+    /// The reading side ended: close this direction, after any
+    /// `slow-close`.
+    async fn finish(&mut self) -> End {
+        self.slow_close().await;
+        let _ = self.wr.shutdown().await;
+        End::Eof
+    }
+
     fn active(&self) -> Vec<std::sync::Arc<ProxyFault>> {
         self.shared
             .faults()
@@ -290,16 +378,7 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
                         return Err(End::Close);
                     }
                     let n = piece.len() as u64;
-                    let counter = match self.flow {
-                        Direction::Upstream => &self.shared.stats.bytes_up,
-                        _ => &self.shared.stats.bytes_down,
-                    };
-                    counter.fetch_add(n, Ordering::Relaxed);
-                    for f in &faults {
-                        if matches!(f.effect, Effect::LimitData { .. }) {
-                            *self.sent.entry(f.key).or_default() += n;
-                        }
-                    }
+                    self.count(n, &faults);
                     if let Some(rate) = rate {
                         self.pace += Duration::from_secs_f64(n as f64 / rate as f64);
                     }

@@ -1,0 +1,545 @@
+//! firedrill's TCP proxy side by side with its peers, each in a process of
+//! its own, in one run, printed as a Markdown table for
+//! docs/PERFORMANCE.md:
+//!
+//! - `firedrill proxy serve` (this build), with one proxy from `--config`;
+//! - nginx's `stream` proxy from Debian (`nginx` + `libnginx-mod-stream`,
+//!   installed with apt-get if missing) as the raw-proxy baseline;
+//! - `noxious-proxy` (tests/peers/noxious-proxy: the `noxious` crate's
+//!   Toxiproxy-style proxy, built with cargo on first use) as the
+//!   fault-proxy peer;
+//! - direct loopback as the physical limit.
+//!
+//! Figures: added round-trip latency (64 B, no fault), bulk throughput as a
+//! ratio to direct loopback, and 10,000 connections held with 1,000 active
+//! (errors, the proxy's memory per connection). Clients and servers live in
+//! this process; rounds rotate through the targets so noise hits all alike.
+//!
+//! Run it with `cargo bench -p firedrill --bench peers` (add `-- --quick`
+//! for a smoke run of firedrill alone, as CI does).
+
+use firedrill_tests::{echo_server, percentiles, round_trip, source_server};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+struct Sizes {
+    pings: usize,
+    bulk: u64,
+    bulk_rounds: usize,
+    held: usize,
+    active: usize,
+    active_pings: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let mut n = if quick {
+        Sizes {
+            pings: 300,
+            bulk: 16 << 20,
+            bulk_rounds: 1,
+            held: 300,
+            active: 30,
+            active_pings: 5,
+        }
+    } else {
+        Sizes {
+            pings: 20_000,
+            bulk: 512 << 20,
+            bulk_rounds: 5,
+            held: 10_000,
+            active: 1_000,
+            active_pings: 20,
+        }
+    };
+    // Each held connection costs this process two descriptors (client and
+    // echo side) and a proxy two (its children inherit the limit).
+    let fds = raise_fd_limit();
+    if (n.held as u64) * 2 + 64 > fds {
+        n.held = ((fds - 64) / 2) as usize;
+        println!(
+            "note: the open-file limit is {fds} and cannot be raised here: holding {} connections",
+            n.held
+        );
+    }
+    let echo = echo_server().await;
+    let source = source_server(n.bulk).await;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/peers/run");
+    std::fs::create_dir_all(&dir)?;
+
+    let mut peers = Vec::new();
+    // The smoke run (CI) leaves the peers out: it installs nothing.
+    let starters: &[(&str, Starter)] = if quick {
+        &[("firedrill", firedrill)]
+    } else {
+        &[
+            ("firedrill", firedrill),
+            ("nginx stream", nginx),
+            ("noxious", noxious),
+        ]
+    };
+    for &(name, start) in starters {
+        match start(&dir, echo, source) {
+            Ok(p) => peers.push(p),
+            Err(e) => println!("| {name} | not measured: {e:#} | — |"),
+        }
+    }
+    for p in &peers {
+        p.ready().await?;
+    }
+
+    println!("| figure | direct loopback | {} | n |", names(&peers));
+    println!("|---|---|{}---|", "---|".repeat(peers.len()));
+    latency(&n, echo, &peers).await?;
+    throughput(&n, source, &peers).await?;
+    connections(&n, &peers).await?;
+    Ok(())
+}
+
+type Starter = fn(&Path, SocketAddr, SocketAddr) -> anyhow::Result<Peer>;
+
+/// A proxy in a process of its own: one listener to the echo server, one
+/// to the source.
+struct Peer {
+    name: &'static str,
+    children: Vec<Child>,
+    echo: SocketAddr,
+    source: SocketAddr,
+}
+
+impl Peer {
+    /// Waits until both listeners accept.
+    async fn ready(&self) -> anyhow::Result<()> {
+        let t = Instant::now();
+        for addr in [self.echo, self.source] {
+            while TcpStream::connect(addr).await.is_err() {
+                anyhow::ensure!(
+                    t.elapsed() < Duration::from_secs(20),
+                    "{} did not listen on {addr}",
+                    self.name
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Resident memory of the proxy's process and its children (nginx's
+    /// workers), bytes.
+    fn rss(&self) -> u64 {
+        self.children.iter().map(|c| tree_rss(c.id())).sum()
+    }
+}
+
+impl Drop for Peer {
+    /// SIGTERM first: nginx's master stops its workers on it (SIGKILL
+    /// would leave them behind).
+    fn drop(&mut self) {
+        use nix::sys::signal::{Signal, kill};
+        for c in &mut self.children {
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let _ = kill(pid, Signal::SIGTERM);
+            let t = Instant::now();
+            while matches!(c.try_wait(), Ok(None)) && t.elapsed() < Duration::from_secs(3) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Resident memory of `pid` and its direct children, bytes.
+fn tree_rss(pid: u32) -> u64 {
+    let mut total = rss_of(pid);
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Some(child) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            // Field 4, after the parenthesised name, is the parent pid.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+            if ppid == Some(pid) {
+                total += rss_of(child);
+            }
+        }
+    }
+    total
+}
+
+fn rss_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn names(peers: &[Peer]) -> String {
+    peers.iter().map(|p| p.name).collect::<Vec<_>>().join(" | ")
+}
+
+/// Raises this process's soft open-file limit to its hard limit (and the
+/// hard limit to 65,536 where allowed); returns the soft limit now.
+fn raise_fd_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((1024, 1024));
+    let want = hard.max(65_536);
+    if setrlimit(Resource::RLIMIT_NOFILE, want, want).is_err() {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+    getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn firedrill(dir: &Path, echo: SocketAddr, source: SocketAddr) -> anyhow::Result<Peer> {
+    let (e, s) = (free_port()?, free_port()?);
+    let config = dir.join("firedrill.json");
+    std::fs::write(
+        &config,
+        serde_json::to_string(&serde_json::json!([
+            {"name": "echo", "listen": local(e).to_string(), "upstream": echo.to_string()},
+            {"name": "source", "listen": local(s).to_string(), "upstream": source.to_string()},
+        ]))?,
+    )?;
+    let child = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args(["proxy", "serve", "--allow-anonymous", "--port"])
+        .arg(free_port()?.to_string())
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .spawn()?;
+    Ok(Peer {
+        name: "firedrill",
+        children: vec![child],
+        echo: local(e),
+        source: local(s),
+    })
+}
+
+/// nginx's stream proxy as Debian ships it (`worker_processes auto`).
+fn nginx(dir: &Path, echo: SocketAddr, source: SocketAddr) -> anyhow::Result<Peer> {
+    const MODULE: &str = "/usr/lib/nginx/modules/ngx_stream_module.so";
+    if !Path::new("/usr/sbin/nginx").exists() || !Path::new(MODULE).exists() {
+        let install = |update: bool| -> anyhow::Result<()> {
+            if update {
+                quiet(Command::new("apt-get").arg("update"))?;
+            }
+            quiet(
+                Command::new("apt-get")
+                    .args(["install", "-y", "--no-install-recommends"])
+                    .args(["nginx", "libnginx-mod-stream"])
+                    .env("DEBIAN_FRONTEND", "noninteractive"),
+            )
+        };
+        install(false).or_else(|_| install(true))?;
+    }
+    let (e, s) = (free_port()?, free_port()?);
+    let prefix = dir.join("nginx");
+    std::fs::create_dir_all(prefix.join("logs"))?;
+    let p = prefix.display();
+    let server = |port: u16, up: SocketAddr| {
+        format!("server {{ listen 127.0.0.1:{port}; proxy_pass {up}; }}")
+    };
+    std::fs::write(
+        prefix.join("nginx.conf"),
+        format!(
+            "load_module {MODULE};\n\
+             worker_processes auto;\n\
+             worker_rlimit_nofile 65536;\n\
+             pid {p}/nginx.pid;\n\
+             error_log {p}/logs/error.log warn;\n\
+             events {{ worker_connections 32768; }}\n\
+             stream {{\n{}\n{}\n}}\n",
+            server(e, echo),
+            server(s, source),
+        ),
+    )?;
+    let child = Command::new("/usr/sbin/nginx")
+        .arg("-p")
+        .arg(&prefix)
+        .arg("-c")
+        .arg(prefix.join("nginx.conf"))
+        .args(["-g", "daemon off;"])
+        .spawn()?;
+    Ok(Peer {
+        name: "nginx stream",
+        children: vec![child],
+        echo: local(e),
+        source: local(s),
+    })
+}
+
+/// The noxious crate's proxy, one process per listener (it serves one).
+fn noxious(_: &Path, echo: SocketAddr, source: SocketAddr) -> anyhow::Result<Peer> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = root.join("target/peers/noxious");
+    let bin = target.join("release/noxious-proxy");
+    if !bin.exists() {
+        quiet(
+            Command::new(env!("CARGO"))
+                .args(["build", "--release", "--locked", "--manifest-path"])
+                .arg(root.join("tests/peers/noxious-proxy/Cargo.toml"))
+                .arg("--target-dir")
+                .arg(&target),
+        )?;
+    }
+    let (e, s) = (free_port()?, free_port()?);
+    let start = |listen: u16, upstream: SocketAddr| {
+        Command::new(&bin)
+            .args(["--listen", &local(listen).to_string()])
+            .args(["--upstream", &upstream.to_string()])
+            .stdout(Stdio::null())
+            .spawn()
+    };
+    Ok(Peer {
+        name: "noxious",
+        children: vec![start(e, echo)?, start(s, source)?],
+        echo: local(e),
+        source: local(s),
+    })
+}
+
+/// Runs a command, its output captured and shown only if it fails.
+fn quiet(cmd: &mut Command) -> anyhow::Result<()> {
+    let out = cmd.output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(())
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+async fn latency(n: &Sizes, echo: SocketAddr, peers: &[Peer]) -> anyhow::Result<()> {
+    let mut conns = vec![TcpStream::connect(echo).await?];
+    for p in peers {
+        conns.push(TcpStream::connect(p.echo).await?);
+    }
+    for c in &conns {
+        c.set_nodelay(true)?;
+    }
+    let mut times = vec![Vec::with_capacity(n.pings); conns.len()];
+    for i in 0..n.pings {
+        // Rotate the order so no target always goes first.
+        for k in 0..conns.len() {
+            let j = (i + k) % conns.len();
+            times[j].push(round_trip(&mut conns[j]).await?);
+        }
+    }
+    let stats: Vec<_> = times.iter_mut().map(|t| percentiles(t)).collect();
+    let (d50, d99) = stats[0];
+    let cells: Vec<String> = stats[1..]
+        .iter()
+        .map(|&(p50, p99)| {
+            format!(
+                "+{:.1} µs / +{:.1} µs",
+                us(p50.saturating_sub(d50)),
+                us(p99.saturating_sub(d99))
+            )
+        })
+        .collect();
+    println!(
+        "| round trip, 64 B, no fault: p50 / p99 | {:.1} µs / {:.1} µs | {} | {} |",
+        us(d50),
+        us(d99),
+        cells.join(" | "),
+        n.pings
+    );
+    let cells: Vec<String> = stats[1..]
+        .iter()
+        .map(|&(p50, p99)| {
+            format!(
+                "**{:.1} µs / {:.1} µs**",
+                us(p50.saturating_sub(d50)),
+                us(p99.saturating_sub(d99))
+            )
+        })
+        .collect();
+    println!(
+        "| **added latency, 64 B, no fault: p50 / p99** | — | {} | {} |",
+        cells.join(" | "),
+        n.pings
+    );
+    Ok(())
+}
+
+async fn throughput(n: &Sizes, source: SocketAddr, peers: &[Peer]) -> anyhow::Result<()> {
+    let mut targets = vec![source];
+    targets.extend(peers.iter().map(|p| p.source));
+    let mut rates = vec![Vec::new(); targets.len()];
+    for round in 0..n.bulk_rounds {
+        for k in 0..targets.len() {
+            let j = (round + k) % targets.len();
+            rates[j].push(bulk(targets[j], n.bulk).await?);
+        }
+    }
+    let medians: Vec<f64> = rates
+        .iter_mut()
+        .map(|r| {
+            r.sort_by(f64::total_cmp);
+            r[r.len() / 2]
+        })
+        .collect();
+    let cells: Vec<String> = medians[1..]
+        .iter()
+        .map(|m| format!("{m:.0} MB/s (**{:.2}×**)", m / medians[0]))
+        .collect();
+    println!(
+        "| bulk transfer, MB/s (ratio to direct) | {:.0} MB/s | {} | {} × {} MiB |",
+        medians[0],
+        cells.join(" | "),
+        n.bulk_rounds,
+        n.bulk >> 20
+    );
+    Ok(())
+}
+
+/// Reads everything `addr` sends; MB/s.
+async fn bulk(addr: SocketAddr, expect: u64) -> anyhow::Result<f64> {
+    let mut s = TcpStream::connect(addr).await?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let t = Instant::now();
+    let mut got = 0u64;
+    loop {
+        let n = s.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        got += n as u64;
+    }
+    anyhow::ensure!(got == expect, "{addr}: got {got} of {expect} bytes");
+    Ok(got as f64 / t.elapsed().as_secs_f64() / 1e6)
+}
+
+/// What holding many connections through a proxy showed.
+struct Held {
+    conns: usize,
+    active: usize,
+    errors: usize,
+    rate: f64,
+    idle_rss: u64,
+    held_rss: u64,
+}
+
+/// `n.held` connections open through `p` at once, `n.active` of them
+/// sending round trips; every answer is checked.
+async fn held(n: &Sizes, p: &Peer) -> anyhow::Result<Held> {
+    let idle_rss = p.rss();
+    let mut errors = 0usize;
+    let mut conns = Vec::with_capacity(n.held);
+    // Open in waves, so the accept queue is not what is measured; a round
+    // trip on each proves it reached the upstream.
+    for wave in 0..n.held.div_ceil(500) {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in (wave * 500)..n.held.min((wave + 1) * 500) {
+            let addr = p.echo;
+            set.spawn(async move {
+                let mut c = TcpStream::connect(addr).await?;
+                echo_once(&mut c).await?;
+                anyhow::Ok(c)
+            });
+        }
+        for r in set.join_all().await {
+            match r {
+                Ok(c) => conns.push(c),
+                Err(_) => errors += 1,
+            }
+        }
+    }
+    let held_rss = p.rss();
+    let active = conns.len().min(n.active);
+    let t = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for mut c in conns.drain(..active) {
+        let pings = n.active_pings;
+        set.spawn(async move {
+            for _ in 0..pings {
+                echo_once(&mut c).await?;
+            }
+            anyhow::Ok(c)
+        });
+    }
+    for r in set.join_all().await {
+        match r {
+            Ok(c) => conns.push(c),
+            Err(_) => errors += 1,
+        }
+    }
+    let rate = (active * n.active_pings) as f64 / t.elapsed().as_secs_f64();
+    Ok(Held {
+        conns: conns.len() + errors,
+        active,
+        errors,
+        rate,
+        idle_rss,
+        held_rss,
+    })
+}
+
+async fn connections(n: &Sizes, peers: &[Peer]) -> anyhow::Result<()> {
+    let mut all = Vec::new();
+    for p in peers {
+        all.push(held(n, p).await?);
+        // Let the closed connections drain before the next proxy.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let row = |label: &str, cell: &dyn Fn(&Held) -> String| {
+        let cells: Vec<String> = all.iter().map(cell).collect();
+        println!(
+            "| {label} | — | {} | {} held, {} active |",
+            cells.join(" | "),
+            n.held,
+            n.active
+        );
+    };
+    row(
+        "**connections held, errors** (each checked by a round trip)",
+        &|h| format!("{} held, **{} errors**", h.conns - h.errors, h.errors),
+    );
+    row("round trips/s on the active connections", &|h| {
+        format!("{:.0} ({} × {})", h.rate, h.active, n.active_pings)
+    });
+    row(
+        "**proxy memory per connection** (RSS held − idle) / connections",
+        &|h| {
+            format!(
+                "**{:.1} KiB** ({:.1} → {:.1} MiB)",
+                h.held_rss.saturating_sub(h.idle_rss) as f64 / 1024.0 / h.conns.max(1) as f64,
+                h.idle_rss as f64 / f64::from(1 << 20),
+                h.held_rss as f64 / f64::from(1 << 20),
+            )
+        },
+    );
+    Ok(())
+}
+
+/// One 64-byte round trip, checked.
+async fn echo_once(c: &mut TcpStream) -> anyhow::Result<()> {
+    let msg = [9u8; 64];
+    let mut back = [0u8; 64];
+    c.write_all(&msg).await?;
+    c.read_exact(&mut back).await?;
+    anyhow::ensure!(back == msg, "echo came back different");
+    Ok(())
+}
