@@ -26,6 +26,9 @@ pub struct RunFilter {
     pub limit: Option<usize>,
 }
 
+/// Timelines at least this long are decoded on several threads.
+const PARALLEL_DECODE: usize = 4096;
+
 impl HistoryStore {
     /// History over an opened store.
     pub fn new(store: Store) -> HistoryStore {
@@ -99,16 +102,37 @@ impl HistoryStore {
         Ok(out)
     }
 
-    /// A run's timeline in order.
+    /// A run's timeline in order. Long timelines are decoded on all
+    /// cores (sled's scan itself, about half the time, is not).
     pub fn timeline(&self, id: RunId) -> Result<Vec<Event>, StoreError> {
-        self.store
+        let raw = self
+            .store
             .events
             .scan_prefix(id.to_be_bytes())
-            .map(|item| {
-                let (_, v) = item?;
-                store::decode(TREE_EVENTS, &v)
-            })
-            .collect()
+            .values()
+            .collect::<Result<Vec<_>, _>>()?;
+        let decode = |part: &[sled::IVec]| -> Result<Vec<Event>, StoreError> {
+            part.iter().map(|v| store::decode(TREE_EVENTS, v)).collect()
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if raw.len() < PARALLEL_DECODE || threads < 2 {
+            return decode(&raw);
+        }
+        let parts: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = raw
+                .chunks(raw.len().div_ceil(threads))
+                .map(|part| s.spawn(move || decode(part)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("decoding does not panic"))
+                .collect()
+        });
+        let mut out = Vec::with_capacity(raw.len());
+        for part in parts {
+            out.extend(part?);
+        }
+        Ok(out)
     }
 
     /// Runs still marked running: after a crash these are closed by recovery.
