@@ -179,3 +179,30 @@ impl HistoryStore {
         self.store.events.scan_prefix(id.to_be_bytes()).count()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_timeline_reads_back_whole_and_in_order() {
+        let history = HistoryStore::new(Store::temporary().unwrap());
+        let n = (PARALLEL_DECODE * 2 + 7) as u32;
+        let events: Vec<Event> = (0..n)
+            .map(|seq| Event {
+                seq,
+                at_us: u64::from(seq) * 10,
+                kind: EventKind::Mark {
+                    name: format!("m{seq}"),
+                    detail: String::new(),
+                },
+            })
+            .collect();
+        for e in &events {
+            history.append_event(RunId(42), e).unwrap();
+        }
+        // Another run's events must not leak in.
+        history.append_event(RunId(43), &events[0]).unwrap();
+        assert_eq!(history.timeline(RunId(42)).unwrap(), events);
+    }
+}

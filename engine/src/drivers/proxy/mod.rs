@@ -787,6 +787,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_fault_takes_over_a_flowing_connection_and_hands_it_back() {
+        let echo = firedrill_tests::echo_server().await;
+        let proxy = Proxy::start(ProxyConfig {
+            name: "db".into(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            upstream: echo.to_string(),
+            mode: ProxyMode::Tcp,
+        })
+        .await
+        .unwrap();
+        let mut s = tokio::net::TcpStream::connect(proxy.local_addr())
+            .await
+            .unwrap();
+        // The fast path carries the first round trip.
+        round_trip(&mut s).await;
+        let key = proxy.add_fault(ProxyFault::new(
+            Effect::Blackhole {
+                direction: Direction::Upstream,
+            },
+            1.0,
+            None,
+            1,
+        ));
+        s.write_all(b"held").await.unwrap();
+        let mut buf = [0u8; 4];
+        let waited = tokio::time::timeout(Duration::from_millis(300), s.read_exact(&mut buf)).await;
+        assert!(waited.is_err(), "bytes went through a blackhole");
+        proxy.remove_fault(key);
+        // The held bytes go on in order, then the fast path again.
+        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut buf))
+            .await
+            .expect("held bytes released on revert")
+            .unwrap();
+        assert_eq!(&buf, b"held");
+        for _ in 0..3 {
+            round_trip(&mut s).await;
+        }
+        assert_eq!(proxy.stats().bytes_up.load(Ordering::Relaxed), 20);
+    }
+
+    #[tokio::test]
     async fn http_error_answers_matching_requests_only_and_reverts() {
         let upstream = firedrill_tests::Upstream::start("t").await;
         let proxy = http_proxy(upstream.addr).await;
