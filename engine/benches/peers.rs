@@ -349,36 +349,27 @@ async fn latency(n: &Sizes, echo: SocketAddr, peers: &[Peer]) -> anyhow::Result<
     }
     let stats: Vec<_> = times.iter_mut().map(|t| percentiles(t)).collect();
     let (d50, d99) = stats[0];
-    let cells: Vec<String> = stats[1..]
-        .iter()
-        .map(|&(p50, p99)| {
-            format!(
-                "+{:.1} µs / +{:.1} µs",
-                us(p50.saturating_sub(d50)),
-                us(p99.saturating_sub(d99))
-            )
-        })
-        .collect();
+    let cells = |f: &dyn Fn(Duration, Duration) -> String| {
+        stats[1..]
+            .iter()
+            .map(|&(p50, p99)| f(p50, p99))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
     println!(
         "| round trip, 64 B, no fault: p50 / p99 | {:.1} µs / {:.1} µs | {} | {} |",
         us(d50),
         us(d99),
-        cells.join(" | "),
+        cells(&|p50, p99| format!("{:.1} µs / {:.1} µs", us(p50), us(p99))),
         n.pings
     );
-    let cells: Vec<String> = stats[1..]
-        .iter()
-        .map(|&(p50, p99)| {
-            format!(
-                "**{:.1} µs / {:.1} µs**",
-                us(p50.saturating_sub(d50)),
-                us(p99.saturating_sub(d99))
-            )
-        })
-        .collect();
     println!(
         "| **added latency, 64 B, no fault: p50 / p99** | — | {} | {} |",
-        cells.join(" | "),
+        cells(&|p50, p99| format!(
+            "**{:.1} µs / {:.1} µs**",
+            us(p50.saturating_sub(d50)),
+            us(p99.saturating_sub(d99))
+        )),
         n.pings
     );
     Ok(())
@@ -463,7 +454,12 @@ async fn held(n: &Sizes, p: &Peer) -> anyhow::Result<Held> {
         for r in set.join_all().await {
             match r {
                 Ok(c) => conns.push(c),
-                Err(_) => errors += 1,
+                Err(e) => {
+                    if errors == 0 {
+                        println!("note: {}: first error while opening: {e:#}", p.name);
+                    }
+                    errors += 1;
+                }
             }
         }
     }
@@ -483,7 +479,15 @@ async fn held(n: &Sizes, p: &Peer) -> anyhow::Result<Held> {
     for r in set.join_all().await {
         match r {
             Ok(c) => conns.push(c),
-            Err(_) => errors += 1,
+            Err(e) => {
+                if errors == 0 {
+                    println!(
+                        "note: {}: first error on an active connection: {e:#}",
+                        p.name
+                    );
+                }
+                errors += 1;
+            }
         }
     }
     let rate = (active * n.active_pings) as f64 / t.elapsed().as_secs_f64();

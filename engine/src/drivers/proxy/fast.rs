@@ -74,6 +74,9 @@ where
                 eof = true;
             }
         } else {
+            if !eof && ahead.len() < AHEAD {
+                ahead.reserve(CHUNK);
+            }
             tokio::select! {
                 biased;
                 // A fault that came while waiting acts on every byte not
@@ -95,11 +98,9 @@ where
                     continue;
                 }
                 read = rd.read_buf(&mut ahead), if !eof && ahead.len() < AHEAD => {
-                    match read {
-                        Ok(0) | Err(_) => eof = true,
-                        Ok(_) => {}
+                    if matches!(read, Ok(0) | Err(_)) {
+                        eof = true;
                     }
-                    ahead.reserve(CHUNK);
                     continue;
                 }
             }
