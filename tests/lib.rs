@@ -186,6 +186,23 @@ pub async fn round_trip(s: &mut tokio::net::TcpStream) -> std::io::Result<std::t
     Ok(t.elapsed())
 }
 
+/// The median of `v` (sorted in place).
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// A memory figure of a process from `/proc/PID/status` (`pid` may be
+/// `self`), e.g. `VmRSS` or `VmHWM`, in bytes; 0 if it cannot be read.
+pub fn proc_memory(pid: &str, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
 /// The median and 99th percentile of `v` (sorted in place).
 pub fn percentiles(v: &mut [std::time::Duration]) -> (std::time::Duration, std::time::Duration) {
     v.sort();

@@ -18,7 +18,7 @@
 //! Run it with `cargo bench -p firedrill --bench peers` (add `-- --quick`
 //! for a smoke run of firedrill alone, as CI does).
 
-use firedrill_tests::{echo_server, percentiles, round_trip, source_server};
+use firedrill_tests::{echo_server, median, percentiles, round_trip, source_server};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -176,12 +176,7 @@ fn tree_rss(pid: u32) -> u64 {
 }
 
 fn rss_of(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
+    firedrill_tests::proc_memory(&pid.to_string(), "VmRSS")
 }
 
 fn names(peers: &[Peer]) -> String {
@@ -385,13 +380,7 @@ async fn throughput(n: &Sizes, source: SocketAddr, peers: &[Peer]) -> anyhow::Re
             rates[j].push(bulk(targets[j], n.bulk).await?);
         }
     }
-    let medians: Vec<f64> = rates
-        .iter_mut()
-        .map(|r| {
-            r.sort_by(f64::total_cmp);
-            r[r.len() / 2]
-        })
-        .collect();
+    let medians: Vec<f64> = rates.iter_mut().map(|r| median(r)).collect();
     let cells: Vec<String> = medians[1..]
         .iter()
         .map(|m| format!("{m:.0} MB/s (**{:.2}×**)", m / medians[0]))
@@ -425,7 +414,7 @@ async fn bulk(addr: SocketAddr, expect: u64) -> anyhow::Result<f64> {
 
 /// What holding many connections through a proxy showed.
 struct Held {
-    conns: usize,
+    held: usize,
     active: usize,
     errors: usize,
     rate: f64,
@@ -492,7 +481,7 @@ async fn held(n: &Sizes, p: &Peer) -> anyhow::Result<Held> {
     }
     let rate = (active * n.active_pings) as f64 / t.elapsed().as_secs_f64();
     Ok(Held {
-        conns: conns.len() + errors,
+        held: conns.len(),
         active,
         errors,
         rate,
@@ -519,7 +508,7 @@ async fn connections(n: &Sizes, peers: &[Peer]) -> anyhow::Result<()> {
     };
     row(
         "**connections held, errors** (each checked by a round trip)",
-        &|h| format!("{} held, **{} errors**", h.conns - h.errors, h.errors),
+        &|h| format!("{} held, **{} errors**", h.held, h.errors),
     );
     row("round trips/s on the active connections", &|h| {
         format!("{:.0} ({} × {})", h.rate, h.active, n.active_pings)
@@ -529,7 +518,7 @@ async fn connections(n: &Sizes, peers: &[Peer]) -> anyhow::Result<()> {
         &|h| {
             format!(
                 "**{:.1} KiB** ({:.1} → {:.1} MiB)",
-                h.held_rss.saturating_sub(h.idle_rss) as f64 / 1024.0 / h.conns.max(1) as f64,
+                h.held_rss.saturating_sub(h.idle_rss) as f64 / 1024.0 / h.held.max(1) as f64,
                 h.idle_rss as f64 / f64::from(1 << 20),
                 h.held_rss as f64 / f64::from(1 << 20),
             )

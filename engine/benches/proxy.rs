@@ -14,7 +14,7 @@
 //! for a smoke run, as CI does in the test profile).
 
 use firedrill::drivers::proxy::{Direction, Effect, Proxy, ProxyConfig, ProxyFault, ProxyMode};
-use firedrill_tests::{echo_server, percentiles, round_trip, source_server};
+use firedrill_tests::{echo_server, median, percentiles, round_trip, source_server};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -296,11 +296,6 @@ fn switch_once(p: &Proxy) -> anyhow::Result<(Duration, Duration)> {
         std::thread::yield_now();
     }
     Ok((applied, t1.elapsed()))
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn ms(d: Duration) -> f64 {

@@ -134,12 +134,7 @@ fn chaostoolkit(_dir: &Path) -> anyhow::Result<PathBuf> {
 
 /// Peak resident memory of this process (VmHWM), bytes.
 fn peak_rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
+    firedrill_tests::proc_memory("self", "VmHWM")
 }
 
 async fn concurrent_runs(dir: &Path, n: usize) -> anyhow::Result<()> {

@@ -1,4 +1,6 @@
-//! TCP mode: two pumps per connection and a watchdog. Each pump reads
+//! TCP mode: two pumps per connection and a watchdog. While no fault
+//! applies to its direction, a pump runs the fast path (`fast.rs`): bytes
+//! are written as soon as they are read. Otherwise it reads
 //! chunks, stamps them with their arrival time, and a writer sends each one
 //! when the faults allow: after its delay (never before the previous chunk,
 //! so order holds), paced by `bandwidth`, cut by `slicer`, held by
@@ -131,7 +133,7 @@ async fn watchdog(conn: &Conn, shared: &Shared) -> End {
 async fn pump<R, W>(mut rd: R, wr: W, conn: &Conn, shared: &Shared, flow: Direction) -> End
 where
     R: AsyncRead + Unpin + AsRef<TcpStream>,
-    W: AsyncWrite + Unpin + AsRef<TcpStream>,
+    W: AsyncWrite + Unpin,
 {
     let mut w = Writer {
         wr,
@@ -144,7 +146,6 @@ where
         sent: HashMap::new(),
         closing: Vec::new(),
     };
-    let mut buf = BytesMut::new();
     loop {
         // The fast path, while no fault applies to this direction.
         let counter = w.counter();
@@ -166,21 +167,15 @@ where
         };
         // A fault applies: reader and writer run side by side through a
         // queue until the queue is empty and no fault applies any more.
-        if let Some(end) = faulted(&mut rd, &mut w, &mut buf, (Instant::now(), chunk)).await {
+        if let Some(end) = faulted(&mut rd, &mut w, (Instant::now(), chunk)).await {
             return end;
         }
-        buf = BytesMut::new();
     }
 }
 
 /// Runs a pump's faulted path, starting with `first`. `None` means the
 /// writer caught up and no fault applies: back to the fast path.
-async fn faulted<R, W>(
-    rd: &mut R,
-    w: &mut Writer<'_, W>,
-    buf: &mut BytesMut,
-    first: (Instant, Bytes),
-) -> Option<End>
+async fn faulted<R, W>(rd: &mut R, w: &mut Writer<'_, W>, first: (Instant, Bytes)) -> Option<End>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -188,13 +183,14 @@ where
     let (tx, mut rx) = mpsc::channel::<(Instant, Bytes)>(64);
     tx.try_send(first).expect("an empty queue has room");
     let reader = async move {
+        let mut buf = BytesMut::new();
         loop {
             // The slot is taken before reading, so when the writer goes back
             // to the fast path and this future is dropped, it holds no chunk
             // (a pending read loses nothing).
             let Ok(slot) = tx.reserve().await else { break };
             buf.reserve(CHUNK);
-            match rd.read_buf(buf).await {
+            match rd.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(_) => slot.send((Instant::now(), buf.split().freeze())),
             }
@@ -229,11 +225,12 @@ where
 /// reverted `timeout` that closes): the fast path may run.
 fn idle(shared: &Shared, conn: &Conn, flow: Direction, closing: &[u64]) -> bool {
     closing.is_empty()
-        && (shared.quiet()
-            || !shared
-                .faults()
-                .iter()
-                .any(|f| f.effect.direction().is_some_and(|d| d.covers(flow)) && conn.applies(f)))
+        && (shared.quiet() || !shared.faults().iter().any(|f| acts_on(f, conn, flow)))
+}
+
+/// `f` is a byte-stream fault on `flow` that this connection drew.
+fn acts_on(f: &ProxyFault, conn: &Conn, flow: Direction) -> bool {
+    f.effect.direction().is_some_and(|d| d.covers(flow)) && conn.applies(f)
 }
 
 /// The sending half of a pump, with its per-connection fault state.
@@ -271,8 +268,6 @@ enum Step {
 }
 
 impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
-    /// No fault applies to this direction and none is still to be
-    /// honoured (a reverted `timeout` that closes): the fast path may run.
     fn idle(&self) -> bool {
         idle(self.shared, self.conn, self.flow, &self.closing)
     }
@@ -308,9 +303,7 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
         self.shared
             .faults()
             .iter()
-            .filter(|f| {
-                f.effect.direction().is_some_and(|d| d.covers(self.flow)) && self.conn.applies(f)
-            })
+            .filter(|f| acts_on(f, self.conn, self.flow))
             .cloned()
             .collect()
     }
