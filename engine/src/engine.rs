@@ -46,12 +46,27 @@ pub enum EngineError {
     Halted,
 }
 
+/// How many runs an engine holds at once unless told otherwise.
+pub const DEFAULT_MAX_CONCURRENT_RUNS: u32 = 1000;
+
 /// Builds an [`Engine`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct EngineBuilder {
     data_dir: Option<PathBuf>,
     control_socket: bool,
     protected_ports: Vec<u16>,
+    max_concurrent_runs: u32,
+}
+
+impl Default for EngineBuilder {
+    fn default() -> EngineBuilder {
+        EngineBuilder {
+            data_dir: None,
+            control_socket: false,
+            protected_ports: Vec::new(),
+            max_concurrent_runs: DEFAULT_MAX_CONCURRENT_RUNS,
+        }
+    }
 }
 
 impl EngineBuilder {
@@ -84,26 +99,36 @@ impl EngineBuilder {
         self
     }
 
+    /// How many scenario instances may be alive at once: the size of the
+    /// pool their memories, tables and stacks are taken from. A run that
+    /// finds every slot taken waits for one. Default
+    /// [`DEFAULT_MAX_CONCURRENT_RUNS`]; each slot reserves about 8 GiB of
+    /// address space (not memory).
+    pub fn max_concurrent_runs(mut self, n: u32) -> EngineBuilder {
+        self.max_concurrent_runs = n.max(1);
+        self
+    }
+
     /// Open the data dir, revert whatever a crashed engine left applied,
     /// close its runs as crashed, and start the runtime. Must be called
     /// inside a tokio runtime when the control socket is on.
     pub fn build(self) -> Result<Engine, EngineError> {
-        let store = match &self.data_dir {
-            Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|cause| EngineError::Read {
-                    path: dir.display().to_string(),
-                    cause,
-                })?;
-                Store::open(dir)?
-            }
-            None => Store::temporary()?,
-        };
-        let history = HistoryStore::new(store.clone());
-        let ledger = Ledger::new(store.clone());
-        let recovery = recover(&history, &ledger)?;
-        let cache_dir = self.data_dir.as_ref().map(|d| d.join("cache"));
-        let runtime = Runtime::new(cache_dir, store.clone())
+        // Opening the store (sled replays its log and writes a snapshot),
+        // reverting a crashed engine's faults and wasmtime's set-up do not
+        // depend on each other: they run side by side, as they are most of
+        // a command's start-up.
+        let slots = self.max_concurrent_runs;
+        let (opened, runtime) = std::thread::scope(|s| {
+            let runtime = s.spawn(move || Runtime::new(slots));
+            (self.open_store(), runtime.join())
+        });
+        let (store, history, ledger, recovery) = opened?;
+        let mut runtime = runtime
+            .map_err(|_| EngineError::Wasmtime("wasmtime's set-up panicked".into()))?
             .map_err(|e| EngineError::Wasmtime(format!("{e:#}")))?;
+        if let Some(dir) = &self.data_dir {
+            runtime.cache_in(dir.join("cache"), store.clone());
+        }
         let inner = Arc::new(Inner {
             runtime: Arc::new(runtime),
             history,
@@ -125,6 +150,26 @@ impl EngineBuilder {
             })?;
         }
         Ok(engine)
+    }
+}
+
+impl EngineBuilder {
+    /// The store, its history and ledger, and what recovery did.
+    fn open_store(&self) -> Result<(Store, HistoryStore, Ledger, Recovery), EngineError> {
+        let store = match &self.data_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|cause| EngineError::Read {
+                    path: dir.display().to_string(),
+                    cause,
+                })?;
+                Store::open(dir)?
+            }
+            None => Store::temporary()?,
+        };
+        let history = HistoryStore::new(store.clone());
+        let ledger = Ledger::new(store.clone());
+        let recovery = recover(&history, &ledger)?;
+        Ok((store, history, ledger, recovery))
     }
 }
 
@@ -340,7 +385,7 @@ impl Engine {
         let limits = Limits::default();
         let started = std::time::Instant::now();
         for _ in 0..n {
-            let (mut store, _) = self.inner.runtime.store(ctx.clone(), &limits);
+            let (mut store, _) = self.inner.runtime.store(ctx.clone(), &limits).await;
             scenario
                 .pre
                 .instantiate_async(&mut store)

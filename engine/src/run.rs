@@ -649,7 +649,7 @@ pub(crate) async fn describe(
     limits: &Limits,
 ) -> Result<Metadata, String> {
     use crate::runtime::bindings::ParamType;
-    let (mut store, _) = runtime.store(ctx.clone(), limits);
+    let (mut store, _) = runtime.store(ctx.clone(), limits).await;
     *ctx.deadline.lock().unwrap() = Some((Instant::now() + DESCRIBE_LIMIT, DESCRIBE_LIMIT));
     let result = async {
         let instance = scenario.pre.instantiate_async(&mut store).await?;
@@ -759,9 +759,7 @@ pub(crate) async fn execute(
     run.error = error.clone();
     run.ended_at = Some(unix_ms());
     ctx.recorder.record(EventKind::Ended { status, error });
-    if let Err(e) = history.flush() {
-        tracing::error!("history flush: {e}");
-    }
+    // One flush makes the timeline and the closed record durable together.
     save(history, &run);
     run
 }
@@ -838,7 +836,7 @@ async fn drive(
 
     let during = steady::watch(spec.checks.clone(), ctx.clone());
     ctx.describing.store(false, Ordering::Relaxed);
-    let (mut store, output) = runtime.store(ctx.clone(), &spec.limits);
+    let (mut store, output) = runtime.store(ctx.clone(), &spec.limits).await;
     *ctx.deadline.lock().unwrap() =
         Some((Instant::now() + spec.limits.timeout, spec.limits.timeout));
     // The epoch deadline stops a guest that computes; this timer stops one
@@ -950,7 +948,7 @@ async fn drive(
 }
 
 fn save_quiet(ctx: &RunCtx, run: &Run) {
-    if let Err(e) = ctx.recorder.history.put_run(run) {
+    if let Err(e) = ctx.recorder.history.update_run(run) {
         tracing::warn!("cannot update run {}: {e}", run.id);
     }
 }

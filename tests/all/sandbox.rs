@@ -200,6 +200,42 @@ async fn one_engine_runs_many_runs_at_once() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_beyond_the_instance_pool_wait_for_a_slot_then_pass() {
+    // Two slots, six runs that each hold theirs for 300 ms: they go in
+    // three waves, and none fails for want of room.
+    let engine = EngineBuilder::new().max_concurrent_runs(2).build().unwrap();
+    let sleeper = engine.load(firedrill_tests::SLEEPER, "sleeper").unwrap();
+    let started = std::time::Instant::now();
+    let handles: Vec<_> = (0..6)
+        .map(|_| {
+            let mut spec = RunSpec::new(sleeper.clone());
+            spec.params.insert("hold".into(), "300ms".into());
+            engine.start(spec).unwrap()
+        })
+        .collect();
+    for h in handles {
+        let run = h.wait().await;
+        assert_eq!(run.status, RunStatus::Passed, "{:?}", run.error);
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "six 300 ms runs through two slots took only {:?}",
+        started.elapsed()
+    );
+    // A hostile guest in a reused slot is still contained, and the slot is
+    // given back after it.
+    let bomb = engine
+        .load(firedrill_tests::MEMORY_BOMB, "memory-bomb")
+        .unwrap();
+    let run = engine.run(RunSpec::new(bomb)).await.unwrap();
+    assert_eq!(run.status, RunStatus::Aborted);
+    let mut spec = RunSpec::new(sleeper);
+    spec.params.insert("hold".into(), "10ms".into());
+    let run = engine.run(spec).await.unwrap();
+    assert_eq!(run.status, RunStatus::Passed, "{:?}", run.error);
+}
+
 #[tokio::test]
 async fn the_compiled_code_cache_never_loads_a_file_it_did_not_write() {
     let dir = tempfile::tempdir().unwrap();

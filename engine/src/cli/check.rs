@@ -8,7 +8,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args) -> Result<Exit, Failure> {
-    let engine = firedrill::EngineBuilder::new().build()?;
+    let engine = super::scratch_engine()?;
     match firedrill::check::check(&engine, &args.drill).await {
         Ok(c) => {
             println!(

@@ -15,7 +15,7 @@ pub(crate) struct Args {
 
 pub(crate) async fn run(args: Args) -> Result<Exit, Failure> {
     // A temporary engine: inspecting needs no data dir.
-    let engine = firedrill::EngineBuilder::new().build()?;
+    let engine = super::scratch_engine()?;
     let (bytes, source) = super::run::scenario_bytes(&Drill::default(), &args.scenario)?;
     let scenario = engine.load(&bytes, &source).map_err(usage)?;
     let meta = engine

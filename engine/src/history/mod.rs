@@ -35,12 +35,20 @@ impl HistoryStore {
         HistoryStore { store }
     }
 
-    /// Insert or replace a run record, durably.
+    /// Insert or replace a run record, durably, together with every event
+    /// appended before it (sled writes one log, in order, for all trees).
     pub fn put_run(&self, run: &Run) -> Result<(), StoreError> {
+        self.update_run(run)?;
+        self.store.runs.flush()?;
+        Ok(())
+    }
+
+    /// Replace a run record; it becomes durable with the next flush (within
+    /// 100 ms, and before any fault applies, as the ledger flushes first).
+    pub fn update_run(&self, run: &Run) -> Result<(), StoreError> {
         self.store
             .runs
             .insert(run.id.to_be_bytes(), store::encode(run))?;
-        self.store.runs.flush()?;
         Ok(())
     }
 

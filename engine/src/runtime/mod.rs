@@ -2,6 +2,11 @@
 //! cache on disk), links the host implementations of `wit/` (one file per
 //! interface under `host/`) and deny-all WASI, and builds one `Store` per
 //! run with memory, instance and table limits and an epoch deadline.
+//!
+//! Instances come from wasmtime's pooling allocator: memories, tables and
+//! fiber stacks are reserved once per engine and reused, so a run does not
+//! pay for mmap, munmap and the TLB flushes they cause. One slot holds one
+//! live scenario instance; a run waits for a free slot when all are taken.
 
 pub(crate) mod bindings;
 mod host;
@@ -16,13 +21,31 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, ResourceLimiter, Store, UpdateDeadline};
+use wasmtime::{
+    AsContext, AsContextMut, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
+    ResourceLimiter, Store, StoreContext, StoreContextMut, UpdateDeadline,
+};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 /// How often the epoch advances: the granularity of deadlines and yields.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// What one pool slot holds, whatever a drill's `[limits]` allow: a
+/// scenario component may contain up to this many core instances, linear
+/// memories and tables. A Rust scenario has about 4, 1 and 2.
+const CORE_INSTANCES_PER_SLOT: u32 = 32;
+const MEMORIES_PER_SLOT: u32 = 2;
+const TABLES_PER_SLOT: u32 = 32;
+/// Elements a pooled table can grow to (a drill's `table_elements` limit
+/// applies below this).
+const POOL_TABLE_ELEMENTS: usize = 1 << 20;
+/// The bytes of a memory or table that are cleared by writing zeros rather
+/// than returned to the kernel when an instance ends: a small scenario
+/// touches little more, and the next run then takes no page faults there.
+const KEEP_RESIDENT: usize = 16 << 10;
 
 /// Why a component could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -91,22 +114,37 @@ impl Scenario {
 pub(crate) struct Runtime {
     engine: Engine,
     linker: Linker<RunState>,
-    cache_dir: Option<PathBuf>,
-    cache_index: DataStore,
+    cache: Option<CodeCache>,
     pres: std::sync::Mutex<std::collections::HashMap<String, Scenario>>,
+    slots: Arc<Semaphore>,
     ticker_stop: Arc<AtomicBool>,
 }
 
 impl Runtime {
-    pub(crate) fn new(
-        cache_dir: Option<PathBuf>,
-        cache_index: DataStore,
-    ) -> wasmtime::Result<Runtime> {
+    /// `slots`: how many scenario instances may be alive at once. Compiled
+    /// code is not cached until [`Runtime::cache_in`] says where.
+    pub(crate) fn new(slots: u32) -> wasmtime::Result<Runtime> {
+        let slots = slots.max(1);
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
         // Guests recurse on a bounded stack; exhaustion traps cleanly.
         config.max_wasm_stack(1 << 20);
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(slots)
+            .total_stacks(slots)
+            .max_core_instances_per_component(CORE_INSTANCES_PER_SLOT)
+            .total_core_instances(slots * CORE_INSTANCES_PER_SLOT)
+            .max_memories_per_component(MEMORIES_PER_SLOT)
+            .max_memories_per_module(MEMORIES_PER_SLOT)
+            .total_memories(slots * MEMORIES_PER_SLOT)
+            .max_tables_per_component(TABLES_PER_SLOT)
+            .max_tables_per_module(TABLES_PER_SLOT)
+            .total_tables(slots * TABLES_PER_SLOT)
+            .table_elements(POOL_TABLE_ELEMENTS)
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(KEEP_RESIDENT);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
@@ -130,11 +168,16 @@ impl Runtime {
         Ok(Runtime {
             engine,
             linker,
-            cache_dir,
-            cache_index,
+            cache: None,
             pres: Default::default(),
+            slots: Arc::new(Semaphore::new(slots as usize)),
             ticker_stop,
         })
+    }
+
+    /// Keep compiled code in `dir`, each file's digest in `index`.
+    pub(crate) fn cache_in(&mut self, dir: PathBuf, index: DataStore) {
+        self.cache = Some(CodeCache { dir, index });
     }
 
     /// Compile (or fetch from cache) and link a component.
@@ -190,8 +233,9 @@ impl Runtime {
         self.engine.precompile_compatibility_hash().hash(&mut h);
         env!("CARGO_PKG_VERSION").hash(&mut h);
         Some(
-            self.cache_dir
+            self.cache
                 .as_ref()?
+                .dir
                 .join(format!("{sha256}-{:016x}.cwasm", h.finish())),
         )
     }
@@ -201,7 +245,9 @@ impl Runtime {
     fn cached(&self, sha256: &str) -> Option<Component> {
         let path = self.cache_path(sha256)?;
         let expected = self
-            .cache_index
+            .cache
+            .as_ref()?
+            .index
             .compiled
             .get(path.file_name()?.as_encoded_bytes())
             .ok()??;
@@ -233,20 +279,32 @@ impl Runtime {
         if std::fs::write(&tmp, &bytes).is_ok()
             && std::fs::rename(&tmp, &path).is_ok()
             && let Some(name) = path.file_name()
+            && let Some(cache) = &self.cache
         {
-            let _ = self
-                .cache_index
+            let _ = cache
+                .index
                 .compiled
                 .insert(name.as_encoded_bytes(), Sha256::digest(&bytes).as_slice());
         }
     }
 
-    /// A store for one run (or one `describe`), with limits and deny-all WASI.
-    pub(crate) fn store(
-        &self,
-        ctx: Arc<RunCtx>,
-        limits: &Limits,
-    ) -> (Store<RunState>, GuestOutput) {
+    /// A store for one run (or one `describe`), with limits and deny-all
+    /// WASI, once a pool slot is free.
+    pub(crate) async fn store(&self, ctx: Arc<RunCtx>, limits: &Limits) -> (RunStore, GuestOutput) {
+        let slot = match self.slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                tracing::info!(
+                    run = %ctx.id,
+                    "all instance slots are in use; the run waits for one to free"
+                );
+                self.slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the slot semaphore is never closed")
+            }
+        };
         let output = GuestOutput {
             stdout: MemoryOutputPipe::new(limits.output_bytes),
             stderr: MemoryOutputPipe::new(limits.output_bytes),
@@ -284,7 +342,42 @@ impl Runtime {
                 Ok(UpdateDeadline::Yield(1))
             }
         });
-        (store, output)
+        (RunStore { store, _slot: slot }, output)
+    }
+}
+
+/// Where compiled components are kept between processes.
+struct CodeCache {
+    dir: PathBuf,
+    /// sha256 of each file this engine wrote, by file name.
+    index: DataStore,
+}
+
+/// A run's store and the pool slot its instance lives in. Fields drop in
+/// order: the store gives its instance back to the pool before the slot is
+/// released, so a run that takes the slot always finds room.
+pub(crate) struct RunStore {
+    store: Store<RunState>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl std::ops::Deref for RunStore {
+    type Target = Store<RunState>;
+    fn deref(&self) -> &Store<RunState> {
+        &self.store
+    }
+}
+
+impl AsContext for RunStore {
+    type Data = RunState;
+    fn as_context(&self) -> StoreContext<'_, RunState> {
+        self.store.as_context()
+    }
+}
+
+impl AsContextMut for RunStore {
+    fn as_context_mut(&mut self) -> StoreContextMut<'_, RunState> {
+        self.store.as_context_mut()
     }
 }
 
