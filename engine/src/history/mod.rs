@@ -26,8 +26,9 @@ pub struct RunFilter {
     pub limit: Option<usize>,
 }
 
-/// Timelines at least this long are decoded on several threads.
-const PARALLEL_DECODE: usize = 4096;
+/// Events read from sled per chunk; a timeline longer than one chunk is
+/// decoded on several threads while the rest is read.
+const DECODE_CHUNK: usize = 4096;
 
 impl HistoryStore {
     /// History over an opened store.
@@ -110,34 +111,60 @@ impl HistoryStore {
         Ok(out)
     }
 
-    /// A run's timeline in order. Long timelines are decoded on all
-    /// cores (sled's scan itself, about half the time, is not).
+    /// A run's timeline in order. A long timeline is decoded by other
+    /// threads while this one goes on reading it from sled, chunk by chunk;
+    /// once the read is done this thread decodes too.
     pub fn timeline(&self, id: RunId) -> Result<Vec<Event>, StoreError> {
-        let raw = self
-            .store
-            .events
-            .scan_prefix(id.to_be_bytes())
-            .values()
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut scan = self.store.events.scan_prefix(id.to_be_bytes()).values();
+        let mut next_chunk = || -> Result<Vec<sled::IVec>, StoreError> {
+            Ok(scan.by_ref().take(DECODE_CHUNK).collect::<Result<_, _>>()?)
+        };
         let decode = |part: &[sled::IVec]| -> Result<Vec<Event>, StoreError> {
             part.iter().map(|v| store::decode(TREE_EVENTS, v)).collect()
         };
+        let first = next_chunk()?;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if raw.len() < PARALLEL_DECODE || threads < 2 {
-            return decode(&raw);
+        if first.len() < DECODE_CHUNK || threads < 2 {
+            return decode(&first);
         }
-        let parts: Vec<_> = std::thread::scope(|s| {
-            let handles: Vec<_> = raw
-                .chunks(raw.len().div_ceil(threads))
-                .map(|part| s.spawn(move || decode(part)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("decoding does not panic"))
-                .collect()
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, Vec<sled::IVec>)>();
+        let rx = std::sync::Mutex::new(rx);
+        let decoded = std::sync::Mutex::new(Vec::new());
+        let work = || {
+            loop {
+                // The lock is held only while waiting for the next chunk.
+                let next = rx.lock().expect("no decoder panics").recv();
+                let Ok((i, part)) = next else { break };
+                let events = decode(&part);
+                decoded.lock().expect("no decoder panics").push((i, events));
+            }
+        };
+        let read = std::thread::scope(|s| {
+            for _ in 1..threads {
+                s.spawn(work);
+            }
+            let mut chunk = Ok(first);
+            let mut i = 0;
+            let read = loop {
+                match chunk {
+                    Ok(part) if part.is_empty() => break Ok(()),
+                    Ok(part) => {
+                        let _ = tx.send((i, part));
+                        i += 1;
+                    }
+                    Err(e) => break Err(e),
+                }
+                chunk = next_chunk();
+            };
+            drop(tx);
+            work();
+            read
         });
-        let mut out = Vec::with_capacity(raw.len());
-        for part in parts {
+        read?;
+        let mut parts = decoded.into_inner().expect("no decoder panics");
+        parts.sort_unstable_by_key(|(i, _)| *i);
+        let mut out = Vec::with_capacity(parts.len() * DECODE_CHUNK);
+        for (_, part) in parts {
             out.extend(part?);
         }
         Ok(out)
@@ -192,11 +219,8 @@ impl HistoryStore {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_long_timeline_reads_back_whole_and_in_order() {
-        let history = HistoryStore::new(Store::temporary().unwrap());
-        let n = (PARALLEL_DECODE * 2 + 7) as u32;
-        let events: Vec<Event> = (0..n)
+    fn marks(n: usize) -> Vec<Event> {
+        (0..n as u32)
             .map(|seq| Event {
                 seq,
                 at_us: u64::from(seq) * 10,
@@ -205,12 +229,38 @@ mod tests {
                     detail: String::new(),
                 },
             })
-            .collect();
-        for e in &events {
-            history.append_event(RunId(42), e).unwrap();
+            .collect()
+    }
+
+    #[test]
+    fn a_long_timeline_reads_back_whole_and_in_order() {
+        let history = HistoryStore::new(Store::temporary().unwrap());
+        // One chunk exactly, and two and a bit: both cross into the
+        // threaded read.
+        for (run, n) in [(42, DECODE_CHUNK * 2 + 7), (44, DECODE_CHUNK)] {
+            let events = marks(n);
+            for e in &events {
+                history.append_event(RunId(run), e).unwrap();
+            }
+            // Another run's events must not leak in.
+            history.append_event(RunId(run + 1), &events[0]).unwrap();
+            assert_eq!(history.timeline(RunId(run)).unwrap(), events);
         }
-        // Another run's events must not leak in.
-        history.append_event(RunId(43), &events[0]).unwrap();
-        assert_eq!(history.timeline(RunId(42)).unwrap(), events);
+    }
+
+    #[test]
+    fn a_corrupt_event_deep_in_a_long_timeline_is_an_error_not_a_gap() {
+        let store = Store::temporary().unwrap();
+        let history = HistoryStore::new(store.clone());
+        for e in &marks(DECODE_CHUNK * 3) {
+            history.append_event(RunId(7), e).unwrap();
+        }
+        let seq = (DECODE_CHUNK * 2 + 5) as u32;
+        store
+            .events
+            .insert(store::key(RunId(7).to_be_bytes(), seq), &b"{not json"[..])
+            .unwrap();
+        let err = history.timeline(RunId(7)).unwrap_err().to_string();
+        assert!(err.contains(TREE_EVENTS), "{err}");
     }
 }
