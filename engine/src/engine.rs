@@ -151,9 +151,7 @@ impl EngineBuilder {
         }
         Ok(engine)
     }
-}
 
-impl EngineBuilder {
     /// The store, its history and ledger, and what recovery did.
     fn open_store(&self) -> Result<(Store, HistoryStore, Ledger, Recovery), EngineError> {
         let store = match &self.data_dir {
