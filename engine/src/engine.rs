@@ -258,6 +258,13 @@ impl Engine {
             self.inner.history.clone(),
             self.inner.ledger.clone(),
         );
+        // Listed before the task starts: a run that ends at once must not
+        // remove itself before it is added and then stay listed for good.
+        self.inner
+            .active
+            .lock()
+            .unwrap()
+            .insert(id, Halter::new(ctx.clone()));
         let inner = self.inner.clone();
         let c = ctx.clone();
         let join = tokio::spawn(async move {
@@ -265,13 +272,7 @@ impl Engine {
             inner.active.lock().unwrap().remove(&run.id);
             run
         });
-        let handle = RunHandle::new(ctx, rx, join);
-        self.inner
-            .active
-            .lock()
-            .unwrap()
-            .insert(id, handle.halter());
-        Ok(handle)
+        Ok(RunHandle::new(ctx, rx, join))
     }
 
     /// Run to the end; the final record.

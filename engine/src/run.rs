@@ -119,6 +119,10 @@ impl RunHandle {
 pub struct Halter(Arc<RunCtx>);
 
 impl Halter {
+    pub(crate) fn new(ctx: Arc<RunCtx>) -> Halter {
+        Halter(ctx)
+    }
+
     /// See [`RunHandle::halt`].
     pub fn halt(&self) {
         self.0.stop(StopReason::Operator);
