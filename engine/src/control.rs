@@ -3,7 +3,7 @@
 //! commands (`history`, `show`, `halt`) talk to it there. One JSON request
 //! line, one JSON response line.
 
-use crate::engine::Engine;
+use crate::engine::{Engine, HaltState};
 use crate::history::{Event, Run, RunFilter, RunId, RunStatus};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -54,6 +54,9 @@ pub enum Response {
     Runs {
         /// Runs.
         runs: Vec<Run>,
+        /// The halt in force, if any.
+        #[serde(default)]
+        halt: Option<HaltState>,
     },
     /// A run and its timeline.
     Show {
@@ -61,6 +64,9 @@ pub enum Response {
         run: Box<Run>,
         /// Timeline.
         timeline: Vec<Event>,
+        /// The halt in force, if any.
+        #[serde(default)]
+        halt: Option<HaltState>,
     },
     /// How many runs were deleted.
     Pruned {
@@ -72,8 +78,11 @@ pub enum Response {
         /// Count.
         runs: usize,
     },
-    /// Done.
-    Ok,
+    /// Runs are accepted again.
+    Resumed {
+        /// The halt that was lifted (none: there was no halt).
+        was: Option<HaltState>,
+    },
     /// It failed.
     Error {
         /// Why.
@@ -97,7 +106,10 @@ pub fn answer(engine: &Engine, request: Request) -> Response {
                 since,
                 limit,
             })
-            .map(|runs| Response::Runs { runs }),
+            .map(|runs| Response::Runs {
+                runs,
+                halt: engine.halt_state(),
+            }),
         Request::Show { run } => {
             let found = match run {
                 Some(id) => h.get_run(id),
@@ -107,6 +119,7 @@ pub fn answer(engine: &Engine, request: Request) -> Response {
                 Ok(Some(r)) => h.timeline(r.id).map(|timeline| Response::Show {
                     run: Box::new(r),
                     timeline,
+                    halt: engine.halt_state(),
                 }),
                 Ok(None) => Ok(Response::Error {
                     message: match run {
@@ -120,12 +133,21 @@ pub fn answer(engine: &Engine, request: Request) -> Response {
         Request::Prune { keep, before } => {
             h.prune(keep, before).map(|runs| Response::Pruned { runs })
         }
-        Request::Halt => Ok(Response::Halted {
-            runs: engine.halt(),
-        }),
+        Request::Halt => {
+            return match engine.halt() {
+                Ok(runs) => Response::Halted { runs },
+                Err(e) => Response::Error {
+                    message: e.to_string(),
+                },
+            };
+        }
         Request::Resume => {
-            engine.resume();
-            Ok(Response::Ok)
+            return match engine.resume() {
+                Ok(was) => Response::Resumed { was },
+                Err(e) => Response::Error {
+                    message: e.to_string(),
+                },
+            };
         }
     };
     result.unwrap_or_else(|e| Response::Error {

@@ -223,6 +223,14 @@ pub enum CheckProbe {
     },
     /// TCP connect.
     Tcp,
+    /// Connect, send `send`, read until `expect` comes back (any line
+    /// protocol: `tcp = { send = "PING\r\n", expect = "+PONG" }`).
+    TcpExchange {
+        /// Bytes sent.
+        send: Vec<u8>,
+        /// Bytes the answer must contain.
+        expect: Vec<u8>,
+    },
     /// The process is alive.
     Process,
 }
@@ -249,6 +257,9 @@ pub struct CheckSpec {
     pub probe: CheckProbe,
     /// Latency bound, if any.
     pub max_latency: Option<Duration>,
+    /// How long the probe waits for an answer: `timeout`, else
+    /// `max_latency` (so a hung service fails within the bound), else 5 s.
+    pub timeout: Duration,
     /// Phases it runs in.
     pub phases: BTreeSet<crate::history::Phase>,
     /// Interval during the run.
@@ -379,13 +390,14 @@ struct RawCheck {
     name: String,
     target: String,
     http: Option<String>,
-    #[serde(default)]
-    tcp: bool,
+    tcp: Option<RawTcpCheck>,
     #[serde(default)]
     process: bool,
     status: Option<u16>,
     #[serde(default, with = "duration::option")]
     max_latency: Option<Duration>,
+    #[serde(default, with = "duration::option")]
+    timeout: Option<Duration>,
     phases: Option<Vec<crate::history::Phase>>,
     #[serde(default, with = "duration::option")]
     interval: Option<Duration>,
@@ -393,6 +405,24 @@ struct RawCheck {
     on_violation: OnViolation,
     #[serde(default, with = "duration::option")]
     after_grace: Option<Duration>,
+}
+
+/// `tcp = true`, or `tcp = { send = "…", expect = "…" }` (text, with TOML
+/// escapes), or the same as hex bytes (`send_hex`, `expect_hex`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawTcpCheck {
+    Connect(bool),
+    Exchange(RawExchange),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExchange {
+    send: Option<String>,
+    expect: Option<String>,
+    send_hex: Option<String>,
+    expect_hex: Option<String>,
 }
 
 struct Ctx<'a> {
@@ -926,6 +956,46 @@ fn check_addr(
     })
 }
 
+/// The bytes of a `tcp = { … }` check: text or hex, one of each side.
+fn exchange(
+    cx: &Ctx<'_>,
+    span: std::ops::Range<usize>,
+    field: &str,
+    raw: RawExchange,
+) -> Result<CheckProbe, DrillError> {
+    let side = |text: Option<String>, hex_text: Option<String>, name: &str| match (text, hex_text) {
+        (Some(t), None) => Ok(t.into_bytes()),
+        (None, Some(h)) => hex::decode(h.replace([' ', ':'], "")).map_err(|e| {
+            cx.err(
+                span.clone(),
+                format!("{field}.{name}_hex"),
+                format!("not hex bytes ({e}): write them like \"2a310d0a\""),
+            )
+        }),
+        (None, None) if name == "send" => Ok(Vec::new()),
+        (None, None) => Err(cx.err(
+            span.clone(),
+            format!("{field}.{name}"),
+            "say what the answer must contain: `expect = \"+PONG\"` (or `expect_hex`)".into(),
+        )),
+        (Some(_), Some(_)) => Err(cx.err(
+            span.clone(),
+            format!("{field}.{name}"),
+            format!("set `{name}` or `{name}_hex`, not both"),
+        )),
+    };
+    let send = side(raw.send, raw.send_hex, "send")?;
+    let expect = side(raw.expect, raw.expect_hex, "expect")?;
+    if expect.is_empty() {
+        return Err(cx.err(
+            span,
+            format!("{field}.expect"),
+            "is empty: every answer would match".into(),
+        ));
+    }
+    Ok(CheckProbe::TcpExchange { send, expect })
+}
+
 fn check(
     cx: &Ctx<'_>,
     targets: &BTreeMap<String, TargetDecl>,
@@ -951,18 +1021,23 @@ fn check(
             ),
         ));
     };
-    let probe = match (raw.http, raw.tcp, raw.process) {
-        (Some(path), false, false) => CheckProbe::Http {
+    let tcp = match raw.tcp {
+        None | Some(RawTcpCheck::Connect(false)) => None,
+        Some(RawTcpCheck::Connect(true)) => Some(CheckProbe::Tcp),
+        Some(RawTcpCheck::Exchange(x)) => Some(exchange(cx, span.clone(), &field("tcp"), x)?),
+    };
+    let probe = match (raw.http, tcp, raw.process) {
+        (Some(path), None, false) => CheckProbe::Http {
             path,
             status: raw.status,
         },
-        (None, true, false) => CheckProbe::Tcp,
-        (None, false, true) => CheckProbe::Process,
+        (None, Some(tcp), false) => tcp,
+        (None, None, true) => CheckProbe::Process,
         _ => {
             return Err(cx.err(
                 span,
                 format!("steady_state[{i}]"),
-                "set exactly one probe: `http = \"/path\"`, `tcp = true` or `process = true`"
+                "set exactly one probe: `http = \"/path\"`, `tcp = true`, `tcp = { send = \"PING\\r\\n\", expect = \"+PONG\" }` or `process = true`"
                     .into(),
             ));
         }
@@ -997,6 +1072,10 @@ fn check(
         target: raw.target,
         probe,
         max_latency: raw.max_latency,
+        timeout: raw
+            .timeout
+            .or(raw.max_latency)
+            .unwrap_or(Duration::from_secs(5)),
         phases,
         interval: raw.interval.unwrap_or(Duration::from_secs(1)),
         on_violation: raw.on_violation,

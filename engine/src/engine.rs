@@ -12,7 +12,7 @@ use crate::store::{Store, StoreError};
 use crate::targets::TargetSet;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Errors of the engine's operations.
@@ -42,8 +42,32 @@ pub enum EngineError {
     #[error("cannot replay: {0}")]
     Replay(String),
     /// The engine is halted: no new runs until resumed.
-    #[error("the engine is halted: no new runs start until `firedrill resume`")]
-    Halted,
+    #[error("{0}: no new runs start until `firedrill resume`")]
+    Halted(HaltState),
+}
+
+/// An engine-wide halt (`firedrill halt`, [`Engine::halt`]): kept in the
+/// data dir, so it holds for every later engine on that dir (as an
+/// emergency stop should) until [`Engine::resume`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HaltState {
+    /// When it was halted, Unix ms.
+    pub since: u64,
+}
+
+impl std::fmt::Display for HaltState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "firedrill is halted (since {} UTC, by `firedrill halt`)",
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.since)
+            )
+            .to_string()
+            .replace('T', " ")
+            .trim_end_matches('Z')
+        )
+    }
 }
 
 /// How many runs an engine holds at once unless told otherwise.
@@ -123,6 +147,7 @@ impl EngineBuilder {
             (self.open_store(), runtime.join())
         });
         let (store, history, ledger, recovery) = opened?;
+        let halt = read_halt(&store.meta)?;
         let mut runtime = runtime
             .map_err(|_| EngineError::Wasmtime("wasmtime's set-up panicked".into()))?
             .map_err(|e| EngineError::Wasmtime(format!("{e:#}")))?;
@@ -136,7 +161,8 @@ impl EngineBuilder {
             data_dir: self.data_dir.clone(),
             recovery,
             active: Mutex::new(HashMap::new()),
-            halted: AtomicBool::new(false),
+            halted: Mutex::new(halt),
+            meta: store.meta.clone(),
             last_id: AtomicU64::new(0),
             protected_ports: self.protected_ports.clone(),
         });
@@ -179,7 +205,9 @@ struct Inner {
     data_dir: Option<PathBuf>,
     recovery: Recovery,
     active: Mutex<HashMap<RunId, Halter>>,
-    halted: AtomicBool,
+    /// Mirrors [`crate::store::KEY_HALT`] in `meta`.
+    halted: Mutex<Option<HaltState>>,
+    meta: sled::Tree,
     last_id: AtomicU64,
     protected_ports: Vec<u16>,
 }
@@ -247,8 +275,8 @@ impl Engine {
         spec.policy
             .protected_ports
             .extend(&self.inner.protected_ports);
-        if self.inner.halted.load(Ordering::SeqCst) {
-            return Err(EngineError::Halted);
+        if let Some(halt) = self.halt_state() {
+            return Err(EngineError::Halted(halt));
         }
         let id = self.next_id();
         self.store_component(&spec.scenario);
@@ -281,19 +309,46 @@ impl Engine {
     }
 
     /// Halt every run in progress and refuse new ones until
-    /// [`Engine::resume`]. Returns how many runs were halted.
-    pub fn halt(&self) -> usize {
-        self.inner.halted.store(true, Ordering::SeqCst);
+    /// [`Engine::resume`], in this engine and in any later one on the same
+    /// data dir (the halt is stored there). Returns how many runs were
+    /// halted. Storing the halt can fail only with the store itself; the
+    /// runs are halted either way.
+    pub fn halt(&self) -> Result<usize, EngineError> {
+        let state = {
+            let mut halted = self.inner.halted.lock().unwrap();
+            halted
+                .get_or_insert_with(|| HaltState { since: unix_ms() })
+                .clone()
+        };
         let active = self.inner.active.lock().unwrap();
         for h in active.values() {
             h.halt();
         }
-        active.len()
+        let runs = active.len();
+        drop(active);
+        self.inner
+            .meta
+            .insert(crate::store::KEY_HALT, crate::store::encode(&state))
+            .map_err(StoreError::from)?;
+        self.inner.meta.flush().map_err(StoreError::from)?;
+        Ok(runs)
     }
 
-    /// Accept new runs again after [`Engine::halt`].
-    pub fn resume(&self) {
-        self.inner.halted.store(false, Ordering::SeqCst);
+    /// Accept new runs again after [`Engine::halt`]; the halt that was in
+    /// force, if there was one.
+    pub fn resume(&self) -> Result<Option<HaltState>, EngineError> {
+        let was = self.inner.halted.lock().unwrap().take();
+        self.inner
+            .meta
+            .remove(crate::store::KEY_HALT)
+            .map_err(StoreError::from)?;
+        self.inner.meta.flush().map_err(StoreError::from)?;
+        Ok(was)
+    }
+
+    /// The halt in force, if any.
+    pub fn halt_state(&self) -> Option<HaltState> {
+        self.inner.halted.lock().unwrap().clone()
     }
 
     /// Runs in progress.
@@ -410,6 +465,13 @@ impl Engine {
             }
         }
     }
+}
+
+/// The stored halt, if `firedrill halt` is in force.
+fn read_halt(meta: &sled::Tree) -> Result<Option<HaltState>, StoreError> {
+    meta.get(crate::store::KEY_HALT)?
+        .map(|v| crate::store::decode(crate::store::TREE_META, &v))
+        .transpose()
 }
 
 /// Revert faults a dead engine left applied and close its runs as crashed.

@@ -55,6 +55,6 @@ pub mod targets;
 pub mod toxiproxy;
 
 pub use drill::Drill;
-pub use engine::{DEFAULT_MAX_CONCURRENT_RUNS, Engine, EngineBuilder, EngineError};
+pub use engine::{DEFAULT_MAX_CONCURRENT_RUNS, Engine, EngineBuilder, EngineError, HaltState};
 pub use run::{Halter, Metadata, ParamSpec, RunHandle, RunSpec};
 pub use runtime::Scenario;

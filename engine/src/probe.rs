@@ -114,6 +114,81 @@ async fn http_inner(addr: &str, probe: &HttpProbe, started: Instant) -> Result<H
     })
 }
 
+/// How much of an answer a TCP exchange reads while looking for what it
+/// expects.
+pub const MAX_EXCHANGE: usize = 64 * 1024;
+
+/// Connect to `addr`, send `send`, and read until the bytes seen contain
+/// `expect` (at most [`MAX_EXCHANGE`] bytes, all within `timeout`): a check
+/// of any line protocol (databases, caches, brokers) that a paused
+/// process or a proxy whose upstream is dead fails, where a bare connect
+/// passes because the kernel still accepts. The time it took.
+pub async fn tcp_exchange(
+    addr: &str,
+    send: &[u8],
+    expect: &[u8],
+    timeout: Duration,
+) -> Result<Duration, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        stream
+            .write_all(send)
+            .await
+            .map_err(|e| format!("cannot send to {addr}: {e}"))?;
+        let mut buf = [0u8; 4096];
+        loop {
+            if seen.windows(expect.len().max(1)).any(|w| w == expect) || expect.is_empty() {
+                return Ok(());
+            }
+            if seen.len() >= MAX_EXCHANGE {
+                return Err(format!(
+                    "{addr} answered {} without {}",
+                    shown(&seen),
+                    shown(expect)
+                ));
+            }
+            match stream.read(&mut buf).await {
+                Ok(0) => {
+                    return Err(format!(
+                        "{addr} closed the connection after {} instead of {}",
+                        shown(&seen),
+                        shown(expect)
+                    ));
+                }
+                Ok(n) => seen.extend_from_slice(&buf[..n.min(MAX_EXCHANGE - seen.len())]),
+                Err(e) => return Err(format!("reading from {addr}: {e}")),
+            }
+        }
+    };
+    let result = tokio::time::timeout(timeout, exchange).await;
+    match result {
+        Ok(Ok(())) => Ok(started.elapsed()),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(format!(
+            "no {} from {addr} within {} (got {})",
+            shown(expect),
+            humantime::format_duration(timeout),
+            shown(&seen)
+        )),
+    }
+}
+
+/// Bytes for a message: quoted text, cut at 64 characters.
+fn shown(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return "nothing".into();
+    }
+    let text: String = String::from_utf8_lossy(bytes).chars().take(64).collect();
+    let more = if text.len() < bytes.len() { "…" } else { "" };
+    format!("{:?}{more}", text)
+}
+
 /// Open a TCP connection to `addr`; the time it took.
 pub async fn tcp(addr: &str, timeout: Duration) -> Result<Duration, String> {
     let started = Instant::now();

@@ -98,10 +98,38 @@ pub fn first_divergence(a: &[Event], b: &[Event]) -> Option<Divergence> {
         })
 }
 
+/// A replay ready to start: the run to repeat, the drill it ran under
+/// (whose targets the caller starts) and a spec with the same component,
+/// parameters, seed, policy, limits and checks.
+#[derive(Debug)]
+pub struct ReplayPlan {
+    /// The run replayed.
+    pub original: Run,
+    /// Its drill, rebuilt from the recorded text.
+    pub drill: crate::Drill,
+    /// The spec to start once `drill`'s targets run (set `spec.targets`).
+    pub spec: RunSpec,
+}
+
 impl Engine {
     /// Run `id` again with the same component, parameters, seed and drill,
     /// and compare the timelines.
     pub async fn replay(&self, id: RunId) -> Result<Replay, EngineError> {
+        let mut plan = self.plan_replay(id)?;
+        let targets = self
+            .start_targets(&plan.drill.targets)
+            .await
+            .map_err(EngineError::Replay)?;
+        plan.spec.targets = targets.clone();
+        let run = self.run(plan.spec).await;
+        targets.shutdown().await;
+        self.compare(plan.original, run?)
+    }
+
+    /// What it takes to replay run `id` (see [`Engine::replay`], which
+    /// does all of it): for callers that start the run themselves, to
+    /// follow or halt it.
+    pub fn plan_replay(&self, id: RunId) -> Result<ReplayPlan, EngineError> {
         let original = self
             .history()
             .get_run(id)?
@@ -125,25 +153,26 @@ impl Engine {
             }
             None => crate::Drill::default(),
         };
-        let targets = self
-            .start_targets(&drill.targets)
-            .await
-            .map_err(EngineError::Replay)?;
         let mut spec = RunSpec::new(scenario);
         spec.params = original.params.clone();
         spec.seed = Some(original.seed);
-        spec.targets = targets.clone();
         spec.policy = drill.policy.clone();
         spec.limits = drill.limits.clone();
         spec.checks = drill.checks.clone();
         spec.dry_run = original.dry_run;
         spec.drill = original.drill.clone();
         spec.drill_text = original.drill_text.clone();
-        let run = self.run(spec).await;
-        targets.shutdown().await;
-        let run = run?;
+        Ok(ReplayPlan {
+            original,
+            drill,
+            spec,
+        })
+    }
+
+    /// Compare a replayed run with the original.
+    pub fn compare(&self, original: Run, run: Run) -> Result<Replay, EngineError> {
         let divergence = first_divergence(
-            &self.history().timeline(id)?,
+            &self.history().timeline(original.id)?,
             &self.history().timeline(run.id)?,
         );
         Ok(Replay {

@@ -839,6 +839,7 @@ async fn drive(
     }
 
     let during = steady::watch(spec.checks.clone(), ctx.clone());
+    let _exits = record_target_exits(&spec.targets, ctx);
     ctx.describing.store(false, Ordering::Relaxed);
     let (mut store, output) = runtime.store(ctx.clone(), &spec.limits).await;
     *ctx.deadline.lock().unwrap() =
@@ -949,6 +950,36 @@ async fn drive(
         }
     }
     (status, error)
+}
+
+/// Record each exit of a spawned target (with its last output) in the
+/// timeline as it happens, until the returned guard is dropped.
+fn record_target_exits(targets: &TargetSet, ctx: &Arc<RunCtx>) -> tokio_util::sync::DropGuard {
+    let stop = CancellationToken::new();
+    for name in targets.names() {
+        let Some(crate::targets::Target::Process(p)) = targets.get(name) else {
+            continue;
+        };
+        let mut exits = p.exits();
+        let (ctx, stop) = (ctx.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                let message = tokio::select! {
+                    m = exits.recv() => m,
+                    _ = stop.cancelled() => return,
+                };
+                match message {
+                    Ok(message) => ctx.recorder.record(EventKind::Log {
+                        level: "warn".into(),
+                        message,
+                    }),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+    }
+    stop.drop_guard()
 }
 
 fn save_quiet(ctx: &RunCtx, run: &Run) {

@@ -19,7 +19,9 @@ pub async fn evaluate(check: &CheckSpec, targets: &TargetSet) -> (bool, String) 
     let address = target.address().unwrap_or_default();
     let (result, latency) = match &check.probe {
         CheckProbe::Http { path, status } => {
-            match probe::http(&address, &probe::HttpProbe::get(path)).await {
+            let mut get = probe::HttpProbe::get(path);
+            get.timeout = check.timeout;
+            match probe::http(&address, &get).await {
                 Ok(a) => {
                     let ok = match status {
                         Some(s) => a.status == *s,
@@ -31,10 +33,23 @@ pub async fn evaluate(check: &CheckSpec, targets: &TargetSet) -> (bool, String) 
                 Err(e) => (Err(e), None),
             }
         }
-        CheckProbe::Tcp => match probe::tcp(&address, Duration::from_secs(2)).await {
+        CheckProbe::Tcp => match probe::tcp(&address, check.timeout).await {
             Ok(l) => (Ok(format!("connected in {}", ms(l))), Some(l)),
             Err(e) => (Err(e), None),
         },
+        CheckProbe::TcpExchange { send, expect } => {
+            match probe::tcp_exchange(&address, send, expect, check.timeout).await {
+                Ok(l) => (
+                    Ok(format!(
+                        "answered {:?} in {}",
+                        String::from_utf8_lossy(expect),
+                        ms(l)
+                    )),
+                    Some(l),
+                ),
+                Err(e) => (Err(e), None),
+            }
+        }
         CheckProbe::Process => match target {
             Target::Process(p) => match p.pid() {
                 Ok(id) => (Ok(format!("pid {} alive", id.pid)), None),

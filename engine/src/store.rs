@@ -27,6 +27,9 @@ pub const TREE_COMPILED: &str = "compiled";
 
 /// Key in `meta` holding the schema version as u32 BE.
 pub const KEY_SCHEMA_VERSION: &[u8] = b"schema-version";
+/// Key in `meta` holding the engine-wide halt ([`crate::engine::HaltState`],
+/// JSON) while `firedrill halt` is in force; absent otherwise.
+pub const KEY_HALT: &[u8] = b"halt";
 /// The schema this build writes.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -62,6 +65,8 @@ pub enum StoreError {
 pub struct Store {
     /// The sled database.
     pub db: sled::Db,
+    /// See [`TREE_META`].
+    pub meta: sled::Tree,
     /// See [`TREE_RUNS`].
     pub runs: sled::Tree,
     /// See [`TREE_EVENTS`].
@@ -114,6 +119,7 @@ impl Store {
             events: db.open_tree(TREE_EVENTS)?,
             ledger: db.open_tree(TREE_LEDGER)?,
             compiled: db.open_tree(TREE_COMPILED)?,
+            meta,
             db,
         })
     }

@@ -249,8 +249,6 @@ async fn firedrill_halt_stops_the_running_engine_and_refuses_new_runs_until_resu
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert_ne!(proc_state(victim.id()), Some('T'), "reverted");
     assert!(started.elapsed() < Duration::from_secs(5));
-    // With no engine running there is nothing to halt, and that is said.
-    fails_with(&data, &["halt"], 64, "no firedrill engine is running");
     victim.kill().unwrap();
     victim.wait().unwrap();
 }

@@ -401,3 +401,90 @@ async fn an_identity_providers_token_endpoint_fails_or_times_out_alone() {
     assert_eq!(http(&addr, &token(second)).await.unwrap().status, 200);
     proxy.shutdown();
 }
+
+/// Issue 14, item 2: reverting an HTTP fault releases what it holds. A
+/// request waiting in a 10 s delay, a body paced at 1 KB/s, a response
+/// bound to be cut halfway: each goes on at once, whole, once its fault is
+/// removed, as bytes held on a TCP proxy are released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revert_releases_requests_and_bodies_that_http_faults_hold() {
+    use firedrill::drivers::proxy::{
+        AbortPoint, Direction, Effect, Proxy, ProxyConfig, ProxyFault, ProxyMode,
+    };
+    let upstream = Upstream::start("t").await;
+    let proxy = Proxy::start(ProxyConfig {
+        name: "api".into(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        upstream: upstream.addr.to_string(),
+        mode: ProxyMode::Http,
+    })
+    .await
+    .unwrap();
+    let addr = proxy.local_addr().to_string();
+    let fault = |effect| ProxyFault::new(effect, 1.0, None, 7);
+    let released_after = async |keys: Vec<u64>, path: &str| {
+        let client = tokio::spawn({
+            let addr = addr.clone();
+            let path = path.to_string();
+            async move { raw_get(&addr, &path).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let reverted = Instant::now();
+        for key in keys {
+            assert!(proxy.remove_fault(key));
+        }
+        let seen = client.await.unwrap();
+        (seen, reverted.elapsed())
+    };
+
+    for direction in [Direction::Upstream, Direction::Downstream] {
+        let key = proxy.add_fault(fault(Effect::Delay {
+            latency: Duration::from_secs(10),
+            jitter: Duration::ZERO,
+            direction,
+        }));
+        let (seen, after) = released_after(vec![key], "/bytes/100").await;
+        assert_eq!((seen.status(), seen.body().len()), (Some(200), 100));
+        assert!(
+            after < Duration::from_secs(1),
+            "{direction:?} delay: the request waited {after:?} after the revert"
+        );
+    }
+
+    let key = proxy.add_fault(fault(Effect::Bandwidth {
+        rate: 1000,
+        direction: Direction::Downstream,
+    }));
+    let (seen, after) = released_after(vec![key], "/bytes/50000").await;
+    assert_eq!(seen.body().len(), 50000, "the whole body, not a cut");
+    assert!(
+        after < Duration::from_secs(1),
+        "bandwidth: the body took {after:?} more after the revert (50 s at the fault's rate)"
+    );
+
+    // Cut at half the body, which a 2 KB/s pace reaches after ~2.5 s: the
+    // abort is reverted first, so the client gets all of it.
+    let throttle = proxy.add_fault(fault(Effect::Bandwidth {
+        rate: 2000,
+        direction: Direction::Downstream,
+    }));
+    let abort = proxy.add_fault(fault(Effect::HttpAbort {
+        at: AbortPoint::Response,
+        reset: false,
+    }));
+    let client = tokio::spawn({
+        let addr = addr.clone();
+        async move { raw_get(&addr, "/bytes/10000").await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(proxy.remove_fault(abort));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(proxy.remove_fault(throttle));
+    let seen = client.await.unwrap();
+    assert_eq!(
+        (seen.end, seen.body().len()),
+        (Ok(()), 10000),
+        "an abort reverted before its cut point cuts nothing"
+    );
+    proxy.shutdown();
+}

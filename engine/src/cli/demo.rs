@@ -3,7 +3,7 @@
 //! HTTP proxy in front of it, and runs the three bundled scenarios against
 //! them with steady-state checks. The runs land in history.
 
-use super::{Exit, Failure, open_engine, progress, usage};
+use super::{Exit, Failure, open_engine, progress, refused, start_targets, stop::Stop, usage};
 use firedrill::{Drill, RunSpec};
 use std::path::Path;
 
@@ -30,10 +30,11 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
         print!("{text}");
         return Ok(Exit::Pass);
     }
+    let stop = Stop::install()?;
     let drill = Drill::parse(&text, Path::new("demo.toml")).map_err(usage)?;
     let engine = open_engine(data_dir, true)?;
     println!("firedrill demo: data in {}", data_dir.display());
-    let targets = engine.start_targets(&drill.targets).await.map_err(usage)?;
+    let targets = start_targets(&engine, &drill.targets, &stop).await?;
     println!(
         "  api: demo service pid {} on {}; api-link: HTTP proxy on {}",
         match targets.get("api") {
@@ -53,6 +54,10 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
     let mut exit = Exit::Pass;
     let mut runs = Vec::new();
     for (name, bytes) in firedrill::bundled::ALL {
+        if stop.requested().is_some() {
+            exit = exit.worst(Exit::Halted);
+            break;
+        }
         println!();
         println!("== {name}");
         let scenario = engine.load(bytes, &format!("bundled:{name}"))?;
@@ -64,8 +69,14 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
         spec.checks = drill.checks.clone();
         spec.drill = Some("demo".into());
         spec.drill_text = Some(text.clone());
-        let handle = engine.start(spec)?;
-        let run = progress::follow(handle, &engine).await;
+        let handle = match engine.start(spec) {
+            Ok(h) => h,
+            Err(e) => {
+                targets.shutdown().await;
+                return Err(refused(e));
+            }
+        };
+        let run = progress::follow(handle, &stop).await;
         progress::summary(&run, &engine);
         exit = exit.worst(Exit::of(run.status));
         let halted = run.status == firedrill::history::RunStatus::Halted;

@@ -15,7 +15,7 @@ pub(crate) struct Args {
 async fn fetch(data_dir: &Path, id: &str) -> Result<(Run, Vec<Event>), Failure> {
     let id = id.parse().map_err(usage)?;
     match ask(data_dir, Request::Show { run: Some(id) }).await? {
-        Response::Show { run, timeline } => Ok((*run, timeline)),
+        Response::Show { run, timeline, .. } => Ok((*run, timeline)),
         Response::Error { message } => Err(usage(message)),
         other => Err(usage(format!("unexpected answer: {other:?}"))),
     }

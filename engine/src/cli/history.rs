@@ -126,7 +126,7 @@ async fn trend(args: TrendArgs, data_dir: &Path) -> Result<Exit, Failure> {
         limit: Some(args.last),
     };
     let mut runs = match ask(data_dir, request).await? {
-        Response::Runs { runs } => runs,
+        Response::Runs { runs, .. } => runs,
         Response::Error { message } => return Err(usage(message)),
         other => return Err(usage(format!("unexpected answer: {other:?}"))),
     };
@@ -220,15 +220,19 @@ async fn list(args: ListArgs, data_dir: &Path) -> Result<Exit, Failure> {
         since,
         limit: Some(args.limit),
     };
-    let runs = match ask(data_dir, request).await? {
-        Response::Runs { runs } => runs,
+    let (runs, halt) = match ask(data_dir, request).await? {
+        Response::Runs { runs, halt } => (runs, halt),
         Response::Error { message } => return Err(usage(message)),
         other => return Err(usage(format!("unexpected answer: {other:?}"))),
     };
     if args.json {
+        if let Some(h) = &halt {
+            eprintln!("HALTED: {h}; new runs are refused until `firedrill resume`");
+        }
         println!("{}", serde_json::to_string_pretty(&runs)?);
         return Ok(Exit::Pass);
     }
+    super::halt::banner(&halt);
     if runs.is_empty() {
         println!("no runs yet: try `firedrill demo`");
         return Ok(Exit::Pass);

@@ -14,6 +14,7 @@ mod replay;
 mod report;
 mod run;
 mod show;
+mod stop;
 
 use clap::{Parser, Subcommand};
 use firedrill::history::RunStatus;
@@ -261,6 +262,46 @@ fn report_recovery(r: &firedrill::ledger::Recovery) {
             e.run,
             e.error.as_deref().unwrap_or("unknown error")
         );
+    }
+}
+
+/// Start a drill's targets, unless a stop signal comes first (exit 4) or
+/// the data dir is halted (exit 4).
+pub(crate) async fn start_targets(
+    engine: &firedrill::Engine,
+    decls: &std::collections::BTreeMap<String, firedrill::drill::TargetDecl>,
+    stop: &stop::Stop,
+) -> Result<std::sync::Arc<firedrill::targets::TargetSet>, Failure> {
+    refuse_if_halted(engine)?;
+    stop.check()?;
+    tokio::select! {
+        targets = engine.start_targets(decls) => targets.map_err(usage),
+        // The half-started targets die with this process: spawned ones
+        // carry PR_SET_PDEATHSIG, proxies live in it.
+        _ = stop.wait() => stop.check().map(|()| unreachable!()),
+    }
+}
+
+/// Exit 4 with the halt's text while `firedrill halt` is in force.
+pub(crate) fn refuse_if_halted(engine: &firedrill::Engine) -> Result<(), Failure> {
+    match engine.halt_state() {
+        Some(h) => Err(halted(firedrill::EngineError::Halted(h))),
+        None => Ok(()),
+    }
+}
+
+/// Map the engine's refusal of a run: a halt exits 4, the rest 64.
+pub(crate) fn refused(e: firedrill::EngineError) -> Failure {
+    match e {
+        e @ firedrill::EngineError::Halted(_) => halted(e),
+        e => usage(e),
+    }
+}
+
+fn halted(e: firedrill::EngineError) -> Failure {
+    Failure {
+        exit: Exit::Halted,
+        error: anyhow::anyhow!("{e}"),
     }
 }
 

@@ -1,14 +1,16 @@
 //! Live view of a run (current step, active faults, elapsed time) and the
 //! summary printed at its end.
 
+use super::stop::Stop;
 use firedrill::history::{EventKind, Run, RunStatus};
 use firedrill::{Engine, RunHandle};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::Duration;
 
-/// Follow a run to its end; Ctrl-C and SIGTERM halt it (faults reverted).
-pub(crate) async fn follow(handle: RunHandle, _engine: &Engine) -> Run {
+/// Follow a run to its end; a stop signal (see [`Stop`]) halts it, and its
+/// faults are reverted.
+pub(crate) async fn follow(handle: RunHandle, stop: &Stop) -> Run {
     let tty = std::io::stderr().is_terminal();
     let bar = if tty {
         let b = ProgressBar::new_spinner();
@@ -71,18 +73,12 @@ pub(crate) async fn follow(handle: RunHandle, _engine: &Engine) -> Run {
         })
     };
     let mut wait = std::pin::pin!(handle.wait());
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let run = loop {
-        tokio::select! {
-            run = &mut wait => break run,
-            _ = tokio::signal::ctrl_c() => {
-                say("interrupt: halting the run and reverting its faults…".into());
-                halter.halt();
-            }
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {
-                say("SIGTERM: halting the run and reverting its faults…".into());
-                halter.halt();
-            }
+    let run = tokio::select! {
+        run = &mut wait => run,
+        name = stop.wait() => {
+            say(format!("{name}: halting the run and reverting its faults…"));
+            halter.halt();
+            wait.await
         }
     };
     // The view stops at the `ended` event; give it a moment to print the last ones.

@@ -1,4 +1,4 @@
-use super::{Exit, Failure, open_engine, progress, usage};
+use super::{Exit, Failure, open_engine, progress, refused, start_targets, stop::Stop, usage};
 use std::path::Path;
 
 #[derive(Debug, clap::Args)]
@@ -10,9 +10,22 @@ pub(crate) struct Args {
 /// Run a recorded run again with the same component, parameters, seed and
 /// drill; report the first event where the timelines diverge.
 pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
+    let stop = Stop::install()?;
     let id = args.run.parse().map_err(usage)?;
     let engine = open_engine(data_dir, true)?;
-    let replay = engine.replay(id).await.map_err(usage)?;
+    let mut plan = engine.plan_replay(id).map_err(usage)?;
+    let targets = start_targets(&engine, &plan.drill.targets, &stop).await?;
+    plan.spec.targets = targets.clone();
+    let handle = match engine.start(plan.spec) {
+        Ok(h) => h,
+        Err(e) => {
+            targets.shutdown().await;
+            return Err(refused(e));
+        }
+    };
+    let run = progress::follow(handle, &stop).await;
+    targets.shutdown().await;
+    let replay = engine.compare(plan.original, run)?;
     progress::summary(&replay.run, &engine);
     println!(
         "replay of run {} as run {}: {} then, {} now",

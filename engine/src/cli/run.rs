@@ -1,4 +1,6 @@
-use super::{Exit, Failure, open_engine, parse_params, progress, usage};
+use super::{
+    Exit, Failure, open_engine, parse_params, progress, refused, start_targets, stop::Stop, usage,
+};
 use firedrill::{Drill, RunSpec};
 use std::path::{Path, PathBuf};
 
@@ -21,6 +23,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
+    let stop = Stop::install()?;
     let reports = super::report::parse(&args.reports)?;
     let drill = load_drill(&args.target)?;
     let engine = open_engine(data_dir, true)?;
@@ -29,7 +32,7 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
     let mut params = drill.params();
     params.extend(parse_params(&args.params)?);
 
-    let targets = engine.start_targets(&drill.targets).await.map_err(usage)?;
+    let targets = start_targets(&engine, &drill.targets, &stop).await?;
     let mut spec = RunSpec::new(scenario);
     spec.params = params;
     spec.seed = args.seed.or(drill.scenario.seed);
@@ -40,8 +43,14 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
     spec.dry_run = args.dry_run;
     spec.drill = drill.file.as_ref().map(|f| f.display().to_string());
     spec.drill_text = drill.text.clone();
-    let handle = engine.start(spec).map_err(usage)?;
-    let run = progress::follow(handle, &engine).await;
+    let handle = match engine.start(spec) {
+        Ok(h) => h,
+        Err(e) => {
+            targets.shutdown().await;
+            return Err(refused(e));
+        }
+    };
+    let run = progress::follow(handle, &stop).await;
     targets.shutdown().await;
     progress::summary(&run, &engine);
     if args.dry_run {

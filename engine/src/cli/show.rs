@@ -17,8 +17,12 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
         None | Some("last") => None,
         Some(s) => Some(s.parse().map_err(usage)?),
     };
-    let (run, timeline) = match ask(data_dir, Request::Show { run: id }).await? {
-        Response::Show { run, timeline } => (run, timeline),
+    let (run, timeline, halt) = match ask(data_dir, Request::Show { run: id }).await? {
+        Response::Show {
+            run,
+            timeline,
+            halt,
+        } => (run, timeline, halt),
         Response::Error { message } => return Err(usage(message)),
         other => return Err(usage(format!("unexpected answer: {other:?}"))),
     };
@@ -29,6 +33,7 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
         );
         return Ok(Exit::Pass);
     }
+    super::halt::banner(&halt);
     println!(
         "run {}  {} {}  {}",
         run.id, run.scenario.name, run.scenario.version, run.status

@@ -2,6 +2,12 @@
 //! with exponential backoff, readiness check), or attached through a pid
 //! file. Spawned children die with the engine (`PR_SET_PDEATHSIG`), so a
 //! crashed engine leaves no supervised process behind.
+//!
+//! A service is a process tree, not a pid: a master with workers, a
+//! pre-fork app server. Spawned targets run in a process group of their
+//! own; faults, restarts and shutdown reach the process, its descendants
+//! and (spawned) every member of its group, so no worker keeps serving
+//! through a `pause` or keeps the port after a `kill`.
 
 use crate::drill::{ProcessSpec, Readiness, RestartPolicy};
 use crate::drivers::process::ProcessId;
@@ -30,7 +36,49 @@ pub struct ProcessTarget {
     /// Set by [`ProcessTarget::restart`]: the next exit restarts at once.
     restart_now: std::sync::atomic::AtomicBool,
     last_error: Mutex<Option<String>>,
+    /// The last lines a spawned process wrote (stdout and stderr).
+    output: std::sync::Arc<Mutex<Tail>>,
+    /// Each exit of a spawned process, with its last output, as it happens
+    /// (a run forwards them to its timeline).
+    exits: tokio::sync::broadcast::Sender<String>,
     shutdown: CancellationToken,
+}
+
+/// The tail of a process's output: at most [`TAIL_LINES`] lines of at most
+/// [`TAIL_LINE_BYTES`] bytes each.
+#[derive(Debug, Default)]
+struct Tail(std::collections::VecDeque<String>);
+
+/// Lines of output kept per spawned target.
+pub const TAIL_LINES: usize = 20;
+/// Longer lines are cut to this.
+pub const TAIL_LINE_BYTES: usize = 400;
+
+impl Tail {
+    fn push(&mut self, line: &str) {
+        let mut line = line.trim_end().to_string();
+        if line.len() > TAIL_LINE_BYTES {
+            let mut cut = TAIL_LINE_BYTES;
+            while !line.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            line.truncate(cut);
+            line.push('…');
+        }
+        if self.0.len() == TAIL_LINES {
+            self.0.pop_front();
+        }
+        self.0.push_back(line);
+    }
+
+    /// "; its last output:\n  line…", or nothing when it wrote nothing.
+    fn said(&self) -> String {
+        if self.0.is_empty() {
+            return "; it wrote no output".into();
+        }
+        let lines: Vec<String> = self.0.iter().map(|l| format!("  | {l}")).collect();
+        format!("; its last output:\n{}", lines.join("\n"))
+    }
 }
 
 #[derive(Debug)]
@@ -62,6 +110,8 @@ impl ProcessTarget {
             restarts: AtomicU32::new(0),
             restart_now: std::sync::atomic::AtomicBool::new(false),
             last_error: Mutex::new(None),
+            output: Default::default(),
+            exits: tokio::sync::broadcast::channel(16).0,
             shutdown: CancellationToken::new(),
         });
         match &target.source {
@@ -69,7 +119,8 @@ impl ProcessTarget {
                 target.pid().map_err(|e| format!("target `{name}`: {e}"))?;
             }
             Source::Spawned(spec) => {
-                let first = spawn(spec).map_err(|e| format!("target `{name}`: {e}"))?;
+                let first =
+                    spawn(spec, &target.output).map_err(|e| format!("target `{name}`: {e}"))?;
                 // Known at once, so a fault right after start finds it.
                 *target.current.lock().unwrap() =
                     first.id().and_then(|pid| ProcessId::of(pid).ok());
@@ -90,6 +141,17 @@ impl ProcessTarget {
         self.address.as_deref()
     }
 
+    /// Each exit of the spawned process from now on, described with its
+    /// exit status and last output.
+    pub fn exits(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.exits.subscribe()
+    }
+
+    /// The last lines the spawned process wrote, oldest first.
+    pub fn output_tail(&self) -> Vec<String> {
+        self.output.lock().unwrap().0.iter().cloned().collect()
+    }
+
     /// How many times the supervisor restarted it.
     pub fn restarts(&self) -> u32 {
         self.restarts.load(Ordering::Relaxed)
@@ -99,7 +161,7 @@ impl ProcessTarget {
     /// selection drawn with `seed` (all of them without `select`).
     pub fn select(&self, seed: u64) -> Result<Vec<ProcessId>, String> {
         let Source::Group(pattern, selection) = &self.source else {
-            return self.pid().map(|p| vec![p]);
+            return self.pid().map(|p| self.tree(p));
         };
         let mut all = group(pattern);
         if all.is_empty() {
@@ -158,6 +220,14 @@ impl ProcessTarget {
         }
     }
 
+    /// `root` and every process below it, parents before children; for a
+    /// spawned target also the members of its process group that left the
+    /// tree (a daemonized worker).
+    pub fn tree(&self, root: ProcessId) -> Vec<ProcessId> {
+        let group = matches!(self.source, Source::Spawned(_)).then_some(root.pid);
+        tree(root, group)
+    }
+
     /// Whether the process is running.
     pub fn alive(&self) -> bool {
         self.pid().is_ok()
@@ -184,13 +254,31 @@ impl ProcessTarget {
                     probe::tcp(&addr, Duration::from_secs(1)).await.map(|_| ())
                 }
             };
+            let gone = match (&self.source, spec.restart) {
+                (Source::Spawned(_), RestartPolicy::Never) => {
+                    self.current.lock().unwrap().is_none()
+                }
+                _ => false,
+            };
             match result {
                 Ok(()) => return Ok(()),
+                Err(_) if gone => {
+                    return Err(format!(
+                        "target `{}` exited before it was ready ({}){}",
+                        self.name,
+                        self.last_error.lock().unwrap().clone().unwrap_or_default(),
+                        self.output.lock().unwrap().said()
+                    ));
+                }
                 Err(e) if Instant::now() >= deadline => {
                     return Err(format!(
-                        "target `{}` did not become ready within {}: {e}",
+                        "target `{}` did not become ready within {}: {e}{}",
                         self.name,
-                        humantime::format_duration(spec.ready_timeout)
+                        humantime::format_duration(spec.ready_timeout),
+                        match self.source {
+                            Source::Spawned(_) => self.output.lock().unwrap().said(),
+                            _ => String::new(),
+                        }
                     ));
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
@@ -209,17 +297,19 @@ impl ProcessTarget {
             ));
         }
         let old = self.pid()?;
+        let tree = self.tree(old);
         self.restart_now.store(true, Ordering::SeqCst);
-        let _ = old.signal(nix::sys::signal::Signal::SIGTERM);
-        let _ = old.resume();
+        signal_all(&tree, nix::sys::signal::Signal::SIGTERM);
         let started = Instant::now();
         loop {
             let current = *self.current.lock().unwrap();
             if let Some(new) = current.filter(|p| *p != old && p.is_alive()) {
+                // The old tree is gone too before the new one counts as up.
+                signal_all(&tree, nix::sys::signal::Signal::SIGKILL);
                 return Ok(new);
             }
-            if started.elapsed() > Duration::from_secs(2) && old.is_alive() {
-                let _ = old.signal(nix::sys::signal::Signal::SIGKILL);
+            if started.elapsed() > Duration::from_secs(2) && tree.iter().any(ProcessId::is_alive) {
+                signal_all(&tree, nix::sys::signal::Signal::SIGKILL);
             }
             if started.elapsed() > Duration::from_secs(10) {
                 return Err(format!(
@@ -279,25 +369,110 @@ fn group(pattern: &str) -> Vec<ProcessId> {
 }
 
 fn parent_of(pid: u32) -> Option<u32> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    text[text.rfind(')')? + 2..].split(' ').nth(1)?.parse().ok()
+    stat_fields(pid).map(|(ppid, _)| ppid)
 }
 
-fn spawn(spec: &ProcessSpec) -> Result<tokio::process::Child, String> {
+/// (parent pid, process group) of `pid`, from /proc.
+fn stat_fields(pid: u32) -> Option<(u32, u32)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut f = text[text.rfind(')')? + 2..].split(' ').skip(1);
+    Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+}
+
+/// `root`, its descendants (breadth first, so parents come before their
+/// children and a stopped master cannot fork around a `pause`), and the
+/// live members of process group `group`; never init or this engine.
+fn tree(root: ProcessId, group: Option<u32>) -> Vec<ProcessId> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return vec![root];
+    };
+    let all: Vec<(u32, u32, u32)> = dir
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| stat_fields(pid).map(|(ppid, pgid)| (pid, ppid, pgid)))
+        .collect();
+    let mut out = vec![root.pid];
+    let mut i = 0;
+    while i < out.len() {
+        let parent = out[i];
+        out.extend(
+            all.iter()
+                .filter(|(pid, ppid, _)| *ppid == parent && !out.contains(pid))
+                .map(|(pid, ..)| *pid)
+                .collect::<Vec<_>>(),
+        );
+        i += 1;
+    }
+    if let Some(g) = group {
+        for (pid, ..) in all.iter().filter(|(_, _, pgid)| *pgid == g) {
+            if !out.contains(pid) {
+                out.push(*pid);
+            }
+        }
+    }
+    let me = std::process::id();
+    std::iter::once(root)
+        .chain(
+            out.into_iter()
+                .skip(1)
+                .filter(|pid| *pid != 1 && *pid != me)
+                .filter_map(|pid| ProcessId::of(pid).ok()),
+        )
+        .filter(ProcessId::is_alive)
+        .collect()
+}
+
+/// Send `sig` to each process (gone ones are skipped); continue them so a
+/// paused tree can act on it.
+fn signal_all(processes: &[ProcessId], sig: nix::sys::signal::Signal) {
+    for p in processes {
+        let _ = p.signal(sig);
+        let _ = p.resume();
+    }
+}
+
+fn spawn(
+    spec: &ProcessSpec,
+    output: &std::sync::Arc<Mutex<Tail>>,
+) -> Result<tokio::process::Child, String> {
     let command = spec.command.as_deref().unwrap_or_default();
     let mut cmd = Command::new(command);
     cmd.args(&spec.args)
         .envs(&spec.env)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true);
     if let Some(dir) = &spec.cwd {
         cmd.current_dir(dir);
     }
     die_with_parent(&mut cmd);
-    cmd.spawn()
-        .map_err(|e| format!("cannot start `{command}`: {e}"))
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start `{command}`: {e}"))?;
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(keep_tail(out, output.clone()));
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(keep_tail(err, output.clone()));
+    }
+    Ok(child)
+}
+
+/// Read a child's output to its end, keeping the last lines. Reading it
+/// all also keeps a chatty service from blocking on a full pipe.
+async fn keep_tail(stream: impl tokio::io::AsyncRead + Unpin, tail: std::sync::Arc<Mutex<Tail>>) {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match lines.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => tail.lock().unwrap().push(&String::from_utf8_lossy(&line)),
+        }
+    }
 }
 
 /// Make the child die (SIGKILL) when the engine does.
@@ -323,7 +498,7 @@ async fn supervise(
     loop {
         let mut running = match child.take() {
             Some(c) => c,
-            None => match spawn(&spec) {
+            None => match spawn(&spec, &target.output) {
                 Ok(c) => c,
                 Err(e) => {
                     *target.last_error.lock().unwrap() = Some(e);
@@ -346,11 +521,23 @@ async fn supervise(
             }
         };
         *target.current.lock().unwrap() = None;
+        // Workers the leader left behind would keep its port.
+        if let Some(id) = id {
+            signal_all(&tree(id, Some(id.pid)), nix::sys::signal::Signal::SIGKILL);
+        }
         let success = status.is_some_and(|s| s.success());
-        *target.last_error.lock().unwrap() = Some(match status {
+        let exit = match status {
             Some(s) => format!("exited: {s}"),
             None => "exited".into(),
-        });
+        };
+        // Its last lines may still be in the pipe.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let _ = target.exits.send(format!(
+            "target `{}` {exit}{}",
+            target.name,
+            target.output.lock().unwrap().said()
+        ));
+        *target.last_error.lock().unwrap() = Some(exit);
         if target.restart_now.swap(false, Ordering::SeqCst) {
             target.restarts.fetch_add(1, Ordering::Relaxed);
             continue;
@@ -383,16 +570,20 @@ async fn pause(target: &ProcessTarget, backoff: &mut Duration) -> bool {
     }
 }
 
+/// Stop a spawned service: its whole tree gets SIGTERM (continued first
+/// if paused), and SIGKILL if the tree is not gone within 2 s.
 async fn terminate(child: &mut tokio::process::Child, id: Option<ProcessId>) {
-    if let Some(id) = id {
-        // A paused process cannot handle SIGTERM until continued.
-        let _ = id.signal(nix::sys::signal::Signal::SIGTERM);
-        let _ = id.resume();
-    }
-    if tokio::time::timeout(Duration::from_secs(2), child.wait())
-        .await
-        .is_err()
-    {
+    let Some(id) = id else {
         let _ = child.kill().await;
+        return;
+    };
+    let all = tree(id, Some(id.pid));
+    signal_all(&all, nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
+    while all.iter().any(ProcessId::is_alive) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    signal_all(&all, nix::sys::signal::Signal::SIGKILL);
+    let _ = child.kill().await;
 }

@@ -1,8 +1,10 @@
 //! HTTP body wrappers for request-level faults: [`Throttled`] paces a body
 //! to a byte rate (`bandwidth` on an HTTP proxy), [`Cut`] ends one with an
 //! error partway (`http-abort` at the response), which makes hyper drop the
-//! connection mid-body.
+//! connection mid-body. Both let go once their fault is reverted: the rest
+//! of the body flows as it came.
 
+use super::Shared;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use std::pin::Pin;
@@ -28,10 +30,17 @@ impl std::fmt::Display for Aborted {
 
 impl std::error::Error for Aborted {}
 
-/// A body sent at `rate` bytes per second, in pieces of ~10 ms worth.
+/// How often a paced body looks whether its faults were reverted while it
+/// waits (a piece is ~10 ms worth, so this matters only for tiny rates).
+const RECHECK: Duration = Duration::from_millis(50);
+
+/// A body sent at the slowest rate of its still-active `bandwidth` faults,
+/// in pieces of ~10 ms worth; at full speed once they are all reverted.
 pub(super) struct Throttled {
     inner: BoxBody,
-    rate: u64,
+    /// (fault key, bytes per second).
+    rates: Vec<(u64, u64)>,
+    shared: Arc<Shared>,
     /// When the next piece may go.
     next: Instant,
     wait: Option<Pin<Box<Sleep>>>,
@@ -40,14 +49,22 @@ pub(super) struct Throttled {
 }
 
 impl Throttled {
-    pub(super) fn new(inner: BoxBody, rate: u64) -> Throttled {
+    pub(super) fn new(inner: BoxBody, rates: Vec<(u64, u64)>, shared: Arc<Shared>) -> Throttled {
         Throttled {
             inner,
-            rate: rate.max(1),
+            rates,
+            shared,
             next: Instant::now(),
             wait: None,
             held: Bytes::new(),
         }
+    }
+
+    /// The rate now: the slowest fault still active.
+    fn rate(&mut self) -> Option<u64> {
+        let shared = &self.shared;
+        self.rates.retain(|(key, _)| shared.has(*key));
+        self.rates.iter().map(|(_, r)| (*r).max(1)).min()
     }
 }
 
@@ -72,23 +89,33 @@ impl Body for Throttled {
                 return Poll::Ready(Some(Ok(Frame::data(Bytes::new()))));
             }
         }
-        if this.next > Instant::now() {
+        let rate = loop {
+            let Some(rate) = this.rate() else {
+                // Reverted: what is held goes at once, the rest as it comes.
+                this.wait = None;
+                return Poll::Ready(Some(Ok(Frame::data(std::mem::take(&mut this.held)))));
+            };
+            let now = Instant::now();
+            if this.next <= now {
+                break rate;
+            }
+            let wake = this.next.min(now + RECHECK);
             let wait = this
                 .wait
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(this.next.into())));
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(wake.into())));
             ready!(wait.as_mut().poll(cx));
             this.wait = None;
-        }
+        };
         // An idle body does not bank a burst.
         let now = Instant::now();
         if this.next + Duration::from_millis(50) < now {
             this.next = now;
         }
-        let piece = usize::try_from(this.rate / 100)
+        let piece = usize::try_from(rate / 100)
             .unwrap_or(usize::MAX)
             .clamp(1, this.held.len());
         let out = this.held.split_to(piece);
-        this.next += Duration::from_secs_f64(out.len() as f64 / this.rate as f64);
+        this.next += Duration::from_secs_f64(out.len() as f64 / rate as f64);
         Poll::Ready(Some(Ok(Frame::data(out))))
     }
 
@@ -108,12 +135,15 @@ impl Body for Throttled {
 }
 
 /// A body that ends in an error after `left` bytes, first calling
-/// `on_cut` (which arms a reset when the fault asks for one). hyper drops
-/// what it has buffered when a body fails, so the cut waits a moment
-/// (`FLUSH`) for the bytes before it to reach the client.
+/// `on_cut` (which arms a reset when the fault asks for one), unless
+/// `armed` says the fault was reverted before the cut: then the body goes
+/// on whole. hyper drops what it has buffered when a body fails, so the
+/// cut waits a moment (`FLUSH`) for the bytes before it to reach the client.
 pub(super) struct Cut {
     inner: BoxBody,
-    left: u64,
+    /// Bytes before the cut; `None` once the fault was reverted in time.
+    left: Option<u64>,
+    armed: Arc<dyn Fn() -> bool + Send + Sync>,
     on_cut: Option<Arc<dyn Fn() + Send + Sync>>,
     flush: Option<Pin<Box<Sleep>>>,
 }
@@ -121,10 +151,16 @@ pub(super) struct Cut {
 const FLUSH: Duration = Duration::from_millis(20);
 
 impl Cut {
-    pub(super) fn new(inner: BoxBody, left: u64, on_cut: Arc<dyn Fn() + Send + Sync>) -> Cut {
+    pub(super) fn new(
+        inner: BoxBody,
+        left: u64,
+        armed: Arc<dyn Fn() -> bool + Send + Sync>,
+        on_cut: Arc<dyn Fn() + Send + Sync>,
+    ) -> Cut {
         Cut {
             inner,
-            left,
+            left: Some(left),
+            armed,
             on_cut: Some(on_cut),
             flush: None,
         }
@@ -140,38 +176,50 @@ impl Body for Cut {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        if this.left == 0 {
-            let flush = this
-                .flush
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep(FLUSH)));
-            ready!(flush.as_mut().poll(cx));
-            if let Some(cut) = this.on_cut.take() {
-                cut();
+        if this.left == Some(0) {
+            if !(this.armed)() {
+                this.left = None;
+            } else {
+                let flush = this
+                    .flush
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(FLUSH)));
+                ready!(flush.as_mut().poll(cx));
+                if let Some(cut) = this.on_cut.take() {
+                    cut();
+                }
+                return Poll::Ready(Some(Err(Box::new(Aborted))));
             }
-            return Poll::Ready(Some(Err(Box::new(Aborted))));
         }
+        let Some(left) = this.left else {
+            return Pin::new(&mut this.inner).poll_frame(cx);
+        };
         match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(mut data) => {
-                    if data.len() as u64 >= this.left {
-                        data.truncate(this.left as usize);
+                    if data.len() as u64 >= left {
+                        if !(this.armed)() {
+                            this.left = None;
+                            return Poll::Ready(Some(Ok(Frame::data(data))));
+                        }
+                        data.truncate(left as usize);
                     }
-                    this.left -= data.len() as u64;
+                    this.left = Some(left - data.len() as u64);
                     Poll::Ready(Some(Ok(Frame::data(data))))
                 }
                 Err(trailers) => Poll::Ready(Some(Ok(trailers))),
             },
-            // Shorter than the cut: it still ends in the abort.
-            None => {
-                this.left = 0;
+            // Shorter than the cut: it still ends in the abort, unless the
+            // fault is gone by now.
+            None if (this.armed)() => {
+                this.left = Some(0);
                 self.poll_frame(cx)
             }
-            Some(Err(e)) => Poll::Ready(Some(Err(e))),
+            other => Poll::Ready(other),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        false
+        self.left.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -8,9 +8,7 @@
 //! `http-modify`, response-body `bandwidth` and `http-abort` at the response.
 
 use super::body::{Aborted, BoxBody, Cut, Throttled};
-use super::{
-    AbortPoint, AuthMode, Direction, Effect, ResponsePatch, Shared, sleep_until_precisely,
-};
+use super::{AbortPoint, AuthMode, Direction, Effect, ResponsePatch, Shared};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::{http1, http2};
@@ -76,18 +74,20 @@ fn arm_reset(resetter: &Resetter) {
     }
 }
 
-/// What the faults do to a response on its way back.
+/// What the faults do to a response on its way back. Held states
+/// (delays, rates, the abort point) keep the key of the fault behind them,
+/// so that reverting the fault releases them.
 #[derive(Default)]
 struct Back {
-    delay: Duration,
+    delay: Vec<(u64, Duration)>,
     patches: Vec<ResponsePatch>,
-    rate: Option<u64>,
-    abort: Option<bool>,
+    rates: Vec<(u64, u64)>,
+    abort: Option<(u64, bool)>,
 }
 
 async fn handle(
     mut req: Request<Body>,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     upstream: &Upstream,
     resetter: &Resetter,
 ) -> Result<Response<Body>, Aborted> {
@@ -95,8 +95,8 @@ async fn handle(
         .headers()
         .get(CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-    let mut delay_up = Duration::ZERO;
-    let mut rate_up: Option<u64> = None;
+    let mut delay_up = Vec::new();
+    let mut rates_up = Vec::new();
     let mut back = Back::default();
     for fault in shared.faults().iter() {
         if fault.matcher.as_ref().is_some_and(|m| !m.matches(&req)) {
@@ -110,10 +110,10 @@ async fn handle(
             } if fault.fires() => {
                 let d = *latency + fault.jitter(*jitter);
                 if direction.covers(Direction::Upstream) {
-                    delay_up += d;
+                    delay_up.push((fault.key, d));
                 }
                 if direction.covers(Direction::Downstream) {
-                    back.delay += d;
+                    back.delay.push((fault.key, d));
                 }
             }
             Effect::HttpAbort { at, reset } if fault.fires() => match at {
@@ -123,7 +123,7 @@ async fn handle(
                     }
                     return Err(Aborted);
                 }
-                AbortPoint::Response => back.abort = Some(*reset),
+                AbortPoint::Response => back.abort = Some((fault.key, *reset)),
             },
             Effect::FailAuth { mode, status } if fault.fires() => match mode {
                 AuthMode::Reject if grpc => {
@@ -164,22 +164,22 @@ async fn handle(
             }
             Effect::HttpModify { patch } if fault.fires() => back.patches.push((**patch).clone()),
             Effect::Bandwidth { rate, direction } if fault.fires() => {
-                let slowest = |old: Option<u64>| Some(old.map_or(*rate, |o| o.min(*rate)));
                 if direction.covers(Direction::Upstream) {
-                    rate_up = slowest(rate_up);
+                    rates_up.push((fault.key, *rate));
                 }
                 if direction.covers(Direction::Downstream) {
-                    back.rate = slowest(back.rate);
+                    back.rates.push((fault.key, *rate));
                 }
             }
             _ => {}
         }
     }
-    if !delay_up.is_zero() {
-        sleep_until_precisely(std::time::Instant::now() + delay_up).await;
+    if !delay_up.is_empty() {
+        shared.hold(std::time::Instant::now(), &delay_up).await;
     }
-    if let Some(rate) = rate_up {
-        req = req.map(|b| Throttled::new(b, rate).boxed());
+    if !rates_up.is_empty() {
+        let shared = shared.clone();
+        req = req.map(|b| Throttled::new(b, rates_up, shared).boxed());
     }
     let mut resp = match forward(req, shared, upstream).await {
         Ok(resp) => resp.map(|b| b.map_err(Into::into).boxed()),
@@ -197,16 +197,17 @@ async fn handle(
             &[],
         ),
     };
-    if !back.delay.is_zero() {
-        sleep_until_precisely(std::time::Instant::now() + back.delay).await;
+    if !back.delay.is_empty() {
+        shared.hold(std::time::Instant::now(), &back.delay).await;
     }
     for patch in &back.patches {
         resp = modify(resp, patch);
     }
-    if let Some(rate) = back.rate {
-        resp = resp.map(|b| Throttled::new(b, rate).boxed());
+    if !back.rates.is_empty() {
+        let shared = shared.clone();
+        resp = resp.map(|b| Throttled::new(b, back.rates, shared).boxed());
     }
-    if let Some(reset) = back.abort {
+    if let Some((key, reset)) = back.abort {
         // Half the body when its length is known, else its first piece.
         let cut = resp
             .headers()
@@ -219,7 +220,9 @@ async fn handle(
                 arm_reset(&resetter);
             }
         });
-        resp = resp.map(|b| Cut::new(b, cut, on_cut).boxed());
+        let live = shared.clone();
+        let armed: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(move || live.has(key));
+        resp = resp.map(|b| Cut::new(b, cut, armed, on_cut).boxed());
     }
     Ok(resp)
 }

@@ -540,6 +540,34 @@ impl Shared {
         self.faults.read().unwrap().clone()
     }
 
+    /// Whether the fault with `key` is still active.
+    pub(super) fn has(&self, key: u64) -> bool {
+        self.faults.read().unwrap().iter().any(|f| f.key == key)
+    }
+
+    /// Hold a request or response from `start` for the delays in `parts`
+    /// (fault key, delay) whose faults are still active: a revert releases
+    /// what its fault holds, as it releases bytes on a TCP proxy.
+    pub(super) async fn hold(&self, start: Instant, parts: &[(u64, Duration)]) {
+        let mut changes = self.changes.subscribe();
+        loop {
+            changes.borrow_and_update();
+            let due = start
+                + parts
+                    .iter()
+                    .filter(|(key, _)| self.has(*key))
+                    .map(|(_, d)| *d)
+                    .sum::<Duration>();
+            if Instant::now() >= due {
+                return;
+            }
+            tokio::select! {
+                _ = sleep_until_precisely(due) => return,
+                r = changes.changed() => if r.is_err() { return },
+            }
+        }
+    }
+
     /// The listener is down while a `refuse` with probability 1 is active
     /// (a lower probability resets that share of connections at accept).
     fn listener_down(&self) -> bool {
