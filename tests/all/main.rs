@@ -11,6 +11,8 @@
 //! - `recovery`: SIGKILL the engine mid-run; the next start reverts.
 //! - `cli`: bad input, exit codes, halt by signal, dry run, inspect.
 //! - `toxiproxy`: `firedrill proxy serve` driven as Toxiproxy clients drive Toxiproxy.
+//! - `services`: a pre-fork server paused, killed and stopped as a whole
+//!   tree; its output in errors and timelines; line-protocol checks.
 //! - `stop`: SIGINT, SIGTERM and SIGHUP (a real terminal hanging up) halt
 //!   `run`, `replay` and `demo` and revert; `halt` persists until `resume`.
 //! - `pipeline`: reports, GitHub output, replay, diff, check, prune, trend.
@@ -23,6 +25,7 @@ mod pipeline;
 mod recovery;
 mod sandbox;
 mod scenarios;
+mod services;
 mod stop;
 mod support;
 mod toxiproxy;

@@ -1,0 +1,275 @@
+//! Services are process trees, and steady state sees what users care about
+//! (issue 14, items 4-7): a pre-fork server (a master and workers sharing
+//! one listening socket, as nginx or gunicorn run) is paused, killed and
+//! stopped as a whole; its output's tail explains why it did not start; a
+//! `tcp = { send, expect }` check fails against a paused service where a
+//! bare connect passes, and within its `max_latency`.
+
+use crate::support::*;
+use firedrill::history::{EventKind, Phase, RunStatus};
+use firedrill::{EngineBuilder, RunSpec};
+use std::path::Path;
+use std::time::Duration;
+
+/// A master that binds, forks `n` workers which accept on the shared
+/// socket and answer every request with a tiny HTTP response whose body is
+/// `+PONG`, and then only waits (it serves nothing itself).
+const PREFORK: &str = r#"
+import os, socket, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port))
+s.listen(64)
+print("master", os.getpid(), "serving on", port, flush=True)
+for i in range(n):
+    if os.fork() == 0:
+        while True:
+            c, _ = s.accept()
+            c.recv(1024)
+            c.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\nconnection: close\r\n\r\n+PONG\r\n")
+            c.close()
+while True:
+    time.sleep(1)
+"#;
+
+fn prefork_drill(port: u16, extra: &str) -> firedrill::Drill {
+    let text = format!(
+        r#"[targets.svc]
+kind = "process"
+command = "python3"
+args = ["-c", {script:?}, "{port}", "3"]
+address = "127.0.0.1:{port}"
+ready = {{ tcp = true }}
+restart = "always"
+grants = ["pause", "kill"]
+{extra}"#,
+        script = PREFORK
+    );
+    firedrill::Drill::parse(&text, Path::new("prefork.toml")).unwrap()
+}
+
+/// Every live process whose process group is `pgid`.
+fn group(pgid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                let f: Vec<&str> = s[s.rfind(')').unwrap() + 2..].split(' ').collect();
+                f[2] == pgid.to_string() && f[0] != "Z"
+            })
+        })
+        .collect()
+}
+
+fn master(targets: &firedrill::targets::TargetSet) -> u32 {
+    match targets.get("svc") {
+        Some(firedrill::targets::Target::Process(p)) => p.pid().unwrap().pid,
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_stops_the_master_and_every_worker_and_a_line_check_sees_it() {
+    let engine = EngineBuilder::new().build().unwrap();
+    let port = free_port();
+    let drill = prefork_drill(
+        port,
+        r#"
+[[steady_state]]
+name = "pong"
+target = "svc"
+tcp = { send = "PING\r\n", expect = "+PONG" }
+max_latency = "300ms"
+phases = ["during"]
+interval = "200ms"
+on_violation = "record"
+
+[[steady_state]]
+name = "connect"
+target = "svc"
+tcp = true
+phases = ["during"]
+interval = "200ms"
+on_violation = "record"
+"#,
+    );
+    let targets = engine.start_targets(&drill.targets).await.unwrap();
+    let leader = master(&targets);
+    // The master listens (ready) before it forks its workers.
+    assert!(eventually(Duration::from_secs(5), || group(leader).len() == 4).await);
+    let tree = group(leader);
+
+    let mut spec = RunSpec::new(engine.load(firedrill_tests::PAUSER, "pauser").unwrap());
+    spec.targets = targets.clone();
+    spec.checks = drill.checks.clone();
+    spec.params = [("target", "svc"), ("hold", "1500ms")]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+    let handle = engine.start(spec).unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || tree.iter().all(|p| proc_state(
+            *p
+        ) == Some(
+            'T'
+        )))
+        .await,
+        "every process of the tree is stopped: {:?}",
+        tree.iter().map(|p| (p, proc_state(*p))).collect::<Vec<_>>()
+    );
+    let run = handle.wait().await;
+    assert_eq!(run.status, RunStatus::Passed, "{run:#?}");
+    assert!(
+        tree.iter().all(|p| proc_state(*p) != Some('T')),
+        "all continued after the run"
+    );
+
+    let timeline = engine.history().timeline(run.id).unwrap();
+    let checks = |name: &str| -> Vec<(bool, String)> {
+        timeline
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Check {
+                    name: n,
+                    phase: Phase::During,
+                    ok,
+                    detail,
+                } if n == name => Some((*ok, detail.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    // The kernel still accepts for a stopped server: a bare connect passes.
+    assert!(checks("connect").iter().all(|(ok, _)| *ok), "{timeline:#?}");
+    // The exchange does not, and says so within its bound, not after 5 s.
+    let pong = checks("pong");
+    let failed: Vec<_> = pong.iter().filter(|(ok, _)| !ok).collect();
+    assert!(!failed.is_empty(), "{pong:?}");
+    assert!(
+        failed.iter().all(|(_, d)| d.contains("within 300ms")),
+        "{failed:?}"
+    );
+    // And it answers again once reverted.
+    let answer = firedrill::probe::tcp_exchange(
+        &format!("127.0.0.1:{port}"),
+        b"PING\r\n",
+        b"+PONG",
+        Duration::from_secs(2),
+    )
+    .await;
+    assert!(answer.is_ok(), "{answer:?}");
+    targets.shutdown().await;
+    assert!(
+        eventually(Duration::from_secs(5), || group(leader).is_empty()).await,
+        "shutdown stops every worker too: {:?}",
+        group(leader)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_takes_the_workers_too_so_the_restarted_master_can_bind() {
+    let engine = EngineBuilder::new().build().unwrap();
+    let port = free_port();
+    let drill = prefork_drill(port, "");
+    let targets = engine.start_targets(&drill.targets).await.unwrap();
+    let leader = master(&targets);
+    assert!(eventually(Duration::from_secs(5), || group(leader).len() == 4).await);
+    let old = group(leader);
+    let mut spec = RunSpec::new(
+        engine
+            .load(firedrill::bundled::get("kill-and-recover").unwrap(), "k")
+            .unwrap(),
+    );
+    spec.targets = targets.clone();
+    spec.params = [("target", "svc"), ("probe", "svc"), ("path", "/")]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+    let run = engine.run(spec).await.unwrap();
+    assert_eq!(run.status, RunStatus::Passed, "{run:#?}");
+    assert!(
+        eventually(Duration::from_secs(5), || old
+            .iter()
+            .all(|p| proc_state(*p).is_none_or(|s| s == 'Z')))
+        .await,
+        "no worker of the killed master is left: {:?}",
+        old.iter().map(|p| (p, proc_state(*p))).collect::<Vec<_>>()
+    );
+    // The supervisor's new master bound the port and serves, with workers.
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let m = master(&targets);
+            !old.contains(&m) && group(m).len() == 4
+        })
+        .await
+    );
+    let answer = firedrill::probe::tcp_exchange(
+        &format!("127.0.0.1:{port}"),
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"+PONG",
+        Duration::from_secs(2),
+    )
+    .await;
+    assert!(answer.is_ok(), "{answer:?}");
+    // Restarted once, not crash-looping on a port the old workers hold.
+    if let Some(firedrill::targets::Target::Process(p)) = targets.get("svc") {
+        assert_eq!(p.restarts(), 1);
+    }
+    targets.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_fails_to_start_shows_its_own_error() {
+    let engine = EngineBuilder::new().build().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    // restart = "never": the master dies on bind, and that is reported at
+    // once with what Python printed, not after the readiness timeout.
+    let text = format!(
+        r#"[targets.svc]
+kind = "process"
+command = "python3"
+args = ["-c", {PREFORK:?}, "{port}", "1"]
+address = "127.0.0.1:{port}"
+ready = {{ http = "/" }}
+ready_timeout = "30s"
+"#
+    );
+    let drill = firedrill::Drill::parse(&text, Path::new("busy.toml")).unwrap();
+    let started = std::time::Instant::now();
+    let err = engine.start_targets(&drill.targets).await.unwrap_err();
+    assert!(err.contains("exited before it was ready"), "{err}");
+    assert!(err.contains("Address already in use"), "{err}");
+    assert!(err.contains("its last output:"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    drop(taken);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_exits_during_a_run_leaves_its_output_in_the_timeline() {
+    let engine = EngineBuilder::new().build().unwrap();
+    let port = free_port();
+    let drill = prefork_drill(port, "");
+    let targets = engine.start_targets(&drill.targets).await.unwrap();
+    let mut spec = RunSpec::new(
+        engine
+            .load(firedrill::bundled::get("kill-and-recover").unwrap(), "k")
+            .unwrap(),
+    );
+    spec.targets = targets.clone();
+    spec.params = [("target", "svc"), ("probe", "svc"), ("path", "/")]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+    let run = engine.run(spec).await.unwrap();
+    let timeline = engine.history().timeline(run.id).unwrap();
+    let said = timeline.iter().find_map(|e| match &e.kind {
+        EventKind::Log { message, .. } if message.starts_with("target `svc` exited") => {
+            Some(message.clone())
+        }
+        _ => None,
+    });
+    let said = said.unwrap_or_else(|| panic!("{timeline:#?}"));
+    assert!(said.contains("signal: 9"), "{said}");
+    assert!(said.contains("| master"), "its own output: {said}");
+    targets.shutdown().await;
+}
