@@ -10,12 +10,15 @@
 //! - `sandbox`: hostile guests are stopped or refused with a clear cause.
 //! - `recovery`: SIGKILL the engine mid-run; the next start reverts.
 //! - `cli`: bad input, exit codes, halt by signal, dry run, inspect.
+//! - `input`: values out of range, oversized parameters, unusable data
+//!   dirs, files of the wrong kind: refused with the place and what to do.
 //! - `toxiproxy`: `firedrill proxy serve` driven as Toxiproxy clients drive Toxiproxy.
 //! - `pipeline`: reports, GitHub output, replay, diff, check, prune, trend.
 
 mod cli;
 mod faults;
 mod http;
+mod input;
 mod network;
 mod pipeline;
 mod recovery;
