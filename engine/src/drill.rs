@@ -9,6 +9,7 @@ use crate::policy::{FaultKind, Policy};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
@@ -41,50 +42,25 @@ impl fmt::Display for DrillError {
 
 impl std::error::Error for DrillError {}
 
-mod duration {
-    use serde::{Deserialize, Deserializer};
-    use std::time::Duration;
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "`{s}` is not a duration ({e}); write e.g. \"250ms\", \"5s\" or \"2m\""
-            ))
-        })
-    }
-
-    pub(super) mod option {
-        use super::*;
-        pub(in crate::drill) fn deserialize<'de, D: Deserializer<'de>>(
-            d: D,
-        ) -> Result<Option<Duration>, D::Error> {
-            super::deserialize(d).map(Some)
-        }
-    }
-}
-
 /// `[scenario]`: what to run.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct ScenarioSection {
     /// Path to a component, relative to the drill file.
     pub path: Option<PathBuf>,
     /// A scenario bundled with firedrill (`kill-and-recover`, …).
     pub bundled: Option<String>,
-    /// Parameters (strings, numbers or booleans).
-    #[serde(default)]
+    /// Parameters (strings, numbers or booleans), each at most
+    /// [`MAX_PARAM_BYTES`] as text.
     pub params: BTreeMap<String, toml::Value>,
     /// Seed of the run's generator (default: random, recorded).
     pub seed: Option<u64>,
 }
 
-/// `[limits]`: what a run may consume.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// `[limits]`: what a run may consume. A drill file's values are checked
+/// against the ranges in README.md ("Drill files").
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// Wall-clock limit of the scenario's `run` (default 5m).
-    #[serde(with = "duration")]
     pub timeout: Duration,
     /// Linear memory limit in MiB (default 64).
     pub memory_mib: u64,
@@ -295,9 +271,9 @@ pub struct Drill {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDrill {
-    scenario: Option<Spanned<ScenarioSection>>,
+    scenario: Option<Spanned<RawScenario>>,
     #[serde(default)]
-    limits: Limits,
+    limits: RawLimits,
     #[serde(default)]
     policy: RawPolicy,
     #[serde(default)]
@@ -306,26 +282,40 @@ struct RawDrill {
     steady_state: Vec<Spanned<RawCheck>>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A number or duration as written, with its place: deserializing one
+/// never fails, so a wrong type or an out-of-range value is reported by
+/// [`Ctx::integer`] or [`Ctx::duration`] with its field and line rather than
+/// by serde without them.
+type RawValue = Option<Spanned<toml::Value>>;
+
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct RawPolicy {
-    #[serde(with = "duration")]
-    max_fault_duration: Duration,
-    max_concurrent_faults: u32,
-    max_calls_per_second: u32,
-    protected_ports: Vec<u16>,
+struct RawScenario {
+    path: Option<PathBuf>,
+    bundled: Option<String>,
+    params: BTreeMap<String, Spanned<toml::Value>>,
+    seed: RawValue,
 }
 
-impl Default for RawPolicy {
-    fn default() -> Self {
-        let p = Policy::default();
-        RawPolicy {
-            max_fault_duration: p.max_fault_duration,
-            max_concurrent_faults: p.max_concurrent_faults,
-            max_calls_per_second: p.max_calls_per_second,
-            protected_ports: p.protected_ports,
-        }
-    }
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLimits {
+    timeout: RawValue,
+    memory_mib: RawValue,
+    instances: RawValue,
+    tables: RawValue,
+    table_elements: RawValue,
+    output_bytes: RawValue,
+    log_bytes: RawValue,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPolicy {
+    max_fault_duration: RawValue,
+    max_concurrent_faults: RawValue,
+    max_calls_per_second: RawValue,
+    protected_ports: RawValue,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -340,8 +330,10 @@ enum RawKind {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSelect {
-    count: Option<u32>,
-    percent: Option<u8>,
+    #[serde(default)]
+    count: RawValue,
+    #[serde(default)]
+    percent: RawValue,
 }
 
 #[derive(Debug, Deserialize)]
@@ -369,8 +361,8 @@ struct RawTarget {
     pgrep: Option<String>,
     select: Option<RawSelect>,
     ready: Option<RawReady>,
-    #[serde(default, with = "duration::option")]
-    ready_timeout: Option<Duration>,
+    #[serde(default)]
+    ready_timeout: RawValue,
     address: Option<String>,
     listen: Option<String>,
     upstream: Option<String>,
@@ -379,7 +371,8 @@ struct RawTarget {
     api: Option<String>,
     proxy: Option<String>,
     token_env: Option<String>,
-    lease: Option<String>,
+    #[serde(default)]
+    lease: RawValue,
     path: Option<PathBuf>,
     helper: Option<PathBuf>,
 }
@@ -393,18 +386,120 @@ struct RawCheck {
     tcp: Option<RawTcpCheck>,
     #[serde(default)]
     process: bool,
-    status: Option<u16>,
-    #[serde(default, with = "duration::option")]
-    max_latency: Option<Duration>,
-    #[serde(default, with = "duration::option")]
-    timeout: Option<Duration>,
+    #[serde(default)]
+    status: RawValue,
+    #[serde(default)]
+    max_latency: RawValue,
+    #[serde(default)]
+    timeout: RawValue,
     phases: Option<Vec<crate::history::Phase>>,
-    #[serde(default, with = "duration::option")]
-    interval: Option<Duration>,
+    #[serde(default)]
+    interval: RawValue,
     #[serde(default)]
     on_violation: OnViolation,
-    #[serde(default, with = "duration::option")]
-    after_grace: Option<Duration>,
+    #[serde(default)]
+    after_grace: RawValue,
+}
+
+/// The range of every numeric key of a drill file (README.md, "Drill
+/// files", lists them). The bounds keep a drill from overflowing a limit
+/// (`memory_mib = 17592186044416` once became "0 MiB"), from disabling one
+/// (`timeout = "0s"`), from spinning (`interval = "0s"` made 2,222 checks in
+/// 3 s) or from asking for more than the engine's instance pool holds.
+mod range {
+    use std::ops::RangeInclusive;
+    use std::time::Duration;
+
+    const MS: Duration = Duration::from_millis(1);
+    const fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+    const HOUR: Duration = secs(3600);
+    const DAY: Duration = secs(24 * 3600);
+
+    /// The epoch tick (10 ms) is the finest time the engine keeps.
+    pub(super) const TIMEOUT: RangeInclusive<Duration> = Duration::from_millis(10)..=DAY;
+    /// A wasm32 linear memory is at most 4 GiB.
+    pub(super) const MEMORY_MIB: RangeInclusive<i64> = 1..=4096;
+    /// The instance pool holds 32 core instances and 32 tables per
+    /// scenario, of at most 2^20 elements (`runtime/mod.rs`).
+    pub(super) const INSTANCES: RangeInclusive<i64> = 1..=32;
+    pub(super) const TABLES: RangeInclusive<i64> = 1..=32;
+    pub(super) const TABLE_ELEMENTS: RangeInclusive<i64> = 1..=(1 << 20);
+    /// Guest output is held in memory until the run ends; 0 keeps none.
+    pub(super) const OUTPUT_BYTES: RangeInclusive<i64> = 0..=(64 << 20);
+    /// Log lines go to history; below 1 KiB the first lines would abort.
+    pub(super) const LOG_BYTES: RangeInclusive<i64> = 1024..=(256 << 20);
+    pub(super) const MAX_FAULT_DURATION: RangeInclusive<Duration> = Duration::from_millis(10)..=DAY;
+    pub(super) const MAX_CONCURRENT_FAULTS: RangeInclusive<i64> = 1..=1000;
+    pub(super) const MAX_CALLS_PER_SECOND: RangeInclusive<i64> = 1..=1_000_000;
+    pub(super) const PORT: RangeInclusive<i64> = 1..=65535;
+    pub(super) const READY_TIMEOUT: RangeInclusive<Duration> = Duration::from_millis(100)..=HOUR;
+    /// The server checks leases every 50 ms and the engine renews every
+    /// quarter of one.
+    pub(super) const LEASE: RangeInclusive<Duration> = Duration::from_millis(200)..=HOUR;
+    pub(super) const SELECT_COUNT: RangeInclusive<i64> = 1..=100_000;
+    pub(super) const SELECT_PERCENT: RangeInclusive<i64> = 1..=100;
+    pub(super) const STATUS: RangeInclusive<i64> = 100..=599;
+    pub(super) const MAX_LATENCY: RangeInclusive<Duration> = MS..=HOUR;
+    pub(super) const INTERVAL: RangeInclusive<Duration> = Duration::from_millis(10)..=HOUR;
+    pub(super) const AFTER_GRACE: RangeInclusive<Duration> = Duration::ZERO..=HOUR;
+}
+
+/// The most bytes a parameter value may have. Parameters are kept with
+/// every run (its record, the drill's text, the scenario's calls): a 10 MB
+/// value once made a 154 MB data dir in two runs.
+pub const MAX_PARAM_BYTES: usize = 64 << 10;
+
+/// Why a parameter value is refused, if it is: over [`MAX_PARAM_BYTES`].
+pub fn check_param_value(value: &str) -> Result<(), String> {
+    if value.len() > MAX_PARAM_BYTES {
+        return Err(format!(
+            "the value is {} bytes; parameter values are capped at 64 KiB ({MAX_PARAM_BYTES} bytes)",
+            value.len()
+        ));
+    }
+    Ok(())
+}
+
+/// `text` as it should be echoed in a message or on a terminal: unchanged
+/// when short, else its start and its length, so a long value (a parameter
+/// of 64 KiB) does not flood the screen.
+pub fn elide(text: &str) -> std::borrow::Cow<'_, str> {
+    const KEEP: usize = 60;
+    if text.len() <= KEEP + 20 {
+        return text.into();
+    }
+    let mut end = KEEP;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len()).into()
+}
+
+/// "a string", "an integer": how a TOML value's type reads in a sentence.
+fn a_kind(v: &toml::Value) -> &'static str {
+    match v {
+        toml::Value::String(_) => "a string",
+        toml::Value::Integer(_) => "an integer",
+        toml::Value::Float(_) => "a float",
+        toml::Value::Boolean(_) => "a boolean",
+        toml::Value::Datetime(_) => "a date",
+        toml::Value::Array(_) => "an array",
+        toml::Value::Table(_) => "a table",
+    }
+}
+
+/// A duration as a drill would write it: "10ms", "5s", "2m", "24h".
+fn human(d: Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        0 => "0s".into(),
+        _ if ms.is_multiple_of(3_600_000) => format!("{}h", ms / 3_600_000),
+        _ if ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
+        _ if ms.is_multiple_of(1000) => format!("{}s", ms / 1000),
+        _ => format!("{ms}ms"),
+    }
 }
 
 /// `tcp = true`, or `tcp = { send = "…", expect = "…" }` (text, with TOML
@@ -446,16 +541,191 @@ impl Ctx<'_> {
             message,
         }
     }
+
+    /// A problem with the value `v` of `field`, at the value's line.
+    fn at(&self, v: &Spanned<toml::Value>, field: &str, message: String) -> DrillError {
+        self.err(v.span(), field.to_string(), message)
+    }
+
+    /// The integer `field`, within `range` (`unit` follows the bounds in
+    /// the message), or `default` when the drill does not set it.
+    fn integer(
+        &self,
+        v: &RawValue,
+        field: &str,
+        range: RangeInclusive<i64>,
+        unit: &str,
+        default: i64,
+    ) -> Result<i64, DrillError> {
+        let Some(v) = v else {
+            return Ok(default);
+        };
+        let toml::Value::Integer(n) = *v.get_ref() else {
+            return Err(self.at(
+                v,
+                field,
+                format!("expected an integer, got {}", a_kind(v.get_ref())),
+            ));
+        };
+        if !range.contains(&n) {
+            return Err(self.at(
+                v,
+                field,
+                format!(
+                    "{n} is out of range ({}..={}{unit})",
+                    range.start(),
+                    range.end()
+                ),
+            ));
+        }
+        Ok(n)
+    }
+
+    /// The duration `field` (text such as "30s"), within `range`, or
+    /// `default` when the drill does not set it.
+    fn duration(
+        &self,
+        v: &RawValue,
+        field: &str,
+        range: RangeInclusive<Duration>,
+        default: Duration,
+    ) -> Result<Duration, DrillError> {
+        match v {
+            None => Ok(default),
+            Some(v) => self.duration_in(v, field, range, "\"30s\""),
+        }
+    }
+
+    fn duration_in(
+        &self,
+        v: &Spanned<toml::Value>,
+        field: &str,
+        range: RangeInclusive<Duration>,
+        example: &str,
+    ) -> Result<Duration, DrillError> {
+        let toml::Value::String(text) = v.get_ref() else {
+            return Err(self.at(
+                v,
+                field,
+                format!(
+                    "expected a duration like {example}, got {}",
+                    a_kind(v.get_ref())
+                ),
+            ));
+        };
+        let d = humantime::parse_duration(text).map_err(|e| {
+            self.at(
+                v,
+                field,
+                format!(
+                    "`{}` is not a duration ({e}); write e.g. \"250ms\", \"5s\" or \"2m\"",
+                    elide(text)
+                ),
+            )
+        })?;
+        if !range.contains(&d) {
+            return Err(self.at(
+                v,
+                field,
+                format!(
+                    "\"{text}\" is out of range ({}..={})",
+                    human(*range.start()),
+                    human(*range.end())
+                ),
+            ));
+        }
+        Ok(d)
+    }
+
+    /// A serde error: at its line, and naming the key it is about when
+    /// the span leads to one (serde's messages do not).
+    fn serde_error(&self, e: &toml::de::Error) -> DrillError {
+        let field = e
+            .span()
+            .and_then(|span| key_at(self.text, span.start))
+            .unwrap_or_default();
+        DrillError {
+            file: self.file.clone(),
+            line: e.span().map(|s| self.line(s.start)),
+            field,
+            message: e.message().trim().to_string(),
+        }
+    }
+}
+
+/// The dotted key (`targets.api.kind`, `steady_state[1].phases`) whose key
+/// or value lies deepest around byte `at` of a drill that parses as TOML.
+fn key_at(text: &str, at: usize) -> Option<String> {
+    use toml::de::{DeTable, DeValue};
+    fn table(t: &DeTable<'_>, at: usize, path: &str, best: &mut Option<(usize, String)>) {
+        for (k, v) in t.iter() {
+            let here = if path.is_empty() {
+                k.get_ref().to_string()
+            } else {
+                format!("{path}.{}", k.get_ref())
+            };
+            value(v, at, here, k.span().contains(&at), best);
+        }
+    }
+    fn value(
+        v: &toml::Spanned<DeValue<'_>>,
+        at: usize,
+        path: String,
+        on_key: bool,
+        best: &mut Option<(usize, String)>,
+    ) {
+        let depth = path.matches(['.', '[']).count() + 1;
+        if (on_key || v.span().contains(&at)) && best.as_ref().is_none_or(|(d, _)| depth >= *d) {
+            *best = Some((depth, path.clone()));
+        }
+        match v.get_ref() {
+            DeValue::Table(t) => table(t, at, &path, best),
+            // Elements of an array of tables (`[[steady_state]]`) are
+            // named by index; plain values stand for their array.
+            DeValue::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let DeValue::Table(t) = item.get_ref() {
+                        let here = format!("{path}[{i}]");
+                        if item.span().contains(&at) {
+                            *best = Some((depth + 1, here.clone()));
+                        }
+                        table(t, at, &here, best);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let doc = DeTable::parse(text).ok()?;
+    let mut best = None;
+    table(doc.get_ref(), at, "", &mut best);
+    best.map(|(_, path)| path)
 }
 
 impl Drill {
     /// Read and validate a drill file.
     pub fn load(path: &Path) -> Result<Drill, DrillError> {
-        let text = std::fs::read_to_string(path).map_err(|e| DrillError {
+        let problem = |message: String| DrillError {
             file: path.display().to_string(),
             line: None,
             field: String::new(),
-            message: format!("cannot read the drill file: {e}"),
+            message,
+        };
+        let bytes =
+            std::fs::read(path).map_err(|e| problem(format!("cannot read the drill file: {e}")))?;
+        // A component given where a drill goes (`check x.wasm`) would
+        // otherwise read as "stream did not contain valid UTF-8".
+        if bytes.starts_with(b"\0asm") {
+            let p = path.display();
+            return Err(problem(format!(
+                "this is a WebAssembly component, not a drill file (TOML): `firedrill inspect {p}` shows its parameters and needs, `firedrill run {p}` runs it"
+            )));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            problem(format!(
+                "not a drill file: a drill is TOML text, and byte {} is not UTF-8",
+                e.utf8_error().valid_up_to()
+            ))
         })?;
         Drill::parse(&text, path)
     }
@@ -467,29 +737,16 @@ impl Drill {
             file: path.display().to_string(),
             text,
         };
-        let raw: RawDrill = toml::from_str(text).map_err(|e| DrillError {
-            file: cx.file.clone(),
-            line: e.span().map(|s| cx.line(s.start)),
-            field: String::new(),
-            message: e.message().trim().to_string(),
-        })?;
+        let raw: RawDrill = toml::from_str(text).map_err(|e| cx.serde_error(&e))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut lines = BTreeMap::new();
         let mut scenario = match raw.scenario {
             Some(s) => {
                 lines.insert("scenario".to_string(), cx.line(s.span().start));
-                s.into_inner()
+                scenario(&cx, s)?
             }
             None => ScenarioSection::default(),
         };
-        if scenario.path.is_some() && scenario.bundled.is_some() {
-            return Err(DrillError {
-                file: cx.file.clone(),
-                line: None,
-                field: "scenario".into(),
-                message: "set either `path` or `bundled`, not both".into(),
-            });
-        }
         scenario.path = scenario.path.map(|p| base.join(p));
 
         let mut targets = BTreeMap::new();
@@ -508,13 +765,8 @@ impl Drill {
             file: Some(path.to_path_buf()),
             text: Some(text.to_string()),
             scenario,
-            limits: raw.limits,
-            policy: Policy {
-                max_fault_duration: raw.policy.max_fault_duration,
-                max_concurrent_faults: raw.policy.max_concurrent_faults,
-                max_calls_per_second: raw.policy.max_calls_per_second,
-                protected_ports: raw.policy.protected_ports,
-            },
+            limits: limits(&cx, &raw.limits)?,
+            policy: policy(&cx, &raw.policy)?,
             targets,
             checks,
             lines,
@@ -573,15 +825,178 @@ impl Drill {
         self.scenario
             .params
             .iter()
-            .map(|(k, v)| {
-                let s = match v {
-                    toml::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                (k.clone(), s)
-            })
+            .map(|(k, v)| (k.clone(), param_text(v)))
             .collect()
     }
+}
+
+/// `[scenario]`: a seed that fits, parameters within [`MAX_PARAM_BYTES`].
+fn scenario(cx: &Ctx<'_>, spanned: Spanned<RawScenario>) -> Result<ScenarioSection, DrillError> {
+    let span = spanned.span();
+    let raw = spanned.into_inner();
+    if raw.path.is_some() && raw.bundled.is_some() {
+        return Err(cx.err(
+            span,
+            "scenario".into(),
+            "set either `path` or `bundled`, not both".into(),
+        ));
+    }
+    // A seed is a u64 and a TOML integer an i64: a recorded seed above
+    // 2^63 can be written as a string of digits.
+    let seed = match &raw.seed {
+        None => None,
+        Some(v) => Some(match v.get_ref() {
+            toml::Value::Integer(n) if *n >= 0 => *n as u64,
+            toml::Value::String(s) => s.parse().map_err(|_| {
+                cx.at(
+                    v,
+                    "scenario.seed",
+                    format!(
+                        "`{}` is not a seed: write a whole number from 0 to {}",
+                        elide(s),
+                        u64::MAX
+                    ),
+                )
+            })?,
+            toml::Value::Integer(n) => {
+                return Err(cx.at(
+                    v,
+                    "scenario.seed",
+                    format!("{n} is out of range (0..={})", u64::MAX),
+                ));
+            }
+            other => {
+                return Err(cx.at(
+                    v,
+                    "scenario.seed",
+                    format!("expected an integer, got {}", a_kind(other)),
+                ));
+            }
+        }),
+    };
+    let mut params = BTreeMap::new();
+    for (name, v) in raw.params {
+        check_param_value(&param_text(v.get_ref()))
+            .map_err(|e| cx.at(&v, &format!("scenario.params.{name}"), e))?;
+        params.insert(name, v.into_inner());
+    }
+    Ok(ScenarioSection {
+        path: raw.path,
+        bundled: raw.bundled,
+        params,
+        seed,
+    })
+}
+
+/// A parameter's value as the scenario sees it: strings as they are,
+/// other values as TOML writes them.
+fn param_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `[limits]`, each within its [`range`].
+fn limits(cx: &Ctx<'_>, raw: &RawLimits) -> Result<Limits, DrillError> {
+    let d = Limits::default();
+    // The ranges fit in i64 and usize (64-bit targets only: wasmtime's
+    // pooling allocator needs them), so the casts below cannot truncate.
+    let count = |v: &RawValue, field: &str, range, unit, default: usize| {
+        cx.integer(v, field, range, unit, default as i64)
+            .map(|n| n as usize)
+    };
+    Ok(Limits {
+        timeout: cx.duration(&raw.timeout, "limits.timeout", range::TIMEOUT, d.timeout)?,
+        memory_mib: cx.integer(
+            &raw.memory_mib,
+            "limits.memory_mib",
+            range::MEMORY_MIB,
+            " MiB",
+            d.memory_mib as i64,
+        )? as u64,
+        instances: count(
+            &raw.instances,
+            "limits.instances",
+            range::INSTANCES,
+            "",
+            d.instances,
+        )?,
+        tables: count(&raw.tables, "limits.tables", range::TABLES, "", d.tables)?,
+        table_elements: count(
+            &raw.table_elements,
+            "limits.table_elements",
+            range::TABLE_ELEMENTS,
+            "",
+            d.table_elements,
+        )?,
+        output_bytes: count(
+            &raw.output_bytes,
+            "limits.output_bytes",
+            range::OUTPUT_BYTES,
+            " bytes",
+            d.output_bytes,
+        )?,
+        log_bytes: count(
+            &raw.log_bytes,
+            "limits.log_bytes",
+            range::LOG_BYTES,
+            " bytes",
+            d.log_bytes,
+        )?,
+    })
+}
+
+/// `[policy]`, each within its [`range`].
+fn policy(cx: &Ctx<'_>, raw: &RawPolicy) -> Result<Policy, DrillError> {
+    let d = Policy::default();
+    let protected_ports = match &raw.protected_ports {
+        None => d.protected_ports,
+        Some(v) => {
+            let field = "policy.protected_ports";
+            let toml::Value::Array(items) = v.get_ref() else {
+                return Err(cx.at(
+                    v,
+                    field,
+                    format!(
+                        "expected a list of ports like [22, 5432], got {}",
+                        a_kind(v.get_ref())
+                    ),
+                ));
+            };
+            // Array elements carry no span of their own here: the key's
+            // line stands for them.
+            let mut ports = Vec::new();
+            for item in items {
+                let item = Spanned::new(v.span(), item.clone());
+                ports.push(cx.integer(&Some(item), field, range::PORT, "", 0)? as u16);
+            }
+            ports
+        }
+    };
+    Ok(Policy {
+        max_fault_duration: cx.duration(
+            &raw.max_fault_duration,
+            "policy.max_fault_duration",
+            range::MAX_FAULT_DURATION,
+            d.max_fault_duration,
+        )?,
+        max_concurrent_faults: cx.integer(
+            &raw.max_concurrent_faults,
+            "policy.max_concurrent_faults",
+            range::MAX_CONCURRENT_FAULTS,
+            "",
+            d.max_concurrent_faults.into(),
+        )? as u32,
+        max_calls_per_second: cx.integer(
+            &raw.max_calls_per_second,
+            "policy.max_calls_per_second",
+            range::MAX_CALLS_PER_SECOND,
+            "",
+            d.max_calls_per_second.into(),
+        )? as u32,
+        protected_ports,
+    })
 }
 
 fn target(
@@ -643,18 +1058,30 @@ fn target(
                 }
                 (
                     Some(RawSelect {
-                        count: Some(c),
+                        count: count @ Some(_),
                         percent: None,
                     }),
                     true,
-                ) if *c >= 1 => Some(Selection::Count(*c)),
+                ) => Some(Selection::Count(cx.integer(
+                    count,
+                    &field("select.count"),
+                    range::SELECT_COUNT,
+                    "",
+                    0,
+                )? as u32)),
                 (
                     Some(RawSelect {
                         count: None,
-                        percent: Some(p),
+                        percent: percent @ Some(_),
                     }),
                     true,
-                ) if (1..=100).contains(p) => Some(Selection::Percent(*p)),
+                ) => Some(Selection::Percent(cx.integer(
+                    percent,
+                    &field("select.percent"),
+                    range::SELECT_PERCENT,
+                    "",
+                    0,
+                )? as u8)),
                 (Some(_), true) => {
                     return Err(cx.err(
                         span,
@@ -719,7 +1146,12 @@ fn target(
                 pgrep: raw.pgrep,
                 select,
                 ready,
-                ready_timeout: raw.ready_timeout.unwrap_or(Duration::from_secs(10)),
+                ready_timeout: cx.duration(
+                    &raw.ready_timeout,
+                    &field("ready_timeout"),
+                    range::READY_TIMEOUT,
+                    Duration::from_secs(10),
+                )?,
                 address: raw.address,
             })
         }
@@ -906,21 +1338,10 @@ fn remote(
             format!("`{proxy}` is not a proxy name: use letters, digits, `-`, `_` and `.`"),
         ));
     }
-    let lease = match raw.lease.as_deref() {
+    let lease = match &raw.lease {
         None => Some(DEFAULT_LEASE),
-        Some("off") => None,
-        Some(text) => {
-            let ttl = humantime::parse_duration(text)
-                .ok()
-                .filter(|d| (Duration::from_millis(200)..=Duration::from_secs(3600)).contains(d));
-            Some(ttl.ok_or_else(|| {
-                cx.err(
-                    span.clone(),
-                    field("lease"),
-                    format!("`{text}` is not a lease: write a duration from \"200ms\" to \"1h\" (e.g. \"5s\"), or \"off\" for a server without leases"),
-                )
-            })?)
-        }
+        Some(v) if v.get_ref().as_str() == Some("off") => None,
+        Some(v) => Some(cx.duration_in(v, &field("lease"), range::LEASE, "\"5s\" (or \"off\")")?),
     };
     for kind in &raw.grants {
         if !kind.on_proxy() || kind.needs_http() {
@@ -1027,10 +1448,7 @@ fn check(
         Some(RawTcpCheck::Exchange(x)) => Some(exchange(cx, span.clone(), &field("tcp"), x)?),
     };
     let probe = match (raw.http, tcp, raw.process) {
-        (Some(path), None, false) => CheckProbe::Http {
-            path,
-            status: raw.status,
-        },
+        (Some(path), None, false) => CheckProbe::Http { path, status: None },
         (None, Some(tcp), false) => tcp,
         (None, None, true) => CheckProbe::Process,
         _ => {
@@ -1062,6 +1480,24 @@ fn check(
             format!("target `{}` has no `address` to probe", raw.target),
         ));
     }
+    let status = match &raw.status {
+        None => None,
+        Some(_) => Some(cx.integer(&raw.status, &field("status"), range::STATUS, "", 0)? as u16),
+    };
+    let probe = match probe {
+        CheckProbe::Http { path, .. } => CheckProbe::Http { path, status },
+        other => other,
+    };
+    let max_latency = match &raw.max_latency {
+        None => None,
+        Some(v) => {
+            Some(cx.duration_in(v, &field("max_latency"), range::MAX_LATENCY, "\"500ms\"")?)
+        }
+    };
+    let timeout = match &raw.timeout {
+        None => None,
+        Some(v) => Some(cx.duration_in(v, &field("timeout"), range::MAX_LATENCY, "\"2s\"")?),
+    };
     let phases: BTreeSet<Phase> = raw
         .phases
         .unwrap_or_else(|| vec![Phase::Before, Phase::During, Phase::After])
@@ -1071,15 +1507,22 @@ fn check(
         name: raw.name,
         target: raw.target,
         probe,
-        max_latency: raw.max_latency,
-        timeout: raw
-            .timeout
-            .or(raw.max_latency)
-            .unwrap_or(Duration::from_secs(5)),
+        max_latency,
+        timeout: timeout.or(max_latency).unwrap_or(Duration::from_secs(5)),
         phases,
-        interval: raw.interval.unwrap_or(Duration::from_secs(1)),
+        interval: cx.duration(
+            &raw.interval,
+            &field("interval"),
+            range::INTERVAL,
+            Duration::from_secs(1),
+        )?,
         on_violation: raw.on_violation,
-        after_grace: raw.after_grace.unwrap_or(Duration::from_secs(5)),
+        after_grace: cx.duration(
+            &raw.after_grace,
+            &field("after_grace"),
+            range::AFTER_GRACE,
+            Duration::from_secs(5),
+        )?,
     })
 }
 
@@ -1156,11 +1599,199 @@ phases = ["before"]
         );
         let e = parse("[limits]\ntimeout = \"soon\"\n").unwrap_err();
         assert!(
-            e.starts_with("drill.toml:2: `soon` is not a duration"),
+            e.starts_with("drill.toml:2: limits.timeout: `soon` is not a duration"),
             "{e}"
         );
+        // serde's own errors are given the key their span leads to.
         let e = parse("[targets.x]\nkind = \"proxy\"\ngrants = [\"dely\"]\n").unwrap_err();
-        assert!(e.starts_with("drill.toml:3: unknown variant `dely`"), "{e}");
+        assert!(
+            e.starts_with("drill.toml:3: targets.x.grants: unknown variant `dely`"),
+            "{e}"
+        );
+        let e = parse("[scenario]\nbundled = \"x\"\n\n[[steady_state]]\nname = \"a\"\ntarget = \"b\"\nphases = [\"sometime\"]\n").unwrap_err();
+        assert!(
+            e.starts_with("drill.toml:7: steady_state[0].phases: unknown variant `sometime`"),
+            "{e}"
+        );
+        let e = parse("[targets.api]\nkind = \"process\"\ncommand = 5\n").unwrap_err();
+        assert!(
+            e.starts_with("drill.toml:3: targets.api.command: invalid type: integer `5`"),
+            "{e}"
+        );
+    }
+
+    /// Every numeric key has a range; a value outside it, of the wrong
+    /// type, or that once overflowed or spun, is refused with its line
+    /// and field.
+    #[test]
+    fn numbers_and_durations_out_of_range_or_of_the_wrong_type_are_refused() {
+        let cases = [
+            (
+                "[limits]\nmemory_mib = 17592186044416\n",
+                "drill.toml:2: limits.memory_mib: 17592186044416 is out of range (1..=4096 MiB)",
+            ),
+            (
+                "[limits]\nmemory_mib = 0\n",
+                "drill.toml:2: limits.memory_mib: 0 is out of range (1..=4096 MiB)",
+            ),
+            (
+                "[limits]\nmemory_mib = \"64\"\n",
+                "drill.toml:2: limits.memory_mib: expected an integer, got a string",
+            ),
+            (
+                "[limits]\ntimeout = \"0s\"\n",
+                "drill.toml:2: limits.timeout: \"0s\" is out of range (10ms..=24h)",
+            ),
+            (
+                "[limits]\ntimeout = 30\n",
+                "drill.toml:2: limits.timeout: expected a duration like \"30s\", got an integer",
+            ),
+            (
+                "[limits]\ninstances = 33\n",
+                "drill.toml:2: limits.instances: 33 is out of range (1..=32)",
+            ),
+            (
+                "[limits]\ntable_elements = 2000000\n",
+                "drill.toml:2: limits.table_elements: 2000000 is out of range (1..=1048576)",
+            ),
+            (
+                "[limits]\noutput_bytes = -1\n",
+                "drill.toml:2: limits.output_bytes: -1 is out of range (0..=67108864 bytes)",
+            ),
+            (
+                "[limits]\nlog_bytes = 10\n",
+                "drill.toml:2: limits.log_bytes: 10 is out of range (1024..=268435456 bytes)",
+            ),
+            (
+                "[policy]\nmax_fault_duration = \"0s\"\n",
+                "drill.toml:2: policy.max_fault_duration: \"0s\" is out of range (10ms..=24h)",
+            ),
+            (
+                "[policy]\nmax_calls_per_second = 0\n",
+                "drill.toml:2: policy.max_calls_per_second: 0 is out of range (1..=1000000)",
+            ),
+            (
+                "[policy]\nmax_concurrent_faults = 0\n",
+                "drill.toml:2: policy.max_concurrent_faults: 0 is out of range (1..=1000)",
+            ),
+            (
+                "[policy]\nprotected_ports = [22, 70000]\n",
+                "drill.toml:2: policy.protected_ports: 70000 is out of range (1..=65535)",
+            ),
+            (
+                "[policy]\nprotected_ports = 22\n",
+                "drill.toml:2: policy.protected_ports: expected a list of ports like [22, 5432], got an integer",
+            ),
+            (
+                "[scenario]\nbundled = \"x\"\nseed = -1\n",
+                "drill.toml:3: scenario.seed: -1 is out of range (0..=18446744073709551615)",
+            ),
+            (
+                "[targets.api]\nkind = \"process\"\ncommand = \"x\"\nready_timeout = \"0s\"\n",
+                "drill.toml:4: targets.api.ready_timeout: \"0s\" is out of range (100ms..=1h)",
+            ),
+            (
+                "[targets.w]\nkind = \"process\"\npgrep = \"w\"\nselect = { count = 0 }\n",
+                "drill.toml:4: targets.w.select.count: 0 is out of range (1..=100000)",
+            ),
+            (
+                "[targets.w]\nkind = \"process\"\npgrep = \"w\"\nselect = { percent = 101 }\n",
+                "drill.toml:4: targets.w.select.percent: 101 is out of range (1..=100)",
+            ),
+            (
+                "[targets.c]\nkind = \"toxiproxy\"\napi = \"127.0.0.1:1\"\nproxy = \"p\"\nlease = 5\n",
+                "drill.toml:5: targets.c.lease: expected a duration like \"5s\" (or \"off\"), got an integer",
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse(text).unwrap_err(), expected, "{text}");
+        }
+        let target = "[targets.api]\nkind = \"proxy\"\nlisten = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:1\"\n\n[[steady_state]]\nname = \"up\"\ntarget = \"api\"\nhttp = \"/\"\n";
+        for (key, expected) in [
+            (
+                "interval = \"0s\"",
+                "drill.toml:10: steady_state[0].interval: \"0s\" is out of range (10ms..=1h)",
+            ),
+            (
+                "status = 99",
+                "drill.toml:10: steady_state[0].status: 99 is out of range (100..=599)",
+            ),
+            (
+                "max_latency = \"0s\"",
+                "drill.toml:10: steady_state[0].max_latency: \"0s\" is out of range (1ms..=1h)",
+            ),
+            (
+                "after_grace = \"2h\"",
+                "drill.toml:10: steady_state[0].after_grace: \"2h\" is out of range (0s..=1h)",
+            ),
+        ] {
+            assert_eq!(parse(&format!("{target}{key}\n")).unwrap_err(), expected);
+        }
+    }
+
+    #[test]
+    fn values_at_the_edges_of_their_ranges_are_kept() {
+        let d = parse(
+            "[scenario]\nbundled = \"x\"\nseed = \"18446744073709551615\"\n[limits]\nmemory_mib = 4096\ntimeout = \"24h\"\noutput_bytes = 0\n[policy]\nmax_fault_duration = \"10ms\"\nprotected_ports = [1, 65535]\n",
+        )
+        .unwrap();
+        assert_eq!(d.scenario.seed, Some(u64::MAX));
+        assert_eq!(d.limits.memory_mib, 4096);
+        assert_eq!(d.limits.timeout, Duration::from_secs(24 * 3600));
+        assert_eq!(d.limits.output_bytes, 0);
+        assert_eq!(d.policy.max_fault_duration, Duration::from_millis(10));
+        assert_eq!(d.policy.protected_ports, vec![1, 65535]);
+        assert_eq!(
+            d.policy.max_calls_per_second,
+            Policy::default().max_calls_per_second
+        );
+    }
+
+    #[test]
+    fn a_parameter_value_over_64_kib_is_refused_and_echoes_are_cut() {
+        let long = "x".repeat(MAX_PARAM_BYTES + 1);
+        let e = parse(&format!(
+            "[scenario]\nbundled = \"x\"\nparams = {{ blob = \"{long}\" }}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "drill.toml:3: scenario.params.blob: the value is 65537 bytes; parameter values are capped at 64 KiB (65536 bytes)"
+        );
+        let fits = "x".repeat(MAX_PARAM_BYTES);
+        let d = parse(&format!(
+            "[scenario]\nbundled = \"x\"\nparams = {{ blob = \"{fits}\" }}\n"
+        ))
+        .unwrap();
+        assert_eq!(d.params()["blob"].len(), MAX_PARAM_BYTES);
+
+        assert_eq!(elide("short"), "short");
+        let cut = elide(&fits);
+        assert!(cut.len() < 100, "{cut}");
+        assert!(cut.ends_with("… (65536 bytes)"), "{cut}");
+        // Never cut inside a character.
+        assert!(elide(&"é".repeat(100)).starts_with(&"é".repeat(30)));
+    }
+
+    #[test]
+    fn a_component_or_binary_given_as_a_drill_says_what_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let wasm = dir.path().join("x.wasm");
+        std::fs::write(&wasm, b"\0asm\x0d\0\x01\0").unwrap();
+        let e = Drill::load(&wasm).unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "this is a WebAssembly component, not a drill file (TOML): `firedrill inspect"
+            ),
+            "{e}"
+        );
+        let junk = dir.path().join("junk.toml");
+        std::fs::write(&junk, b"a = 1\n\xff\xfe").unwrap();
+        let e = Drill::load(&junk).unwrap_err().to_string();
+        assert!(
+            e.ends_with("not a drill file: a drill is TOML text, and byte 6 is not UTF-8"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1208,9 +1839,14 @@ phases = ["before"]
         );
         let e = parse(&format!("{base}lease = \"10ms\"\n")).unwrap_err();
         assert!(
-            e.contains("targets.cache.lease: `10ms` is not a lease"),
+            e.contains("targets.cache.lease: \"10ms\" is out of range (200ms..=1h)"),
             "{e}"
         );
+        let d = parse(&format!("{base}lease = \"off\"\n")).unwrap();
+        let TargetSpec::Remote(spec) = &d.targets["cache"].spec else {
+            panic!("{:?}", d.targets["cache"]);
+        };
+        assert_eq!(spec.lease, None);
         let e = parse(&format!("{base}listen = \"127.0.0.1:1\"\n")).unwrap_err();
         assert!(
             e.contains("targets.cache.listen: a `toxiproxy` target has `api`"),

@@ -182,17 +182,26 @@ impl EngineBuilder {
     fn open_store(&self) -> Result<(Store, HistoryStore, Ledger, Recovery), EngineError> {
         let store = match &self.data_dir {
             Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|cause| EngineError::Read {
-                    path: dir.display().to_string(),
-                    cause,
-                })?;
+                std::fs::create_dir_all(dir).map_err(|e| StoreError::of_io(dir, dir, &e))?;
                 Store::open(dir)?
             }
             None => Store::temporary()?,
         };
         let history = HistoryStore::new(store.clone());
         let ledger = Ledger::new(store.clone());
-        let recovery = recover(&history, &ledger)?;
+        // Recovery is the first read of every record: a failure there is
+        // of the database's contents.
+        let recovery = recover(&history, &ledger).map_err(|e| match (&self.data_dir, e) {
+            (Some(dir), StoreError::Sled(e)) => StoreError::Damaged {
+                dir: dir.display().to_string(),
+                cause: e.to_string(),
+            },
+            (Some(dir), StoreError::Corrupt { tree, error }) => StoreError::Damaged {
+                dir: dir.display().to_string(),
+                cause: format!("a record of `{tree}` does not parse: {error}"),
+            },
+            (_, e) => e,
+        })?;
         Ok((store, history, ledger, recovery))
     }
 }

@@ -552,8 +552,9 @@ impl Metadata {
             let Some(spec) = self.params.iter().find(|p| &p.name == k) else {
                 let known: Vec<_> = self.params.iter().map(|p| p.name.as_str()).collect();
                 return Err(format!(
-                    "scenario `{}` has no parameter `{k}` (it takes: {})",
+                    "scenario `{}` has no parameter `{}` (it takes: {})",
                     self.name,
+                    crate::drill::elide(k),
                     if known.is_empty() {
                         "none".into()
                     } else {
@@ -570,10 +571,12 @@ impl Metadata {
             };
             if !ok {
                 return Err(format!(
-                    "parameter `{k}` must be of type {}, got `{v}`",
-                    spec.ty
+                    "parameter `{k}` must be of type {}, got `{}`",
+                    spec.ty,
+                    crate::drill::elide(v)
                 ));
             }
+            crate::drill::check_param_value(v).map_err(|e| format!("parameter `{k}`: {e}"))?;
             out.insert(k.clone(), v.clone());
         }
         for p in &self.params {

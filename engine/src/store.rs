@@ -36,12 +36,32 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Errors opening or using the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// sled failed; the message carries sled's cause.
+    /// sled failed; the message carries sled's cause (not also as a
+    /// `source`, so a cause chain prints it once).
     #[error("history database: {0}")]
-    Sled(#[from] sled::Error),
+    Sled(sled::Error),
     /// Another process holds the data dir.
     #[error("the data dir {0} is in use by another firedrill process (sled allows one at a time)")]
     Locked(String),
+    /// The data dir cannot be made or written: it is a file, or the
+    /// permissions or a read-only file system refuse it. Another data dir
+    /// (or fixed permissions) works.
+    #[error("the data dir {dir} cannot be used: {cause}")]
+    Unusable {
+        /// The data dir.
+        dir: String,
+        /// What refused it, with the path concerned.
+        cause: String,
+    },
+    /// The database in the data dir cannot be read: damaged files or an
+    /// I/O error of the disk.
+    #[error("the history database in {dir} is damaged or unreadable: {cause}")]
+    Damaged {
+        /// The data dir.
+        dir: String,
+        /// sled's or the system's message.
+        cause: String,
+    },
     /// The data was written by a newer firedrill.
     #[error(
         "history schema version {found} is newer than this firedrill supports ({SCHEMA_VERSION}); upgrade firedrill"
@@ -58,6 +78,32 @@ pub enum StoreError {
         /// serde's message.
         error: String,
     },
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> StoreError {
+        StoreError::Sled(e)
+    }
+}
+
+impl StoreError {
+    /// What an I/O error met on the way to `dir` means: the dir cannot
+    /// be used (configuration), or what is there cannot be read (I/O).
+    pub fn of_io(dir: &Path, what: &Path, e: &std::io::Error) -> StoreError {
+        use std::io::ErrorKind::*;
+        let dir_text = dir.display().to_string();
+        match e.kind() {
+            PermissionDenied | ReadOnlyFilesystem | NotADirectory | AlreadyExists
+            | IsADirectory | NotFound => StoreError::Unusable {
+                dir: dir_text,
+                cause: format!("{}: {e}", what.display()),
+            },
+            _ => StoreError::Damaged {
+                dir: dir_text,
+                cause: format!("{}: {e}", what.display()),
+            },
+        }
+    }
 }
 
 /// The opened database and its trees.
@@ -93,9 +139,37 @@ impl Store {
                 {
                     StoreError::Locked(dir.display().to_string())
                 }
-                e => StoreError::Sled(e),
+                e => Self::damaged(dir, e),
             })?;
-        Self::from_db(db)
+        // Past the open, every failure is of what the database holds.
+        Self::from_db(db).map_err(|e| match e {
+            StoreError::Sled(e) => Self::damaged(dir, e),
+            e => e,
+        })
+    }
+
+    /// A sled error on opening `dir`: an I/O error is classified by
+    /// [`StoreError::of_io`], anything else (corruption, sled's "bug"
+    /// reports on damaged files) means the database cannot be read.
+    fn damaged(dir: &Path, e: sled::Error) -> StoreError {
+        match e {
+            sled::Error::Io(io) => StoreError::of_io(dir, &dir.join("db"), &io),
+            // sled's own message for this carries a backtrace.
+            sled::Error::Corruption { at, .. } => StoreError::Damaged {
+                dir: dir.display().to_string(),
+                cause: match at {
+                    Some(at) => format!(
+                        "sled read corrupted data in {} at {at:?}",
+                        dir.join("db").display()
+                    ),
+                    None => format!("sled read corrupted data in {}", dir.join("db").display()),
+                },
+            },
+            e => StoreError::Damaged {
+                dir: dir.display().to_string(),
+                cause: e.to_string(),
+            },
+        }
     }
 
     /// A throwaway in-memory store (for `inspect` and tests).

@@ -95,7 +95,7 @@ fn bad_input_names_the_file_line_or_field() {
         &data,
         &["run", junk.to_str().unwrap()],
         64,
-        "junk.wasm is not a valid WebAssembly component",
+        "junk.wasm: not a WebAssembly component (starts with bytes 74 68 69 73 …; expected `\\0asm`)",
     );
 
     let drill = write(
@@ -107,7 +107,7 @@ fn bad_input_names_the_file_line_or_field() {
         &data,
         &["run", drill.to_str().unwrap()],
         64,
-        "bad.toml:5: unknown variant `proces`",
+        "bad.toml:5: targets.api.kind: unknown variant `proces`",
     );
 
     // A scenario whose needs the drill does not grant is refused, with the list.

@@ -10,6 +10,8 @@
 //! - `sandbox`: hostile guests are stopped or refused with a clear cause.
 //! - `recovery`: SIGKILL the engine mid-run; the next start reverts.
 //! - `cli`: bad input, exit codes, halt by signal, dry run, inspect.
+//! - `input`: values out of range, oversized parameters, unusable data
+//!   dirs, files of the wrong kind: refused with the place and what to do.
 //! - `toxiproxy`: `firedrill proxy serve` driven as Toxiproxy clients drive Toxiproxy.
 //! - `services`: a pre-fork server paused, killed and stopped as a whole
 //!   tree; its output in errors and timelines; line-protocol checks.
@@ -20,6 +22,7 @@
 mod cli;
 mod faults;
 mod http;
+mod input;
 mod network;
 mod pipeline;
 mod recovery;

@@ -127,9 +127,15 @@ async fn components_that_are_not_scenarios_are_refused_clearly() {
 
     let e = err(b"#!/bin/sh\necho not wasm\n");
     assert!(
-        matches!(e, EngineError::Load(LoadError::Invalid { .. })),
+        matches!(e, EngineError::Load(LoadError::NotWasm { .. })),
         "{e}"
     );
+    assert_eq!(
+        e.to_string(),
+        "bad.wasm: not a WebAssembly component (starts with bytes 23 21 2f 62 …; expected `\\0asm`)"
+    );
+    // Whatever wasmtime says of a damaged component fits on one line.
+    assert!(!err(truncated).to_string().contains('\n'));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,8 +37,8 @@ struct TrendArgs {
     /// A measurement to follow (default: the first the scenario reports)
     #[arg(long)]
     measure: Option<String>,
-    /// Over the last N runs
-    #[arg(long, default_value_t = 20)]
+    /// Over the last N runs (1 or more)
+    #[arg(long, default_value_t = 20, value_parser = at_least_one)]
     last: usize,
 }
 
@@ -53,12 +53,23 @@ struct ListArgs {
     /// Only runs started within this long, e.g. 2h or 7d
     #[arg(long)]
     since: Option<String>,
-    /// At most this many
-    #[arg(long, default_value_t = 20)]
+    /// At most this many (1 or more)
+    #[arg(long, default_value_t = 20, value_parser = at_least_one)]
     limit: usize,
     /// Print JSON
     #[arg(long)]
     json: bool,
+}
+
+/// `--limit` and `--last`: a count of runs to show. 0 is refused rather
+/// than showing nothing (a listing of no runs answers no question; it once
+/// showed one run).
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("0 would show no runs: give 1 or more".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a number of runs")),
+    }
 }
 
 /// Answer `request` from the data dir: directly when no engine holds it,
@@ -66,7 +77,7 @@ struct ListArgs {
 pub(crate) async fn ask(data_dir: &Path, request: Request) -> Result<Response, Failure> {
     match super::open_engine(data_dir, false) {
         Ok(engine) => Ok(control::answer(&engine, request)),
-        Err(f) if f.exit == Exit::Usage => {
+        Err(f) if f.error.is::<super::DataDirInUse>() => {
             control::request(data_dir, &request).await.map_err(|e| {
                 usage(format!(
                     "{}; and its control socket did not answer: {e}",

@@ -36,10 +36,14 @@ pub(crate) enum Exit {
     Halted = 4,
     /// A fault could not be reverted.
     RevertFailed = 5,
-    /// Bad command line, drill file, scenario, parameters or grants.
+    /// Bad command line, drill file, scenario, parameters or grants; a
+    /// data dir that cannot be used (a file, no permission).
     Usage = 64,
     /// firedrill itself failed.
     Internal = 70,
+    /// The data dir's database cannot be read: damaged, or a disk error
+    /// (EX_IOERR).
+    IoError = 74,
 }
 
 impl Exit {
@@ -66,7 +70,8 @@ impl Exit {
             Exit::Halted => 4,
             Exit::Usage => 5,
             Exit::RevertFailed => 6,
-            Exit::Internal => 7,
+            Exit::IoError => 7,
+            Exit::Internal => 8,
         };
         if rank(other) > rank(self) {
             other
@@ -209,11 +214,21 @@ pub(crate) fn scratch_engine() -> Result<firedrill::Engine, Failure> {
         .build()?)
 }
 
-/// Open the engine on the data dir; a clear error if another firedrill holds it.
+/// The data dir is held by another firedrill: commands that only read
+/// (`history`, `show`, `halt`) then ask that one through its control socket.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct DataDirInUse(String);
+
+/// Open the engine on the data dir. Each way the data dir can fail gets
+/// its path, its cause once and what to do: in use (64), unusable (64: a
+/// file, permissions, a read-only file system), damaged or unreadable (74).
 pub(crate) fn open_engine(
     data_dir: &std::path::Path,
     control: bool,
 ) -> Result<firedrill::Engine, Failure> {
+    use firedrill::EngineError::Store;
+    use firedrill::store::StoreError;
     let engine = firedrill::EngineBuilder::new()
         .data_dir(data_dir)
         .control_socket(control)
@@ -221,9 +236,25 @@ pub(crate) fn open_engine(
         .max_concurrent_runs(CLI_MAX_CONCURRENT_RUNS)
         .build()
         .map_err(|e| match e {
-            firedrill::EngineError::Store(firedrill::store::StoreError::Locked(_)) => usage(format!(
-                "{e}. Another run is using it: `firedrill history`, `show` and `halt` still work; give this run its own --data-dir to run both at once"
+            Store(StoreError::Locked(_)) => Failure {
+                exit: Exit::Usage,
+                error: DataDirInUse(format!(
+                    "{e}. Another run is using it: `firedrill history`, `show` and `halt` still work; give this run its own --data-dir to run both at once"
+                ))
+                .into(),
+            },
+            Store(StoreError::Unusable { .. }) => usage(format!(
+                "{e}. Choose another --data-dir (or FIREDRILL_DATA_DIR), or fix its permissions"
             )),
+            Store(StoreError::Damaged { .. }) => {
+                let dir = data_dir.display();
+                Failure {
+                    exit: Exit::IoError,
+                    error: anyhow::anyhow!(
+                        "{e}. Move it aside (`mv {dir} {dir}.damaged`) and run again with a fresh one. `firedrill recover` needs the same database: if a run was applying faults when it broke, check its targets by hand"
+                    ),
+                }
+            }
             e => Failure::from(e),
         })?;
     report_recovery(engine.recovery());
@@ -305,14 +336,22 @@ fn halted(e: firedrill::EngineError) -> Failure {
     }
 }
 
-/// Parse `k=v` parameters.
+/// Parse `k=v` parameters, each value within
+/// [`firedrill::drill::MAX_PARAM_BYTES`].
 pub(crate) fn parse_params(
     raw: &[String],
 ) -> Result<std::collections::BTreeMap<String, String>, Failure> {
     raw.iter()
         .map(|kv| match kv.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => Err(usage(format!("--param `{kv}`: write it as name=value"))),
+            Some((k, v)) if !k.is_empty() => {
+                firedrill::drill::check_param_value(v)
+                    .map_err(|e| usage(format!("--param {}: {e}", firedrill::drill::elide(k))))?;
+                Ok((k.to_string(), v.to_string()))
+            }
+            _ => Err(usage(format!(
+                "--param `{}`: write it as name=value",
+                firedrill::drill::elide(kv)
+            ))),
         })
         .collect()
 }
@@ -340,6 +379,7 @@ mod tests {
         }
         assert_eq!(Exit::Usage as u8, 64);
         assert_eq!(Exit::Internal as u8, 70);
+        assert_eq!(Exit::IoError as u8, 74);
         assert_eq!(Exit::Fail.worst(Exit::RevertFailed), Exit::RevertFailed);
         assert_eq!(Exit::Pass.worst(Exit::Fail), Exit::Fail);
     }

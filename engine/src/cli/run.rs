@@ -25,12 +25,13 @@ pub(crate) struct Args {
 pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
     let stop = Stop::install()?;
     let reports = super::report::parse(&args.reports)?;
+    let cli_params = parse_params(&args.params)?;
     let drill = load_drill(&args.target)?;
     let engine = open_engine(data_dir, true)?;
     let (bytes, source) = scenario_bytes(&drill, &args.target)?;
     let scenario = engine.load(&bytes, &source).map_err(usage)?;
     let mut params = drill.params();
-    params.extend(parse_params(&args.params)?);
+    params.extend(cli_params);
 
     let targets = start_targets(&engine, &drill.targets, &stop).await?;
     let mut spec = RunSpec::new(scenario);
@@ -60,8 +61,15 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
     Ok(Exit::of(run.status))
 }
 
+/// A drill file by its extension, in any case (`Drill.TOML` too).
+fn is_drill(target: &str) -> bool {
+    Path::new(target)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("toml"))
+}
+
 fn load_drill(target: &str) -> Result<Drill, Failure> {
-    if target.ends_with(".toml") {
+    if is_drill(target) {
         Drill::load(Path::new(target)).map_err(usage)
     } else {
         Ok(Drill::default())
@@ -71,7 +79,7 @@ fn load_drill(target: &str) -> Result<Drill, Failure> {
 /// The component bytes and a name for them: from the drill, a `.wasm` path,
 /// or `bundled:NAME`.
 pub(crate) fn scenario_bytes(drill: &Drill, target: &str) -> Result<(Vec<u8>, String), Failure> {
-    if target.ends_with(".toml") {
+    if is_drill(target) {
         return drill.scenario_bytes().map_err(usage);
     }
     let mut d = Drill::default();

@@ -45,7 +45,11 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
     );
     println!("  seed      {}", run.seed);
     if !run.params.is_empty() {
-        let p: Vec<String> = run.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let p: Vec<String> = run
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", firedrill::drill::elide(v)))
+            .collect();
         println!("  params    {}", p.join(" "));
     }
     if let Some(e) = &run.error {

@@ -103,10 +103,11 @@ impl HistoryStore {
             {
                 continue;
             }
-            out.push(run);
+            // Checked before the push: a limit of 0 lists none.
             if filter.limit.is_some_and(|l| out.len() >= l) {
                 break;
             }
+            out.push(run);
         }
         Ok(out)
     }

@@ -60,6 +60,14 @@ pub enum LoadError {
         /// wasmtime's message.
         cause: String,
     },
+    /// Not WebAssembly at all: the file does not start with `\0asm`.
+    #[error("{source_name}: not a WebAssembly component ({head}; expected `\\0asm`)")]
+    NotWasm {
+        /// Where it came from.
+        source_name: String,
+        /// "starts with bytes 3f 8a 00 11 …", or "it is empty".
+        head: String,
+    },
     /// A core module was given where a component is needed.
     #[error(
         "{0} is a core WebAssembly module, not a component: build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)"
@@ -73,6 +81,16 @@ pub enum LoadError {
         /// What does not fit.
         cause: String,
     },
+}
+
+/// wasmtime's message on one line: its causes and byte dumps span several,
+/// and a load error is printed as one line among others.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A compiled, linked scenario ready to instantiate.
@@ -186,6 +204,23 @@ impl Runtime {
         if let Some(s) = self.pres.lock().unwrap().get(&sha256) {
             return Ok(s.clone());
         }
+        if !bytes.starts_with(b"\0asm") {
+            // wasmparser would print a multi-line dump of the bytes it
+            // expected and found; the first few say enough.
+            let head = match bytes.len() {
+                0 => "it is empty".to_string(),
+                n => {
+                    let shown: Vec<String> =
+                        bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
+                    let more = if n > 4 { " …" } else { "" };
+                    format!("starts with bytes {}{more}", shown.join(" "))
+                }
+            };
+            return Err(LoadError::NotWasm {
+                source_name: source.to_string(),
+                head,
+            });
+        }
         if bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0] {
             return Err(LoadError::CoreModule(source.to_string()));
         }
@@ -195,7 +230,7 @@ impl Runtime {
                 let c = Component::from_binary(&self.engine, bytes).map_err(|e| {
                     LoadError::Invalid {
                         source_name: source.to_string(),
-                        cause: format!("{e:#}"),
+                        cause: one_line(&format!("{e:#}")),
                     }
                 })?;
                 self.store_cache(&sha256, &c);
@@ -324,7 +359,10 @@ impl Runtime {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             limiter: RunLimiter {
-                memory: (limits.memory_mib as usize) << 20,
+                // Saturating: `memory_mib << 20` once wrapped 2^44 MiB to 0.
+                memory: usize::try_from(limits.memory_mib)
+                    .unwrap_or(usize::MAX)
+                    .saturating_mul(1 << 20),
                 instances: limits.instances,
                 tables: limits.tables,
                 table_elements: limits.table_elements,
