@@ -33,11 +33,23 @@ pub enum Request {
         /// Run.
         run: Option<RunId>,
     },
-    /// Delete old runs (see [`crate::history::HistoryStore::prune`]).
+    /// Delete old runs (see [`crate::history::HistoryStore::prune`]): those
+    /// beyond the newest `keep` and started before `before`, each rule that
+    /// is given.
     Prune {
         /// Keep the newest this many.
         keep: Option<usize>,
         /// Delete runs started before this, Unix ms.
+        before: Option<u64>,
+    },
+    /// The runs [`Request::Prune`] would delete, deleting nothing. An op of
+    /// its own rather than a flag on `prune`: an engine that predates it
+    /// refuses an unknown op, where it would ignore an unknown flag and
+    /// delete.
+    PruneDryRun {
+        /// Keep the newest this many.
+        keep: Option<usize>,
+        /// Runs started before this, Unix ms.
         before: Option<u64>,
     },
     /// Halt every run and refuse new ones.
@@ -68,10 +80,16 @@ pub enum Response {
         #[serde(default)]
         halt: Option<HaltState>,
     },
-    /// How many runs were deleted.
+    /// How many runs were deleted (or, in a dry run, would be).
     Pruned {
         /// Count.
         runs: usize,
+        /// Those runs, newest first.
+        #[serde(default)]
+        list: Vec<Run>,
+        /// True when nothing was deleted.
+        #[serde(default)]
+        dry_run: bool,
     },
     /// How many runs were halted.
     Halted {
@@ -131,7 +149,18 @@ pub fn answer(engine: &Engine, request: Request) -> Response {
             }
         }
         Request::Prune { keep, before } => {
-            h.prune(keep, before).map(|runs| Response::Pruned { runs })
+            h.prune(keep, before, false).map(|list| Response::Pruned {
+                runs: list.len(),
+                list,
+                dry_run: false,
+            })
+        }
+        Request::PruneDryRun { keep, before } => {
+            h.prune(keep, before, true).map(|list| Response::Pruned {
+                runs: list.len(),
+                list,
+                dry_run: true,
+            })
         }
         Request::Halt => {
             return match engine.halt() {

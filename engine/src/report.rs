@@ -1,12 +1,19 @@
 //! Reports of a finished run for pipelines: the principal type is
 //! [`RunReport`] (the run, its timeline and its ledger entries), written as
 //! JUnit XML ([`RunReport::junit`]), versioned JSON ([`RunReport::json`],
-//! schema in `docs/schema/run-report.v1.json`) or a Markdown summary fit for
+//! schema in `docs/schema/run-report.v2.json`) or a Markdown summary fit for
 //! a pull-request comment ([`RunReport::markdown`]).
+//!
+//! The JSON report is read by tools that parse numbers as doubles (jq,
+//! JavaScript), so the run's id and seed, which use all 64 bits, are
+//! strings there: the id as `firedrill show` and `replay` take it, the seed
+//! in decimal as `--seed` takes it. History keeps them as numbers (the
+//! stored format is unchanged); [`ReportRun`] and [`ReportFault`] are the
+//! report's own view of [`Run`] and [`LedgerEntry`].
 
 use crate::engine::Engine;
-use crate::history::{Event, EventKind, Phase, Run, RunId, RunStatus};
-use crate::ledger::{LedgerEntry, LedgerState};
+use crate::history::{Event, EventKind, Outcome, Phase, Run, RunId, RunStatus, ScenarioRef};
+use crate::ledger::{LedgerEntry, LedgerState, Undo};
 use crate::store::StoreError;
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event as Xml};
@@ -15,8 +22,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-/// The value of [`RunReport::schema`] this build writes.
-pub const SCHEMA: &str = "firedrill/run-report/v1";
+/// The value of [`RunReport::schema`] this build writes. v2: `run.id` and
+/// `faults[].run` are the run id string (16 hex digits), `run.seed` a
+/// decimal string.
+pub const SCHEMA: &str = "firedrill/run-report/v2";
 
 /// Everything known about one run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -24,11 +33,168 @@ pub struct RunReport {
     /// Always [`SCHEMA`]; a new version is a new schema file.
     pub schema: String,
     /// The run.
-    pub run: Run,
+    pub run: ReportRun,
     /// Its timeline.
     pub timeline: Vec<Event>,
     /// Its faults as the ledger holds them.
-    pub faults: Vec<LedgerEntry>,
+    pub faults: Vec<ReportFault>,
+}
+
+/// A run as the report shows it: [`Run`] with the id and seed as strings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ReportRun {
+    /// Id, time-sortable: 16 hex digits, as `firedrill show` and `firedrill replay` take it.
+    #[serde(with = "id_text")]
+    #[schemars(with = "String", pattern(r"^[0-9a-f]{16}$"))]
+    pub id: RunId,
+    /// The scenario.
+    pub scenario: ScenarioRef,
+    /// Parameters after defaults were applied.
+    pub params: BTreeMap<String, String>,
+    /// Seed of the run's generator, in decimal as `--seed` takes it (a
+    /// string: it may not fit a double).
+    #[serde(with = "seed_text")]
+    #[schemars(with = "String", pattern(r"^[0-9]{1,20}$"))]
+    pub seed: u64,
+    /// firedrill version that ran it.
+    pub engine_version: String,
+    /// The drill file, if any.
+    pub drill: Option<String>,
+    /// The drill's text, so the run can be replayed with the same targets.
+    pub drill_text: Option<String>,
+    /// True when faults were planned but not applied.
+    pub dry_run: bool,
+    /// Start, Unix ms.
+    pub started_at: u64,
+    /// End, Unix ms.
+    pub ended_at: Option<u64>,
+    /// Status.
+    pub status: RunStatus,
+    /// What the scenario returned, if it returned.
+    pub outcome: Option<Outcome>,
+    /// Why it did not pass, in words, when there is a cause beyond the
+    /// verdict (a trap, a violated check, a failed revert).
+    pub error: Option<String>,
+}
+
+impl From<Run> for ReportRun {
+    fn from(run: Run) -> ReportRun {
+        // Destructured whole so a field added to `Run` fails to compile here
+        // instead of silently missing from reports.
+        let Run {
+            id,
+            scenario,
+            params,
+            seed,
+            engine_version,
+            drill,
+            drill_text,
+            dry_run,
+            started_at,
+            ended_at,
+            status,
+            outcome,
+            error,
+        } = run;
+        ReportRun {
+            id,
+            scenario,
+            params,
+            seed,
+            engine_version,
+            drill,
+            drill_text,
+            dry_run,
+            started_at,
+            ended_at,
+            status,
+            outcome,
+            error,
+        }
+    }
+}
+
+/// A ledger entry as the report shows it: [`LedgerEntry`] with the run id
+/// as a string.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ReportFault {
+    /// The run that made it: 16 hex digits, as `run.id`.
+    #[serde(with = "id_text")]
+    #[schemars(with = "String", pattern(r"^[0-9a-f]{16}$"))]
+    pub run: RunId,
+    /// Fault id within the run (ids of spawned targets count down from u32::MAX).
+    pub fault: u32,
+    /// Fault kind, e.g. `pause`.
+    pub kind: String,
+    /// Target name.
+    pub target: String,
+    /// How to undo it.
+    pub undo: Undo,
+    /// Where it stands.
+    pub state: LedgerState,
+    /// When it was written, Unix ms.
+    pub applied_at: u64,
+    /// When it was reverted, Unix ms.
+    pub reverted_at: Option<u64>,
+    /// The undo's error, if it failed.
+    pub error: Option<String>,
+}
+
+impl From<LedgerEntry> for ReportFault {
+    fn from(entry: LedgerEntry) -> ReportFault {
+        // Destructured whole, as for `ReportRun`.
+        let LedgerEntry {
+            run,
+            fault,
+            kind,
+            target,
+            undo,
+            state,
+            applied_at,
+            reverted_at,
+            error,
+        } = entry;
+        ReportFault {
+            run,
+            fault,
+            kind,
+            target,
+            undo,
+            state,
+            applied_at,
+            reverted_at,
+            error,
+        }
+    }
+}
+
+/// A [`RunId`] as its display string.
+mod id_text {
+    use crate::history::RunId;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(super) fn serialize<S: Serializer>(id: &RunId, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(id)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RunId, D::Error> {
+        String::deserialize(d)?.parse().map_err(D::Error::custom)
+    }
+}
+
+/// A u64 as a decimal string.
+mod seed_text {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(super) fn serialize<S: Serializer>(seed: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(seed)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse()
+            .map_err(|e| D::Error::custom(format!("seed `{text}`: {e}")))
+    }
 }
 
 /// One JUnit test case.
@@ -49,8 +215,13 @@ impl RunReport {
         Ok(Some(RunReport {
             schema: SCHEMA.into(),
             timeline: engine.history().timeline(id)?,
-            faults: engine.ledger().entries(id)?,
-            run,
+            faults: engine
+                .ledger()
+                .entries(id)?
+                .into_iter()
+                .map(ReportFault::from)
+                .collect(),
+            run: run.into(),
         }))
     }
 
@@ -351,5 +522,64 @@ impl RunReport {
             self.faults.len()
         );
         md
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_and_seed_are_strings_and_read_back() {
+        let id: RunId = "0191a2b3c4d5e6f7".parse().unwrap();
+        let report = RunReport {
+            schema: SCHEMA.into(),
+            run: ReportRun {
+                id,
+                scenario: ScenarioRef {
+                    name: "s".into(),
+                    version: "0.1.0".into(),
+                    sha256: String::new(),
+                    source: "s.wasm".into(),
+                },
+                params: BTreeMap::new(),
+                seed: u64::MAX,
+                engine_version: String::new(),
+                drill: None,
+                drill_text: None,
+                dry_run: false,
+                started_at: 1,
+                ended_at: None,
+                status: RunStatus::Passed,
+                outcome: None,
+                error: None,
+            },
+            timeline: Vec::new(),
+            faults: vec![ReportFault {
+                run: id,
+                fault: 0,
+                kind: "pause".into(),
+                target: "t".into(),
+                undo: Undo::Nothing,
+                state: LedgerState::Reverted,
+                applied_at: 1,
+                reverted_at: Some(2),
+                error: None,
+            }],
+        };
+        let v: serde_json::Value = serde_json::from_str(&report.json()).unwrap();
+        assert_eq!(v["run"]["id"], "0191a2b3c4d5e6f7");
+        assert_eq!(v["run"]["seed"], "18446744073709551615");
+        assert_eq!(v["faults"][0]["run"], "0191a2b3c4d5e6f7");
+        assert_eq!(
+            serde_json::from_str::<RunReport>(&report.json()).unwrap(),
+            report
+        );
+        let mut v1 = v.clone();
+        v1["run"]["seed"] = serde_json::json!(12);
+        assert!(
+            serde_json::from_value::<RunReport>(v1).is_err(),
+            "a v1 seed is not a v2 report"
+        );
     }
 }

@@ -6,6 +6,7 @@ use crate::support::*;
 use firedrill::report::RunReport;
 use std::path::Path;
 use std::process::Output;
+use std::time::Duration;
 
 fn text(o: &Output) -> String {
     format!(
@@ -198,8 +199,39 @@ fn history_prune_keeps_the_newest_and_trend_shows_the_pass_rate() {
         "{t}"
     );
     assert!(t.contains("draw-0: min"), "{t}");
+    let ids = history_ids(&data);
+    assert_eq!(ids.len(), 3);
+
+    // Both rules must hold: every run is minutes old, so none is older
+    // than a year, and `--keep 0` does not make them go.
     let o = firedrill(&data)
-        .args(["history", "prune", "--keep", "1"])
+        .args(["history", "prune", "--keep", "0", "--older-than", "1y"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("deleted 0 run(s)"), "{}", text(&o));
+    assert_eq!(history_ids(&data), ids);
+
+    // A dry run lists what would go, oldest two here, and deletes nothing.
+    let o = firedrill(&data)
+        .args(["history", "prune", "--keep", "1", "--dry-run"])
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("would delete 2 run(s) (dry run: nothing deleted)"),
+        "{t}"
+    );
+    assert!(
+        t.contains(&ids[1]) && t.contains(&ids[2]) && !t.contains(&ids[0]),
+        "the two older runs are listed by id: {t}"
+    );
+    assert_eq!(history_ids(&data), ids);
+
+    // Older than now and beyond the newest one: the two older runs.
+    let o = firedrill(&data)
+        .args(["history", "prune", "--keep", "1", "--older-than", "0s"])
         .output()
         .unwrap();
     assert!(text(&o).contains("deleted 2 run(s)"), "{}", text(&o));
@@ -212,9 +244,227 @@ fn history_prune_keeps_the_newest_and_trend_shows_the_pass_rate() {
     assert_eq!(runs[0].seed, 3, "the newest is kept");
 }
 
+/// Run ids in `firedrill history --json`, newest first.
+fn history_ids(data: &Path) -> Vec<String> {
+    let o = firedrill(data)
+        .args(["history", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let runs: Vec<firedrill::history::Run> = serde_json::from_slice(&o.stdout).unwrap();
+    runs.iter().map(|r| r.id.to_string()).collect()
+}
+
+/// While a run holds the data dir, prune goes through its control socket,
+/// with the same rules and the same dry run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_prune_through_a_running_engine_keeps_the_same_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let wasm = dir.path().join("seeded.wasm");
+    std::fs::write(&wasm, firedrill_tests::SEEDED).unwrap();
+    for seed in ["1", "2"] {
+        let o = firedrill(&data)
+            .args(["run", wasm.to_str().unwrap(), "--seed", seed])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    }
+    let finished = history_ids(&data);
+    let (mut victim, drill) = pauser_drill(dir.path(), "", "");
+    let child = spawn_run(&data, &drill, &[]);
+    assert!(
+        eventually(Duration::from_secs(20), || proc_state(victim.id())
+            == Some('T'))
+        .await,
+        "the run holds the data dir"
+    );
+    let o = firedrill(&data)
+        .args(["history", "prune", "--keep", "0", "--older-than", "1y"])
+        .output()
+        .unwrap();
+    assert!(text(&o).contains("deleted 0 run(s)"), "{}", text(&o));
+    let o = firedrill(&data)
+        .args(["history", "prune", "--keep", "1", "--dry-run"])
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert!(t.contains("would delete 2 run(s)"), "{t}");
+    assert!(finished.iter().all(|id| t.contains(id)), "{t}");
+    signal(&child, nix::sys::signal::Signal::SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    // Nothing went: the two finished runs and the halted one are there.
+    let ids = history_ids(&data);
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert_eq!(&ids[1..], &finished[..]);
+}
+
+/// What an outside reader (Python's json module, jq) gets from the JSON
+/// report: the run id that `show` takes, and the seed to the last digit.
+#[test]
+fn the_json_report_gives_outside_tools_the_cli_run_id_and_the_exact_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let wasm = dir.path().join("seeded.wasm");
+    std::fs::write(&wasm, firedrill_tests::SEEDED).unwrap();
+    let report = dir.path().join("r.json");
+    // Above 2^53: a double (JavaScript, jq 1.6) would round it to
+    // 14355973502440540000.
+    let seed = "14355973502440541056";
+    let o = firedrill(&data)
+        .args(["run", wasm.to_str().unwrap(), "--seed", seed])
+        .arg("--report")
+        .arg(format!("json={}", report.display()))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+    let summary = stdout.lines().find(|l| l.starts_with("run ")).unwrap();
+    let printed_id = summary.split_whitespace().nth(1).unwrap();
+    let printed_seed = summary
+        .rsplit_once("seed ")
+        .unwrap()
+        .1
+        .trim_end_matches(')');
+    assert_eq!(printed_seed, seed, "{summary}");
+
+    let script = r#"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["schema"] == "firedrill/run-report/v2", r["schema"]
+run = r["run"]
+assert isinstance(run["id"], str), run["id"]
+assert isinstance(run["seed"], str), run["seed"]
+assert all(f["run"] == run["id"] for f in r["faults"]), r["faults"]
+print(run["id"], run["seed"])
+"#;
+    let py = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(py.status.success(), "python: {}", text(&py));
+    let read = String::from_utf8_lossy(&py.stdout).trim().to_string();
+    assert_eq!(read, format!("{printed_id} {seed}"));
+
+    // jq reads numbers as doubles; strings come through whole.
+    if let Ok(jq) = std::process::Command::new("jq")
+        .args(["-r", ".run.id + \" \" + .run.seed"])
+        .arg(&report)
+        .output()
+    {
+        assert!(jq.status.success(), "jq: {}", text(&jq));
+        assert_eq!(String::from_utf8_lossy(&jq.stdout).trim(), read);
+    }
+
+    // The id as read is the one the CLI takes.
+    let o = firedrill(&data)
+        .args(["show", printed_id])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("seed      {seed}")),
+        "{}",
+        text(&o)
+    );
+}
+
+/// Every `--report` destination is checked before the run; one that still
+/// fails at the end does not keep the others from being written.
+#[test]
+fn report_destinations_are_checked_before_the_run_and_all_are_attempted() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let wasm = dir.path().join("seeded.wasm");
+    std::fs::write(&wasm, firedrill_tests::SEEDED).unwrap();
+    let file = dir.path().join("file.txt");
+    std::fs::write(&file, "a file, not a directory").unwrap();
+    let a_dir = dir.path().join("reports");
+    std::fs::create_dir(&a_dir).unwrap();
+    let good = dir.path().join("good.json");
+    // Read-only for root too: the kernel refuses writes to a read-only sysctl.
+    let unwritable = "/proc/sys/kernel/ostype";
+    let under_a_file = file.join("sub").join("r.json");
+    let o = firedrill(&data)
+        .args(["run", wasm.to_str().unwrap()])
+        .arg("--report")
+        .arg(format!("json={}", good.display()))
+        .arg("--report")
+        .arg(format!("json={}", under_a_file.display()))
+        .arg("--report")
+        .arg(format!("junit={}", a_dir.display()))
+        .arg("--report")
+        .arg(format!("markdown={unwritable}"))
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(64), "{t}");
+    assert!(
+        t.contains("cannot write 3 report destination(s), so nothing was run"),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!(
+            "--report json={}: {} is a file, not a directory",
+            under_a_file.display(),
+            file.display()
+        )),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!(
+            "--report junit={}: is a directory",
+            a_dir.display()
+        )),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!("--report markdown={unwritable}: cannot write it:")),
+        "{t}"
+    );
+    assert!(
+        !t.contains(&good.display().to_string()),
+        "the good one is fine: {t}"
+    );
+    assert!(!good.exists(), "nothing was written");
+    assert_eq!(history_ids(&data), Vec::<String>::new(), "nothing was run");
+    assert_eq!(std::fs::read_dir(&a_dir).unwrap().count(), 0);
+
+    // /dev/full opens but every write fails: found only at the end, where
+    // the other reports are still written and the failure is named.
+    let md = dir.path().join("out").join("r.md");
+    let o = firedrill(&data)
+        .args(["run", wasm.to_str().unwrap()])
+        .args(["--report", "junit=/dev/full"])
+        .arg("--report")
+        .arg(format!("json={}", good.display()))
+        .arg("--report")
+        .arg(format!("markdown={}", md.display()))
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(64), "{t}");
+    assert!(
+        t.contains("passed, but 1 of 3 report(s) could not be written"),
+        "{t}"
+    );
+    assert!(
+        t.contains("--report junit=/dev/full: cannot write it:"),
+        "{t}"
+    );
+    let report: RunReport = serde_json::from_slice(&std::fs::read(&good).unwrap()).unwrap();
+    assert_eq!(history_ids(&data), vec![report.run.id.to_string()]);
+    assert!(std::fs::read_to_string(&md).unwrap().contains("— PASSED"));
+}
+
 #[test]
 fn the_committed_json_schema_matches_the_report_type() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/schema/run-report.v1.json");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/schema/run-report.v2.json");
     let generated = RunReport::json_schema();
     if std::env::var_os("FIREDRILL_BLESS").is_some() {
         std::fs::write(&path, &generated).unwrap();
@@ -222,7 +472,7 @@ fn the_committed_json_schema_matches_the_report_type() {
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == generated,
-        "docs/schema/run-report.v1.json is stale: run the tests with FIREDRILL_BLESS=1 (and bump the schema version if the change is not additive)"
+        "docs/schema/run-report.v2.json is stale: run the tests with FIREDRILL_BLESS=1 (and bump the schema version if the change is not additive)"
     );
 }
 

@@ -52,6 +52,8 @@ async fn serve(extra: &[&str]) -> Server {
 struct Answer {
     status: u16,
     content_type: String,
+    /// The status line and headers.
+    head: String,
     body: String,
 }
 
@@ -70,7 +72,6 @@ async fn http(
     body: &str,
     headers: &[(&str, &str)],
 ) -> std::io::Result<Answer> {
-    let mut s = TcpStream::connect(addr).await?;
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -86,7 +87,14 @@ async fn http(
     }
     req.push_str("\r\n");
     req.push_str(body);
-    s.write_all(req.as_bytes()).await?;
+    exchange(addr, req.as_bytes()).await
+}
+
+/// Write `request` as is on a new connection and read the answer until
+/// the server closes.
+async fn exchange(addr: SocketAddr, request: &[u8]) -> std::io::Result<Answer> {
+    let mut s = TcpStream::connect(addr).await?;
+    s.write_all(request).await?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).await?;
     let text = String::from_utf8_lossy(&raw).to_string();
@@ -103,6 +111,7 @@ async fn http(
     Ok(Answer {
         status,
         content_type,
+        head: head.to_string(),
         body: body.to_string(),
     })
 }
@@ -625,6 +634,253 @@ async fn a_token_is_required_unless_anonymous_loopback() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(why), "{err}");
     }
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_matched_in_any_case() {
+    let s = serve(&["--token", TOKEN]).await;
+    // RFC 9110 §11.1: the scheme is case-insensitive; clients send all three.
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        for gap in [" ", "  "] {
+            let credentials = format!("{scheme}{gap}{TOKEN}");
+            let a = http(
+                s.addr,
+                "GET",
+                "/proxies",
+                "",
+                &[("Authorization", &credentials)],
+            )
+            .await
+            .unwrap();
+            assert_eq!((a.status, a.body.as_str()), (200, "{}"), "{credentials:?}");
+        }
+    }
+    // The scheme still has to be Bearer, and the token still has to match.
+    for credentials in [
+        format!("Basic {TOKEN}"),
+        format!("bearer{TOKEN}"),
+        format!("bearer {TOKEN}x"),
+        "bearer ".to_string(),
+    ] {
+        let a = http(
+            s.addr,
+            "GET",
+            "/proxies",
+            "",
+            &[("Authorization", &credentials)],
+        )
+        .await
+        .unwrap();
+        assert_eq!(a.status, 401, "{credentials:?}");
+        assert_eq!(a.json()["status"], 401);
+    }
+}
+
+/// The shape every API error has: `{"error": "…", "status": N}`.
+fn api_error(a: &Answer, status: u16, needle: &str) {
+    assert_eq!(a.status, status, "{}\n{}", a.head, a.body);
+    let v = a.json();
+    assert_eq!(v["status"], status, "{}", a.body);
+    let message = v["error"].as_str().unwrap_or_default();
+    assert!(message.contains(needle), "{needle:?} not in {message:?}");
+}
+
+#[tokio::test]
+async fn unknown_routes_wrong_methods_and_huge_bodies_answer_in_the_api_error_shape() {
+    let s = serve(&["--allow-anonymous"]).await;
+    api_error(
+        &call(&s, "GET", "/nope", "").await,
+        404,
+        "no route GET /nope",
+    );
+    api_error(
+        &call(&s, "GET", "/proxies/a/b/c/d", "").await,
+        404,
+        "no route",
+    );
+    let wrong = call(&s, "DELETE", "/version", "").await;
+    api_error(&wrong, 405, "method DELETE not allowed on /version");
+    assert!(
+        wrong.head.to_ascii_lowercase().contains("\r\nallow: get"),
+        "405 says what is allowed: {}",
+        wrong.head
+    );
+    api_error(
+        &call(&s, "PUT", "/proxies", "{}").await,
+        405,
+        "method PUT not allowed on /proxies",
+    );
+
+    // A declared length over the limit is refused before the body is sent.
+    let big = format!(
+        "POST /proxies HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        2 * firedrill::toxiproxy::api::MAX_BODY
+    );
+    api_error(
+        &exchange(s.addr, big.as_bytes()).await.unwrap(),
+        413,
+        "request body too large",
+    );
+    // So is a chunked body that grows past it. The final chunk is never
+    // sent: the server answers once the limit is crossed.
+    let n = firedrill::toxiproxy::api::MAX_BODY + 1;
+    let mut chunked = format!(
+        "POST /populate HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n{n:x}\r\n"
+    )
+    .into_bytes();
+    chunked.extend(std::iter::repeat_n(b' ', n));
+    api_error(
+        &exchange(s.addr, &chunked).await.unwrap(),
+        413,
+        "request body too large",
+    );
+    // The server is still there, and a body within the limit is read.
+    let padded = format!("{}[]", " ".repeat(100_000));
+    let ok = call(&s, "POST", "/populate", &padded).await;
+    assert_eq!(ok.status, 201, "{}", ok.body);
+}
+
+#[tokio::test]
+async fn long_names_and_out_of_range_toxic_values_are_refused_naming_the_field() {
+    let s = serve(&["--allow-anonymous"]).await;
+    let upstream = firedrill_tests::echo_server().await;
+    let create = |name: &str| {
+        format!(r#"{{"name":"{name}","listen":"127.0.0.1:0","upstream":"{upstream}"}}"#)
+    };
+    // 70,000 characters: more than fits in a request line, so such a proxy
+    // could never be read or deleted again.
+    let long = "p".repeat(70_000);
+    api_error(
+        &call(&s, "POST", "/proxies", &create(&long)).await,
+        400,
+        "name: at most 255 bytes, got 70000",
+    );
+    api_error(
+        &call(&s, "POST", "/populate", &format!("[{}]", create(&long))).await,
+        400,
+        "name at proxy 1: at most 255 bytes",
+    );
+    assert_eq!(call(&s, "GET", "/proxies", "").await.body, "{}");
+    // The longest name allowed can be created, read and deleted.
+    let longest = "q".repeat(firedrill::toxiproxy::MAX_NAME);
+    assert_eq!(
+        call(&s, "POST", "/proxies", &create(&longest)).await.status,
+        201
+    );
+    let path = format!("/proxies/{longest}");
+    assert_eq!(call(&s, "GET", &path, "").await.json()["name"], longest);
+    assert_eq!(call(&s, "DELETE", &path, "").await.status, 204);
+
+    let made = call(&s, "POST", "/proxies", &create("db")).await.json();
+    let listen = made["listen"].as_str().unwrap().to_string();
+    let cases: &[(&str, &str)] = &[
+        (
+            r#"{"type":"latency","attributes":{"latency":-100}}"#,
+            "attributes.latency: must be 0 or more (milliseconds)",
+        ),
+        (
+            r#"{"type":"latency","attributes":{"latency":100,"jitter":-5}}"#,
+            "attributes.jitter: must be 0 or more",
+        ),
+        (
+            r#"{"type":"bandwidth","attributes":{"rate":-1}}"#,
+            "attributes.rate: must be 0 or more (KB/s)",
+        ),
+        (
+            r#"{"type":"limit_data","attributes":{"bytes":-1}}"#,
+            "attributes.bytes: must be 0 or more (bytes)",
+        ),
+        (
+            r#"{"type":"timeout","attributes":{"timeout":-1}}"#,
+            "attributes.timeout: must be 0 or more",
+        ),
+        (
+            r#"{"type":"reset_peer","attributes":{"timeout":-1}}"#,
+            "attributes.timeout: must be 0 or more",
+        ),
+        (
+            r#"{"type":"slow_close","attributes":{"delay":-1}}"#,
+            "attributes.delay: must be 0 or more",
+        ),
+        (
+            r#"{"type":"slicer","attributes":{"average_size":0}}"#,
+            "attributes.average_size: must be 1 or more (bytes) for a slicer toxic, got 0",
+        ),
+        (
+            r#"{"type":"slicer","attributes":{"average_size":-64}}"#,
+            "attributes.average_size: must be 1 or more",
+        ),
+        (
+            r#"{"type":"slicer"}"#,
+            "attributes.average_size: must be 1 or more (bytes) for a slicer toxic, none given",
+        ),
+        (
+            r#"{"type":"slicer","attributes":{"average_size":8,"size_variation":-1}}"#,
+            "attributes.size_variation: must be 0 or more",
+        ),
+        (
+            r#"{"type":"slicer","attributes":{"average_size":8,"delay":-1}}"#,
+            "attributes.delay: must be 0 or more (microseconds)",
+        ),
+        (
+            r#"{"type":"latency","toxicity":1.5}"#,
+            "toxicity: must be between 0 and 1",
+        ),
+        (
+            r#"{"type":"latency","toxicity":-0.1}"#,
+            "toxicity: must be between 0 and 1",
+        ),
+        (
+            r#"{"type":"bandwidth","attributes":{"rate":-1},"toxicity":0.5}"#,
+            "attributes.rate",
+        ),
+    ];
+    for (body, needle) in cases {
+        let a = call(&s, "POST", "/proxies/db/toxics", body).await;
+        api_error(&a, 400, needle);
+    }
+    let long_toxic = format!(r#"{{"name":"{}","type":"latency"}}"#, "t".repeat(256));
+    api_error(
+        &call(&s, "POST", "/proxies/db/toxics", &long_toxic).await,
+        400,
+        "name: at most 255 bytes, got 256",
+    );
+    let long_holder = format!("/leases/{}", "h".repeat(256));
+    api_error(
+        &call(&s, "PUT", &long_holder, r#"{"ttl":1000}"#).await,
+        400,
+        "holder: at most 255 bytes",
+    );
+    assert_eq!(call(&s, "GET", "/proxies/db/toxics", "").await.body, "[]");
+    // Nothing was applied: traffic flows (a negative rate used to stall it).
+    assert!(ping(&listen, Duration::from_secs(1)).await.is_some());
+
+    // Bounds that mean something are accepted: 0 and 1, a one-byte slicer.
+    for body in [
+        r#"{"name":"a","type":"latency","toxicity":0}"#,
+        r#"{"name":"b","type":"latency","toxicity":1,"attributes":{"latency":0}}"#,
+        r#"{"name":"c","type":"slicer","attributes":{"average_size":1}}"#,
+    ] {
+        let a = call(&s, "POST", "/proxies/db/toxics", body).await;
+        assert_eq!(a.status, 200, "{body}: {}", a.body);
+    }
+    // An update out of range is refused and changes nothing.
+    for (body, needle) in [
+        (r#"{"toxicity":2}"#, "toxicity: must be between 0 and 1"),
+        (r#"{"attributes":{"latency":-1}}"#, "attributes.latency"),
+        (
+            r#"{"toxicity":0.5,"attributes":{"latency":-1}}"#,
+            "attributes.latency",
+        ),
+    ] {
+        let a = call(&s, "POST", "/proxies/db/toxics/b", body).await;
+        api_error(&a, 400, needle);
+    }
+    let b = call(&s, "GET", "/proxies/db/toxics/b", "").await.json();
+    assert_eq!(
+        (b["toxicity"].clone(), b["attributes"]["latency"].clone()),
+        (json!(1), json!(0))
+    );
 }
 
 // ---- The scenario path: `kind = "toxiproxy"` targets, leases, recovery ----

@@ -25,9 +25,12 @@ struct PruneArgs {
     /// Keep the newest N runs
     #[arg(long)]
     keep: Option<usize>,
-    /// Delete runs started longer ago than this, e.g. 30d
+    /// Delete runs started longer ago than this, e.g. 30d (with --keep: only runs that are both older and beyond the newest N)
     #[arg(long)]
     older_than: Option<String>,
+    /// List the runs that would be deleted, and delete nothing
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -113,16 +116,29 @@ async fn prune(args: PruneArgs, data_dir: &Path) -> Result<Exit, Failure> {
         .as_deref()
         .map(|s| ago("--older-than", s))
         .transpose()?;
-    match ask(
-        data_dir,
-        Request::Prune {
-            keep: args.keep,
-            before,
-        },
-    )
-    .await?
-    {
-        Response::Pruned { runs } => println!("deleted {runs} run(s)"),
+    let (keep, dry_run) = (args.keep, args.dry_run);
+    let request = if dry_run {
+        Request::PruneDryRun { keep, before }
+    } else {
+        Request::Prune { keep, before }
+    };
+    match ask(data_dir, request).await? {
+        Response::Pruned { runs, list, .. } => {
+            for r in &list {
+                println!(
+                    "{:<16}  {:<19}  {:<18}  {}",
+                    r.id.to_string(),
+                    when(r.started_at),
+                    r.scenario.name,
+                    r.status.as_str()
+                );
+            }
+            if dry_run {
+                println!("would delete {runs} run(s) (dry run: nothing deleted)");
+            } else {
+                println!("deleted {runs} run(s)");
+            }
+        }
         Response::Error { message } => return Err(usage(message)),
         other => return Err(usage(format!("unexpected answer: {other:?}"))),
     }

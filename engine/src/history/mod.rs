@@ -184,30 +184,46 @@ impl HistoryStore {
         Ok(out)
     }
 
-    /// Delete runs: all but the newest `keep`, and/or those started before
-    /// `before` (Unix ms). Runs still running are kept. Returns how many
-    /// were deleted, with their timelines and settled ledger entries.
-    pub fn prune(&self, keep: Option<usize>, before: Option<u64>) -> Result<usize, StoreError> {
-        let mut deleted = 0;
+    /// Delete runs beyond the newest `keep` **and** started before `before`
+    /// (Unix ms): each rule given must hold for a run to go, so
+    /// `keep = 10, before = a year ago` keeps the newest ten and every run
+    /// of the last year. With neither rule nothing goes. Runs still running
+    /// are kept. Returns the runs deleted, newest first, each with its
+    /// timeline and settled ledger entries; with `dry_run`, the runs that
+    /// would be, and nothing is deleted.
+    pub fn prune(
+        &self,
+        keep: Option<usize>,
+        before: Option<u64>,
+        dry_run: bool,
+    ) -> Result<Vec<Run>, StoreError> {
+        if keep.is_none() && before.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut chosen = Vec::new();
         for (i, item) in self.store.runs.iter().rev().enumerate() {
             let (key, v) = item?;
             let run: Run = store::decode(TREE_RUNS, &v)?;
-            let too_many = keep.is_some_and(|k| i >= k);
-            let too_old = before.is_some_and(|b| run.started_at < b);
-            if run.status == RunStatus::Running || !(too_many || too_old) {
+            let beyond_newest = keep.is_none_or(|k| i >= k);
+            let old_enough = before.is_none_or(|b| run.started_at < b);
+            if run.status == RunStatus::Running || !(beyond_newest && old_enough) {
                 continue;
             }
-            for tree in [&self.store.events, &self.store.ledger] {
-                let keys: Vec<_> = tree.scan_prefix(&key).keys().collect::<Result<_, _>>()?;
-                for k in keys {
-                    tree.remove(k)?;
+            if !dry_run {
+                for tree in [&self.store.events, &self.store.ledger] {
+                    let keys: Vec<_> = tree.scan_prefix(&key).keys().collect::<Result<_, _>>()?;
+                    for k in keys {
+                        tree.remove(k)?;
+                    }
                 }
+                self.store.runs.remove(&key)?;
             }
-            self.store.runs.remove(&key)?;
-            deleted += 1;
+            chosen.push(run);
         }
-        self.store.db.flush()?;
-        Ok(deleted)
+        if !dry_run {
+            self.store.db.flush()?;
+        }
+        Ok(chosen)
     }
 
     /// The number of events recorded for a run.
@@ -247,6 +263,85 @@ mod tests {
             history.append_event(RunId(run + 1), &events[0]).unwrap();
             assert_eq!(history.timeline(RunId(run)).unwrap(), events);
         }
+    }
+
+    fn run_at(id: u64, started_at: u64, status: RunStatus) -> Run {
+        Run {
+            id: RunId(id),
+            scenario: ScenarioRef {
+                name: "s".into(),
+                version: "0.1.0".into(),
+                sha256: String::new(),
+                source: "s.wasm".into(),
+            },
+            params: Default::default(),
+            seed: 0,
+            engine_version: String::new(),
+            drill: None,
+            drill_text: None,
+            dry_run: false,
+            started_at,
+            ended_at: Some(started_at + 1),
+            status,
+            outcome: None,
+            error: None,
+        }
+    }
+
+    /// Ids left after `prune(keep, before)` over runs 1..=5 started at
+    /// 100, 200, … 500 ms (5 is the newest), run 3 still running.
+    fn left_after(keep: Option<usize>, before: Option<u64>) -> (Vec<u64>, Vec<u64>) {
+        let history = HistoryStore::new(Store::temporary().unwrap());
+        for i in 1..=5 {
+            let status = if i == 3 {
+                RunStatus::Running
+            } else {
+                RunStatus::Passed
+            };
+            history.put_run(&run_at(i, i * 100, status)).unwrap();
+            history.append_event(RunId(i), &marks(1)[0]).unwrap();
+        }
+        let planned: Vec<u64> = history
+            .prune(keep, before, true)
+            .unwrap()
+            .iter()
+            .map(|r| r.id.0)
+            .collect();
+        let all = history.list_runs(&RunFilter::default()).unwrap();
+        assert_eq!(all.len(), 5, "a dry run deletes nothing");
+        let deleted: Vec<u64> = history
+            .prune(keep, before, false)
+            .unwrap()
+            .iter()
+            .map(|r| r.id.0)
+            .collect();
+        assert_eq!(planned, deleted, "the dry run lists what goes");
+        for id in &deleted {
+            assert_eq!(history.event_count(RunId(*id)), 0, "timeline {id} deleted");
+        }
+        let left = history
+            .list_runs(&RunFilter::default())
+            .unwrap()
+            .iter()
+            .map(|r| r.id.0)
+            .collect();
+        (deleted, left)
+    }
+
+    #[test]
+    fn prune_deletes_only_runs_every_given_rule_selects() {
+        // Beyond the newest two: 3 is running, so 2 and 1 go.
+        assert_eq!(left_after(Some(2), None), (vec![2, 1], vec![5, 4, 3]));
+        // Started before 250 ms.
+        assert_eq!(left_after(None, Some(250)), (vec![2, 1], vec![5, 4, 3]));
+        // Both: beyond the newest one and before 250 ms.
+        assert_eq!(left_after(Some(1), Some(250)), (vec![2, 1], vec![5, 4, 3]));
+        // Both, where each alone would delete: only what both select.
+        assert_eq!(left_after(Some(4), Some(450)), (vec![1], vec![5, 4, 3, 2]));
+        // `--keep 0 --older-than 1y` over recent runs: nothing is that old.
+        assert_eq!(left_after(Some(0), Some(50)), (vec![], vec![5, 4, 3, 2, 1]));
+        // No rule, nothing goes.
+        assert_eq!(left_after(None, None), (vec![], vec![5, 4, 3, 2, 1]));
     }
 
     #[test]

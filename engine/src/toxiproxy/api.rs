@@ -5,18 +5,26 @@
 //! Deny by default: every route but `GET /version` (the health check
 //! Testcontainers waits on) needs `Authorization: Bearer <token>` unless
 //! the server was started for anonymous loopback clients.
+//!
+//! Every error, the router's own included (unknown route, wrong method,
+//! body over [`MAX_BODY`]), answers in the one JSON shape
+//! `{"error": …, "status": …}`.
 
 use super::{ApiError, ProxyInput, Registry, TOXIPROXY_VERSION, ToxicInput};
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde::Deserialize;
 use serde::Serialize;
 use std::sync::Arc;
+
+/// The largest request body, in bytes. The largest real one is a
+/// `/populate` of many proxies, a few hundred bytes each.
+pub const MAX_BODY: usize = 1 << 20;
 
 /// Who may use the API.
 #[derive(Debug, Clone)]
@@ -59,6 +67,9 @@ pub fn router(registry: Arc<Registry>, access: Access) -> Router {
                 .patch(update_toxic)
                 .delete(remove_toxic),
         )
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }
@@ -81,7 +92,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(bearer);
         if !sent.is_some_and(|s| constant_time_eq(s.as_bytes(), token.as_bytes())) {
             let mut r = error(ApiError::new(
                 401,
@@ -95,6 +106,69 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
         }
     }
     next.run(req).await
+}
+
+/// The token of `Bearer <token>` credentials. Auth schemes are
+/// case-insensitive (RFC 9110 §11.1): clients send `bearer` and `BEARER`
+/// too. One or more spaces separate scheme and token.
+fn bearer(credentials: &str) -> Option<&str> {
+    let (scheme, token) = credentials.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
+}
+
+async fn no_route(method: Method, uri: Uri) -> Response {
+    error(ApiError::new(
+        404,
+        format!(
+            "no route {method} {}: see the Toxiproxy 2.x API",
+            uri.path()
+        ),
+    ))
+}
+
+/// The `Allow` header is added by the router.
+async fn wrong_method(method: Method, uri: Uri) -> Response {
+    error(ApiError::new(
+        405,
+        format!("method {method} not allowed on {}", uri.path()),
+    ))
+}
+
+/// A request body read whole, up to [`MAX_BODY`]; what cannot be read is
+/// an error in the API's shape (413 when too large) rather than the
+/// router's plain text.
+struct ApiBody(Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBody {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<ApiBody, Response> {
+        let too_large = || {
+            error(ApiError::new(
+                413,
+                format!("request body too large: at most {MAX_BODY} bytes"),
+            ))
+        };
+        // A declared length over the limit is refused before any of it is read.
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > MAX_BODY as u64) {
+            return Err(too_large());
+        }
+        match Bytes::from_request(req, state).await {
+            Ok(body) => Ok(ApiBody(body)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(too_large()),
+            Err(e) => Err(error(ApiError::new(
+                e.status().as_u16(),
+                format!("bad request body: {}", e.body_text()),
+            ))),
+        }
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -180,7 +254,7 @@ async fn list(State(s): State<AppState>) -> Response {
     json(200, &s.registry.list().await)
 }
 
-async fn create(State(s): State<AppState>, body: Bytes) -> Response {
+async fn create(State(s): State<AppState>, ApiBody(body): ApiBody) -> Response {
     let r = match parse::<ProxyInput>(&body) {
         Ok(input) => s.registry.create(input).await,
         Err(e) => Err(e),
@@ -188,7 +262,7 @@ async fn create(State(s): State<AppState>, body: Bytes) -> Response {
     reply(201, r)
 }
 
-async fn populate(State(s): State<AppState>, body: Bytes) -> Response {
+async fn populate(State(s): State<AppState>, ApiBody(body): ApiBody) -> Response {
     let inputs = match parse::<Vec<ProxyInput>>(&body) {
         Ok(i) => i,
         Err(e) => return error(e),
@@ -213,7 +287,11 @@ async fn show(State(s): State<AppState>, Path(proxy): Path<String>) -> Response 
     reply(200, s.registry.get(&proxy).await)
 }
 
-async fn update(State(s): State<AppState>, Path(proxy): Path<String>, body: Bytes) -> Response {
+async fn update(
+    State(s): State<AppState>,
+    Path(proxy): Path<String>,
+    ApiBody(body): ApiBody,
+) -> Response {
     let r = match parse::<ProxyInput>(&body) {
         Ok(input) => s.registry.update(&proxy, input).await,
         Err(e) => Err(e),
@@ -232,7 +310,11 @@ async fn toxics(State(s): State<AppState>, Path(proxy): Path<String>) -> Respons
     reply(200, s.registry.toxics(&proxy).await)
 }
 
-async fn add_toxic(State(s): State<AppState>, Path(proxy): Path<String>, body: Bytes) -> Response {
+async fn add_toxic(
+    State(s): State<AppState>,
+    Path(proxy): Path<String>,
+    ApiBody(body): ApiBody,
+) -> Response {
     // The proxy is checked before the body, as Toxiproxy does.
     if let Err(e) = s.registry.get(&proxy).await {
         return error(e);
@@ -254,7 +336,7 @@ async fn toxic(
 async fn update_toxic(
     State(s): State<AppState>,
     Path((proxy, toxic)): Path<(String, String)>,
-    body: Bytes,
+    ApiBody(body): ApiBody,
 ) -> Response {
     let r = match parse::<ToxicInput>(&body) {
         Ok(input) => s.registry.update_toxic(&proxy, &toxic, input).await,
@@ -283,7 +365,11 @@ async fn leases(State(s): State<AppState>) -> Response {
     json(200, &s.registry.leases().await)
 }
 
-async fn renew(State(s): State<AppState>, Path(holder): Path<String>, body: Bytes) -> Response {
+async fn renew(
+    State(s): State<AppState>,
+    Path(holder): Path<String>,
+    ApiBody(body): ApiBody,
+) -> Response {
     let r = match parse::<LeaseInput>(&body) {
         Ok(input) => {
             s.registry

@@ -107,6 +107,32 @@ pub struct LeaseView {
     pub toxics: usize,
 }
 
+/// The longest proxy, toxic or lease-holder name, in bytes. Names travel
+/// in URL paths (`/proxies/{name}`), so a name too long for a request line
+/// would make a proxy that can be created but never read or deleted.
+pub const MAX_NAME: usize = 255;
+
+/// Refuse an over-long `name` given in `field`.
+fn check_name(field: &str, name: &str, suffix: &str) -> Result<(), ApiError> {
+    if name.len() > MAX_NAME {
+        return Err(ApiError::bad_request(format!(
+            "{field}{suffix}: at most {MAX_NAME} bytes, got {}",
+            name.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Refuse a toxicity that is not a share of connections.
+fn check_toxicity(t: f64) -> Result<(), ApiError> {
+    if !(0.0..=1.0).contains(&t) {
+        return Err(ApiError::bad_request(format!(
+            "toxicity: must be between 0 and 1 (the share of connections affected), got {t}"
+        )));
+    }
+    Ok(())
+}
+
 /// Shortest and longest lease a client may take.
 pub const LEASE_TTL: std::ops::RangeInclusive<Duration> =
     Duration::from_millis(100)..=Duration::from_secs(3600);
@@ -443,6 +469,9 @@ impl Registry {
         if !toxic::known(&kind) {
             return Err(ApiError::bad_request("invalid toxic type"));
         }
+        check_name("name", &toxic_name, "")?;
+        let toxicity = input.toxicity.unwrap_or(1.0);
+        check_toxicity(toxicity)?;
         if toxic_views(entry).iter().any(|t| t.name == toxic_name) {
             return Err(ApiError::new(409, "toxic already exists"));
         }
@@ -458,7 +487,7 @@ impl Registry {
             name: toxic_name,
             kind,
             stream,
-            toxicity: input.toxicity.unwrap_or(1.0),
+            toxicity,
             attributes,
             lease: input.lease,
             key: None,
@@ -493,10 +522,14 @@ impl Registry {
         for (k, v) in input.attributes.unwrap_or_default() {
             merged.insert(k, v);
         }
-        t.attributes = toxic::attributes(&t.kind, &merged)?;
+        // Both checked before either changes: a refused update leaves the
+        // toxic as it was.
+        let attributes = toxic::attributes(&t.kind, &merged)?;
         if let Some(p) = input.toxicity {
+            check_toxicity(p)?;
             t.toxicity = p;
         }
+        t.attributes = attributes;
         if let Some(proxy) = proxy {
             let old = t.key.take();
             t.key = self.add(&proxy, t);
@@ -535,6 +568,7 @@ impl Registry {
 
     /// `PUT /leases/{holder}`: take or renew a lease for `ttl`.
     pub async fn renew(&self, holder: &str, ttl: Duration) -> Result<LeaseView, ApiError> {
+        check_name("holder", holder, "")?;
         if !LEASE_TTL.contains(&ttl) {
             return Err(ApiError::bad_request(format!(
                 "lease ttl of {} ms is out of range: give 100 to 3600000",
@@ -715,6 +749,7 @@ fn required(input: &ProxyInput, at: Option<usize>) -> Result<(String, String), A
     let name = input.name.clone().filter(|n| !n.is_empty());
     let name =
         name.ok_or_else(|| ApiError::bad_request(format!("missing required field: name{suffix}")))?;
+    check_name("name", &name, &suffix)?;
     let upstream = input.upstream.clone().filter(|n| !n.is_empty());
     let upstream = upstream.ok_or_else(|| {
         ApiError::bad_request(format!("missing required field: upstream{suffix}"))

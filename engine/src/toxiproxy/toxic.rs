@@ -30,8 +30,23 @@ pub(super) fn known(kind: &str) -> bool {
     TYPES.iter().any(|(t, _)| *t == kind)
 }
 
+/// The unit of an attribute, in Toxiproxy's terms, for error messages.
+fn unit(kind: &str, name: &str) -> &'static str {
+    match (kind, name) {
+        ("slicer", "delay") => "microseconds",
+        (_, "rate") => "KB/s",
+        (_, "bytes" | "average_size" | "size_variation") => "bytes",
+        _ => "milliseconds",
+    }
+}
+
 /// Every attribute of `kind`, zero unless `given` sets it; `given` keys
 /// that the type does not have are ignored, as Toxiproxy's decoder does.
+///
+/// Unlike Toxiproxy, values out of range are refused, naming the
+/// attribute: a negative latency, rate, size or timeout would be read as
+/// zero (a rate of zero stalls the stream) instead of saying what is
+/// wrong, and a slicer needs pieces of at least a byte.
 pub(super) fn attributes(
     kind: &str,
     given: &Map<String, Value>,
@@ -51,11 +66,27 @@ pub(super) fn attributes(
                 ))
             })?,
         };
+        let least = if (kind, *name) == ("slicer", "average_size") {
+            1
+        } else {
+            0
+        };
+        if v < least {
+            let got = match given.get(*name) {
+                None | Some(Value::Null) => format!("none given (the default is {v})"),
+                Some(_) => format!("got {v}"),
+            };
+            return Err(ApiError::bad_request(format!(
+                "attributes.{name}: must be {least} or more ({}) for a {kind} toxic, {got}",
+                unit(kind, name)
+            )));
+        }
         out.insert((*name).to_string(), json!(v));
     }
     Ok(out)
 }
 
+/// An attribute as checked by [`attributes`] (never negative there).
 fn get(attrs: &Map<String, Value>, name: &str) -> u64 {
     attrs.get(name).and_then(Value::as_i64).unwrap_or(0).max(0) as u64
 }
@@ -179,5 +210,35 @@ mod tests {
             json!({"average_size": 64, "size_variation": 0, "delay": 0})
         );
         assert!(attributes("latency", json!({"latency": 1.5}).as_object().unwrap()).is_err());
+    }
+
+    #[test]
+    fn out_of_range_attributes_name_the_field() {
+        let refused = |kind: &str, given: Value| {
+            attributes(kind, given.as_object().unwrap())
+                .unwrap_err()
+                .message
+        };
+        assert_eq!(
+            refused("latency", json!({"latency": 10, "jitter": -1})),
+            "attributes.jitter: must be 0 or more (milliseconds) for a latency toxic, got -1"
+        );
+        assert_eq!(
+            refused("slicer", json!({"size_variation": 4})),
+            "attributes.average_size: must be 1 or more (bytes) for a slicer toxic, none given (the default is 0)"
+        );
+        assert_eq!(
+            refused("slicer", json!({"average_size": 8, "delay": -3})),
+            "attributes.delay: must be 0 or more (microseconds) for a slicer toxic, got -3"
+        );
+        // Zero stays valid where it means something: a stalled stream, a
+        // timeout that never fires, a limit that closes at once.
+        for (kind, name) in [
+            ("bandwidth", "rate"),
+            ("timeout", "timeout"),
+            ("limit_data", "bytes"),
+        ] {
+            assert!(attributes(kind, json!({name: 0}).as_object().unwrap()).is_ok());
+        }
     }
 }
