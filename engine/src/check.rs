@@ -29,27 +29,9 @@ pub async fn check(engine: &Engine, path: &Path) -> Result<Checked, Vec<DrillErr
         Err(e) => problems.push(e),
         Ok((bytes, source)) => match engine.load(&bytes, &source) {
             Err(e) => problems.push(drill.problem("scenario", "scenario", e.to_string())),
-            Ok(loaded) => match engine.inspect(&loaded, &drill.params()).await {
-                Err(e) => problems.push(drill.problem("scenario", "scenario", e.to_string())),
-                Ok(meta) => {
-                    scenario = format!("{} {}", meta.name, meta.version);
-                    if let Err(e) = meta.resolve_params(&drill.params()) {
-                        problems.push(drill.problem("scenario", "scenario.params", e));
-                    }
-                    for m in crate::policy::missing_grants(&meta.needs, &drill.targets) {
-                        let key = format!("targets.{}", m.need.target);
-                        let (key, field) = if drill.lines.contains_key(&key) {
-                            (key.clone(), format!("{key}.grants"))
-                        } else {
-                            ("scenario".to_string(), "scenario".to_string())
-                        };
-                        problems.push(drill.problem(
-                            &key,
-                            &field,
-                            format!("the scenario needs {}: {}", m.need, m.hint),
-                        ));
-                    }
-                }
+            Ok(loaded) => match preflight(engine, &drill, &loaded, &drill.params()).await {
+                Ok(name) => scenario = name,
+                Err(found) => problems.extend(found),
             },
         },
     }
@@ -60,6 +42,81 @@ pub async fn check(engine: &Engine, path: &Path) -> Result<Checked, Vec<DrillErr
             targets: drill.targets.len(),
             checks: drill.checks.len(),
         })
+    } else {
+        Err(problems)
+    }
+}
+
+/// What a run of `scenario` under `drill` with `params` would be refused
+/// for, found before any target starts (so nothing is bound, spawned or
+/// probed on a protected port first): `describe()` fails, parameters do not
+/// fit, the scenario needs more than the drill grants, a target uses a
+/// protected port (the drill's or the engine's), or an attached target is
+/// init or firedrill itself. `firedrill check` reports the same list;
+/// `firedrill run` refuses on it. The scenario's name and version if none.
+pub async fn preflight(
+    engine: &Engine,
+    drill: &Drill,
+    scenario: &crate::runtime::Scenario,
+    params: &std::collections::BTreeMap<String, String>,
+) -> Result<String, Vec<DrillError>> {
+    let mut problems = Vec::new();
+    let mut name = String::new();
+    match engine.inspect(scenario, params).await {
+        Err(e) => problems.push(drill.problem("scenario", "scenario", e.to_string())),
+        Ok(meta) => {
+            name = format!("{} {}", meta.name, meta.version);
+            if let Err(e) = meta.resolve_params(params) {
+                problems.push(drill.problem("scenario", "scenario.params", e));
+            }
+            for m in crate::policy::missing_grants(&meta.needs, &drill.targets) {
+                let key = format!("targets.{}", m.need.target);
+                let (key, field) = if drill.lines.contains_key(&key) {
+                    (key.clone(), format!("{key}.grants"))
+                } else {
+                    ("scenario".to_string(), "scenario".to_string())
+                };
+                problems.push(drill.problem(
+                    &key,
+                    &field,
+                    format!("the scenario needs {}: {}", m.need, m.hint),
+                ));
+            }
+        }
+    }
+    let mut policy = drill.policy.clone();
+    policy.protected_ports.extend(engine.protected_ports());
+    for (name, field, port) in crate::policy::protected_uses(&policy, &drill.targets) {
+        let key = format!("targets.{name}");
+        problems.push(drill.problem(
+            &key,
+            &format!("{key}.{field}"),
+            format!(
+                "uses port {port}, which is protected (FIREDRILL_PROTECTED_PORTS or [policy] protected_ports): no drill may reach it"
+            ),
+        ));
+    }
+    for (name, decl) in &drill.targets {
+        if let TargetSpec::Process(p) = &decl.spec
+            && let Some(pid_file) = &p.pid_file
+            && let Some(pid) = std::fs::read_to_string(pid_file)
+                .ok()
+                .and_then(|t| t.trim().parse::<u32>().ok())
+            && (pid == 1 || pid == std::process::id())
+        {
+            let key = format!("targets.{name}");
+            problems.push(drill.problem(
+                &key,
+                &format!("{key}.pid_file"),
+                format!(
+                    "{} names process {pid}, which is protected: firedrill never signals init or itself",
+                    pid_file.display()
+                ),
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(name)
     } else {
         Err(problems)
     }

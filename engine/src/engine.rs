@@ -360,6 +360,12 @@ impl Engine {
         self.inner.halted.lock().unwrap().clone()
     }
 
+    /// Ports no target of any run may use (see
+    /// [`EngineBuilder::protected_ports`]).
+    pub fn protected_ports(&self) -> &[u16] {
+        &self.inner.protected_ports
+    }
+
     /// Runs in progress.
     pub fn active_runs(&self) -> Vec<RunId> {
         self.inner.active.lock().unwrap().keys().copied().collect()

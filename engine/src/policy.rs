@@ -188,6 +188,17 @@ pub fn protected_violations(
     policy: &Policy,
     targets: &BTreeMap<String, TargetDecl>,
 ) -> Vec<String> {
+    protected_uses(policy, targets)
+        .into_iter()
+        .map(|(name, field, p)| format!("targets.{name}.{field} uses port {p}, which is protected"))
+        .collect()
+}
+
+/// Each (target, field, port) of `targets` on a port `policy` protects.
+pub fn protected_uses<'a>(
+    policy: &Policy,
+    targets: &'a BTreeMap<String, TargetDecl>,
+) -> Vec<(&'a str, &'static str, u16)> {
     use crate::drill::TargetSpec;
     let port = |addr: &str| addr.parse::<std::net::SocketAddr>().ok().map(|a| a.port());
     let mut out = Vec::new();
@@ -203,9 +214,7 @@ pub fn protected_violations(
         };
         for (field, p) in addrs {
             if let Some(p) = p.filter(|p| policy.protected_ports.contains(p)) {
-                out.push(format!(
-                    "targets.{name}.{field} uses port {p}, which is protected"
-                ));
+                out.push((name.as_str(), field, p));
             }
         }
     }

@@ -3,16 +3,17 @@
 //! its seed and its drill's text. [`Engine::replay`] runs it again and
 //! [`first_divergence`] finds the first event where two timelines part.
 //!
-//! Timelines are compared by a *signature* per event that keeps what should
-//! repeat (calls and their arguments, random draws, faults, marks, check
-//! outcomes, statuses) and drops what cannot (times, latencies, logs, guest
-//! output).
+//! Timelines are compared by a *signature* per event that keeps what the
+//! scenario controls and so should repeat (calls and their arguments,
+//! random draws, faults and their reverts, marks, the final status) and
+//! drops what the environment decides (times, latencies, probe answers,
+//! steady-state checks, logs, guest output). A service that answers
+//! differently still shows up when the scenario then acts differently.
 
 use crate::engine::{Engine, EngineError};
 use crate::history::{Event, EventKind, Run, RunId};
 use crate::run::RunSpec;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::path::Path;
 
 /// Where two timelines part.
@@ -43,15 +44,11 @@ pub fn signature(kind: &EventKind) -> Option<String> {
     Some(match kind {
         EventKind::Started => "started".into(),
         EventKind::Call { call, args, result } => {
-            let result = if call.starts_with("probes.") {
-                // Latencies vary; statuses and success should not.
-                match result.get("ok") {
-                    Some(ok) => format!("ok {}", ok.get("status").unwrap_or(&Value::Null)),
-                    None => "err".into(),
-                }
-            } else {
-                result.to_string()
-            };
+            if call.starts_with("probes.") {
+                // What the service answered is the environment's.
+                return Some(format!("{call}({args})"));
+            }
+            let result = result.to_string();
             if call == "host.sleep" {
                 // Scenarios often sleep "the rest" of a period: the length
                 // follows measured time, so only the call itself is compared.
@@ -63,8 +60,12 @@ pub fn signature(kind: &EventKind) -> Option<String> {
             kind,
             target,
             detail,
+            planned,
             ..
-        } => format!("fault {kind} on {target}: {detail}"),
+        } => format!(
+            "{} {kind} on {target}: {detail}",
+            if *planned { "planned fault" } else { "fault" }
+        ),
         EventKind::FaultReverted {
             fault,
             reason,
@@ -76,18 +77,22 @@ pub fn signature(kind: &EventKind) -> Option<String> {
             )
         }
         EventKind::Mark { name, detail } => format!("mark {name}: {detail}"),
-        EventKind::Check {
-            name, phase, ok, ..
-        } => format!("check `{name}` {phase}: {ok}"),
         EventKind::Ended { status, .. } => format!("ended {status}"),
-        EventKind::Log { .. } | EventKind::Output { .. } => return None,
+        EventKind::Check { .. } | EventKind::Log { .. } | EventKind::Output { .. } => return None,
     })
 }
 
-/// The first place where `a` and `b` differ, comparing signatures.
+/// The first place where `a` and `b` differ, comparing signatures. A run
+/// of equal signatures counts once: a scenario that polls until a service
+/// is back makes as many identical calls as the service takes, and that
+/// is the environment's doing.
 pub fn first_divergence(a: &[Event], b: &[Event]) -> Option<Divergence> {
-    let sa: Vec<String> = a.iter().filter_map(|e| signature(&e.kind)).collect();
-    let sb: Vec<String> = b.iter().filter_map(|e| signature(&e.kind)).collect();
+    let signed = |t: &[Event]| {
+        let mut s: Vec<String> = t.iter().filter_map(|e| signature(&e.kind)).collect();
+        s.dedup();
+        s
+    };
+    let (sa, sb) = (signed(a), signed(b));
     let n = sa.len().max(sb.len());
     (0..n)
         .find(|&i| sa.get(i) != sb.get(i))
@@ -196,7 +201,7 @@ mod tests {
     }
 
     #[test]
-    fn latencies_and_logs_do_not_count_but_statuses_and_draws_do() {
+    fn what_the_environment_answers_does_not_count_but_calls_and_draws_do() {
         let probe = |status: u16, latency: u64| {
             ev(EventKind::Call {
                 call: "probes.http".into(),
@@ -222,7 +227,23 @@ mod tests {
         let d = first_divergence(&a, &c).unwrap();
         assert_eq!(d.index, 1);
         assert_eq!(d.new.as_deref(), Some("host.random({}) {\"ok\":8}"));
-        let e = [probe(503, 1_000)];
-        assert_eq!(first_divergence(&a, &e).unwrap().index, 0);
+        // A service that answered 503 this time is the environment's doing;
+        // probing another target is the scenario's.
+        let e = [probe(503, 1_000), draw(7)];
+        assert_eq!(first_divergence(&a, &e), None);
+        let other = ev(EventKind::Call {
+            call: "probes.http".into(),
+            args: serde_json::json!({"target": "db"}),
+            result: serde_json::json!({"ok": {"status": 200, "latency_ns": 1}}),
+        });
+        assert_eq!(first_divergence(&a, &[other, draw(7)]).unwrap().index, 0);
+        // Steady-state checks come and go with timing: never compared.
+        let check = ev(EventKind::Check {
+            name: "api".into(),
+            phase: crate::history::Phase::During,
+            ok: false,
+            detail: String::new(),
+        });
+        assert_eq!(first_divergence(&a, &[probe(200, 5), check, draw(7)]), None);
     }
 }

@@ -164,6 +164,8 @@ struct ActiveFault {
     target: String,
     applied: Option<Applied>,
     timer: Option<tokio::task::AbortHandle>,
+    /// When its duration runs out.
+    due: Option<Instant>,
 }
 
 /// Writes a run's timeline to history and to live subscribers.
@@ -442,6 +444,7 @@ impl RunCtx {
                     target: target.to_string(),
                     applied,
                     timer,
+                    due: duration.map(|d| Instant::now() + d),
                 },
             );
         }
@@ -461,6 +464,13 @@ impl RunCtx {
         if let Some(t) = &fault.timer {
             t.abort();
         }
+        // A scenario that reverts once the duration is up races its timer;
+        // either way the duration ended the fault, and replay must see the
+        // same reason whichever won.
+        let reason = match fault.due {
+            Some(due) if reason == "scenario" && Instant::now() >= due => "duration",
+            _ => reason,
+        };
         let result = match &fault.applied {
             Some(a) => a.revert().await,
             None => Ok(()),

@@ -264,11 +264,19 @@ fn init_and_protected_ports_are_out_of_reach_whatever_the_drill_grants() {
         "init.toml",
         b"[scenario]\npath = \"pauser.wasm\"\n[targets.victim]\nkind = \"process\"\npid_file = \"init.pid\"\ngrants = [\"pause\"]\n",
     );
+    // Refused before anything starts (issue 14, item 8), and `check` says
+    // the same.
     fails_with(
         &data,
         &["run", drill.to_str().unwrap()],
-        3,
-        "target `victim` is process 1, which is protected",
+        64,
+        "init.pid names process 1, which is protected",
+    );
+    fails_with(
+        &data,
+        &["check", drill.to_str().unwrap()],
+        64,
+        "init.pid names process 1, which is protected",
     );
     assert_eq!(proc_state(1).map(|s| s != 'T'), Some(true));
 
@@ -284,8 +292,72 @@ fn init_and_protected_ports_are_out_of_reach_whatever_the_drill_grants() {
         .unwrap();
     assert_eq!(o.status.code(), Some(64), "{}", text(&o));
     assert!(
-        text(&o).contains("targets.api-link.upstream uses port 9, which is protected"),
+        text(&o).contains("targets.api-link.upstream: uses port 9, which is protected"),
         "{}",
         text(&o)
     );
+}
+
+/// Issue 14, item 8: protected ports are checked before any target starts.
+/// The protected service (a real HTTP server) gets no readiness request and
+/// the protected listen port is never bound; `check` reports exactly what
+/// `run` refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protected_ports_refuse_the_run_before_any_target_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let service = firedrill_tests::Upstream::start("t").await;
+    let (mut victim, victim_pid) = victim(dir.path());
+    write(dir.path(), "pauser.wasm", firedrill_tests::PAUSER);
+    let listen = free_port();
+    let drill = write(
+        dir.path(),
+        "drill.toml",
+        format!(
+            "[scenario]\npath = \"pauser.wasm\"\nparams = {{ target = \"svc\" }}\n\
+             [targets.svc]\nkind = \"process\"\npid_file = \"{}\"\naddress = \"{}\"\nready = {{ http = \"/health\" }}\ngrants = [\"pause\"]\n\
+             [targets.link]\nkind = \"proxy\"\nlisten = \"127.0.0.1:{listen}\"\nupstream = \"{}\"\ngrants = [\"delay\"]\n",
+            victim_pid.display(),
+            service.addr,
+            service.addr
+        )
+        .as_bytes(),
+    );
+    let protected = format!("{},{listen}", service.addr.port());
+    let outputs: Vec<Output> = ["check", "run"]
+        .iter()
+        .map(|verb| {
+            firedrill(&data)
+                .args([verb, drill.to_str().unwrap()])
+                .env("FIREDRILL_PROTECTED_PORTS", &protected)
+                .output()
+                .unwrap()
+        })
+        .collect();
+    let problems = |o: &Output| -> Vec<String> {
+        text(o)
+            .lines()
+            .filter(|l| l.contains("which is protected"))
+            .map(|l| l.trim().to_string())
+            .collect()
+    };
+    for o in &outputs {
+        assert_eq!(o.status.code(), Some(64), "{}", text(o));
+    }
+    let (check, run) = (problems(&outputs[0]), problems(&outputs[1]));
+    assert_eq!(
+        check.len(),
+        3,
+        "svc.address, link.listen, link.upstream: {check:?}"
+    );
+    assert_eq!(check, run, "check reports exactly what run refuses");
+    assert!(text(&outputs[1]).contains("nothing was started"));
+    assert!(
+        service.seen().is_empty(),
+        "no readiness request reached the protected service: {:?}",
+        service.seen()
+    );
+    assert_ne!(proc_state(victim.id()), Some('T'));
+    victim.kill().unwrap();
+    victim.wait().unwrap();
 }

@@ -509,3 +509,116 @@ fn check_snapshots() {
     }
     assert!(stale.is_empty(), "{}", stale.join("\n"));
 }
+
+/// Issue 14, items 14 and 15: a replay compares what the scenario controls.
+/// Replaying a bundled scenario against the same service matches and exits
+/// 0, however many polls recovery took; replaying it against a service that
+/// is now down diverges and exits 6. A dry run says so everywhere and
+/// stays out of trends.
+#[test]
+fn replay_matches_unless_the_scenario_acts_differently_and_dry_runs_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = crate::support::free_port();
+    let service = || {
+        std::process::Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut web = service();
+    let up = || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+    for _ in 0..100 {
+        if up() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let drill = dir.path().join("drill.toml");
+    std::fs::write(
+        &drill,
+        format!(
+            r#"[scenario]
+bundled = "kill-and-recover"
+params = {{ target = "box", probe = "web", path = "/", max-recovery = "1s" }}
+seed = 5
+[targets.box]
+kind = "process"
+command = "sleep"
+args = ["60"]
+restart = "always"
+grants = ["kill"]
+[targets.web]
+kind = "proxy"
+mode = "http"
+listen = "127.0.0.1:0"
+upstream = "127.0.0.1:{port}"
+"#
+        ),
+    )
+    .unwrap();
+    let run_id = |o: &std::process::Output| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .find(|l| l.starts_with("run "))
+            .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+            .unwrap()
+    };
+    let o = firedrill(&data).arg("run").arg(&drill).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let id = run_id(&o);
+    for _ in 0..2 {
+        let o = firedrill(&data).args(["replay", &id]).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        assert!(text(&o).contains("no divergence"), "{}", text(&o));
+    }
+    web.kill().unwrap();
+    web.wait().unwrap();
+    let o = firedrill(&data).args(["replay", &id]).output().unwrap();
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    assert!(text(&o).contains("first divergence"), "{}", text(&o));
+
+    // A dry run: marked in history, show and diff; not in the trend.
+    let mut web = service();
+    for _ in 0..100 {
+        if up() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = firedrill(&data)
+        .arg("run")
+        .arg(&drill)
+        .arg("--dry-run")
+        .output()
+        .unwrap();
+    let dry = run_id(&o);
+    let t = text(&firedrill(&data).args(["history"]).output().unwrap());
+    assert!(t.contains("dry run (passed)"), "{t}");
+    let t = text(&firedrill(&data).args(["show", &dry]).output().unwrap());
+    assert!(t.contains("none was applied"), "{t}");
+    let t = text(&firedrill(&data).args(["diff", &id, &dry]).output().unwrap());
+    assert!(t.contains("is a dry run"), "{t}");
+    assert!(!t.contains("timelines: the same"), "{t}");
+    let t = text(
+        &firedrill(&data)
+            .args(["history", "trend", "kill-and-recover"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        t.contains("over the last 4 run(s)"),
+        "the dry run is left out: {t}"
+    );
+    web.kill().unwrap();
+    web.wait().unwrap();
+}

@@ -44,12 +44,14 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
         a.id.to_string(),
         b.id.to_string()
     );
-    println!(
-        "{:<24} {:<24} {:<24}",
-        "status",
-        a.status.as_str(),
-        b.status.as_str()
-    );
+    if a.dry_run != b.dry_run {
+        let (dry, real) = if a.dry_run { (&a, &b) } else { (&b, &a) };
+        println!(
+            "note: run {} is a dry run (its faults were planned, not applied) and run {} is not",
+            dry.id, real.id
+        );
+    }
+    println!("{:<24} {:<24} {:<24}", "status", a.verdict(), b.verdict());
     println!("{:<24} {:<24} {:<24}", "seed", a.seed, b.seed);
     for (k, va) in &a.params {
         let vb = b.params.get(k).map(String::as_str).unwrap_or("-");

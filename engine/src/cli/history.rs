@@ -150,14 +150,16 @@ async fn trend(args: TrendArgs, data_dir: &Path) -> Result<Exit, Failure> {
         scenario: Some(args.scenario.clone()),
         status: None,
         since: None,
-        limit: Some(args.last),
+        limit: None,
     };
     let mut runs = match ask(data_dir, request).await? {
         Response::Runs { runs, .. } => runs,
         Response::Error { message } => return Err(usage(message)),
         other => return Err(usage(format!("unexpected answer: {other:?}"))),
     };
-    runs.retain(|r| r.status != RunStatus::Running);
+    // A dry run applied nothing: its verdict says nothing of resilience.
+    runs.retain(|r| r.status != RunStatus::Running && !r.dry_run);
+    runs.truncate(args.last);
     runs.reverse();
     if runs.is_empty() {
         println!("no finished runs of `{}`", args.scenario);
@@ -274,7 +276,7 @@ async fn list(args: ListArgs, data_dir: &Path) -> Result<Exit, Failure> {
             r.id.to_string(),
             when(r.started_at),
             r.scenario.name,
-            r.status.as_str(),
+            r.verdict(),
             duration(r),
             line(r)
         );

@@ -36,6 +36,8 @@ pub(crate) enum Exit {
     Halted = 4,
     /// A fault could not be reverted.
     RevertFailed = 5,
+    /// `replay`: the run's timeline diverged from the original's.
+    Diverged = 6,
     /// Bad command line, drill file, scenario, parameters or grants; a
     /// data dir that cannot be used (a file, no permission).
     Usage = 64,
@@ -65,6 +67,7 @@ impl Exit {
         let rank = |e: Exit| match e {
             Exit::Pass => 0,
             Exit::Fail => 1,
+            Exit::Diverged => 1,
             Exit::SteadyState => 2,
             Exit::Aborted => 3,
             Exit::Halted => 4,
@@ -211,6 +214,7 @@ pub(crate) const CLI_MAX_CONCURRENT_RUNS: u32 = 16;
 pub(crate) fn scratch_engine() -> Result<firedrill::Engine, Failure> {
     Ok(firedrill::EngineBuilder::new()
         .max_concurrent_runs(CLI_MAX_CONCURRENT_RUNS)
+        .protected_ports(protected_ports()?)
         .build()?)
 }
 

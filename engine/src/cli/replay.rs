@@ -31,13 +31,21 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
         "replay of run {} as run {}: {} then, {} now",
         replay.original.id, replay.run.id, replay.original.status, replay.run.status
     );
+    let exit = Exit::of(replay.run.status);
     match &replay.divergence {
-        None => println!("the timelines match: no divergence"),
+        None => {
+            println!("the timelines match: no divergence");
+            Ok(exit)
+        }
         Some(d) => {
             println!("first divergence at compared event #{}:", d.index);
             println!("  then: {}", d.old.as_deref().unwrap_or("(timeline ended)"));
             println!("  now:  {}", d.new.as_deref().unwrap_or("(timeline ended)"));
+            // A verdict worse than a failed scenario says more; else 6.
+            Ok(match exit {
+                Exit::Pass | Exit::Fail => Exit::Diverged,
+                other => other,
+            })
         }
     }
-    Ok(Exit::of(replay.run.status))
 }

@@ -36,8 +36,14 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
     super::halt::banner(&halt);
     println!(
         "run {}  {} {}  {}",
-        run.id, run.scenario.name, run.scenario.version, run.status
+        run.id,
+        run.scenario.name,
+        run.scenario.version,
+        run.verdict()
     );
+    if run.dry_run {
+        println!("  dry run   the faults were planned and recorded, none was applied");
+    }
     println!("  started   {} UTC", when(run.started_at));
     println!(
         "  scenario  {} (sha256 {})",

@@ -194,6 +194,18 @@ pub struct Run {
     pub error: Option<String>,
 }
 
+impl Run {
+    /// The status as people read it: a dry run says so, since its verdict
+    /// judged a plan, not faults that were applied.
+    pub fn verdict(&self) -> String {
+        if self.dry_run {
+            format!("dry run ({})", self.status.as_str())
+        } else {
+            self.status.as_str().to_string()
+        }
+    }
+}
+
 /// One entry of a run's timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Event {

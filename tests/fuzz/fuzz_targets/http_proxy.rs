@@ -32,7 +32,7 @@ fn setup() -> &'static Setup {
             .unwrap();
             proxy.add_fault(ProxyFault::new(Effect::FailAuth { mode: AuthMode::Corrupt, status: 401 }, 0.5, None, 1));
             proxy.add_fault(ProxyFault::new(
-                Effect::HttpError { status: 503, body: String::new() },
+                Effect::HttpError { status: 503, body: String::new(), headers: vec![("retry-after".into(), "1".into())] },
                 1.0,
                 Some(RequestMatch { method: Some("DELETE".into()), path: Some(glob::Pattern::new("/a*").unwrap()), header: Some(("x-f".into(), String::new())) }),
                 2,
