@@ -3,7 +3,9 @@
 //! requests afterwards.
 #![no_main]
 
-use firedrill::drivers::proxy::{AuthMode, Direction, Effect, Proxy, ProxyConfig, ProxyFault, ProxyMode, RequestMatch};
+use firedrill::drivers::proxy::{
+    AuthMode, Direction, Effect, Proxy, ProxyConfig, ProxyFault, ProxyMode, RequestMatch,
+};
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +21,11 @@ struct Setup {
 fn setup() -> &'static Setup {
     static SETUP: OnceLock<Setup> = OnceLock::new();
     SETUP.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
         let proxy = rt.block_on(async {
             let upstream = firedrill_tests::Upstream::start("t").await;
             let proxy = Proxy::start(ProxyConfig {
@@ -30,28 +36,54 @@ fn setup() -> &'static Setup {
             })
             .await
             .unwrap();
-            proxy.add_fault(ProxyFault::new(Effect::FailAuth { mode: AuthMode::Corrupt, status: 401 }, 0.5, None, 1));
             proxy.add_fault(ProxyFault::new(
-                Effect::HttpError { status: 503, body: String::new(), headers: vec![("retry-after".into(), "1".into())] },
+                Effect::FailAuth {
+                    mode: AuthMode::Corrupt,
+                    status: 401,
+                },
+                0.5,
+                None,
+                1,
+            ));
+            proxy.add_fault(ProxyFault::new(
+                Effect::HttpError {
+                    status: 503,
+                    body: String::new(),
+                    headers: vec![("retry-after".into(), "1".into())],
+                },
                 1.0,
-                Some(RequestMatch { method: Some("DELETE".into()), path: Some(glob::Pattern::new("/a*").unwrap()), header: Some(("x-f".into(), String::new())) }),
+                Some(RequestMatch {
+                    method: Some("DELETE".into()),
+                    path: Some(glob::Pattern::new("/a*").unwrap()),
+                    header: Some(("x-f".into(), String::new())),
+                }),
                 2,
             ));
             proxy.add_fault(ProxyFault::new(
-                Effect::Delay { latency: Duration::ZERO, jitter: Duration::from_micros(50), direction: Direction::Both },
+                Effect::Delay {
+                    latency: Duration::ZERO,
+                    jitter: Duration::from_micros(50),
+                    direction: Direction::Both,
+                },
                 0.5,
                 None,
                 3,
             ));
             proxy
         });
-        Setup { rt, proxy: proxy.local_addr(), _keep: proxy }
+        Setup {
+            rt,
+            proxy: proxy.local_addr(),
+            _keep: proxy,
+        }
     })
 }
 
 async fn exchange(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Vec<u8> {
     let mut out = Vec::new();
-    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else { return out };
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+        return out;
+    };
     let _ = s.write_all(bytes).await;
     let _ = s.shutdown().await;
     let _ = tokio::time::timeout(wait, s.read_to_end(&mut out)).await;
@@ -63,7 +95,15 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let s = setup();
     s.rt.block_on(exchange(s.proxy, data, Duration::from_millis(200)));
     if RUNS.fetch_add(1, Ordering::Relaxed) % 64 == 0 {
-        let ok = s.rt.block_on(exchange(s.proxy, b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n", Duration::from_secs(5)));
-        assert!(ok.starts_with(b"HTTP/1.1 200"), "the proxy stopped serving: {:?}", String::from_utf8_lossy(&ok));
+        let ok = s.rt.block_on(exchange(
+            s.proxy,
+            b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+            Duration::from_secs(5),
+        ));
+        assert!(
+            ok.starts_with(b"HTTP/1.1 200"),
+            "the proxy stopped serving: {:?}",
+            String::from_utf8_lossy(&ok)
+        );
     }
 });
