@@ -516,9 +516,15 @@ fn recover(history: &HistoryStore, ledger: &Ledger) -> Result<Recovery, StoreErr
                 )
             }
         ));
-        run.ended_at = Some(unix_ms());
-        let seq = history.event_count(run.id) as u32;
-        let at_us = run.ended_at.unwrap_or(0).saturating_sub(run.started_at) * 1000;
+        // The run ended when its engine died, not when recovery found it:
+        // its last recorded event is the best witness of that.
+        let last = history
+            .timeline(run.id)
+            .ok()
+            .and_then(|t| t.last().cloned());
+        let at_us = last.as_ref().map_or(0, |e| e.at_us);
+        run.ended_at = Some(run.started_at + at_us / 1000);
+        let seq = last.map_or(history.event_count(run.id) as u32, |e| e.seq + 1);
         let kinds = recovery
             .reverted
             .iter()

@@ -99,7 +99,7 @@ impl From<Run> for ReportRun {
         ReportRun {
             id,
             scenario,
-            params,
+            params: crate::history::masked(&params),
             seed,
             engine_version,
             drill,

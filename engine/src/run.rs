@@ -418,6 +418,21 @@ impl RunCtx {
                 }
             }
         };
+        if lasting {
+            self.faults.lock().unwrap().insert(
+                id,
+                ActiveFault {
+                    kind,
+                    target: target.to_string(),
+                    applied,
+                    timer: None,
+                    due: duration.map(|d| Instant::now() + d),
+                },
+            );
+        }
+        // Listed as active before the event goes out, so a live view that
+        // reads the active faults on the event sees this one; its timer
+        // starts after, so its revert never precedes it in the timeline.
         self.recorder.record(EventKind::FaultApplied {
             fault: id,
             kind: kind.to_string(),
@@ -426,27 +441,19 @@ impl RunCtx {
             duration_ms: duration.map(|d| d.as_millis() as u64),
             planned: self.dry_run,
         });
-        if lasting {
-            let timer = duration.map(|d| {
-                let ctx = Arc::downgrade(self);
-                tokio::spawn(async move {
-                    tokio::time::sleep(d).await;
-                    if let Some(ctx) = ctx.upgrade() {
-                        let _ = ctx.revert_fault(id, "duration").await;
-                    }
-                })
-                .abort_handle()
-            });
-            self.faults.lock().unwrap().insert(
-                id,
-                ActiveFault {
-                    kind,
-                    target: target.to_string(),
-                    applied,
-                    timer,
-                    due: duration.map(|d| Instant::now() + d),
-                },
-            );
+        if let Some(d) = duration {
+            let ctx = Arc::downgrade(self);
+            let timer = tokio::spawn(async move {
+                tokio::time::sleep(d).await;
+                if let Some(ctx) = ctx.upgrade() {
+                    let _ = ctx.revert_fault(id, "duration").await;
+                }
+            })
+            .abort_handle();
+            match self.faults.lock().unwrap().get_mut(&id) {
+                Some(f) => f.timer = Some(timer),
+                None => timer.abort(),
+            }
         }
         Ok(id)
     }

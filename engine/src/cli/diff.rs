@@ -56,6 +56,11 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
     for (k, va) in &a.params {
         let vb = b.params.get(k).map(String::as_str).unwrap_or("-");
         if va != vb {
+            let (va, vb) = if firedrill::history::is_secret(k) {
+                ("(secret)", "(secret, different)")
+            } else {
+                (va.as_str(), vb)
+            };
             let (va, vb) = (firedrill::drill::elide(va), firedrill::drill::elide(vb));
             println!("{:<24} {:<24} {:<24}", format!("param {k}"), va, vb);
         }

@@ -258,6 +258,7 @@ async fn list(args: ListArgs, data_dir: &Path) -> Result<Exit, Failure> {
         if let Some(h) = &halt {
             eprintln!("HALTED: {h}; new runs are refused until `firedrill resume`");
         }
+        let runs: Vec<Run> = runs.iter().map(Run::for_display).collect();
         println!("{}", serde_json::to_string_pretty(&runs)?);
         return Ok(Exit::Pass);
     }

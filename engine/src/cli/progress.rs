@@ -14,7 +14,7 @@ pub(crate) async fn follow(handle: RunHandle, stop: &Stop) -> Run {
     let tty = std::io::stderr().is_terminal();
     let bar = if tty {
         let b = ProgressBar::new_spinner();
-        b.set_style(ProgressStyle::with_template("{spinner} [{elapsed}] {msg}").unwrap());
+        b.set_style(ProgressStyle::with_template("{spinner} [{elapsed}] {wide_msg}").unwrap());
         b.enable_steady_tick(Duration::from_millis(120));
         b
     } else {
@@ -136,15 +136,30 @@ pub(crate) fn summary(run: &Run, engine: &Engine) {
         println!("  cause: {e}");
     }
     if let Ok(entries) = engine.ledger().entries(run.id) {
-        let reverted = entries
+        use firedrill::ledger::LedgerState;
+        // A signal or a restart is over once made: nothing to revert.
+        let (instant, lasting): (Vec<_>, Vec<_>) = entries
             .iter()
-            .filter(|e| e.state == firedrill::ledger::LedgerState::Reverted)
-            .count();
-        if !entries.is_empty() {
-            println!(
-                "  faults: {} in the ledger, {reverted} reverted",
-                entries.len()
-            );
+            .partition(|e| e.kind == "kill" || e.kind == "restart");
+        let mut parts = Vec::new();
+        if !instant.is_empty() {
+            let kinds: std::collections::BTreeSet<&str> =
+                instant.iter().map(|e| e.kind.as_str()).collect();
+            parts.push(format!(
+                "{} delivered at once ({}), nothing to revert",
+                instant.len(),
+                kinds.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if !lasting.is_empty() {
+            let reverted = lasting
+                .iter()
+                .filter(|e| e.state == LedgerState::Reverted)
+                .count();
+            parts.push(format!("{} lasting, {reverted} reverted", lasting.len()));
+        }
+        if !parts.is_empty() {
+            println!("  faults: {}", parts.join("; "));
         }
     }
 }

@@ -26,6 +26,7 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
         Response::Error { message } => return Err(usage(message)),
         other => return Err(usage(format!("unexpected answer: {other:?}"))),
     };
+    let run = Box::new(run.for_display());
     if args.json {
         println!(
             "{}",

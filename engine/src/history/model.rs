@@ -194,7 +194,43 @@ pub struct Run {
     pub error: Option<String>,
 }
 
+/// What a secret parameter's value is shown as.
+pub const MASKED: &str = "********";
+
+/// Whether a parameter with this name holds a secret (its name says
+/// token, password, secret, key or credential): its value is masked
+/// wherever a run is shown or reported. History keeps it, for replay.
+pub fn is_secret(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["token", "password", "passwd", "secret", "key", "credential"]
+        .iter()
+        .any(|w| name.contains(w))
+}
+
+/// `params` with the values of secret ones masked.
+pub fn masked(params: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    params
+        .iter()
+        .map(|(k, v)| {
+            let v = if is_secret(k) {
+                MASKED.to_string()
+            } else {
+                v.clone()
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
 impl Run {
+    /// The same run with secret parameters masked, for showing it.
+    pub fn for_display(&self) -> Run {
+        Run {
+            params: masked(&self.params),
+            ..self.clone()
+        }
+    }
+
     /// The status as people read it: a dry run says so, since its verdict
     /// judged a plan, not faults that were applied.
     pub fn verdict(&self) -> String {
@@ -327,7 +363,17 @@ impl fmt::Display for EventKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EventKind::Started => write!(f, "started"),
-            EventKind::Call { call, args, result } => write!(f, "{call}({args}) → {result}"),
+            EventKind::Call { call, args, result } => {
+                let answer = match result.as_object().filter(|o| o.len() == 1) {
+                    Some(o) if o.contains_key("ok") => match &o["ok"] {
+                        serde_json::Value::Null => "ok".to_string(),
+                        v => compact(v),
+                    },
+                    Some(o) if o.contains_key("err") => format!("error: {}", compact(&o["err"])),
+                    _ => compact(result),
+                };
+                write!(f, "{call}({}) → {answer}", compact(args))
+            }
             EventKind::FaultApplied {
                 fault,
                 kind,
@@ -364,5 +410,21 @@ impl fmt::Display for EventKind {
                 None => write!(f, "ended {status}"),
             },
         }
+    }
+}
+
+/// A JSON value as a person reads it in a timeline: `key=value` pairs,
+/// bare strings, no braces.
+fn compact(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Object(o) => o
+            .iter()
+            .map(|(k, v)| format!("{k}={}", compact(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Value::Array(a) => format!("[{}]", a.iter().map(compact).collect::<Vec<_>>().join(", ")),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }

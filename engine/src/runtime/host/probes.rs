@@ -58,7 +58,24 @@ impl Host for RunState {
     ) -> Result<HttpResponse, GuestError> {
         let ctx = self.ctx.clone();
         ctx.throttle().await;
-        let args = json!({"target": target, "method": request.method, "path": request.path, "headers": request.headers, "body_len": request.body.len()});
+        // Credentials never reach the timeline (it is shown, reported and
+        // kept on disk); replay compares the masked form, which repeats.
+        let shown_headers: Vec<(String, String)> = request
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let secret = crate::history::is_secret(k)
+                    || ["authorization", "proxy-authorization", "cookie"]
+                        .contains(&k.to_ascii_lowercase().as_str());
+                let v = if secret {
+                    crate::history::MASKED.to_string()
+                } else {
+                    v.clone()
+                };
+                (k.clone(), v)
+            })
+            .collect();
+        let args = json!({"target": target, "method": request.method, "path": request.path, "headers": shown_headers, "body_len": request.body.len()});
         let prepared = (|| {
             let addr = self.probe_address(&target)?;
             if hyper::Method::from_bytes(request.method.as_bytes()).is_err() {
