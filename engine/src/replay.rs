@@ -71,6 +71,12 @@ pub fn signature(kind: &EventKind) -> Option<String> {
             reason,
             error,
         } => {
+            // A scenario that reverts when its fault's duration is up races
+            // the duration's timer: which of the two ended it is timing.
+            let reason = match reason.as_str() {
+                "duration" | "scenario" => "scenario or duration",
+                other => other,
+            };
             format!(
                 "revert {fault} ({reason}){}",
                 if error.is_some() { " failed" } else { "" }

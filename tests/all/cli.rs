@@ -120,7 +120,7 @@ fn bad_input_names_the_file_line_or_field() {
         &data,
         &["run", drill.to_str().unwrap()],
         64,
-        "needs what the drill does not grant: delay on target \"api-link\" (add \"delay\" to targets.api-link.grants)",
+        "targets.api-link.grants: the scenario needs delay on target \"api-link\": add \"delay\" to targets.api-link.grants",
     );
 
     // At run time an ungranted call is denied naming the grant, and an
