@@ -208,6 +208,11 @@ pub(crate) struct RunCtx {
     ledger: Ledger,
     rng: Mutex<ChaCha8Rng>,
     faults: Mutex<BTreeMap<u32, ActiveFault>>,
+    /// Held through each revert, so a second revert of the same fault (the
+    /// scenario's, racing the duration's timer) returns only once the first
+    /// is done and recorded: the timeline's order does not depend on which
+    /// task won.
+    reverting: tokio::sync::Mutex<()>,
     next_fault: AtomicU32,
     stop_token: CancellationToken,
     stop_reason: Mutex<Option<(StopReason, Instant)>>,
@@ -465,6 +470,7 @@ impl RunCtx {
 
     /// Undo fault `id`; reverting one that is gone is a no-op.
     pub(crate) async fn revert_fault(&self, id: u32, reason: &str) -> Result<(), String> {
+        let _one_at_a_time = self.reverting.lock().await;
         let Some(fault) = self.faults.lock().unwrap().remove(&id) else {
             return Ok(());
         };
@@ -639,6 +645,7 @@ pub(crate) fn new_ctx(
         ledger,
         rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
         faults: Mutex::new(BTreeMap::new()),
+        reverting: tokio::sync::Mutex::new(()),
         next_fault: AtomicU32::new(0),
         stop_token: CancellationToken::new(),
         stop_reason: Mutex::new(None),
