@@ -206,7 +206,7 @@ async fn reachability(drill: &Drill) -> Vec<DrillError> {
     problems
 }
 
-fn program_exists(cmd: &str) -> bool {
+pub(crate) fn program_exists(cmd: &str) -> bool {
     if cmd.contains('/') {
         return Path::new(cmd).is_file();
     }

@@ -273,3 +273,76 @@ async fn a_target_that_exits_during_a_run_leaves_its_output_in_the_timeline() {
     assert!(said.contains("| master"), "its own output: {said}");
     targets.shutdown().await;
 }
+
+/// Every live `python3` process whose command line contains `needle` (not
+/// the keeper in front of it, whose command line holds the same words).
+fn by_cmdline(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let line = String::from_utf8_lossy(&c).replace('\0', " ");
+                line.contains("python3 -c") && !line.contains(" keep -- ") && line.contains(needle)
+            }) && proc_state(*pid).is_some_and(|s| s != 'Z')
+        })
+        .collect()
+}
+
+/// The engine SIGKILLed while a spawned pre-fork service is paused: its
+/// keeper takes the master and every worker with it, stopped or not, and
+/// the next firedrill finds nothing to recover for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engines_death_takes_a_spawned_services_workers_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::write(dir.path().join("pauser.wasm"), firedrill_tests::PAUSER).unwrap();
+    let port = free_port();
+    let marker = format!("{port} 3");
+    let drill = dir.path().join("drill.toml");
+    std::fs::write(
+        &drill,
+        format!(
+            r#"[scenario]
+path = "pauser.wasm"
+params = {{ target = "svc", hold = "60s" }}
+[targets.svc]
+kind = "process"
+command = "python3"
+args = ["-c", {PREFORK:?}, "{port}", "3"]
+address = "127.0.0.1:{port}"
+ready = {{ tcp = true }}
+grants = ["pause"]
+"#
+        ),
+    )
+    .unwrap();
+    let mut engine = spawn_run(&data, &drill, &[]);
+    let stopped = eventually(Duration::from_secs(20), || {
+        let all = by_cmdline(&marker);
+        all.len() == 4 && all.iter().all(|p| proc_state(*p) == Some('T'))
+    })
+    .await;
+    if !stopped {
+        let _ = engine.kill();
+        let out = engine.wait_with_output().unwrap();
+        panic!(
+            "the master and 3 workers were never all paused: {:?}\n{}{}",
+            by_cmdline(&marker),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    signal(&engine, nix::sys::signal::Signal::SIGKILL);
+    engine.wait().unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || by_cmdline(&marker).is_empty()).await,
+        "left behind: {:?}",
+        by_cmdline(&marker)
+            .iter()
+            .map(|p| (p, proc_state(*p)))
+            .collect::<Vec<_>>()
+    );
+    let port_free = std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+    assert!(port_free, "the service's port is free again");
+}

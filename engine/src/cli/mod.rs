@@ -153,6 +153,13 @@ enum Command {
     /// The demo's HTTP service (used by `demo`)
     #[command(hide = true)]
     DemoService(demo_service::Args),
+    /// Stands between the engine and a spawned service (started by the engine)
+    #[command(hide = true)]
+    Keep {
+        /// The service's command and arguments
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// A stress fault's child process (started by the engine)
     #[command(hide = true)]
     StressChild {
@@ -179,6 +186,7 @@ pub(crate) async fn dispatch(cli: Cli) -> Exit {
         Command::DemoService(a) => demo_service::run(a).await,
         // Blocking by design: it only burns CPU, holds memory or writes a
         // file, then waits to be killed.
+        Command::Keep { command } => firedrill::targets::process::keeper_main(&command).await,
         Command::StressChild { load } => firedrill::targets::host::child_main(&load)
             .map(|()| Exit::Pass)
             .map_err(usage),

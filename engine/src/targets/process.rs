@@ -122,8 +122,7 @@ impl ProcessTarget {
                 let first =
                     spawn(spec, &target.output).map_err(|e| format!("target `{name}`: {e}"))?;
                 // Known at once, so a fault right after start finds it.
-                *target.current.lock().unwrap() =
-                    first.id().and_then(|pid| ProcessId::of(pid).ok());
+                *target.current.lock().unwrap() = first.service().await;
                 tokio::spawn(supervise(target.clone(), spec.clone(), first));
             }
         }
@@ -431,23 +430,56 @@ fn signal_all(processes: &[ProcessId], sig: nix::sys::signal::Signal) {
     }
 }
 
-fn spawn(
-    spec: &ProcessSpec,
-    output: &std::sync::Arc<Mutex<Tail>>,
-) -> Result<tokio::process::Child, String> {
+/// A spawned service: the child the engine waits on (the service itself,
+/// or its keeper), and whether it is a keeper.
+struct Spawned {
+    child: tokio::process::Child,
+    keeper: bool,
+}
+
+/// The firedrill binary, when this process is one: it starts services
+/// under `firedrill keep` (see [`keeper_main`]). Other programs that embed
+/// the engine start them directly.
+fn keeper_exe() -> Option<PathBuf> {
+    std::env::current_exe().ok().filter(|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("firedrill"))
+    })
+}
+
+fn spawn(spec: &ProcessSpec, output: &std::sync::Arc<Mutex<Tail>>) -> Result<Spawned, String> {
     let command = spec.command.as_deref().unwrap_or_default();
-    let mut cmd = Command::new(command);
+    if !crate::check::program_exists(command) {
+        return Err(format!(
+            "cannot start `{command}`: not a file and not found on PATH"
+        ));
+    }
+    let keeper = keeper_exe();
+    let mut cmd = match &keeper {
+        Some(exe) => {
+            let mut c = Command::new(exe);
+            c.args(["keep", "--", command]);
+            // The keeper learns of the engine's death (a signal it can
+            // catch) and takes the service's whole group with it.
+            die_with_parent_by(&mut c, nix::sys::signal::Signal::SIGTERM);
+            c
+        }
+        None => {
+            let mut c = Command::new(command);
+            c.process_group(0);
+            die_with_parent(&mut c);
+            c
+        }
+    };
     cmd.args(&spec.args)
         .envs(&spec.env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
         .kill_on_drop(true);
     if let Some(dir) = &spec.cwd {
         cmd.current_dir(dir);
     }
-    die_with_parent(&mut cmd);
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start `{command}`: {e}"))?;
@@ -457,7 +489,94 @@ fn spawn(
     if let Some(err) = child.stderr.take() {
         tokio::spawn(keep_tail(err, output.clone()));
     }
-    Ok(child)
+    Ok(Spawned {
+        child,
+        keeper: keeper.is_some(),
+    })
+}
+
+impl Spawned {
+    /// The service's process: the child itself, or the keeper's child
+    /// once it has started it (a few milliseconds).
+    async fn service(&self) -> Option<ProcessId> {
+        let own = self.child.id()?;
+        if !self.keeper {
+            return ProcessId::of(own).ok();
+        }
+        let children = format!("/proc/{own}/task/{own}/children");
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            let first = std::fs::read_to_string(&children)
+                .ok()
+                .and_then(|t| t.split_whitespace().next()?.parse::<u32>().ok());
+            if let Some(pid) = first {
+                return ProcessId::of(pid).ok();
+            }
+            if ProcessId::of(own).is_ok_and(|k| !k.is_alive()) {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        None
+    }
+}
+
+/// `firedrill keep -- COMMAND ARGS…`: start a spawned target's service in a
+/// process group of its own and stand between it and the engine. The
+/// engine starts the keeper with `PR_SET_PDEATHSIG` = SIGTERM, so when the
+/// engine dies (even by SIGKILL) the keeper kills the service's whole
+/// group: no worker outlives the engine. It exits as the service did,
+/// after killing what the service left in its group. Terminal signals
+/// (SIGINT, SIGHUP, SIGQUIT) are the engine's to handle; the keeper
+/// ignores them.
+pub async fn keeper_main(args: &[String]) -> ! {
+    use std::os::unix::process::ExitStatusExt;
+    use tokio::signal::unix::{SignalKind, signal};
+    let _ignored: Vec<_> = [
+        SignalKind::interrupt(),
+        SignalKind::hangup(),
+        SignalKind::quit(),
+    ]
+    .into_iter()
+    .filter_map(|k| signal(k).ok())
+    .collect();
+    let mut term = signal(SignalKind::terminate()).ok();
+    let Some((command, rest)) = args.split_first() else {
+        eprintln!("firedrill keep: no command given");
+        std::process::exit(64);
+    };
+    let mut child = match Command::new(command).args(rest).process_group(0).spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cannot start `{command}`: {e}");
+            std::process::exit(127);
+        }
+    };
+    let group = child.id().unwrap_or(0) as i32;
+    let kill_group = || {
+        if group > 0 {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(group),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    };
+    let status = loop {
+        tokio::select! {
+            s = child.wait() => break s.ok(),
+            _ = async {
+                match term.as_mut() {
+                    Some(t) => { t.recv().await; }
+                    None => std::future::pending().await,
+                }
+            } => kill_group(),
+        }
+    };
+    kill_group();
+    std::process::exit(match status {
+        Some(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)),
+        None => 1,
+    })
 }
 
 /// Read a child's output to its end, keeping the last lines. Reading it
@@ -476,23 +595,21 @@ async fn keep_tail(stream: impl tokio::io::AsyncRead + Unpin, tail: std::sync::A
 }
 
 /// Make the child die (SIGKILL) when the engine does.
-#[allow(unsafe_code)]
 pub(crate) fn die_with_parent(cmd: &mut Command) {
+    die_with_parent_by(cmd, nix::sys::signal::Signal::SIGKILL);
+}
+
+/// Send the child `sig` when the engine dies.
+#[allow(unsafe_code)]
+fn die_with_parent_by(cmd: &mut Command, sig: nix::sys::signal::Signal) {
     // SAFETY: the closure runs in the child between fork and exec and only
     // makes one async-signal-safe system call.
     unsafe {
-        cmd.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                .map_err(std::io::Error::from)
-        });
+        cmd.pre_exec(move || nix::sys::prctl::set_pdeathsig(sig).map_err(std::io::Error::from));
     }
 }
 
-async fn supervise(
-    target: std::sync::Arc<ProcessTarget>,
-    spec: ProcessSpec,
-    first: tokio::process::Child,
-) {
+async fn supervise(target: std::sync::Arc<ProcessTarget>, spec: ProcessSpec, first: Spawned) {
     let mut backoff = BACKOFF_START;
     let mut child = Some(first);
     loop {
@@ -510,12 +627,12 @@ async fn supervise(
             },
         };
         let started = Instant::now();
-        let id = running.id().and_then(|pid| ProcessId::of(pid).ok());
+        let id = running.service().await;
         *target.current.lock().unwrap() = id;
         let status = tokio::select! {
-            s = running.wait() => s.ok(),
+            s = running.child.wait() => s.ok(),
             _ = target.shutdown.cancelled() => {
-                terminate(&mut running, id).await;
+                terminate(&mut running.child, id).await;
                 *target.current.lock().unwrap() = None;
                 return;
             }
@@ -527,6 +644,14 @@ async fn supervise(
         }
         let success = status.is_some_and(|s| s.success());
         let exit = match status {
+            // The keeper reports a signal as 128 + its number, as shells do.
+            Some(s) if running.keeper && s.code().is_some_and(|c| c > 128) => {
+                let n = s.code().unwrap_or(0) - 128;
+                match nix::sys::signal::Signal::try_from(n) {
+                    Ok(sig) => format!("exited: killed by signal {n} ({sig})"),
+                    Err(_) => format!("exited: {s}"),
+                }
+            }
             Some(s) => format!("exited: {s}"),
             None => "exited".into(),
         };
