@@ -79,17 +79,21 @@ async fn sigkill_mid_run_then_recover_continues_the_paused_process() {
     victim.wait().unwrap();
 }
 
-/// SIGKILL the engine at pseudo-random points of runs that pause a process,
-/// spawn a supervised child and hold a proxy, and recover after each kill.
-/// Counts, after recovery: processes left stopped, spawned children left
-/// running, proxy ports left bound. All must be 0. `FIREDRILL_KILLS` sets
-/// the number of kills (20 by default; `tests/reliability.sh` runs 200).
+/// Stop the engine at pseudo-random points of runs that pause a process,
+/// spawn a supervised service with two workers and hold a proxy, and
+/// recover after each stop. The stops rotate: SIGKILL during `run`,
+/// SIGKILL during `replay` of an earlier run, and SIGHUP during `run` (a
+/// closed terminal: the run must halt, revert and exit 4 by itself).
+/// Counts, after recovery: processes left stopped, spawned processes
+/// (service or worker) left running, proxy ports left bound, SIGHUPs that
+/// did not end in exit 4. All must be 0. `FIREDRILL_KILLS` sets the number
+/// of stops (21 by default; `tests/reliability.sh` runs more).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_sigkills_leave_no_fault_behind() {
     let kills: u32 = std::env::var("FIREDRILL_KILLS")
         .ok()
         .and_then(|k| k.parse().ok())
-        .unwrap_or(20);
+        .unwrap_or(21);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let (mut victim, pid_file) = victim(dir.path());
@@ -111,8 +115,8 @@ grants = ["pause"]
 
 [targets.child]
 kind = "process"
-command = "sleep"
-args = ["{marker}"]
+command = "sh"
+args = ["-c", "sleep {marker} & sleep {marker} & wait"]
 
 [targets.link]
 kind = "proxy"
@@ -126,24 +130,50 @@ upstream = "127.0.0.1:9"
 
     let mut seed: u64 = 0x5eed;
     let (mut paused_at_kill, mut stopped_left, mut children_left, mut ports_left) = (0, 0, 0, 0);
-    for _ in 0..kills {
+    let (mut replays, mut hangups, mut hangup_not_halted) = (0, 0, 0);
+    // A run to replay: one that completes.
+    let first = firedrill(&data)
+        .arg("run")
+        .arg(dir.path().join("drill.toml"))
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let original = String::from_utf8_lossy(&first.stdout)
+        .lines()
+        .find(|l| l.starts_with("run "))
+        .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        .unwrap();
+    for i in 0..kills {
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let delay = Duration::from_millis(20 + (seed >> 33) % 500);
-        let mut engine = firedrill(&data)
-            .arg("run")
-            .arg(dir.path().join("drill.toml"))
+        let mut engine = firedrill(&data);
+        match i % 3 {
+            1 => engine.args(["replay", &original]),
+            _ => engine.arg("run").arg(dir.path().join("drill.toml")),
+        };
+        let mut engine = engine
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
         tokio::time::sleep(delay).await;
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(engine.id() as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        engine.wait().unwrap();
+        let sig = if i % 3 == 2 {
+            nix::sys::signal::Signal::SIGHUP
+        } else {
+            nix::sys::signal::Signal::SIGKILL
+        };
+        replays += u32::from(i % 3 == 1);
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(engine.id() as i32), sig);
+        let status = engine.wait().unwrap();
+        if sig == nix::sys::signal::Signal::SIGHUP {
+            hangups += 1;
+            // Exit 4 if it was halted; 0 if the run had already ended.
+            if !matches!(status.code(), Some(4) | Some(0)) {
+                hangup_not_halted += 1;
+            }
+        }
         if proc_state(victim.id()) == Some('T') {
             paused_at_kill += 1;
         }
@@ -170,15 +200,16 @@ upstream = "127.0.0.1:9"
         }
     }
     let line = format!(
-        "kills={kills} paused_at_kill={paused_at_kill} left_stopped={stopped_left} left_children={children_left} left_ports={ports_left}"
+        "stops={kills} (sigkill during run {}, sigkill during replay {replays}, sighup during run {hangups}) paused_at_stop={paused_at_kill} left_stopped={stopped_left} left_children={children_left} left_ports={ports_left} sighup_not_halted={hangup_not_halted}",
+        kills - replays - hangups
     );
     println!("{line}");
     if let Some(out) = std::env::var_os("FIREDRILL_RELIABILITY_OUT") {
         std::fs::write(out, &line).unwrap();
     }
     assert_eq!(
-        (stopped_left, children_left, ports_left),
-        (0, 0, 0),
+        (stopped_left, children_left, ports_left, hangup_not_halted),
+        (0, 0, 0, 0),
         "{line}"
     );
     assert!(

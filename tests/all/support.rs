@@ -5,9 +5,13 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The `firedrill` binary built for these tests.
+/// The `firedrill` binary built for these tests, or the one
+/// `FIREDRILL_TEST_BIN` names (`tests/reliability.sh` runs the crash loop
+/// on the release build).
 pub(crate) fn firedrill(data_dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_firedrill"));
+    let bin = std::env::var_os("FIREDRILL_TEST_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_firedrill").into());
+    let mut c = Command::new(bin);
     c.env("FIREDRILL_DATA_DIR", data_dir).stdin(Stdio::null());
     c
 }
