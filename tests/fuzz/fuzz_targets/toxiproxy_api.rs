@@ -141,7 +141,10 @@ fn check(what: &str, ok: u16, status: u16, body: &[u8]) -> Option<Value> {
     let message = v["error"]
         .as_str()
         .unwrap_or_else(|| panic!("{what}: {status} with no error text: {text}"));
-    assert_eq!(v["status"], status, "{what}: status in body differs: {text}");
+    assert_eq!(
+        v["status"], status,
+        "{what}: status in body differs: {text}"
+    );
     if status >= 500 {
         assert!(
             message.starts_with("listen tcp"),
