@@ -761,18 +761,23 @@ pub(crate) async fn sleep_until_precisely(at: Instant) {
     }
 }
 
-/// Hold a new connection for every `connect-delay` that applies to it.
+/// Hold a new connection for every `connect-delay` that applies to it,
+/// while that fault is active: a revert releases the connections it holds
+/// (found by the `tcp_proxy` fuzz target: a reverted delay of hours held
+/// them on).
 async fn connect_delay(conn: &Conn, shared: &Shared) {
-    let mut total = Duration::ZERO;
-    for f in shared.faults().iter() {
-        if let Effect::ConnectDelay { latency, jitter } = f.effect
-            && conn.applies(f)
-        {
-            total += latency + f.jitter(jitter);
-        }
-    }
-    if !total.is_zero() {
-        sleep_until_precisely(Instant::now() + total).await;
+    let parts: Vec<(u64, Duration)> = shared
+        .faults()
+        .iter()
+        .filter_map(|f| match f.effect {
+            Effect::ConnectDelay { latency, jitter } if conn.applies(f) => {
+                Some((f.key, latency + f.jitter(jitter)))
+            }
+            _ => None,
+        })
+        .collect();
+    if parts.iter().any(|(_, d)| !d.is_zero()) {
+        shared.hold(Instant::now(), &parts).await;
     }
 }
 
@@ -853,6 +858,43 @@ mod tests {
             round_trip(&mut s).await;
         }
         assert_eq!(proxy.stats().bytes_up.load(Ordering::Relaxed), 20);
+    }
+
+    /// Found by the `tcp_proxy` fuzz target (issue 14 item 18): a
+    /// connection held by a connect-delay stayed held after the revert.
+    #[tokio::test]
+    async fn a_reverted_connect_delay_releases_the_connections_it_holds() {
+        let echo = firedrill_tests::echo_server().await;
+        let proxy = Proxy::start(ProxyConfig {
+            name: "db".into(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            upstream: echo.to_string(),
+            mode: ProxyMode::Tcp,
+        })
+        .await
+        .unwrap();
+        let key = proxy.add_fault(ProxyFault::new(
+            Effect::ConnectDelay {
+                latency: Duration::from_secs(3600),
+                jitter: Duration::ZERO,
+            },
+            1.0,
+            None,
+            1,
+        ));
+        let mut s = tokio::net::TcpStream::connect(proxy.local_addr())
+            .await
+            .unwrap();
+        s.write_all(b"held").await.unwrap();
+        let mut buf = [0u8; 4];
+        let waited = tokio::time::timeout(Duration::from_millis(200), s.read_exact(&mut buf)).await;
+        assert!(waited.is_err(), "the connect delay did not hold");
+        proxy.remove_fault(key);
+        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut buf))
+            .await
+            .expect("the held connection released on revert")
+            .unwrap();
+        assert_eq!(&buf, b"held");
     }
 
     #[tokio::test]
