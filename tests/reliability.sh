@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Full-size reliability runs for docs/RELIABILITY.md (CI runs reduced ones
 # through `cargo test`):
-#   - N SIGKILLs of the engine at pseudo-random points of runs that pause a
-#     process, spawn a child and hold a proxy; faults left behind after
-#     recovery are counted (must be 0);
+#   - N stops of the engine (SIGKILL during `run`, SIGKILL during `replay`,
+#     SIGHUP during `run`, in turn) at pseudo-random points of runs that
+#     pause a process, spawn a service with two workers and hold a proxy,
+#     on the release binary; faults left behind after recovery are counted
+#     (must be 0);
 #   - halt-to-reverted time: `firedrill halt` until the paused process runs.
 # Usage: tests/reliability.sh [KILLS]   (default 200)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kills="${1:-200}"
 out="$(mktemp)"
+cargo build -q --release -p firedrill
 cargo build -q -p firedrill --tests
+FIREDRILL_TEST_BIN="$PWD/target/release/firedrill" \
 FIREDRILL_KILLS="$kills" FIREDRILL_RELIABILITY_OUT="$out" \
   cargo test -q -p firedrill --test all -- recovery::random_sigkills_leave_no_fault_behind --exact >/dev/null
 echo "crash loop: $(cat "$out")"

@@ -24,6 +24,11 @@ pub enum Undo {
         /// The processes.
         processes: Vec<ProcessId>,
     },
+    /// Thaw a frozen cgroup.
+    Thaw {
+        /// Its freezer.
+        freezer: crate::drivers::cgroup::Freezer,
+    },
     /// The fault lived in a proxy of the engine's own process: it died with
     /// the engine, so nothing is left to undo after a crash.
     InProcess,
@@ -201,6 +206,7 @@ fn undo(undo: &Undo) -> Result<(), String> {
     match undo {
         Undo::Nothing | Undo::InProcess => Ok(()),
         Undo::Continue { processes } => crate::drivers::resume_all(processes),
+        Undo::Thaw { freezer } => freezer.thaw(),
         Undo::Stress { file } => crate::targets::host::undo(file.as_deref()),
         Undo::Toxics {
             api,

@@ -137,7 +137,11 @@ upstream = "127.0.0.1:9"
         .arg(dir.path().join("drill.toml"))
         .output()
         .unwrap();
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     let original = String::from_utf8_lossy(&first.stdout)
         .lines()
         .find(|l| l.starts_with("run "))

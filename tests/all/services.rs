@@ -346,3 +346,108 @@ grants = ["pause"]
     let port_free = std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
     assert!(port_free, "the service's port is free again");
 }
+
+/// An attached service that lives in a cgroup of its own (as a systemd unit
+/// or a container does) is paused by freezing the cgroup, as container
+/// platforms pause a service: every process in it stops at once, the
+/// ledger knows how to thaw it after a crash, and the revert thaws it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_freezes_the_cgroup_an_attached_service_lives_in() {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mount = info
+        .lines()
+        .find(|l| l.contains(" - cgroup2 "))
+        .and_then(|l| l.split(' ').nth(4))
+        .expect("a cgroup v2 hierarchy is mounted");
+    let cgroup =
+        std::path::PathBuf::from(mount).join(format!("firedrill-test-{}", std::process::id()));
+    std::fs::create_dir_all(&cgroup).expect("root can create a cgroup");
+    let port = free_port();
+    // The shell moves itself into the cgroup, then becomes the master: its
+    // workers are born inside.
+    let mut service = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {}/cgroup.procs && exec python3 -c \"$0\" {port} 3",
+            cgroup.display()
+        ))
+        .arg(PREFORK)
+        .spawn()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("svc.pid");
+    std::fs::write(&pid_file, service.id().to_string()).unwrap();
+    let procs = || -> Vec<u32> {
+        std::fs::read_to_string(cgroup.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.parse().ok())
+            .collect()
+    };
+    assert!(eventually(Duration::from_secs(10), || procs().len() == 4).await);
+
+    let engine = EngineBuilder::new().build().unwrap();
+    let text = format!(
+        r#"[targets.svc]
+kind = "process"
+pid_file = "{}"
+address = "127.0.0.1:{port}"
+ready = {{ tcp = true }}
+grants = ["pause"]
+"#,
+        pid_file.display()
+    );
+    let drill = firedrill::Drill::parse(&text, Path::new("cgroup.toml")).unwrap();
+    let targets = engine.start_targets(&drill.targets).await.unwrap();
+    let mut spec = RunSpec::new(engine.load(firedrill_tests::PAUSER, "pauser").unwrap());
+    spec.targets = targets.clone();
+    spec.params = [("target", "svc"), ("hold", "1s")]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+    let handle = engine.start(spec).unwrap();
+    let frozen = || {
+        std::fs::read_to_string(cgroup.join("cgroup.events"))
+            .is_ok_and(|e| e.lines().any(|l| l == "frozen 1"))
+    };
+    assert!(
+        eventually(Duration::from_secs(10), frozen).await,
+        "the cgroup froze"
+    );
+    let during = firedrill::probe::tcp_exchange(
+        &format!("127.0.0.1:{port}"),
+        b"PING\r\n",
+        b"+PONG",
+        Duration::from_millis(300),
+    )
+    .await;
+    assert!(
+        during.is_err(),
+        "a frozen service does not answer: {during:?}"
+    );
+    let run = handle.wait().await;
+    assert_eq!(run.status, RunStatus::Passed, "{run:#?}");
+    assert!(!frozen(), "thawed by the revert");
+    let entries = engine.ledger().entries(run.id).unwrap();
+    assert!(
+        matches!(&entries[0].undo, firedrill::ledger::Undo::Thaw { .. }),
+        "the ledger can thaw it after a crash: {:?}",
+        entries[0].undo
+    );
+    let after = firedrill::probe::tcp_exchange(
+        &format!("127.0.0.1:{port}"),
+        b"PING\r\n",
+        b"+PONG",
+        Duration::from_secs(2),
+    )
+    .await;
+    assert!(after.is_ok(), "{after:?}");
+    for pid in procs() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    service.wait().unwrap();
+    assert!(eventually(Duration::from_secs(5), || procs().is_empty()).await);
+    std::fs::remove_dir(&cgroup).unwrap();
+}

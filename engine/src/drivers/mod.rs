@@ -5,6 +5,7 @@
 //! the ledger; [`Prepared::apply`] then makes it real and returns an
 //! [`Applied`] with a mandatory [`Applied::revert`].
 
+pub mod cgroup;
 pub mod process;
 pub mod proxy;
 
@@ -160,6 +161,11 @@ pub enum Prepared {
         /// Processes.
         processes: Vec<ProcessId>,
     },
+    /// Freeze the cgroup an attached target lives in.
+    Freeze {
+        /// Its freezer.
+        freezer: cgroup::Freezer,
+    },
     /// Restart a supervised process.
     Restart {
         /// The target.
@@ -203,9 +209,19 @@ pub fn prepare(
             processes: unprotected(name, p.select(seed).map_err(DriverError::Failed)?)?,
             signal,
         }),
-        (Target::Process(p), FaultSpec::Pause) => Ok(Prepared::Pause {
-            processes: unprotected(name, p.select(seed).map_err(DriverError::Failed)?)?,
-        }),
+        (Target::Process(p), FaultSpec::Pause) => {
+            let processes = unprotected(name, p.select(seed).map_err(DriverError::Failed)?)?;
+            // An attached service in a cgroup of its own freezes as a whole,
+            // as container platforms pause one.
+            match p
+                .attached()
+                .then(|| cgroup::Freezer::of(&processes))
+                .flatten()
+            {
+                Some(freezer) => Ok(Prepared::Freeze { freezer }),
+                None => Ok(Prepared::Pause { processes }),
+            }
+        }
         (Target::Process(p), FaultSpec::Restart) => {
             unprotected(name, p.select(seed).map_err(DriverError::Failed)?)?;
             Ok(Prepared::Restart { target: p.clone() })
@@ -306,6 +322,9 @@ impl Prepared {
             Prepared::Pause { processes } => Undo::Continue {
                 processes: processes.clone(),
             },
+            Prepared::Freeze { freezer } => Undo::Thaw {
+                freezer: freezer.clone(),
+            },
             Prepared::Proxy { .. } => Undo::InProcess,
             Prepared::Remote { remote, toxics } => Undo::Toxics {
                 api: remote.spec().api,
@@ -349,6 +368,10 @@ impl Prepared {
                 }
                 Ok(Applied::Paused(processes))
             }
+            Prepared::Freeze { freezer } => {
+                freezer.freeze().map_err(DriverError::Failed)?;
+                Ok(Applied::Frozen(freezer))
+            }
             Prepared::Proxy { proxy, fault } => {
                 let key = proxy.add_fault(*fault);
                 Ok(Applied::Proxy { proxy, key })
@@ -371,6 +394,8 @@ pub enum Applied {
     Done,
     /// Stopped processes.
     Paused(Vec<ProcessId>),
+    /// A frozen cgroup.
+    Frozen(cgroup::Freezer),
     /// A fault on a proxy.
     Proxy {
         /// Proxy.
@@ -400,6 +425,7 @@ impl Applied {
         match self {
             Applied::Done => Ok(()),
             Applied::Paused(ps) => resume_all(ps),
+            Applied::Frozen(f) => f.thaw(),
             Applied::Proxy { proxy, key } => {
                 proxy.remove_fault(*key);
                 Ok(())

@@ -227,6 +227,11 @@ impl ProcessTarget {
         tree(root, group)
     }
 
+    /// Whether it is attached (by pid file) rather than spawned or a group.
+    pub fn attached(&self) -> bool {
+        matches!(self.source, Source::PidFile(_))
+    }
+
     /// Whether the process is running.
     pub fn alive(&self) -> bool {
         self.pid().is_ok()
