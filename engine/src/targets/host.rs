@@ -111,13 +111,7 @@ impl HostTarget {
     pub fn spawn(&self, load: Load, file: Option<&Path>) -> Result<tokio::process::Child, String> {
         let helper = match &self.spec.helper {
             Some(h) => h.clone(),
-            None => std::env::current_exe()
-                .ok()
-                .filter(|p| {
-                    p.file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with("firedrill"))
-                })
-                .ok_or_else(|| {
+            None => super::firedrill_exe().ok_or_else(|| {
                     format!(
                         "target `{}`: stress runs in a child `firedrill stress-child`, and this process is not firedrill: set `helper` to the firedrill binary",
                         self.name

@@ -13,6 +13,16 @@ use remote::RemoteProxy;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// This process's binary when it is firedrill, which has the helper verbs
+/// (`keep`, `stress-child`) the engine starts children with; `None` when a
+/// program embeds the engine as a library.
+pub(crate) fn firedrill_exe() -> Option<std::path::PathBuf> {
+    std::env::current_exe().ok().filter(|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("firedrill"))
+    })
+}
+
 /// One running target.
 #[derive(Debug, Clone)]
 pub enum Target {

@@ -442,16 +442,6 @@ struct Spawned {
     keeper: bool,
 }
 
-/// The firedrill binary, when this process is one: it starts services
-/// under `firedrill keep` (see [`keeper_main`]). Other programs that embed
-/// the engine start them directly.
-fn keeper_exe() -> Option<PathBuf> {
-    std::env::current_exe().ok().filter(|p| {
-        p.file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("firedrill"))
-    })
-}
-
 fn spawn(spec: &ProcessSpec, output: &std::sync::Arc<Mutex<Tail>>) -> Result<Spawned, String> {
     let command = spec.command.as_deref().unwrap_or_default();
     if !crate::check::program_exists(command) {
@@ -459,7 +449,10 @@ fn spawn(spec: &ProcessSpec, output: &std::sync::Arc<Mutex<Tail>>) -> Result<Spa
             "cannot start `{command}`: not a file and not found on PATH"
         ));
     }
-    let keeper = keeper_exe();
+    // The firedrill binary starts services under `firedrill keep` (see
+    // [`keeper_main`]); other programs that embed the engine start them
+    // directly.
+    let keeper = super::firedrill_exe();
     let mut cmd = match &keeper {
         Some(exe) => {
             let mut c = Command::new(exe);
