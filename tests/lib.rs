@@ -223,3 +223,44 @@ where
     });
     addr
 }
+
+/// The path of `program` from a Debian package, installed on first use
+/// (`apt-get install -y -q PACKAGES`, with `apt-get update` first when the
+/// install alone fails), as tests against real third-party services need.
+/// Installs are serialized within the test binary.
+pub fn debian_program(program: &str, packages: &[&str]) -> std::path::PathBuf {
+    static APT: Mutex<()> = Mutex::new(());
+    let path = std::path::PathBuf::from(program);
+    if path.exists() {
+        return path;
+    }
+    let _one = APT.lock().unwrap_or_else(|e| e.into_inner());
+    if path.exists() {
+        return path;
+    }
+    let install = || {
+        std::process::Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(packages)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+    };
+    let ok =
+        |o: &std::io::Result<std::process::Output>| o.as_ref().is_ok_and(|o| o.status.success());
+    let mut out = install();
+    if !ok(&out) {
+        let _ = std::process::Command::new("apt-get")
+            .args(["update", "-q"])
+            .output();
+        out = install();
+    }
+    assert!(
+        ok(&out) && path.exists(),
+        "this test needs {program} from the Debian package(s) {packages:?}, and installing them failed: {}",
+        match &out {
+            Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+            Err(e) => e.to_string(),
+        }
+    );
+    path
+}

@@ -451,3 +451,108 @@ grants = ["pause"]
     assert!(eventually(Duration::from_secs(5), || procs().is_empty()).await);
     std::fs::remove_dir(&cgroup).unwrap();
 }
+
+/// A real master/worker web server (Debian's nginx, installed on first
+/// use, `daemon off` with two workers) as a spawned target: `pause` stops
+/// the master and both workers, so a real client gets no answer; `kill`
+/// takes the workers too, so the restarted master binds its port again;
+/// shutdown leaves no nginx process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_master_and_workers_are_paused_and_killed_as_one_service() {
+    let nginx = firedrill_tests::debian_program("/usr/sbin/nginx", &["nginx"]);
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path();
+    let port = free_port();
+    for d in ["logs", "tmp"] {
+        std::fs::create_dir_all(prefix.join(d)).unwrap();
+    }
+    let p = prefix.display();
+    std::fs::write(
+        prefix.join("nginx.conf"),
+        format!(
+            "daemon off;\nmaster_process on;\nworker_processes 2;\npid {p}/nginx.pid;\nerror_log stderr;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{ access_log off; client_body_temp_path {p}/tmp; proxy_temp_path {p}/tmp; fastcgi_temp_path {p}/tmp; uwsgi_temp_path {p}/tmp; scgi_temp_path {p}/tmp;\n\
+             server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"ok\\n\"; }} }} }}\n"
+        ),
+    )
+    .unwrap();
+    let text = format!(
+        r#"[targets.web]
+kind = "process"
+command = "{}"
+args = ["-p", "{p}", "-c", "{p}/nginx.conf", "-e", "stderr"]
+address = "127.0.0.1:{port}"
+ready = {{ http = "/" }}
+restart = "always"
+grants = ["pause", "kill"]
+"#,
+        nginx.display()
+    );
+    let drill = firedrill::Drill::parse(&text, Path::new("nginx.toml")).unwrap();
+    let engine = EngineBuilder::new().build().unwrap();
+    let targets = engine.start_targets(&drill.targets).await.unwrap();
+    let web = |targets: &firedrill::targets::TargetSet| match targets.get("web") {
+        Some(firedrill::targets::Target::Process(p)) => p.pid().unwrap().pid,
+        _ => unreachable!(),
+    };
+    let leader = web(&targets);
+    assert!(eventually(Duration::from_secs(5), || group(leader).len() == 3).await);
+    let old = group(leader);
+
+    let mut spec = RunSpec::new(engine.load(firedrill_tests::PAUSER, "pauser").unwrap());
+    spec.targets = targets.clone();
+    spec.params = [("target", "web"), ("hold", "1s")]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+    let handle = engine.start(spec).unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || old.iter().all(|p| proc_state(
+            *p
+        ) == Some(
+            'T'
+        )))
+        .await,
+        "master and workers stopped"
+    );
+    let mut get = firedrill::probe::HttpProbe::get("/");
+    get.timeout = Duration::from_millis(300);
+    let during = firedrill::probe::http(&format!("127.0.0.1:{port}"), &get).await;
+    assert!(
+        during.is_err(),
+        "a paused nginx answers nothing: {during:?}"
+    );
+    let run = handle.wait().await;
+    assert_eq!(run.status, RunStatus::Passed, "{run:#?}");
+
+    let mut spec = RunSpec::new(
+        engine
+            .load(firedrill::bundled::get("kill-and-recover").unwrap(), "k")
+            .unwrap(),
+    );
+    spec.targets = targets.clone();
+    spec.params = [("target", "web"), ("probe", "web"), ("path", "/")]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+    let run = engine.run(spec).await.unwrap();
+    assert_eq!(run.status, RunStatus::Passed, "{run:#?}");
+    assert!(
+        eventually(Duration::from_secs(5), || old
+            .iter()
+            .all(|p| proc_state(*p).is_none_or(|s| s == 'Z')))
+        .await,
+        "no old worker left"
+    );
+    let answer = firedrill::probe::http(
+        &format!("127.0.0.1:{port}"),
+        &firedrill::probe::HttpProbe::get("/"),
+    )
+    .await;
+    assert_eq!(answer.map(|a| a.status), Ok(200), "the new master serves");
+    let leader = web(&targets);
+    targets.shutdown().await;
+    assert!(
+        eventually(Duration::from_secs(5), || group(leader).is_empty()).await,
+        "shutdown leaves no nginx process"
+    );
+}
