@@ -126,6 +126,23 @@ pub struct Store {
 impl Store {
     /// Open (or create) the database under `dir/db`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        // A database this process just dropped keeps its lock until sled's
+        // flusher thread lets go (up to its period): wait for that, but
+        // not for another process's lock.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            match Self::try_open(dir) {
+                Err(StoreError::Locked(_))
+                    if std::time::Instant::now() < until && locked_by_this_process() =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_open(dir: &Path) -> Result<Store, StoreError> {
         // Faults are flushed before they apply; events become durable
         // within this period (a crash loses at most its last 100 ms).
         let db = sled::Config::new()
@@ -206,6 +223,17 @@ fn upgrade(found: u32) -> Result<(), StoreError> {
         return Err(StoreError::TooNew { found });
     }
     Ok(())
+}
+
+/// Whether this process holds a file lock (`/proc/locks`): then a locked
+/// data dir is one it opened and dropped a moment ago, not another
+/// firedrill's.
+fn locked_by_this_process() -> bool {
+    let me = std::process::id().to_string();
+    std::fs::read_to_string("/proc/locks").is_ok_and(|l| {
+        l.lines()
+            .any(|l| l.split_whitespace().nth(4) == Some(me.as_str()))
+    })
 }
 
 /// `prefix ++ n` as a key.
