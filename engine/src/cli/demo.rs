@@ -3,7 +3,7 @@
 //! HTTP proxy in front of it, and runs the three bundled scenarios against
 //! them with steady-state checks. The runs land in history.
 
-use super::{Exit, Failure, open_engine, progress, refused, start_targets, stop::Stop, usage};
+use super::{Exit, Failure, open_engine, progress, start_run, start_targets, stop::Stop, usage};
 use firedrill::{Drill, RunSpec};
 use std::path::Path;
 
@@ -69,13 +69,7 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
         spec.checks = drill.checks.clone();
         spec.drill = Some("demo".into());
         spec.drill_text = Some(text.clone());
-        let handle = match engine.start(spec) {
-            Ok(h) => h,
-            Err(e) => {
-                targets.shutdown().await;
-                return Err(refused(e));
-            }
-        };
+        let handle = start_run(&engine, spec, &targets).await?;
         let run = progress::follow(handle, &stop).await;
         progress::summary(&run, &engine);
         exit = exit.worst(Exit::of(run.status));

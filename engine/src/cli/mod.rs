@@ -325,6 +325,22 @@ pub(crate) async fn start_targets(
     }
 }
 
+/// Start a run on `targets`; when the engine refuses it, stop the targets
+/// and map the refusal (see [`refused`]).
+pub(crate) async fn start_run(
+    engine: &firedrill::Engine,
+    spec: firedrill::RunSpec,
+    targets: &firedrill::targets::TargetSet,
+) -> Result<firedrill::RunHandle, Failure> {
+    match engine.start(spec) {
+        Ok(h) => Ok(h),
+        Err(e) => {
+            targets.shutdown().await;
+            Err(refused(e))
+        }
+    }
+}
+
 /// Exit 4 with the halt's text while `firedrill halt` is in force.
 pub(crate) fn refuse_if_halted(engine: &firedrill::Engine) -> Result<(), Failure> {
     match engine.halt_state() {

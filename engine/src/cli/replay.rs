@@ -1,4 +1,4 @@
-use super::{Exit, Failure, open_engine, progress, refused, start_targets, stop::Stop, usage};
+use super::{Exit, Failure, open_engine, progress, start_run, start_targets, stop::Stop, usage};
 use std::path::Path;
 
 #[derive(Debug, clap::Args)]
@@ -16,13 +16,7 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
     let mut plan = engine.plan_replay(id).map_err(usage)?;
     let targets = start_targets(&engine, &plan.drill.targets, &stop).await?;
     plan.spec.targets = targets.clone();
-    let handle = match engine.start(plan.spec) {
-        Ok(h) => h,
-        Err(e) => {
-            targets.shutdown().await;
-            return Err(refused(e));
-        }
-    };
+    let handle = start_run(&engine, plan.spec, &targets).await?;
     let run = progress::follow(handle, &stop).await;
     targets.shutdown().await;
     let replay = engine.compare(plan.original, run)?;

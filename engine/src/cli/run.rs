@@ -1,5 +1,5 @@
 use super::{
-    Exit, Failure, open_engine, parse_params, progress, refused, start_targets, stop::Stop, usage,
+    Exit, Failure, open_engine, parse_params, progress, start_run, start_targets, stop::Stop, usage,
 };
 use firedrill::{Drill, RunSpec};
 use std::path::{Path, PathBuf};
@@ -52,13 +52,7 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
     spec.dry_run = args.dry_run;
     spec.drill = drill.file.as_ref().map(|f| f.display().to_string());
     spec.drill_text = drill.text.clone();
-    let handle = match engine.start(spec) {
-        Ok(h) => h,
-        Err(e) => {
-            targets.shutdown().await;
-            return Err(refused(e));
-        }
-    };
+    let handle = start_run(&engine, spec, &targets).await?;
     let run = progress::follow(handle, &stop).await;
     targets.shutdown().await;
     progress::summary(&run, &engine);
