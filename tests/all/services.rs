@@ -63,6 +63,22 @@ fn group(pgid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// A run of the component `bytes` on `targets` with `params`.
+fn run_spec(
+    engine: &firedrill::Engine,
+    bytes: &[u8],
+    targets: &std::sync::Arc<firedrill::targets::TargetSet>,
+    params: &[(&str, &str)],
+) -> RunSpec {
+    let mut spec = RunSpec::new(engine.load(bytes, "scenario").unwrap());
+    spec.targets = targets.clone();
+    spec.params = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    spec
+}
+
 fn master(targets: &firedrill::targets::TargetSet) -> u32 {
     match targets.get("svc") {
         Some(firedrill::targets::Target::Process(p)) => p.pid().unwrap().pid,
@@ -101,12 +117,13 @@ on_violation = "record"
     assert!(eventually(Duration::from_secs(5), || group(leader).len() == 4).await);
     let tree = group(leader);
 
-    let mut spec = RunSpec::new(engine.load(firedrill_tests::PAUSER, "pauser").unwrap());
-    spec.targets = targets.clone();
+    let mut spec = run_spec(
+        &engine,
+        firedrill_tests::PAUSER,
+        &targets,
+        &[("target", "svc"), ("hold", "1500ms")],
+    );
     spec.checks = drill.checks.clone();
-    spec.params = [("target", "svc"), ("hold", "1500ms")]
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .into();
     let handle = engine.start(spec).unwrap();
     assert!(
         eventually(Duration::from_secs(10), || tree.iter().all(|p| proc_state(
@@ -176,15 +193,12 @@ async fn kill_takes_the_workers_too_so_the_restarted_master_can_bind() {
     let leader = master(&targets);
     assert!(eventually(Duration::from_secs(5), || group(leader).len() == 4).await);
     let old = group(leader);
-    let mut spec = RunSpec::new(
-        engine
-            .load(firedrill::bundled::get("kill-and-recover").unwrap(), "k")
-            .unwrap(),
+    let spec = run_spec(
+        &engine,
+        firedrill::bundled::get("kill-and-recover").unwrap(),
+        &targets,
+        &[("target", "svc"), ("probe", "svc"), ("path", "/")],
     );
-    spec.targets = targets.clone();
-    spec.params = [("target", "svc"), ("probe", "svc"), ("path", "/")]
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .into();
     let run = engine.run(spec).await.unwrap();
     assert_eq!(run.status, RunStatus::Passed, "{run:#?}");
     assert!(
@@ -251,15 +265,12 @@ async fn a_target_that_exits_during_a_run_leaves_its_output_in_the_timeline() {
     let port = free_port();
     let drill = prefork_drill(port, "");
     let targets = engine.start_targets(&drill.targets).await.unwrap();
-    let mut spec = RunSpec::new(
-        engine
-            .load(firedrill::bundled::get("kill-and-recover").unwrap(), "k")
-            .unwrap(),
+    let spec = run_spec(
+        &engine,
+        firedrill::bundled::get("kill-and-recover").unwrap(),
+        &targets,
+        &[("target", "svc"), ("probe", "svc"), ("path", "/")],
     );
-    spec.targets = targets.clone();
-    spec.params = [("target", "svc"), ("probe", "svc"), ("path", "/")]
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .into();
     let run = engine.run(spec).await.unwrap();
     let timeline = engine.history().timeline(run.id).unwrap();
     let said = timeline.iter().find_map(|e| match &e.kind {
@@ -399,11 +410,12 @@ grants = ["pause"]
     );
     let drill = firedrill::Drill::parse(&text, Path::new("cgroup.toml")).unwrap();
     let targets = engine.start_targets(&drill.targets).await.unwrap();
-    let mut spec = RunSpec::new(engine.load(firedrill_tests::PAUSER, "pauser").unwrap());
-    spec.targets = targets.clone();
-    spec.params = [("target", "svc"), ("hold", "1s")]
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .into();
+    let spec = run_spec(
+        &engine,
+        firedrill_tests::PAUSER,
+        &targets,
+        &[("target", "svc"), ("hold", "1s")],
+    );
     let handle = engine.start(spec).unwrap();
     let frozen = || {
         std::fs::read_to_string(cgroup.join("cgroup.events"))
@@ -500,11 +512,12 @@ grants = ["pause", "kill"]
     assert!(eventually(Duration::from_secs(5), || group(leader).len() == 3).await);
     let old = group(leader);
 
-    let mut spec = RunSpec::new(engine.load(firedrill_tests::PAUSER, "pauser").unwrap());
-    spec.targets = targets.clone();
-    spec.params = [("target", "web"), ("hold", "1s")]
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .into();
+    let spec = run_spec(
+        &engine,
+        firedrill_tests::PAUSER,
+        &targets,
+        &[("target", "web"), ("hold", "1s")],
+    );
     let handle = engine.start(spec).unwrap();
     assert!(
         eventually(Duration::from_secs(10), || old.iter().all(|p| proc_state(
@@ -525,15 +538,12 @@ grants = ["pause", "kill"]
     let run = handle.wait().await;
     assert_eq!(run.status, RunStatus::Passed, "{run:#?}");
 
-    let mut spec = RunSpec::new(
-        engine
-            .load(firedrill::bundled::get("kill-and-recover").unwrap(), "k")
-            .unwrap(),
+    let spec = run_spec(
+        &engine,
+        firedrill::bundled::get("kill-and-recover").unwrap(),
+        &targets,
+        &[("target", "web"), ("probe", "web"), ("path", "/")],
     );
-    spec.targets = targets.clone();
-    spec.params = [("target", "web"), ("probe", "web"), ("path", "/")]
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .into();
     let run = engine.run(spec).await.unwrap();
     assert_eq!(run.status, RunStatus::Passed, "{run:#?}");
     assert!(
