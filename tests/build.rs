@@ -25,6 +25,8 @@ const GUESTS: &[&str] = &[
     "link",
     "http",
     "process",
+    "legacy",
+    "secret-param",
 ];
 
 fn main() {

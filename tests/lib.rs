@@ -2,6 +2,8 @@
 //! components of `tests/guests`, built by `build.rs` into constants, and a
 //! real HTTP upstream that records what reaches it.
 
+pub mod toolchains;
+
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response};
@@ -38,6 +40,8 @@ guests! {
     LINK = "link",
     HTTP = "http",
     PROCESS = "process",
+    LEGACY = "legacy",
+    SECRET_PARAM = "secret_param",
 }
 
 /// A request as the upstream saw it.

@@ -64,7 +64,8 @@ pub struct Limits {
     pub timeout: Duration,
     /// Linear memory limit in MiB (default 64).
     pub memory_mib: u64,
-    /// Component instances (default 16).
+    /// Core instances a scenario may create (default 64, the engine's
+    /// maximum: Python and JavaScript runtimes need 14 to 40).
     pub instances: usize,
     /// Tables (default 16).
     pub tables: usize,
@@ -82,7 +83,7 @@ impl Default for Limits {
         Limits {
             timeout: Duration::from_secs(300),
             memory_mib: 64,
-            instances: 16,
+            instances: 64,
             tables: 16,
             table_elements: 100_000,
             output_bytes: 1 << 20,
@@ -421,9 +422,9 @@ mod range {
     pub(super) const TIMEOUT: RangeInclusive<Duration> = Duration::from_millis(10)..=DAY;
     /// A wasm32 linear memory is at most 4 GiB.
     pub(super) const MEMORY_MIB: RangeInclusive<i64> = 1..=4096;
-    /// The instance pool holds 32 core instances and 32 tables per
+    /// The instance pool holds 64 core instances and 32 tables per
     /// scenario, of at most 2^20 elements (`runtime/mod.rs`).
-    pub(super) const INSTANCES: RangeInclusive<i64> = 1..=32;
+    pub(super) const INSTANCES: RangeInclusive<i64> = 1..=64;
     pub(super) const TABLES: RangeInclusive<i64> = 1..=32;
     pub(super) const TABLE_ELEMENTS: RangeInclusive<i64> = 1..=(1 << 20);
     /// Guest output is held in memory until the run ends; 0 keeps none.
@@ -1647,8 +1648,8 @@ phases = ["before"]
                 "drill.toml:2: limits.timeout: expected a duration like \"30s\", got an integer",
             ),
             (
-                "[limits]\ninstances = 33\n",
-                "drill.toml:2: limits.instances: 33 is out of range (1..=32)",
+                "[limits]\ninstances = 65\n",
+                "drill.toml:2: limits.instances: 65 is out of range (1..=64)",
             ),
             (
                 "[limits]\ntable_elements = 2000000\n",

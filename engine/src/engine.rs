@@ -457,7 +457,7 @@ impl Engine {
             let (mut store, _) = self.inner.runtime.store(ctx.clone(), &limits).await;
             scenario
                 .pre
-                .instantiate_async(&mut store)
+                .instantiate(&mut store)
                 .await
                 .map_err(|e| EngineError::Wasmtime(format!("{e:#}")))?;
         }

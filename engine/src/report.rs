@@ -81,10 +81,11 @@ impl From<Run> for ReportRun {
     fn from(run: Run) -> ReportRun {
         // Destructured whole so a field added to `Run` fails to compile here
         // instead of silently missing from reports.
+        let params = run.masked_params();
         let Run {
             id,
             scenario,
-            params,
+            params: _,
             seed,
             engine_version,
             drill,
@@ -95,11 +96,14 @@ impl From<Run> for ReportRun {
             status,
             outcome,
             error,
+            // Masked in `params` above; which ones are secret is no one's
+            // business in a report.
+            secret_params: _,
         } = run;
         ReportRun {
             id,
             scenario,
-            params: crate::history::masked(&params),
+            params,
             seed,
             engine_version,
             drill,

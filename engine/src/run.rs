@@ -17,7 +17,8 @@
 use crate::drill::{CheckSpec, Limits};
 use crate::drivers::{self, Applied, FaultSpec};
 use crate::history::{
-    Event, EventKind, HistoryStore, Outcome, Phase, Run, RunId, RunStatus, ScenarioRef, unix_ms,
+    Event, EventKind, HistoryStore, Outcome, Phase, Redactor, Run, RunId, RunStatus, ScenarioRef,
+    unix_ms,
 };
 use crate::ledger::{Ledger, LedgerEntry, LedgerState};
 use crate::policy::{self, FaultKind, Need, Policy};
@@ -176,10 +177,15 @@ pub(crate) struct Recorder {
     seq: AtomicU32,
     history: HistoryStore,
     live: broadcast::Sender<Event>,
+    /// Masks secret parameter values in what is recorded, once the
+    /// parameters are known.
+    redactor: RwLock<Redactor>,
 }
 
 impl Recorder {
     pub(crate) fn record(&self, kind: EventKind) {
+        let redactor = self.redactor.read().unwrap();
+        let kind = redactor.value(kind);
         let event = Event {
             seq: self.seq.fetch_add(1, Ordering::Relaxed),
             at_us: self.start.elapsed().as_micros() as u64,
@@ -517,6 +523,19 @@ impl RunCtx {
         errors
     }
 
+    /// The scenario tried an outgoing `wasi:http` request, which is
+    /// denied: recorded as a call, so `show` and replay see it.
+    pub(crate) fn deny_outgoing_http(&self, method: &str, uri: &str) {
+        let denied: Result<(), String> = Err(
+            "denied: scenarios reach targets only through firedrill's probes (probes.http)".into(),
+        );
+        self.call(
+            "wasi:http/outgoing-handler.handle",
+            serde_json::json!({ "method": method, "uri": crate::drill::elide(uri) }),
+            &denied,
+        );
+    }
+
     /// Record a host call in the timeline.
     pub(crate) fn call<T: serde::Serialize, E: std::fmt::Debug>(
         &self,
@@ -562,6 +581,10 @@ pub struct ParamSpec {
     pub default: Option<String>,
     /// Doc.
     pub doc: String,
+    /// Declared secret by the scenario: its value is masked wherever a run
+    /// is shown (absent in metadata recorded before 0.1.1 of the WIT).
+    #[serde(default)]
+    pub secret: bool,
 }
 
 impl Metadata {
@@ -593,10 +616,14 @@ impl Metadata {
                 _ => true,
             };
             if !ok {
+                let got = if spec.secret || crate::history::is_secret(k) {
+                    crate::history::MASKED.to_string()
+                } else {
+                    crate::drill::elide(v).into_owned()
+                };
                 return Err(format!(
-                    "parameter `{k}` must be of type {}, got `{}`",
-                    spec.ty,
-                    crate::drill::elide(v)
+                    "parameter `{k}` must be of type {}, got `{got}`",
+                    spec.ty
                 ));
             }
             crate::drill::check_param_value(v).map_err(|e| format!("parameter `{k}`: {e}"))?;
@@ -641,6 +668,7 @@ pub(crate) fn new_ctx(
             seq: AtomicU32::new(0),
             history,
             live,
+            redactor: RwLock::new(Redactor::default()),
         },
         ledger,
         rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
@@ -680,13 +708,18 @@ pub(crate) async fn describe(
     limits: &Limits,
 ) -> Result<Metadata, String> {
     use crate::runtime::bindings::ParamType;
+    let needs = scenario.core_instances() as usize;
+    if needs > limits.instances {
+        return Err(format!(
+            "{} needs {needs} core instances, the limit is {} (raise `[limits] instances`, at most {})",
+            scenario.source(),
+            limits.instances,
+            crate::runtime::CORE_INSTANCES_PER_SLOT
+        ));
+    }
     let (mut store, _) = runtime.store(ctx.clone(), limits).await;
     *ctx.deadline.lock().unwrap() = Some((Instant::now() + DESCRIBE_LIMIT, DESCRIBE_LIMIT));
-    let result = async {
-        let instance = scenario.pre.instantiate_async(&mut store).await?;
-        instance.call_describe(&mut store).await
-    }
-    .await;
+    let result = scenario.pre.describe(&mut store).await;
     *ctx.deadline.lock().unwrap() = None;
     let m = result.map_err(|e| trap_cause(&e, &store, &ctx, "describe()"))?;
     Ok(Metadata {
@@ -708,6 +741,7 @@ pub(crate) async fn describe(
                 .to_string(),
                 default: p.default,
                 doc: p.doc,
+                secret: p.secret,
             })
             .collect(),
         needs: m
@@ -772,6 +806,7 @@ pub(crate) async fn execute(
         status: RunStatus::Running,
         outcome: None,
         error: None,
+        secret_params: Vec::new(),
     };
     save(history, &run);
     ctx.recorder.record(EventKind::Started);
@@ -786,8 +821,13 @@ pub(crate) async fn execute(
     } else {
         (status, error)
     };
+    let (error, outcome) = {
+        let redactor = ctx.recorder.redactor.read().unwrap();
+        (redactor.value(error), redactor.value(run.outcome.take()))
+    };
     run.status = status;
     run.error = error.clone();
+    run.outcome = outcome;
     run.ended_at = Some(unix_ms());
     ctx.recorder.record(EventKind::Ended { status, error });
     // One flush makes the timeline and the closed record durable together.
@@ -818,6 +858,13 @@ async fn drive(
         Ok(p) => p,
         Err(e) => return (RunStatus::Refused, Some(e)),
     };
+    run.secret_params = meta
+        .params
+        .iter()
+        .filter(|p| p.secret)
+        .map(|p| p.name.clone())
+        .collect();
+    *ctx.recorder.redactor.write().unwrap() = Redactor::new(&params, &run.secret_params);
     run.params = params.clone();
     *ctx.params.write().unwrap() = params;
     let missing = policy::missing_grants(&meta.needs, spec.targets.decls());
@@ -881,11 +928,7 @@ async fn drive(
             ctx.stop(StopReason::Timeout(limit));
         })
     };
-    let result = async {
-        let instance = spec.scenario.pre.instantiate_async(&mut store).await?;
-        instance.call_run(&mut store).await
-    }
-    .await;
+    let result = spec.scenario.pre.run(&mut store).await;
     timer.abort();
     *ctx.deadline.lock().unwrap() = None;
     during.abort();

@@ -66,7 +66,7 @@ pub mod wit {
         default_bindings_module: "firedrill_sdk::wit",
         // The generated `error` prints as its `Debug`; use our own type,
         // which has the same cases and a readable `Display`.
-        with: { "firedrill:scenario/types@0.1.0/error": crate::Error },
+        with: { "firedrill:scenario/types@0.1.1/error": crate::Error },
         additional_derives: [PartialEq],
     });
 }

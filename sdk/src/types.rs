@@ -133,7 +133,29 @@ impl Metadata {
             ty,
             default: default.map(str::to_owned),
             doc: doc.into(),
+            secret: false,
         });
+        self
+    }
+
+    /// Mark the parameter declared last as a secret (a token, a password, a
+    /// key): firedrill masks its value wherever a run is shown or reported.
+    ///
+    /// ```
+    /// # use firedrill_sdk::*;
+    /// let m = Metadata::new("login", "1.0.0", "Logs in.")
+    ///     .param("pin", ParamType::String, None, "The account's PIN")
+    ///     .secret();
+    /// assert!(m.params[0].secret);
+    /// ```
+    ///
+    /// # Panics
+    /// If no parameter was declared yet.
+    pub fn secret(mut self) -> Self {
+        self.params
+            .last_mut()
+            .expect("`secret()` marks the parameter declared before it")
+            .secret = true;
         self
     }
 

@@ -18,6 +18,8 @@
 //! - `stop`: SIGINT, SIGTERM and SIGHUP (a real terminal hanging up) halt
 //!   `run`, `replay` and `demo` and revert; `halt` persists until `resume`.
 //! - `pipeline`: reports, GitHub output, replay, diff, check, prune, trend.
+//! - `toolchains`: Python and JavaScript scenarios built with componentize-py
+//!   and componentize-js, installed on first use.
 
 mod cli;
 mod faults;
@@ -31,4 +33,5 @@ mod scenarios;
 mod services;
 mod stop;
 mod support;
+mod toolchains;
 mod toxiproxy;

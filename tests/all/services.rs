@@ -354,7 +354,12 @@ grants = ["pause"]
             .map(|p| (p, proc_state(*p)))
             .collect::<Vec<_>>()
     );
-    let port_free = std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+    // A dying process drops its cmdline (exit_mm) before its sockets
+    // (exit_files), so the port frees a moment after the check above.
+    let port_free = eventually(Duration::from_secs(5), || {
+        std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+    })
+    .await;
     assert!(port_free, "the service's port is free again");
 }
 

@@ -7,8 +7,8 @@ pub(crate) struct Args {
     drill: PathBuf,
 }
 
-pub(crate) async fn run(args: Args) -> Result<Exit, Failure> {
-    let engine = super::scratch_engine()?;
+pub(crate) async fn run(args: Args, data_dir: &std::path::Path) -> Result<Exit, Failure> {
+    let engine = super::scratch_engine(data_dir)?;
     match firedrill::check::check(&engine, &args.drill).await {
         Ok(c) => {
             println!(

@@ -56,7 +56,7 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
     for (k, va) in &a.params {
         let vb = b.params.get(k).map(String::as_str).unwrap_or("-");
         if va != vb {
-            let (va, vb) = if firedrill::history::is_secret(k) {
+            let (va, vb) = if a.is_secret_param(k) || b.is_secret_param(k) {
                 ("(secret)", "(secret, different)")
             } else {
                 (va.as_str(), vb)

@@ -13,15 +13,20 @@ pub(crate) struct Args {
     json: bool,
 }
 
-pub(crate) async fn run(args: Args) -> Result<Exit, Failure> {
-    // A temporary engine: inspecting needs no data dir.
-    let engine = super::scratch_engine()?;
+pub(crate) async fn run(args: Args, data_dir: &std::path::Path) -> Result<Exit, Failure> {
+    let engine = super::scratch_engine(data_dir)?;
     let (bytes, source) = super::run::scenario_bytes(&Drill::default(), &args.scenario)?;
     let scenario = engine.load(&bytes, &source).map_err(usage)?;
-    let meta = engine
+    let mut meta = engine
         .inspect(&scenario, &parse_params(&args.params)?)
         .await
         .map_err(usage)?;
+    // A secret's default is shown no more than its value would be.
+    for p in meta.params.iter_mut().filter(|p| p.secret) {
+        if let Some(d) = &mut p.default {
+            *d = firedrill::history::MASKED.to_string();
+        }
+    }
     if args.json {
         println!(
             "{}",
@@ -41,7 +46,12 @@ pub(crate) async fn run(args: Args) -> Result<Exit, Failure> {
             .as_deref()
             .map(|d| format!(" = {d}"))
             .unwrap_or_else(|| " (required)".into());
-        println!("  {} ({}){default}: {}", p.name, p.ty, p.doc);
+        let ty = if p.secret {
+            format!("{}, secret", p.ty)
+        } else {
+            p.ty.clone()
+        };
+        println!("  {} ({ty}){default}: {}", p.name, p.doc);
     }
     println!("needs (grant these in the drill file):");
     if meta.needs.is_empty() {

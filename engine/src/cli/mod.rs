@@ -175,8 +175,8 @@ pub(crate) async fn dispatch(cli: Cli) -> Exit {
         Command::Demo(a) => demo::run(a, &data_dir).await,
         Command::History(a) => history::run(a, &data_dir).await,
         Command::Show(a) => show::run(a, &data_dir).await,
-        Command::Inspect(a) => inspect::run(a).await,
-        Command::Check(a) => check::run(a).await,
+        Command::Inspect(a) => inspect::run(a, &data_dir).await,
+        Command::Check(a) => check::run(a, &data_dir).await,
         Command::Replay(a) => replay::run(a, &data_dir).await,
         Command::Diff(a) => diff::run(a, &data_dir).await,
         Command::Proxy(a) => proxy::run(a).await,
@@ -218,12 +218,26 @@ fn default_data_dir() -> PathBuf {
 /// half of a whole `firedrill run`.
 pub(crate) const CLI_MAX_CONCURRENT_RUNS: u32 = 16;
 
-/// The engine of a command that keeps no history (`check`, `inspect`).
-pub(crate) fn scratch_engine() -> Result<firedrill::Engine, Failure> {
-    Ok(firedrill::EngineBuilder::new()
-        .max_concurrent_runs(CLI_MAX_CONCURRENT_RUNS)
-        .protected_ports(protected_ports()?)
-        .build()?)
+/// The engine of a command that runs nothing (`check`, `inspect`): on the
+/// data dir, for its compiled-code cache (an 18 MB Python component then
+/// compiles once, not at every `inspect`), or without one while a run
+/// holds the data dir.
+pub(crate) fn scratch_engine(data_dir: &std::path::Path) -> Result<firedrill::Engine, Failure> {
+    let builder = || -> Result<firedrill::EngineBuilder, Failure> {
+        Ok(firedrill::EngineBuilder::new()
+            .max_concurrent_runs(CLI_MAX_CONCURRENT_RUNS)
+            .protected_ports(protected_ports()?))
+    };
+    match builder()?.data_dir(data_dir).build() {
+        Ok(engine) => {
+            report_recovery(engine.recovery());
+            Ok(engine)
+        }
+        Err(e) => {
+            tracing::debug!("no compiled-code cache ({e}); compiling in memory");
+            Ok(builder()?.build()?)
+        }
+    }
 }
 
 /// The data dir is held by another firedrill: commands that only read

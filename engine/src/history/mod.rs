@@ -285,6 +285,7 @@ mod tests {
             status,
             outcome: None,
             error: None,
+            secret_params: Vec::new(),
         }
     }
 

@@ -192,6 +192,10 @@ pub struct Run {
     /// Why it did not pass, in words, when there is a cause beyond the
     /// verdict (a trap, a violated check, a failed revert).
     pub error: Option<String>,
+    /// Parameters the scenario declared secret in `describe()`; with those
+    /// whose names say so ([`is_secret`]), their values are masked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_params: Vec<String>,
 }
 
 /// What a secret parameter's value is shown as.
@@ -207,26 +211,98 @@ pub fn is_secret(name: &str) -> bool {
         .any(|w| name.contains(w))
 }
 
-/// `params` with the values of secret ones masked.
-pub fn masked(params: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    params
-        .iter()
-        .map(|(k, v)| {
-            let v = if is_secret(k) {
-                MASKED.to_string()
-            } else {
-                v.clone()
-            };
-            (k.clone(), v)
-        })
-        .collect()
+/// Replaces secret parameter values in the text a run records (log lines,
+/// events, probe arguments, output, the outcome), so a scenario that echoes
+/// its token does not put it in history. Values shorter than
+/// [`Redactor::MIN_LEN`] are left alone: masking every `1` would make the
+/// timeline unreadable and hide nothing.
+#[derive(Debug, Default)]
+pub(crate) struct Redactor {
+    values: Vec<String>,
+}
+
+impl Redactor {
+    pub(crate) const MIN_LEN: usize = 4;
+
+    /// The values of `params` that are secret, by name or by `declared`.
+    pub(crate) fn new(params: &BTreeMap<String, String>, declared: &[String]) -> Redactor {
+        let mut values: Vec<String> = params
+            .iter()
+            .filter(|(k, v)| {
+                (is_secret(k) || declared.contains(k)) && v.chars().count() >= Self::MIN_LEN
+            })
+            .map(|(_, v)| v.clone())
+            .collect();
+        // Longest first, so a secret that contains another is masked whole.
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        values.dedup();
+        Redactor { values }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// `text` with every secret value masked.
+    pub(crate) fn text(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for v in &self.values {
+            if out.contains(v.as_str()) {
+                out = out.replace(v.as_str(), MASKED);
+            }
+        }
+        out
+    }
+
+    /// `value` with every string in it (not the field names) masked.
+    pub(crate) fn value<T: serde::Serialize + serde::de::DeserializeOwned>(&self, value: T) -> T {
+        fn walk(r: &Redactor, v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::String(s) if r.values.iter().any(|x| s.contains(x.as_str())) => {
+                    *s = r.text(s);
+                }
+                serde_json::Value::Array(a) => a.iter_mut().for_each(|v| walk(r, v)),
+                serde_json::Value::Object(o) => o.values_mut().for_each(|v| walk(r, v)),
+                _ => {}
+            }
+        }
+        if self.is_empty() {
+            return value;
+        }
+        let Ok(mut json) = serde_json::to_value(&value) else {
+            return value;
+        };
+        walk(self, &mut json);
+        serde_json::from_value(json).unwrap_or(value)
+    }
 }
 
 impl Run {
+    /// Whether the parameter `name` of this run is a secret: declared so
+    /// by the scenario, or named like one.
+    pub fn is_secret_param(&self, name: &str) -> bool {
+        is_secret(name) || self.secret_params.iter().any(|s| s == name)
+    }
+
+    /// The parameters, secret ones masked.
+    pub fn masked_params(&self) -> BTreeMap<String, String> {
+        self.params
+            .iter()
+            .map(|(k, v)| {
+                let v = if self.is_secret_param(k) {
+                    MASKED.to_string()
+                } else {
+                    v.clone()
+                };
+                (k.clone(), v)
+            })
+            .collect()
+    }
+
     /// The same run with secret parameters masked, for showing it.
     pub fn for_display(&self) -> Run {
         Run {
-            params: masked(&self.params),
+            params: self.masked_params(),
             ..self.clone()
         }
     }

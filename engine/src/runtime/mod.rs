@@ -10,6 +10,9 @@
 
 pub(crate) mod bindings;
 mod host;
+mod shape;
+
+pub use shape::Toolchain;
 
 use crate::drill::Limits;
 use crate::run::RunCtx;
@@ -22,21 +25,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker, ResourceTable};
 use wasmtime::{
     AsContext, AsContextMut, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
     ResourceLimiter, Store, StoreContext, StoreContextMut, UpdateDeadline,
 };
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 /// How often the epoch advances: the granularity of deadlines and yields.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// What one pool slot holds, whatever a drill's `[limits]` allow: a
 /// scenario component may contain up to this many core instances, linear
-/// memories and tables. A Rust scenario has about 4, 1 and 2.
-const CORE_INSTANCES_PER_SLOT: u32 = 32;
+/// memories and tables. A Rust scenario has about 4, 1 and 2; a Python one
+/// (componentize-py) 14, or 38 built with `--stub-wasi`.
+pub(crate) const CORE_INSTANCES_PER_SLOT: u32 = 64;
 const MEMORIES_PER_SLOT: u32 = 2;
 const TABLES_PER_SLOT: u32 = 32;
 /// Elements a pooled table can grow to (a drill's `table_elements` limit
@@ -51,14 +56,14 @@ const KEEP_RESIDENT: usize = 16 << 10;
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// Not a component (or not valid Wasm).
-    #[error(
-        "{source_name} is not a valid WebAssembly component: {cause}. Build scenarios with `cargo build --release --target wasm32-wasip2`"
-    )]
+    #[error("{source_name} is not a valid WebAssembly component: {cause}. To {}", .toolchain.build_hint())]
     Invalid {
         /// Where it came from.
         source_name: String,
         /// wasmtime's message.
         cause: String,
+        /// What built it, for the advice.
+        toolchain: Toolchain,
     },
     /// Not WebAssembly at all: the file does not start with `\0asm`.
     #[error("{source_name}: not a WebAssembly component ({head}; expected `\\0asm`)")]
@@ -73,13 +78,40 @@ pub enum LoadError {
         "{0} is a core WebAssembly module, not a component: build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)"
     )]
     CoreModule(String),
+    /// It imports interfaces the engine does not provide.
+    #[error(
+        "{source_name} imports {}, which firedrill does not provide: a scenario may import only `firedrill:scenario` 0.1.x and the standard WASI 0.2 interfaces (`wasi:http` among them, with every request denied). To {}",
+        .imports.join(", "), .toolchain.build_hint()
+    )]
+    Imports {
+        /// Where it came from.
+        source_name: String,
+        /// The imports that are not provided.
+        imports: Vec<String>,
+        /// What built it, for the advice.
+        toolchain: Toolchain,
+    },
+    /// More core instances than any scenario may have.
+    #[error(
+        "{source_name} needs {needs} core instances; firedrill allows at most {limit} per scenario (`[limits] instances` can only lower that)"
+    )]
+    TooManyInstances {
+        /// Where it came from.
+        source_name: String,
+        /// How many it creates.
+        needs: u32,
+        /// The engine's maximum.
+        limit: u32,
+    },
     /// It is a component, but not of the `firedrill:scenario` world.
-    #[error("{source_name} is not a firedrill scenario: {cause}")]
+    #[error("{source_name} is not a firedrill scenario: {cause}. To {}", .toolchain.build_hint())]
     WrongWorld {
         /// Where it came from.
         source_name: String,
         /// What does not fit.
         cause: String,
+        /// What built it, for the advice.
+        toolchain: Toolchain,
     },
 }
 
@@ -93,10 +125,86 @@ fn one_line(text: &str) -> String {
         .join(" ")
 }
 
+/// A linked component, by the version of the world it was built against.
+#[derive(Clone)]
+pub(crate) enum Pre {
+    Current(ScenarioPre<RunState>),
+    V0_1_0(bindings::v0_1_0::ScenarioPre<RunState>),
+}
+
+impl Pre {
+    fn new(instance_pre: InstancePre<RunState>) -> wasmtime::Result<Pre> {
+        match ScenarioPre::new(instance_pre.clone()) {
+            Ok(pre) => Ok(Pre::Current(pre)),
+            Err(current) => match bindings::v0_1_0::ScenarioPre::new(instance_pre) {
+                Ok(pre) => Ok(Pre::V0_1_0(pre)),
+                // The current world's complaint is the one to show.
+                Err(_) => Err(current),
+            },
+        }
+    }
+
+    /// A new instance's `describe()`, in the current world's types.
+    pub(crate) async fn describe(
+        &self,
+        store: &mut RunStore,
+    ) -> wasmtime::Result<bindings::Metadata> {
+        match self {
+            Pre::Current(pre) => {
+                pre.instantiate_async(&mut *store)
+                    .await?
+                    .call_describe(store)
+                    .await
+            }
+            Pre::V0_1_0(pre) => Ok(pre
+                .instantiate_async(&mut *store)
+                .await?
+                .call_describe(store)
+                .await?
+                .into()),
+        }
+    }
+
+    /// A new instance's `run()`. Its signature is the same in every
+    /// version, so the current types lift what any version returns.
+    pub(crate) async fn run(
+        &self,
+        store: &mut RunStore,
+    ) -> wasmtime::Result<Result<bindings::Outcome, bindings::GuestError>> {
+        match self {
+            Pre::Current(pre) => {
+                pre.instantiate_async(&mut *store)
+                    .await?
+                    .call_run(store)
+                    .await
+            }
+            Pre::V0_1_0(pre) => {
+                let instance = pre.instance_pre().instantiate_async(&mut *store).await?;
+                let run = instance
+                    .get_typed_func::<(), (Result<bindings::Outcome, bindings::GuestError>,)>(
+                        &mut *store,
+                        "run",
+                    )?;
+                Ok(run.call_async(store, ()).await?.0)
+            }
+        }
+    }
+
+    /// Instantiate and drop, for the instantiation benchmark.
+    pub(crate) async fn instantiate(&self, store: &mut RunStore) -> wasmtime::Result<()> {
+        match self {
+            Pre::Current(pre) => pre.instantiate_async(store).await.map(drop),
+            Pre::V0_1_0(pre) => pre.instantiate_async(store).await.map(drop),
+        }
+    }
+}
+
 /// A compiled, linked scenario ready to instantiate.
 #[derive(Clone)]
 pub struct Scenario {
-    pub(crate) pre: ScenarioPre<RunState>,
+    pub(crate) pre: Pre,
+    core_instances: u32,
+    toolchain: Toolchain,
     sha256: String,
     source: String,
     bytes: Arc<[u8]>,
@@ -125,6 +233,17 @@ impl Scenario {
     /// The component's bytes.
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
+    }
+
+    /// How many core instances it creates (what `[limits] instances`
+    /// must allow).
+    pub fn core_instances(&self) -> u32 {
+        self.core_instances
+    }
+
+    /// What built it, as far as its `producers` sections tell.
+    pub fn toolchain(&self) -> Toolchain {
+        self.toolchain
     }
 }
 
@@ -166,6 +285,9 @@ impl Runtime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        // Linked so that components whose toolchain imports it (JavaScript's
+        // `fetch`) load; every request is denied (`DenyHttp`).
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         bindings::Scenario::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
@@ -224,6 +346,34 @@ impl Runtime {
         if bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0] {
             return Err(LoadError::CoreModule(source.to_string()));
         }
+        // Everything that would refuse the component after compiling it is
+        // checked first, from its bytes.
+        let shape = shape::read(bytes).map_err(|cause| LoadError::Invalid {
+            source_name: source.to_string(),
+            cause,
+            toolchain: Toolchain::Other,
+        })?;
+        let toolchain = shape.toolchain;
+        let unknown: Vec<String> = shape
+            .imports
+            .iter()
+            .filter(|i| !shape::is_linked(i))
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            return Err(LoadError::Imports {
+                source_name: source.to_string(),
+                imports: unknown,
+                toolchain,
+            });
+        }
+        if shape.core_instances > CORE_INSTANCES_PER_SLOT {
+            return Err(LoadError::TooManyInstances {
+                source_name: source.to_string(),
+                needs: shape.core_instances,
+                limit: CORE_INSTANCES_PER_SLOT,
+            });
+        }
         let component = match self.cached(&sha256) {
             Some(c) => c,
             None => {
@@ -231,6 +381,7 @@ impl Runtime {
                     LoadError::Invalid {
                         source_name: source.to_string(),
                         cause: one_line(&format!("{e:#}")),
+                        toolchain,
                     }
                 })?;
                 self.store_cache(&sha256, &c);
@@ -243,13 +394,17 @@ impl Runtime {
                 .map_err(|e| LoadError::WrongWorld {
                     source_name: source.to_string(),
                     cause: format!("{e:#}"),
+                    toolchain,
                 })?;
-        let pre = ScenarioPre::new(instance_pre).map_err(|e| LoadError::WrongWorld {
+        let pre = Pre::new(instance_pre).map_err(|e| LoadError::WrongWorld {
             source_name: source.to_string(),
             cause: format!("{e:#}"),
+            toolchain,
         })?;
         let scenario = Scenario {
             pre,
+            core_instances: shape.core_instances,
+            toolchain,
             sha256: sha256.clone(),
             source: source.to_string(),
             bytes: bytes.into(),
@@ -357,6 +512,8 @@ impl Runtime {
             .allow_ip_name_lookup(false);
         let state = RunState {
             wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            http_hooks: DenyHttp { ctx: ctx.clone() },
             table: ResourceTable::new(),
             limiter: RunLimiter {
                 // Saturating: `memory_mib << 20` once wrapped 2^44 MiB to 0.
@@ -464,6 +621,8 @@ pub(crate) struct GuestOutput {
 /// Store data of a run.
 pub struct RunState {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    http_hooks: DenyHttp,
     table: ResourceTable,
     limiter: RunLimiter,
     pub(crate) ctx: Arc<RunCtx>,
@@ -490,6 +649,46 @@ impl WasiView for RunState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+impl WasiHttpView for RunState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
+        }
+    }
+}
+
+/// `wasi:http`'s outgoing requests, all denied: a scenario reaches its
+/// targets only through firedrill's probes, which the policy checks and the
+/// timeline records. The guest gets `HTTP-request-denied` (a rejected
+/// `fetch` in JavaScript) and the run's timeline a warning.
+struct DenyHttp {
+    ctx: Arc<RunCtx>,
+}
+
+type DeniedResponse = Box<
+    dyn std::future::Future<
+            Output = wasmtime_wasi_http::Result<(
+                http::Response<wasmtime_wasi_http::WasiBody>,
+                Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+            )>,
+        > + Send,
+>;
+
+impl WasiHttpHooks for DenyHttp {
+    fn send_request(
+        &mut self,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> DeniedResponse {
+        self.ctx
+            .deny_outgoing_http(request.method().as_str(), &request.uri().to_string());
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
     }
 }
 

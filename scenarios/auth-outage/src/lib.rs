@@ -57,6 +57,7 @@ impl Scenario for AuthOutage {
             Some("demo-token"),
             "A valid bearer token",
         )
+        .secret()
         .param(
             "mode",
             ParamType::String,

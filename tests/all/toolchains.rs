@@ -1,0 +1,213 @@
+//! Scenarios as their authors build them in Python (componentize-py, with
+//! and without `--stub-wasi`) and JavaScript (componentize-js with its
+//! default flags), installed from PyPI and npm on first use: they load, run
+//! against a real proxy and upstream, and meet the engine's limits and
+//! denials in their own terms.
+
+use crate::support::*;
+use firedrill_tests::toolchains;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn guests() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/guests")
+}
+
+/// A drill running `wasm` against an HTTP proxy `api-link` in front of a
+/// real upstream, with `extra` appended.
+fn drill(dir: &Path, wasm: &[u8], upstream: &firedrill_tests::Upstream, extra: &str) -> PathBuf {
+    std::fs::write(dir.join("scenario.wasm"), wasm).unwrap();
+    let path = dir.join("drill.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"[scenario]
+path = "scenario.wasm"
+[targets.api-link]
+kind = "proxy"
+mode = "http"
+listen = "127.0.0.1:0"
+upstream = "{}"
+grants = ["delay"]
+{extra}"#,
+            upstream.addr
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// The newest run's id.
+fn last_run(data: &Path) -> String {
+    let o = firedrill(data)
+        .args(["history", "--json"])
+        .output()
+        .unwrap();
+    let runs: Vec<firedrill::history::Run> = serde_json::from_slice(&o.stdout).unwrap();
+    runs[0].id.to_string()
+}
+
+fn run(data: &Path, drill: &Path, params: &[&str]) -> Output {
+    let mut c = firedrill(data);
+    c.arg("run").arg(drill);
+    for p in params {
+        c.args(["--param", p]);
+    }
+    c.output().unwrap()
+}
+
+/// The README's slow-link in Python: both componentize-py builds load and
+/// pass, and replay matches; a returned error, an uncaught exception (with
+/// Python's traceback in the timeline) and the memory limit end the run as
+/// they would in Rust; a limit below what the component needs is refused
+/// up front, naming both numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_scenarios_load_run_and_fail_in_their_own_terms() {
+    let upstream = firedrill_tests::Upstream::start("t").await;
+    let src = guests().join("python/slow_link");
+    for stub_wasi in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let wasm = toolchains::python(&src, stub_wasi);
+        let drill = drill(dir.path(), &wasm, &upstream, "");
+        let o = run(&data, &drill, &[]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "stub-wasi {stub_wasi}: {}",
+            text(&o)
+        );
+        let shown = text(&firedrill(&data).arg("show").output().unwrap());
+        assert!(shown.contains("status 200 under latency"), "{shown}");
+        assert!(shown.contains("slowing api-link by 200 ms"), "{shown}");
+        let r = firedrill(&data)
+            .args(["replay", &last_run(&data)])
+            .output()
+            .unwrap();
+        assert_eq!(r.status.code(), Some(0), "replay: {}", text(&r));
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let wasm = toolchains::python(&src, false);
+    let drill_path = drill(dir.path(), &wasm, &upstream, "");
+    let o = run(&data, &drill_path, &["mode=error"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("mode=error asks for an error"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&data, &drill_path, &["mode=exception"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let shown = text(&firedrill(&data).arg("show").output().unwrap());
+    assert!(
+        shown.contains("Traceback")
+            && shown.contains("ValueError: an exception the scenario did not catch"),
+        "Python's own traceback is in the timeline: {shown}"
+    );
+    let o = run(&data, &drill_path, &["mode=memory"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("memory limit of 64 MiB exceeded"),
+        "{}",
+        text(&o)
+    );
+
+    let limited = drill(dir.path(), &wasm, &upstream, "[limits]\ninstances = 4\n");
+    let o = run(&data, &limited, &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("core instances, the limit is 4 (raise `[limits] instances`"),
+        "{t}"
+    );
+    assert!(!t.contains("not a valid WebAssembly component"), "{t}");
+}
+
+/// componentize-js with default flags imports `wasi:http`: the component
+/// loads, passes, and a `fetch` it makes is denied: the scenario sees an
+/// error, the listener it aimed at sees no connection, and the timeline
+/// records the denied call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_javascript_build_loads_and_its_fetch_is_denied() {
+    let upstream = firedrill_tests::Upstream::start("t").await;
+    let wasm = toolchains::javascript(&guests().join("js/slow-link.js"));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let drill = drill(dir.path(), &wasm, &upstream, "");
+    let o = run(&data, &drill, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    let bait = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    bait.set_nonblocking(true).unwrap();
+    let url = format!("fetch=http://{}/steal", bait.local_addr().unwrap());
+    let o = run(&data, &drill, &[&url]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        bait.accept().is_err(),
+        "the scenario's fetch reached the network"
+    );
+    let shown = text(&firedrill(&data).arg("show").output().unwrap());
+    assert!(shown.contains("fetch failed"), "{shown}");
+    assert!(
+        shown.contains("wasi:http/outgoing-handler.handle("),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("denied: scenarios reach targets only through"),
+        "{shown}"
+    );
+}
+
+/// A component the engine would refuse at link time is refused before it
+/// is compiled, naming the import, and nothing lands in the compiled-code
+/// cache; `inspect` and `check` use that cache.
+#[test]
+fn refusals_come_before_compilation_and_inspect_uses_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::write(dir.path().join("bad.wasm"), firedrill_tests::BAD_IMPORT).unwrap();
+    let o = firedrill(&data)
+        .arg("inspect")
+        .arg(dir.path().join("bad.wasm"))
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        text(&o).contains("imports test:evil/backdoor, which firedrill does not provide"),
+        "{}",
+        text(&o)
+    );
+    let cached = |data: &Path| {
+        std::fs::read_dir(data.join("cache"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert_eq!(cached(&data), 0, "nothing compiled for a refused component");
+
+    std::fs::write(dir.path().join("seeded.wasm"), firedrill_tests::SEEDED).unwrap();
+    let o = firedrill(&data)
+        .arg("inspect")
+        .arg(dir.path().join("seeded.wasm"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        cached(&data),
+        1,
+        "inspect compiled into the data dir's cache"
+    );
+}

@@ -1,0 +1,147 @@
+//! The Python and JavaScript component toolchains, as a scenario author
+//! installs them (componentize-py from PyPI, ComponentizeJS from npm, at
+//! pinned versions), installed on first use under `target/toolchains`, and
+//! components built with them, kept there by a digest of their inputs so a
+//! second test run does not build them again.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// componentize-py's version on PyPI.
+pub const COMPONENTIZE_PY: &str = "0.25.1";
+/// ComponentizeJS's version on npm.
+pub const COMPONENTIZE_JS: &str = "0.23.0";
+
+/// The workspace's `target/toolchains`.
+pub fn dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("toolchains")
+}
+
+/// firedrill's WIT, which scenarios are built against.
+pub fn wit() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit")
+}
+
+/// Holds `target/toolchains/.lock` (test binaries and tests run at once).
+fn locked() -> std::fs::File {
+    std::fs::create_dir_all(dir()).unwrap();
+    let f = std::fs::File::create(dir().join(".lock")).unwrap();
+    f.lock().unwrap();
+    f
+}
+
+fn run(what: &str, c: &mut Command) {
+    let out = c
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `componentize-py`, installed with pip on first use.
+fn componentize_py() -> (PathBuf, PathBuf) {
+    let home = dir().join(format!("componentize-py-{COMPONENTIZE_PY}"));
+    let bin = home.join("bin/componentize-py");
+    if !bin.exists() {
+        run(
+            "pip install componentize-py",
+            Command::new("python3")
+                .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+                .arg("--target")
+                .arg(&home)
+                .arg(format!("componentize-py=={COMPONENTIZE_PY}")),
+        );
+    }
+    (bin, home)
+}
+
+/// `componentize-js`, installed with npm on first use.
+fn componentize_js() -> PathBuf {
+    let home = dir().join(format!("componentize-js-{COMPONENTIZE_JS}"));
+    let bin = home.join("node_modules/.bin/componentize-js");
+    if !bin.exists() {
+        std::fs::create_dir_all(&home).unwrap();
+        run(
+            "npm install @bytecodealliance/componentize-js",
+            Command::new("npm")
+                .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&home)
+                .arg(format!(
+                    "@bytecodealliance/componentize-js@{COMPONENTIZE_JS}"
+                )),
+        );
+    }
+    bin
+}
+
+/// A digest of a build's inputs: the sources, the WIT and the command.
+fn digest(parts: &[&[u8]]) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    parts.hash(&mut h);
+    for entry in std::fs::read_dir(wit()).unwrap().flatten() {
+        if let Ok(text) = std::fs::read(entry.path()) {
+            text.hash(&mut h);
+        }
+    }
+    format!("{:016x}", h.finish())
+}
+
+/// A Python scenario (`app.py` defining `WitWorld`, beside its other
+/// modules in `src`) built with componentize-py, with `--stub-wasi` or not.
+pub fn python(src: &Path, stub_wasi: bool) -> Vec<u8> {
+    let app = std::fs::read(src.join("app.py")).unwrap();
+    let key = digest(&[&app, COMPONENTIZE_PY.as_bytes(), &[stub_wasi as u8]]);
+    let out = dir().join(format!("built/py-{key}.wasm"));
+    let _lock = locked();
+    if !out.exists() {
+        let (bin, home) = componentize_py();
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        let tmp = out.with_extension("tmp");
+        let mut c = Command::new(bin);
+        c.env("PYTHONPATH", &home)
+            .arg("-d")
+            .arg(wit())
+            .args(["-w", "scenario", "componentize"]);
+        if stub_wasi {
+            c.arg("--stub-wasi");
+        }
+        c.arg("-p").arg(src).args(["app", "-o"]).arg(&tmp);
+        run("componentize-py", &mut c);
+        std::fs::rename(&tmp, &out).unwrap();
+    }
+    std::fs::read(out).unwrap()
+}
+
+/// A JavaScript scenario (an ES module exporting `describe` and `run`)
+/// built with componentize-js and its default flags.
+pub fn javascript(source: &Path) -> Vec<u8> {
+    let text = std::fs::read(source).unwrap();
+    let key = digest(&[&text, COMPONENTIZE_JS.as_bytes()]);
+    let out = dir().join(format!("built/js-{key}.wasm"));
+    let _lock = locked();
+    if !out.exists() {
+        let bin = componentize_js();
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        let tmp = out.with_extension("tmp");
+        run(
+            "componentize-js",
+            Command::new(bin)
+                .arg(source)
+                .arg("--wit")
+                .arg(wit())
+                .args(["-n", "scenario", "-o"])
+                .arg(&tmp),
+        );
+        std::fs::rename(&tmp, &out).unwrap();
+    }
+    std::fs::read(out).unwrap()
+}
