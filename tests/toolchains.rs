@@ -26,6 +26,16 @@ pub fn wit() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit")
 }
 
+/// The Python SDK's directory (a package on the Python path).
+pub fn python_sdk() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/python")
+}
+
+/// The JavaScript SDK's directory.
+pub fn js_sdk() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/js")
+}
+
 /// Holds `target/toolchains/.lock` (test binaries and tests run at once).
 fn locked() -> std::fs::File {
     std::fs::create_dir_all(dir()).unwrap();
@@ -85,12 +95,24 @@ fn componentize_js() -> PathBuf {
 
 /// A digest of a build's inputs: the sources, the WIT and the command.
 fn digest(parts: &[&[u8]]) -> String {
+    fn files(dir: &Path, h: &mut impl Hasher) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                files(&path, h);
+            } else if let Ok(text) = std::fs::read(&path) {
+                path.file_name().hash(h);
+                text.hash(h);
+            }
+        }
+    }
     let mut h = std::collections::hash_map::DefaultHasher::new();
     parts.hash(&mut h);
-    for entry in std::fs::read_dir(wit()).unwrap().flatten() {
-        if let Ok(text) = std::fs::read(entry.path()) {
-            text.hash(&mut h);
-        }
+    for dir in [wit(), python_sdk().join("firedrill"), js_sdk()] {
+        files(&dir, &mut h);
     }
     format!("{:016x}", h.finish())
 }
@@ -114,7 +136,12 @@ pub fn python(src: &Path, stub_wasi: bool) -> Vec<u8> {
         if stub_wasi {
             c.arg("--stub-wasi");
         }
-        c.arg("-p").arg(src).args(["app", "-o"]).arg(&tmp);
+        c.arg("-p")
+            .arg(src)
+            .arg("-p")
+            .arg(python_sdk())
+            .args(["app", "-o"])
+            .arg(&tmp);
         run("componentize-py", &mut c);
         std::fs::rename(&tmp, &out).unwrap();
     }
@@ -134,7 +161,10 @@ pub fn javascript(source: &Path) -> Vec<u8> {
         let tmp = out.with_extension("tmp");
         run(
             "componentize-js",
+            // ComponentizeJS reads modules only under its working directory,
+            // which must hold both the scenario and the SDK it imports.
             Command::new(bin)
+                .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
                 .arg(source)
                 .arg("--wit")
                 .arg(wit())

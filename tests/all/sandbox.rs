@@ -303,7 +303,9 @@ async fn the_hostile_corpus_is_contained() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("bad-import.wasm imports test:evil/backdoor, which firedrill does not provide"),
+        err.contains(
+            "bad-import.wasm imports test:evil/backdoor, which firedrill does not provide"
+        ),
         "{err}"
     );
 

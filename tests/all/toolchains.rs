@@ -87,7 +87,7 @@ async fn python_scenarios_load_run_and_fail_in_their_own_terms() {
         );
         let shown = text(&firedrill(&data).arg("show").output().unwrap());
         assert!(shown.contains("status 200 under latency"), "{shown}");
-        assert!(shown.contains("slowing api-link by 200 ms"), "{shown}");
+        assert!(shown.contains("slowing api-link by 200ms"), "{shown}");
         let r = firedrill(&data)
             .args(["replay", &last_run(&data)])
             .output()
@@ -133,12 +133,14 @@ async fn python_scenarios_load_run_and_fail_in_their_own_terms() {
     assert!(!t.contains("not a valid WebAssembly component"), "{t}");
 }
 
-/// componentize-js with default flags imports `wasi:http`: the component
-/// loads, passes, and a `fetch` it makes is denied: the scenario sees an
-/// error, the listener it aimed at sees no connection, and the timeline
-/// records the denied call.
+/// The README's slow-link in JavaScript, built by componentize-js with its
+/// default flags (which import `wasi:http`): it loads, passes and replays;
+/// a thrown `FiredrillError`, an uncaught exception (its stack in the
+/// timeline) and the memory limit end the run as in Rust; a `fetch` is
+/// denied: the scenario sees an error, the listener it aimed at sees no
+/// connection, and the timeline records the denied call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_default_javascript_build_loads_and_its_fetch_is_denied() {
+async fn a_default_javascript_build_loads_runs_and_its_fetch_is_denied() {
     let upstream = firedrill_tests::Upstream::start("t").await;
     let wasm = toolchains::javascript(&guests().join("js/slow-link.js"));
     let dir = tempfile::tempdir().unwrap();
@@ -146,11 +148,40 @@ async fn a_default_javascript_build_loads_and_its_fetch_is_denied() {
     let drill = drill(dir.path(), &wasm, &upstream, "");
     let o = run(&data, &drill, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let shown = text(&firedrill(&data).arg("show").output().unwrap());
+    assert!(shown.contains("slowing api-link by 200ms"), "{shown}");
+    let r = firedrill(&data)
+        .args(["replay", &last_run(&data)])
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(0), "replay: {}", text(&r));
+
+    let o = run(&data, &drill, &["mode=error"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("mode=error asks for an error"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&data, &drill, &["mode=exception"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let shown = text(&firedrill(&data).arg("show").output().unwrap());
+    assert!(
+        shown.contains("RangeError: an exception the scenario did not catch"),
+        "the exception and its stack are in the timeline: {shown}"
+    );
+    let o = run(&data, &drill, &["mode=memory"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("memory limit of 64 MiB exceeded"),
+        "{}",
+        text(&o)
+    );
 
     let bait = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     bait.set_nonblocking(true).unwrap();
-    let url = format!("fetch=http://{}/steal", bait.local_addr().unwrap());
-    let o = run(&data, &drill, &[&url]);
+    let url = format!("url=http://{}/steal", bait.local_addr().unwrap());
+    let o = run(&data, &drill, &["mode=fetch", &url]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(
         bait.accept().is_err(),
