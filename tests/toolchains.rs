@@ -36,8 +36,9 @@ pub fn js_sdk() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/js")
 }
 
-/// Holds `target/toolchains/.lock` (test binaries and tests run at once).
-fn locked() -> std::fs::File {
+/// Holds `target/toolchains/.lock` (test binaries and tests run at once)
+/// while it lives: take it around installs.
+pub fn lock() -> std::fs::File {
     std::fs::create_dir_all(dir()).unwrap();
     let f = std::fs::File::create(dir().join(".lock")).unwrap();
     f.lock().unwrap();
@@ -57,8 +58,9 @@ fn run(what: &str, c: &mut Command) {
     );
 }
 
-/// `componentize-py`, installed with pip on first use.
-fn componentize_py() -> (PathBuf, PathBuf) {
+/// `componentize-py` (its path and its package directory, for
+/// `PYTHONPATH`), installed with pip on first use.
+pub fn componentize_py() -> (PathBuf, PathBuf) {
     let home = dir().join(format!("componentize-py-{COMPONENTIZE_PY}"));
     let bin = home.join("bin/componentize-py");
     if !bin.exists() {
@@ -74,8 +76,9 @@ fn componentize_py() -> (PathBuf, PathBuf) {
     (bin, home)
 }
 
-/// `componentize-js`, installed with npm on first use.
-fn componentize_js() -> PathBuf {
+/// `componentize-js`, installed with npm on first use (in
+/// `<its dir>/node_modules`).
+pub fn componentize_js() -> PathBuf {
     let home = dir().join(format!("componentize-js-{COMPONENTIZE_JS}"));
     let bin = home.join("node_modules/.bin/componentize-js");
     if !bin.exists() {
@@ -123,7 +126,7 @@ pub fn python(src: &Path, stub_wasi: bool) -> Vec<u8> {
     let app = std::fs::read(src.join("app.py")).unwrap();
     let key = digest(&[&app, COMPONENTIZE_PY.as_bytes(), &[stub_wasi as u8]]);
     let out = dir().join(format!("built/py-{key}.wasm"));
-    let _lock = locked();
+    let _lock = lock();
     if !out.exists() {
         let (bin, home) = componentize_py();
         std::fs::create_dir_all(out.parent().unwrap()).unwrap();
@@ -154,7 +157,7 @@ pub fn javascript(source: &Path) -> Vec<u8> {
     let text = std::fs::read(source).unwrap();
     let key = digest(&[&text, COMPONENTIZE_JS.as_bytes()]);
     let out = dir().join(format!("built/js-{key}.wasm"));
-    let _lock = locked();
+    let _lock = lock();
     if !out.exists() {
         let bin = componentize_js();
         std::fs::create_dir_all(out.parent().unwrap()).unwrap();

@@ -148,7 +148,7 @@ class Fault {
 
 class Builder {
   constructor(target, apply) {
-    Object.assign(this, { target, applyFn: apply, opts: {}, dir: 'both' });
+    Object.assign(this, { target, applyFn: apply, opts: {}, dir: 'downstream' });
   }
   /** Revert it by itself after `d`. */
   forDuration(d) { this.opts.duration = nanos(d); return this; }
@@ -156,7 +156,7 @@ class Builder {
   probability(p) { this.opts.probability = p; return this; }
   /** On HTTP proxies: only requests with this method, path prefix or header ([name, value]). */
   matching({ method, path, header } = {}) { this.opts.requestMatch = { method, path, header }; return this; }
-  /** 'upstream', 'downstream' or 'both' (the default). */
+  /** 'upstream', 'downstream' (the default: responses) or 'both'. */
   direction(d) { this.dir = d; return this; }
   apply() { return new Fault(call(() => this.applyFn(this))); }
 }

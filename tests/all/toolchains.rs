@@ -242,3 +242,69 @@ fn refusals_come_before_compilation_and_inspect_uses_the_cache() {
         "inspect compiled into the data dir's cache"
     );
 }
+
+/// `firedrill new` writes a project in each language that builds with the
+/// command its `build.sh` holds and whose drill passes against the demo
+/// service it starts.
+#[test]
+fn new_projects_build_and_pass_in_each_language() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (py, py_home) = {
+        let _lock = toolchains::lock();
+        toolchains::componentize_py()
+    };
+    let js = {
+        let _lock = toolchains::lock();
+        toolchains::componentize_js()
+    };
+    let path = format!(
+        "{}:{}",
+        py.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for lang in ["rust", "python", "js"] {
+        let project = dir.path().join(format!("slow-{lang}"));
+        let o = firedrill(&data)
+            .arg("new")
+            .arg(&project)
+            .args(["--lang", lang])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{lang}: {}", text(&o));
+        if lang == "js" {
+            // The toolchain the tests installed, in place of `npm install`.
+            std::os::unix::fs::symlink(
+                js.ancestors().nth(2).unwrap(),
+                project.join("node_modules"),
+            )
+            .unwrap();
+        }
+        let o = std::process::Command::new(project.join("build.sh"))
+            .env("PATH", &path)
+            .env("PYTHONPATH", &py_home)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTFLAGS")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{lang} build.sh: {}", text(&o));
+        let o = firedrill(&data)
+            .current_dir(&project)
+            .args(["run", "drill.toml"])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{lang} run: {}", text(&o));
+        assert!(
+            text(&o).contains(&format!("slow-{lang} 0.1.0  PASSED")),
+            "{}",
+            text(&o)
+        );
+    }
+    let o = firedrill(&data)
+        .arg("new")
+        .arg(dir.path().join("slow-rust"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
+    assert!(text(&o).contains("already exists"), "{}", text(&o));
+}

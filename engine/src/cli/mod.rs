@@ -7,6 +7,7 @@ mod diff;
 mod halt;
 mod history;
 mod inspect;
+mod new;
 mod progress;
 mod proxy;
 mod recover;
@@ -136,6 +137,8 @@ enum Command {
     Show(show::Args),
     /// Show a scenario's metadata, parameters and needs
     Inspect(inspect::Args),
+    /// Write a new scenario project in Rust, Python or JavaScript, with a drill to run it
+    New(new::Args),
     /// Validate a drill file: syntax, scenario, grants against needs, reachability
     Check(check::Args),
     /// Run a recorded run again with the same inputs; report where the timelines diverge
@@ -177,6 +180,7 @@ pub(crate) async fn dispatch(cli: Cli) -> Exit {
         Command::Show(a) => show::run(a, &data_dir).await,
         Command::Inspect(a) => inspect::run(a, &data_dir).await,
         Command::Check(a) => check::run(a, &data_dir).await,
+        Command::New(a) => new::run(a).await,
         Command::Replay(a) => replay::run(a, &data_dir).await,
         Command::Diff(a) => diff::run(a, &data_dir).await,
         Command::Proxy(a) => proxy::run(a).await,

@@ -58,7 +58,7 @@ class _Builder:
         self._duration: Optional[int] = None
         self._probability: Optional[float] = None
         self._match: Optional[_types.RequestMatch] = None
-        self._direction = _types.Direction.BOTH
+        self._direction = _types.Direction.DOWNSTREAM
 
     def for_duration(self, d: Duration) -> "_Builder":
         """Revert it by itself after `d`."""
@@ -76,7 +76,7 @@ class _Builder:
         return self
 
     def direction(self, direction: str) -> "_Builder":
-        """`upstream`, `downstream` or `both` (the default)."""
+        """`upstream`, `downstream` (the default: responses) or `both`."""
         self._direction = _types.Direction[direction.upper()]
         return self
 
