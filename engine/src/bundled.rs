@@ -16,7 +16,15 @@ pub const ALL: &[(&str, &[u8])] = &[
         "auth-outage",
         include_bytes!(concat!(env!("OUT_DIR"), "/auth_outage.wasm")),
     ),
+    (
+        "dependency-outage",
+        include_bytes!(concat!(env!("OUT_DIR"), "/dependency_outage.wasm")),
+    ),
 ];
+
+/// The scenarios `firedrill demo` runs against its service; the others are
+/// the library, for drills against a team's own services.
+pub const DEMO: &[&str] = &["kill-and-recover", "latency-ramp", "auth-outage"];
 
 /// A bundled scenario's bytes by name.
 pub fn get(name: &str) -> Option<&'static [u8]> {

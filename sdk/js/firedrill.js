@@ -220,6 +220,11 @@ export const probes = {
   get(target, path, options) { return probes.http(target, 'GET', path, options); },
   /** Open a TCP connection; the milliseconds it took. */
   tcpConnect(target, timeout) { return Number(call(p.tcpConnect, target, timeout === undefined ? undefined : nanos(timeout))) / 1e6; },
+  /** Send `send`, wait for `expect` in the answer (strings or bytes); the milliseconds it took. */
+  tcpExchange(target, send, expect, timeout) {
+    const bytes = (v) => (typeof v === 'string' ? new TextEncoder().encode(v) : v);
+    return Number(call(p.tcpExchange, target, bytes(send), bytes(expect), timeout === undefined ? undefined : nanos(timeout))) / 1e6;
+  },
   processAlive(target) { return call(p.processAlive, target); },
 };
 

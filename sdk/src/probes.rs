@@ -39,6 +39,124 @@ pub fn tcp_connect_within(target: &str, timeout: Duration) -> Result<Duration, E
     raw::tcp_connect(target, Some(to_nanos(timeout))).map(Duration::from_nanos)
 }
 
+/// A line protocol's request and answer: send `send`, wait for `expect` in
+/// the answer (`b"PING\r\n"` and `b"+PONG"` for a key-value store); the
+/// time from connecting to the answer. An answer without `expect`, a
+/// closed connection or the time-out (5 s) is [`Error::Failed`].
+pub fn tcp_exchange(target: &str, send: &[u8], expect: &[u8]) -> Result<Duration, Error> {
+    raw::tcp_exchange(target, send, expect, None).map(Duration::from_nanos)
+}
+
+/// A health probe that the drill chooses, not the scenario's code, so one
+/// scenario works on any service: an HTTP `GET` (`probe = "http"`, `path`),
+/// a TCP connect (`probe = "tcp"`), or a line protocol's request and answer
+/// (`probe = "exchange"`, `send`, `expect`: a key-value store's `PING` and
+/// `+PONG`, a database's or a broker's own handshake).
+///
+/// ```no_run
+/// # use firedrill_sdk::*;
+/// let m = probes::Check::declare(Metadata::new("outage", "1.0.0", "…"));
+/// # fn run() -> Result<(), Error> {
+/// let check = probes::Check::from_params()?;
+/// match check.run("db")? {
+///     Ok(latency) => host::info(&format!("healthy in {latency:?}")),
+///     Err(why) => host::warn(&format!("unhealthy: {why}")),
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// How to probe.
+    pub kind: CheckKind,
+    /// How long one probe may take (`probe_timeout`, default 2 s).
+    pub timeout: Duration,
+}
+
+/// How a [`Check`] probes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckKind {
+    /// `GET path`; a status below 400 is healthy.
+    Http {
+        /// The path, e.g. `/health`.
+        path: String,
+    },
+    /// A TCP connection opens.
+    Tcp,
+    /// `send`, then `expect` in the answer.
+    Exchange {
+        /// What to send.
+        send: Vec<u8>,
+        /// What the answer must contain.
+        expect: Vec<u8>,
+    },
+}
+
+impl Check {
+    /// Add the parameters that choose the probe to a scenario's metadata.
+    pub fn declare(m: crate::Metadata) -> crate::Metadata {
+        m.param(
+            "probe",
+            crate::ParamType::String,
+            Some("http"),
+            "How to tell the service is healthy: http (GET `path`), tcp (connect) or exchange (`send`, then `expect` in the answer)",
+        )
+        .param("path", crate::ParamType::String, Some("/health"), "probe = http: the path to GET")
+        .param("send", crate::ParamType::String, Some(""), "probe = exchange: what to send, e.g. \"PING\\r\\n\"")
+        .param("expect", crate::ParamType::String, Some(""), "probe = exchange: what the answer must contain, e.g. \"+PONG\"")
+        .param("probe_timeout", crate::ParamType::Duration, Some("2s"), "How long one probe may take")
+    }
+
+    /// The probe the run's parameters choose.
+    pub fn from_params() -> Result<Check, Error> {
+        let kind = match crate::host::param_or("probe", "http").as_str() {
+            "http" => CheckKind::Http {
+                path: crate::host::param_or("path", "/health"),
+            },
+            "tcp" => CheckKind::Tcp,
+            "exchange" => CheckKind::Exchange {
+                send: crate::host::param_or("send", "").into_bytes(),
+                expect: crate::host::param_or("expect", "").into_bytes(),
+            },
+            other => {
+                return Err(Error::InvalidArgument(format!(
+                    "parameter `probe` is `{other}`; expected http, tcp or exchange"
+                )));
+            }
+        };
+        let timeout = crate::host::param_duration("probe_timeout", Duration::from_secs(2))?;
+        Ok(Check { kind, timeout })
+    }
+
+    /// Probe `target` once: `Ok(Ok(latency))` when healthy, `Ok(Err(why))`
+    /// when not (no connection, a 4xx or 5xx, the wrong answer, too slow);
+    /// `Err` only for what ends the scenario (halted, denied, unknown
+    /// target).
+    pub fn run(&self, target: &str) -> Result<Result<Duration, String>, Error> {
+        let t = Some(to_nanos(self.timeout));
+        let outcome = match &self.kind {
+            CheckKind::Http { path } => http(
+                target,
+                &HttpRequest::get(path.clone()).timeout(self.timeout),
+            )
+            .map(|r| {
+                if r.status < 400 {
+                    Ok(r.latency())
+                } else {
+                    Err(format!("status {}", r.status))
+                }
+            }),
+            CheckKind::Tcp => raw::tcp_connect(target, t).map(|n| Ok(Duration::from_nanos(n))),
+            CheckKind::Exchange { send, expect } => {
+                raw::tcp_exchange(target, send, expect, t).map(|n| Ok(Duration::from_nanos(n)))
+            }
+        };
+        match outcome {
+            Err(Error::Failed(why)) => Ok(Err(why)),
+            other => other,
+        }
+    }
+}
+
 /// Whether a process target's process is running (a paused one is).
 pub fn process_alive(target: &str) -> Result<bool, Error> {
     raw::process_alive(target)

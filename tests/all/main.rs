@@ -17,6 +17,7 @@
 //!   tree; its output in errors and timelines; line-protocol checks.
 //! - `stop`: SIGINT, SIGTERM and SIGHUP (a real terminal hanging up) halt
 //!   `run`, `replay` and `demo` and revert; `halt` persists until `resume`.
+//! - `library`: the bundled scenario library against real third-party services.
 //! - `pipeline`: reports, GitHub output, replay, diff, check, prune, trend.
 //! - `toolchains`: Python and JavaScript scenarios built with componentize-py
 //!   and componentize-js, installed on first use.
@@ -25,6 +26,7 @@ mod cli;
 mod faults;
 mod http;
 mod input;
+mod library;
 mod network;
 mod pipeline;
 mod recovery;

@@ -46,5 +46,11 @@ def tcp_connect(target: str, timeout: Union[str, float, None] = None) -> float:
     return call(_p.tcp_connect, target, None if timeout is None else to_nanos(timeout)) / 1e6
 
 
+def tcp_exchange(target: str, send: bytes, expect: bytes, timeout: Union[str, float, None] = None) -> float:
+    """Send `send`, wait for `expect` in the answer (b"PING\\r\\n" and
+    b"+PONG" for a key-value store); the milliseconds it took."""
+    return call(_p.tcp_exchange, target, bytes(send), bytes(expect), None if timeout is None else to_nanos(timeout)) / 1e6
+
+
 def process_alive(target: str) -> bool:
     return call(_p.process_alive, target)

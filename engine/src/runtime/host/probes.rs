@@ -37,6 +37,9 @@ async fn interruptible<T>(
     }
 }
 
+/// What a `tcp-exchange` may send, and expect.
+const MAX_EXCHANGE_BYTES: usize = 64 << 10;
+
 fn timeout(ns: Option<u64>) -> Result<Duration, GuestError> {
     let t = ns
         .map(Duration::from_nanos)
@@ -139,6 +142,41 @@ impl Host for RunState {
         };
         self.ctx
             .call("probes.tcp-connect", json!({"target": target}), &result);
+        result
+    }
+
+    async fn tcp_exchange(
+        &mut self,
+        target: String,
+        send: Vec<u8>,
+        expect: Vec<u8>,
+        timeout_ns: Option<u64>,
+    ) -> Result<u64, GuestError> {
+        let ctx = self.ctx.clone();
+        ctx.throttle().await;
+        let prepared = self.probe_address(&target).and_then(|a| {
+            if send.len() > MAX_EXCHANGE_BYTES || expect.len() > MAX_EXCHANGE_BYTES {
+                return Err(GuestError::InvalidArgument(format!(
+                    "tcp-exchange sends and expects at most {MAX_EXCHANGE_BYTES} bytes, got {} and {}",
+                    send.len(),
+                    expect.len()
+                )));
+            }
+            Ok((a, timeout(timeout_ns)?))
+        });
+        let stop = self.ctx.stop_token().clone();
+        let result = match prepared {
+            Err(e) => Err(e),
+            Ok((addr, t)) => interruptible(stop, probe::tcp_exchange(&addr, &send, &expect, t))
+                .await
+                .map(|d| d.as_nanos() as u64),
+        };
+        let text = |b: &[u8]| crate::drill::elide(&String::from_utf8_lossy(b)).into_owned();
+        self.ctx.call(
+            "probes.tcp-exchange",
+            json!({"target": target, "send": text(&send), "expect": text(&expect)}),
+            &result,
+        );
         result
     }
 
