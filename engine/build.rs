@@ -9,12 +9,18 @@ use std::path::PathBuf;
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("..");
     let scenarios = root.join("scenarios");
-    let names = [
-        "kill_and_recover",
-        "latency_ramp",
-        "auth_outage",
-        "dependency_outage",
+    let dirs = [
+        "kill-and-recover",
+        "latency-ramp",
+        "auth-outage",
+        "dependency-outage",
+        "hung-dependency",
+        "flaky-link",
+        "http-error-storm",
+        "restart-under-load",
     ];
+    let names: Vec<String> = dirs.iter().map(|d| d.replace('-', "_")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut watch = vec![
         root.join("wit"),
         root.join("sdk/src"),
@@ -22,12 +28,7 @@ fn main() {
         scenarios.join("Cargo.toml"),
         scenarios.join("Cargo.lock"),
     ];
-    for dir in [
-        "kill-and-recover",
-        "latency-ramp",
-        "auth-outage",
-        "dependency-outage",
-    ] {
+    for dir in dirs {
         watch.push(scenarios.join(dir).join("src"));
         watch.push(scenarios.join(dir).join("Cargo.toml"));
     }

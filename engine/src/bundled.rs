@@ -20,6 +20,22 @@ pub const ALL: &[(&str, &[u8])] = &[
         "dependency-outage",
         include_bytes!(concat!(env!("OUT_DIR"), "/dependency_outage.wasm")),
     ),
+    (
+        "hung-dependency",
+        include_bytes!(concat!(env!("OUT_DIR"), "/hung_dependency.wasm")),
+    ),
+    (
+        "flaky-link",
+        include_bytes!(concat!(env!("OUT_DIR"), "/flaky_link.wasm")),
+    ),
+    (
+        "http-error-storm",
+        include_bytes!(concat!(env!("OUT_DIR"), "/http_error_storm.wasm")),
+    ),
+    (
+        "restart-under-load",
+        include_bytes!(concat!(env!("OUT_DIR"), "/restart_under_load.wasm")),
+    ),
 ];
 
 /// The scenarios `firedrill demo` runs against its service; the others are

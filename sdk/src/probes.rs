@@ -157,6 +157,68 @@ impl Check {
     }
 }
 
+/// What [`Check::watch`] saw: how many probes, how many unhealthy, the
+/// slowest healthy one, and the first reason one was unhealthy.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Watched {
+    /// Probes made.
+    pub samples: u32,
+    /// Probes that were unhealthy.
+    pub failures: u32,
+    /// The slowest healthy probe.
+    pub max_latency: Duration,
+    /// Why the first unhealthy probe was.
+    pub first_failure: Option<String>,
+}
+
+impl Watched {
+    /// Unhealthy probes, in percent of all.
+    pub fn failure_percent(&self) -> f64 {
+        f64::from(self.failures) * 100.0 / f64::from(self.samples.max(1))
+    }
+}
+
+impl Check {
+    /// Probe `target` every `interval` for `duration`, as a fault holds.
+    pub fn watch(
+        &self,
+        target: &str,
+        duration: Duration,
+        interval: Duration,
+    ) -> Result<Watched, Error> {
+        let started = crate::host::now();
+        let mut w = Watched::default();
+        while crate::host::now() - started < duration {
+            w.samples += 1;
+            match self.run(target)? {
+                Ok(latency) => w.max_latency = w.max_latency.max(latency),
+                Err(why) => {
+                    w.failures += 1;
+                    if w.first_failure.is_none() {
+                        crate::host::event("unhealthy", &why);
+                        w.first_failure = Some(why);
+                    }
+                }
+            }
+            crate::host::sleep(interval)?;
+        }
+        Ok(w)
+    }
+
+    /// Probe `target` every 100 ms until it is healthy: how long that took,
+    /// or `None` if it was not within `within`.
+    pub fn until_healthy(&self, target: &str, within: Duration) -> Result<Option<Duration>, Error> {
+        let started = crate::host::now();
+        loop {
+            match self.run(target)? {
+                Ok(_) => return Ok(Some(crate::host::now() - started)),
+                Err(_) if crate::host::now() - started >= within => return Ok(None),
+                Err(_) => crate::host::sleep(Duration::from_millis(100))?,
+            }
+        }
+    }
+}
+
 /// Whether a process target's process is running (a paused one is).
 pub fn process_alive(target: &str) -> Result<bool, Error> {
     raw::process_alive(target)

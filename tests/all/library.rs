@@ -83,3 +83,148 @@ grants = ["refuse", "blackhole"]
     // engine at the end of the run (a spawned target).
     assert!(!redis_ping(&format!("127.0.0.1:{port}")));
 }
+
+/// A drill running the bundled `scenario` with `params` (TOML inline-table
+/// entries) against a Debian redis-server (`redis`, spawned) behind a TCP
+/// proxy (`redis-link`), both granted every fault these scenarios use.
+fn redis_drill(dir: &std::path::Path, scenario: &str, params: &str) -> std::path::PathBuf {
+    let redis = firedrill_tests::debian_program("/usr/bin/redis-server", &["redis-server"]);
+    let port = free_port();
+    let drill = dir.join(format!("{scenario}.toml"));
+    std::fs::write(
+        &drill,
+        format!(
+            r#"[scenario]
+bundled = "{scenario}"
+params = {{ probe = "exchange", send = "PING\r\n", expect = "+PONG", probe_timeout = "300ms", interval = "100ms", {params} }}
+
+[targets.redis]
+kind = "process"
+command = "{}"
+args = ["--port", "{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+address = "127.0.0.1:{port}"
+ready = {{ tcp = true }}
+grants = ["pause", "restart"]
+
+[targets.redis-link]
+kind = "proxy"
+listen = "127.0.0.1:0"
+upstream = "127.0.0.1:{port}"
+grants = ["reset-peer", "timeout"]
+"#,
+            redis.display()
+        ),
+    )
+    .unwrap();
+    drill
+}
+
+fn run_ok(data: &std::path::Path, drill: &std::path::Path) -> (String, String) {
+    let o = firedrill(data).arg("run").arg(drill).output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}: {}",
+        drill.display(),
+        text(&o)
+    );
+    let shown = text(&firedrill(data).arg("show").output().unwrap());
+    (text(&o), shown)
+}
+
+/// `hung-dependency` pauses a real Redis: the PING probe times out while
+/// it hangs and answers again after; `restart-under-load` restarts it and
+/// measures the downtime; `flaky-link` resets every connection through its
+/// proxy and counts the failed probes, within a budget of 100%, and fails
+/// the run when the budget is smaller than what it saw.
+#[test]
+fn the_library_hangs_restarts_and_flakes_a_real_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+
+    let drill = redis_drill(
+        dir.path(),
+        "hung-dependency",
+        r#"service = "redis", hold = "1s""#,
+    );
+    let (out, shown) = run_ok(&data, &drill);
+    assert!(out.contains("answered again"), "{out}");
+    assert!(shown.contains("unhealthy"), "the hang was seen: {shown}");
+    assert!(shown.contains("fault 0 applied: pause on redis"), "{shown}");
+
+    let drill = redis_drill(
+        dir.path(),
+        "restart-under-load",
+        r#"service = "redis", restarts = "2", between = "300ms""#,
+    );
+    let (out, shown) = run_ok(&data, &drill);
+    assert!(out.contains("2 restart(s) of `redis`"), "{out}");
+    assert!(out.contains("max-downtime"), "{out}");
+    assert_eq!(shown.matches("restart 1: healthy").count(), 1, "{shown}");
+
+    let drill = redis_drill(
+        dir.path(),
+        "flaky-link",
+        r#"link = "redis-link", probability = "1.0", duration = "1s""#,
+    );
+    let (out, _) = run_ok(&data, &drill);
+    assert!(
+        out.contains("100% of") && out.contains("probes failed"),
+        "{out}"
+    );
+    let drill = redis_drill(
+        dir.path(),
+        "flaky-link",
+        r#"link = "redis-link", probability = "1.0", duration = "1s", max_failure_percent = "10""#,
+    );
+    let o = firedrill(&data).arg("run").arg(&drill).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("the budget is 10%"), "{}", text(&o));
+}
+
+/// `http-error-storm` in front of Debian's nginx: every matching request
+/// is answered 503 by the proxy during the storm, requests outside the
+/// match reach nginx, and nginx answers again after it.
+#[test]
+fn http_error_storm_in_front_of_a_real_nginx() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let (nginx, args) = firedrill_tests::nginx(dir.path(), port);
+    let drill = dir.path().join("storm.toml");
+    std::fs::write(
+        &drill,
+        format!(
+            r#"[scenario]
+bundled = "http-error-storm"
+params = {{ link = "web-link", probability = "1.0", match_path = "/api", path = "/api/orders", duration = "1s", interval = "100ms" }}
+
+[targets.web]
+kind = "process"
+command = "{}"
+args = {args:?}
+address = "127.0.0.1:{port}"
+ready = {{ http = "/" }}
+
+[targets.web-link]
+kind = "proxy"
+mode = "http"
+listen = "127.0.0.1:0"
+upstream = "127.0.0.1:{port}"
+grants = ["http-error"]
+
+[[steady_state]]
+name = "pages outside the match still reach nginx"
+target = "web-link"
+http = "/index"
+status = 200
+phases = ["during"]
+"#,
+            nginx.display()
+        ),
+    )
+    .unwrap();
+    let (out, shown) = run_ok(&data, &drill);
+    assert!(out.contains("100% of") && out.contains("got 503"), "{out}");
+    assert!(shown.contains("status 503"), "{shown}");
+}

@@ -476,29 +476,14 @@ grants = ["pause"]
 /// shutdown leaves no nginx process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_master_and_workers_are_paused_and_killed_as_one_service() {
-    let nginx = firedrill_tests::debian_program("/usr/sbin/nginx", &["nginx"]);
     let dir = tempfile::tempdir().unwrap();
-    let prefix = dir.path();
     let port = free_port();
-    for d in ["logs", "tmp"] {
-        std::fs::create_dir_all(prefix.join(d)).unwrap();
-    }
-    let p = prefix.display();
-    std::fs::write(
-        prefix.join("nginx.conf"),
-        format!(
-            "daemon off;\nmaster_process on;\nworker_processes 2;\npid {p}/nginx.pid;\nerror_log stderr;\n\
-             events {{ worker_connections 64; }}\n\
-             http {{ access_log off; client_body_temp_path {p}/tmp; proxy_temp_path {p}/tmp; fastcgi_temp_path {p}/tmp; uwsgi_temp_path {p}/tmp; scgi_temp_path {p}/tmp;\n\
-             server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"ok\\n\"; }} }} }}\n"
-        ),
-    )
-    .unwrap();
+    let (nginx, args) = firedrill_tests::nginx(dir.path(), port);
     let text = format!(
         r#"[targets.web]
 kind = "process"
 command = "{}"
-args = ["-p", "{p}", "-c", "{p}/nginx.conf", "-e", "stderr"]
+args = {args:?}
 address = "127.0.0.1:{port}"
 ready = {{ http = "/" }}
 restart = "always"
