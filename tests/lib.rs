@@ -271,13 +271,16 @@ pub fn debian_program(program: &str, packages: &[&str]) -> std::path::PathBuf {
 
 /// A Debian nginx (installed on first use) set up to run unprivileged in
 /// `prefix`: master and 2 workers on `127.0.0.1:port`, answering `ok` to
-/// every path. Returns the program and the arguments that start it in the
-/// foreground.
+/// every path but `/private/`, which takes HTTP Basic auth as user `ops`,
+/// password `s3cret` (nginx's own `auth_basic`). Returns the program and
+/// the arguments that start it in the foreground.
 pub fn nginx(prefix: &std::path::Path, port: u16) -> (std::path::PathBuf, Vec<String>) {
     let nginx = debian_program("/usr/sbin/nginx", &["nginx"]);
-    for d in ["logs", "tmp"] {
+    for d in ["logs", "tmp", "www/private"] {
         std::fs::create_dir_all(prefix.join(d)).unwrap();
     }
+    std::fs::write(prefix.join("www/private/index.html"), "private\n").unwrap();
+    std::fs::write(prefix.join("htpasswd"), "ops:{PLAIN}s3cret\n").unwrap();
     let p = prefix.display();
     std::fs::write(
         prefix.join("nginx.conf"),
@@ -285,7 +288,8 @@ pub fn nginx(prefix: &std::path::Path, port: u16) -> (std::path::PathBuf, Vec<St
             "daemon off;\nmaster_process on;\nworker_processes 2;\npid {p}/nginx.pid;\nerror_log stderr;\n\
              events {{ worker_connections 64; }}\n\
              http {{ access_log off; client_body_temp_path {p}/tmp; proxy_temp_path {p}/tmp; fastcgi_temp_path {p}/tmp; uwsgi_temp_path {p}/tmp; scgi_temp_path {p}/tmp;\n\
-             server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"ok\\n\"; }} }} }}\n"
+             server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"ok\\n\"; }}\n\
+             location /private/ {{ auth_basic \"api\"; auth_basic_user_file {p}/htpasswd; root {p}/www; }} }} }}\n"
         ),
     )
     .unwrap();

@@ -241,6 +241,19 @@ impl HttpRequest {
         Self::new("GET", path)
     }
 
+    /// `Authorization: Bearer <token>`.
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", format!("Bearer {token}"))
+    }
+
+    /// `Authorization: Basic <base64 of user:password>` (RFC 7617).
+    pub fn basic_auth(self, user: &str, password: &str) -> Self {
+        use base64::Engine as _;
+        let credentials =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        self.header("authorization", format!("Basic {credentials}"))
+    }
+
     /// Add a header.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));

@@ -228,3 +228,78 @@ phases = ["during"]
     assert!(out.contains("100% of") && out.contains("got 503"), "{out}");
     assert!(shown.contains("status 503"), "{shown}");
 }
+
+/// `auth-outage` with HTTP Basic in front of Debian's nginx and its own
+/// `auth_basic`: in every mode the proxy or nginx refuses the requests
+/// during the outage (a `Basic` challenge from the proxy in `reject` and
+/// `expire`; nginx's own 401 for stripped or corrupted credentials), and
+/// nginx serves the private page again after it. The password is masked.
+#[test]
+fn auth_outage_with_basic_auth_against_a_real_nginx() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let (nginx, args) = firedrill_tests::nginx(dir.path(), port);
+    let drill = dir.path().join("basic.toml");
+    std::fs::write(
+        &drill,
+        format!(
+            r#"[scenario]
+bundled = "auth-outage"
+params = {{ api = "web-link", scheme = "basic", user = "ops", password = "s3cret", path = "/private/", outage = "300ms", samples = "3" }}
+
+[targets.web]
+kind = "process"
+command = "{}"
+args = {args:?}
+address = "127.0.0.1:{port}"
+ready = {{ http = "/" }}
+
+[targets.web-link]
+kind = "proxy"
+mode = "http"
+listen = "127.0.0.1:0"
+upstream = "127.0.0.1:{port}"
+grants = ["fail-auth"]
+"#,
+            nginx.display()
+        ),
+    )
+    .unwrap();
+    for mode in ["reject", "strip", "corrupt", "expire"] {
+        let o = firedrill(&data)
+            .arg("run")
+            .arg(&drill)
+            .args(["--param", &format!("mode={mode}")])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{mode}: {}", text(&o));
+        assert!(
+            text(&o).contains("all 3 requests rejected"),
+            "{mode}: {}",
+            text(&o)
+        );
+        assert!(
+            !text(&o).contains("rejection without WWW-Authenticate"),
+            "{}",
+            text(&o)
+        );
+        let shown = text(&firedrill(&data).arg("show").output().unwrap());
+        assert!(shown.contains("password=********"), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+    // Without credentials nginx itself refuses: the scenario sees that
+    // before any fault and fails.
+    let o = firedrill(&data)
+        .arg("run")
+        .arg(&drill)
+        .args(["--param", "password=wrong"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("did not serve before the outage"),
+        "{}",
+        text(&o)
+    );
+}

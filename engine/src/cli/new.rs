@@ -173,6 +173,7 @@ license = "Apache-2.0"
 
 [dependencies]
 wit-bindgen = { version = "0.61", default-features = false, features = ["macros", "realloc"] }
+base64 = { version = "0.22", default-features = false, features = ["alloc"] }
 "#
             .to_string(),
         ),

@@ -4,8 +4,9 @@
 //! request is rejected during the outage and that the API serves again
 //! after it.
 //!
-//! 1. `GET <path>` on `api` with `Authorization: Bearer <token>` must
-//!    answer 200, or the run fails.
+//! 1. `GET <path>` on `api` with `Authorization: Bearer <token>` (or, with
+//!    `scheme = "basic"`, `Basic` and `user`:`password`) must answer 200, or
+//!    the run fails.
 //! 2. A `fail-auth` fault in `mode` (`reject`, `strip` or `corrupt`) is
 //!    applied for `outage`; `samples` authenticated probes are sent during
 //!    it and each should be rejected with 401 or 403. In `reject` mode a
@@ -52,10 +53,29 @@ impl Scenario for AuthOutage {
             "An authenticated path to probe",
         )
         .param(
+            "scheme",
+            ParamType::String,
+            Some("bearer"),
+            "How clients authenticate: bearer (`token`) or basic (`user`, `password`)",
+        )
+        .param(
             "token",
             ParamType::String,
             Some("demo-token"),
-            "A valid bearer token",
+            "scheme = bearer: a valid bearer token",
+        )
+        .secret()
+        .param(
+            "user",
+            ParamType::String,
+            Some(""),
+            "scheme = basic: a user name the API accepts",
+        )
+        .param(
+            "password",
+            ParamType::String,
+            Some(""),
+            "scheme = basic: that user's password",
         )
         .secret()
         .param(
@@ -96,7 +116,16 @@ impl Scenario for AuthOutage {
                 "parameter `samples`: must be at least 1".into(),
             ));
         }
-        let request = HttpRequest::get(&path).header("authorization", format!("Bearer {token}"));
+        let request = match host::param_or("scheme", "bearer").as_str() {
+            "bearer" => HttpRequest::get(&path).bearer(&token),
+            "basic" => HttpRequest::get(&path)
+                .basic_auth(&host::param_or("user", ""), &host::param_or("password", "")),
+            other => {
+                return Err(Error::InvalidArgument(format!(
+                    "parameter `scheme`: {other:?} is not one of bearer, basic"
+                )));
+            }
+        };
 
         // 1. Serving before?
         let status = status_of(request.send(&api))?;

@@ -132,8 +132,8 @@ async fn handle(
                 AuthMode::Expire if grpc => {
                     return Ok(grpc_status(401, "the access token expired"));
                 }
-                AuthMode::Reject => return Ok(reject(*status)),
-                AuthMode::Expire => return Ok(expired()),
+                AuthMode::Reject => return Ok(reject(*status, is_basic(req.headers()))),
+                AuthMode::Expire => return Ok(expired(is_basic(req.headers()))),
                 AuthMode::Strip => {
                     let h = req.headers_mut();
                     h.remove(AUTHORIZATION);
@@ -336,9 +336,35 @@ fn grpc_status(http: u16, message: &str) -> Response<Body> {
     resp
 }
 
+/// Whether the client authenticates with HTTP Basic (RFC 7617): it is then
+/// refused as a Basic server refuses, not with a bearer token's error.
+fn is_basic(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.as_bytes().get(..6))
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"basic "))
+}
+
+/// A Basic server's refusal: 401 with a `Basic` challenge, or a plain 403.
+fn basic_refusal(status: u16, why: &str) -> Response<Body> {
+    if status == 403 {
+        return local(403, "text/plain; charset=utf-8", format!("{why}\n"), &[]);
+    }
+    local(
+        status,
+        "text/plain; charset=utf-8",
+        format!("{why}\n"),
+        &[("www-authenticate", r#"Basic realm="api", charset="UTF-8""#)],
+    )
+}
+
 /// A realistic refusal: RFC 6750 bearer error for 401, insufficient scope
-/// for 403, JSON body as identity providers send it.
-fn reject(status: u16) -> Response<Body> {
+/// for 403, JSON body as identity providers send it; to a Basic client, a
+/// Basic challenge.
+fn reject(status: u16, basic: bool) -> Response<Body> {
+    if basic {
+        return basic_refusal(status, "Unauthorized: the user name or password is wrong");
+    }
     let (challenge, body) = if status == 403 {
         (
             r#"Bearer realm="api", error="insufficient_scope", error_description="The request requires higher privileges than provided by the access token""#,
@@ -359,8 +385,11 @@ fn reject(status: u16) -> Response<Body> {
 }
 
 /// What a resource server answers for an access token past its `exp`
-/// (RFC 6750 §3.1).
-fn expired() -> Response<Body> {
+/// (RFC 6750 §3.1); to a Basic client, a refusal for an expired password.
+fn expired(basic: bool) -> Response<Body> {
+    if basic {
+        return basic_refusal(401, "Unauthorized: the password has expired");
+    }
     local(
         401,
         "application/json",
@@ -373,11 +402,33 @@ fn expired() -> Response<Body> {
 }
 
 /// Flip the last alphanumeric character of the credentials, so a bearer
-/// token's signature or a basic password no longer validates.
+/// token's signature no longer validates; for Basic, of the decoded
+/// password (base64's last character before padding may carry only bits a
+/// server ignores).
 fn corrupt(headers: &mut hyper::HeaderMap) {
     let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
         return;
     };
+    if is_basic(headers) {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        if let Ok(decoded) = b64.decode(value[6..].trim())
+            && let Ok(text) = String::from_utf8(decoded)
+        {
+            let corrupted = format!("Basic {}", b64.encode(flip_last_alphanumeric(&text)));
+            if let Ok(v) = HeaderValue::from_str(&corrupted) {
+                headers.insert(AUTHORIZATION, v);
+            }
+            return;
+        }
+    }
+    let corrupted = flip_last_alphanumeric(value);
+    if let Ok(v) = HeaderValue::from_str(&corrupted) {
+        headers.insert(AUTHORIZATION, v);
+    }
+}
+
+fn flip_last_alphanumeric(value: &str) -> String {
     let mut chars: Vec<char> = value.chars().collect();
     if let Some(c) = chars.iter_mut().rev().find(|c| c.is_ascii_alphanumeric()) {
         *c = match *c {
@@ -387,10 +438,7 @@ fn corrupt(headers: &mut hyper::HeaderMap) {
             c => (c as u8 + 1) as char,
         };
     }
-    let corrupted: String = chars.into_iter().collect();
-    if let Ok(v) = HeaderValue::from_str(&corrupted) {
-        headers.insert(AUTHORIZATION, v);
-    }
+    chars.into_iter().collect()
 }
 
 fn local(
@@ -417,6 +465,43 @@ fn local(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_basic_client_is_refused_with_a_basic_challenge() {
+        let mut h = hyper::HeaderMap::new();
+        h.insert(
+            AUTHORIZATION,
+            HeaderValue::from_static("basic dXNlcjpwYXNz"),
+        );
+        assert!(is_basic(&h));
+        let r = reject(401, is_basic(&h));
+        let challenge = r
+            .headers()
+            .get("www-authenticate")
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert!(challenge.starts_with("Basic realm="), "{challenge}");
+        let r = expired(true);
+        assert_eq!(r.status(), 401);
+        // "ops:s3cret": the corrupted header decodes to another password.
+        h.insert(
+            AUTHORIZATION,
+            HeaderValue::from_static("Basic b3BzOnMzY3JldA=="),
+        );
+        corrupt(&mut h);
+        assert_eq!(h.get(AUTHORIZATION).unwrap(), "Basic b3BzOnMzY3JldQ==");
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        assert!(!is_basic(&h));
+        let r = reject(401, false);
+        let challenge = r
+            .headers()
+            .get("www-authenticate")
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert!(challenge.starts_with("Bearer realm="), "{challenge}");
+    }
 
     #[test]
     fn corrupt_changes_the_token_and_keeps_the_scheme() {
