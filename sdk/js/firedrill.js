@@ -252,3 +252,81 @@ export const host = {
   /** A mark in the timeline. */
   event: (name, detail = '') => h.event(name, detail),
 };
+
+/**
+ * A health probe the drill chooses, not the scenario's code, so one
+ * scenario works on any service: probe = 'http' (GET `path`), 'tcp'
+ * (connect) or 'exchange' (`send`, then `expect` in the answer).
+ * `Check.declare(metadata)` adds those parameters; `Check.fromParams()`
+ * reads them.
+ */
+export class Check {
+  constructor({ kind = 'http', path = '/health', send = '', expect = '', timeout = '2s' } = {}) {
+    if (!['http', 'tcp', 'exchange'].includes(kind)) {
+      throw new FiredrillError('invalid-argument', `parameter \`probe\` is '${kind}'; expected http, tcp or exchange`);
+    }
+    Object.assign(this, { kind, path, send, expect, timeout });
+  }
+  static declare(metadata) {
+    return metadata
+      .param('probe', 'string', 'http', 'How to tell the service is healthy: http, tcp or exchange')
+      .param('path', 'string', '/health', 'probe = http: the path to GET')
+      .param('send', 'string', '', 'probe = exchange: what to send')
+      .param('expect', 'string', '', 'probe = exchange: what the answer must contain')
+      .param('probe_timeout', 'duration', '2s', 'How long one probe may take');
+  }
+  static fromParams() {
+    return new Check({
+      kind: host.param('probe', 'http'),
+      path: host.param('path', '/health'),
+      send: host.param('send', ''),
+      expect: host.param('expect', ''),
+      timeout: host.param('probe_timeout', '2s'),
+    });
+  }
+  /** [true, latencyMs] when healthy, [false, why] when not. */
+  run(target) {
+    try {
+      if (this.kind === 'http') {
+        const r = probes.http(target, 'GET', this.path, { timeout: this.timeout });
+        return r.status < 400 ? [true, r.latencyMs] : [false, `status ${r.status}`];
+      }
+      if (this.kind === 'tcp') return [true, probes.tcpConnect(target, this.timeout)];
+      return [true, probes.tcpExchange(target, this.send, this.expect, this.timeout)];
+    } catch (e) {
+      if (e instanceof FiredrillError && e.kind === 'failed') return [false, e.detail];
+      throw e;
+    }
+  }
+  /** Probe every `interval` for `duration`. */
+  watch(target, duration, interval) {
+    const end = host.nowMs() + Number(nanos(duration)) / 1e6;
+    const w = { samples: 0, failures: 0, maxLatencyMs: 0, firstFailure: undefined };
+    while (host.nowMs() < end) {
+      w.samples += 1;
+      const [ok, detail] = this.run(target);
+      if (ok) w.maxLatencyMs = Math.max(w.maxLatencyMs, detail);
+      else {
+        w.failures += 1;
+        if (w.firstFailure === undefined) {
+          w.firstFailure = detail;
+          host.event('unhealthy', detail);
+        }
+      }
+      host.sleep(interval);
+    }
+    w.failurePercent = (w.failures * 100) / Math.max(w.samples, 1);
+    return w;
+  }
+  /** Milliseconds until `target` is healthy, or undefined past `within`. */
+  untilHealthy(target, within) {
+    const start = host.nowMs();
+    const limit = Number(nanos(within)) / 1e6;
+    for (;;) {
+      const [ok] = this.run(target);
+      if (ok) return host.nowMs() - start;
+      if (host.nowMs() - start >= limit) return undefined;
+      host.sleep(0.1);
+    }
+  }
+}

@@ -303,3 +303,147 @@ grants = ["fail-auth"]
         text(&o)
     );
 }
+
+fn scenarios_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
+/// A drill running `wasm` against Debian's nginx (`web`, spawned) behind an
+/// HTTP proxy `web-link` (`mode`) with `grants`, with `params`, and `extra`.
+fn nginx_drill(
+    dir: &std::path::Path,
+    name: &str,
+    wasm: &[u8],
+    mode: &str,
+    grants: &str,
+    params: &str,
+    extra: &str,
+) -> std::path::PathBuf {
+    let port = free_port();
+    let prefix = dir.join(format!("nginx-{name}"));
+    let (nginx, args) = firedrill_tests::nginx(&prefix, port);
+    std::fs::write(dir.join(format!("{name}.wasm")), wasm).unwrap();
+    let drill = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &drill,
+        format!(
+            r#"[scenario]
+path = "{name}.wasm"
+params = {{ {params} }}
+
+[targets.web]
+kind = "process"
+command = "{}"
+args = {args:?}
+address = "127.0.0.1:{port}"
+ready = {{ http = "/" }}
+
+[targets.web-link]
+kind = "proxy"
+mode = "{mode}"
+listen = "127.0.0.1:0"
+upstream = "127.0.0.1:{port}"
+grants = [{grants}]
+{extra}"#,
+            nginx.display()
+        ),
+    )
+    .unwrap();
+    drill
+}
+
+/// The library's Python scenarios, built with componentize-py and the
+/// Python SDK: `idp-outage` fails nginx's `/token` through an HTTP proxy
+/// (errors, then resets) while its other paths keep answering, and sees it
+/// recover; `resource-pressure` keeps a core busy while nginx is probed.
+#[test]
+fn the_python_library_scenarios_against_a_real_nginx() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let idp =
+        firedrill_tests::toolchains::python(&scenarios_dir().join("python/idp_outage"), false);
+    let during = "\n[[steady_state]]\nname = \"discovery still answers\"\ntarget = \"web-link\"\nhttp = \"/.well-known/openid-configuration\"\nstatus = 200\nphases = [\"during\"]\n";
+    for mode in ["error", "reset"] {
+        let drill = nginx_drill(
+            dir.path(),
+            &format!("idp-{mode}"),
+            &idp,
+            "http",
+            r#""http-error", "http-abort""#,
+            &format!(
+                r#"idp = "web-link", mode = "{mode}", path = "/token", duration = "1s", interval = "100ms", probe_timeout = "500ms""#
+            ),
+            during,
+        );
+        let (out, shown) = run_ok(&data, &drill);
+        assert!(out.contains("probes failed while /token"), "{mode}: {out}");
+        assert!(!out.contains("did not reach the probe"), "{mode}: {out}");
+        assert!(shown.contains("unhealthy"), "{shown}");
+    }
+
+    let pressure = firedrill_tests::toolchains::python(
+        &scenarios_dir().join("python/resource_pressure"),
+        false,
+    );
+    let drill = nginx_drill(
+        dir.path(),
+        "pressure",
+        &pressure,
+        "http",
+        "",
+        r#"host = "machine", load = "cpu", cores = "1", percent = "50", duration = "1s", probe_target = "web-link", path = "/", max_latency = "2s""#,
+        "\n[targets.machine]\nkind = \"host\"\ngrants = [\"cpu-stress\"]\n",
+    );
+    let (out, shown) = run_ok(&data, &drill);
+    assert!(out.contains("held up under cpu pressure"), "{out}");
+    assert!(shown.contains("cpu-stress on machine"), "{shown}");
+}
+
+/// The library's JavaScript scenarios, built with componentize-js and the
+/// JS SDK: `bandwidth-squeeze` slows nginx's answers through a TCP proxy to
+/// 2,000 B/s (the slowest probe shows it); `connection-churn` holds closes
+/// and resets half the connections, and nginx is healthy after.
+#[test]
+fn the_javascript_library_scenarios_against_a_real_nginx() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let squeeze =
+        firedrill_tests::toolchains::javascript(&scenarios_dir().join("js/bandwidth-squeeze.js"));
+    let drill = nginx_drill(
+        dir.path(),
+        "squeeze",
+        &squeeze,
+        "tcp",
+        r#""bandwidth""#,
+        r#"link = "web-link", bytes_per_second = "2000", duration = "1s", path = "/""#,
+        "",
+    );
+    let (out, _) = run_ok(&data, &drill);
+    assert!(out.contains("held up at 2000 B/s"), "{out}");
+    let slowest: f64 = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("measured slowest-probe = "))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no slowest-probe in {out}"));
+    assert!(
+        slowest >= 20.0,
+        "a ~150-byte answer at 2000 B/s takes tens of ms: {slowest}"
+    );
+
+    let churn =
+        firedrill_tests::toolchains::javascript(&scenarios_dir().join("js/connection-churn.js"));
+    let drill = nginx_drill(
+        dir.path(),
+        "churn",
+        &churn,
+        "tcp",
+        r#""slow-close", "reset-peer""#,
+        r#"link = "web-link", probability = "0.5", duration = "1s", close_delay = "500ms", path = "/""#,
+        "",
+    );
+    let (out, _) = run_ok(&data, &drill);
+    assert!(
+        out.contains("new connections failed during the churn"),
+        "{out}"
+    );
+}

@@ -236,6 +236,41 @@ impl HistoryStore {
 mod tests {
     use super::*;
 
+    #[test]
+    fn secret_names_are_words_not_substrings() {
+        for name in [
+            "token",
+            "auth_token",
+            "password",
+            "db-password",
+            "apiKey",
+            "x-api-key",
+            "API_KEY",
+            "clientSecret",
+            "secret",
+            "credentials",
+            "passwd",
+            "apikey",
+        ] {
+            assert!(is_secret(name), "{name} is a secret");
+        }
+        for name in [
+            "token_path",
+            "secret_name",
+            "key_count",
+            "password_file",
+            "monkey",
+            "keyspace",
+            "tokenizer",
+            "path",
+            "target",
+            "api_key_header",
+            "tokenUrl",
+        ] {
+            assert!(!is_secret(name), "{name} is not a secret");
+        }
+    }
+
     fn marks(n: usize) -> Vec<Event> {
         (0..n as u32)
             .map(|seq| Event {

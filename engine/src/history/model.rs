@@ -201,14 +201,48 @@ pub struct Run {
 /// What a secret parameter's value is shown as.
 pub const MASKED: &str = "********";
 
-/// Whether a parameter with this name holds a secret (its name says
-/// token, password, secret, key or credential): its value is masked
-/// wherever a run is shown or reported. History keeps it, for replay.
+/// Whether a parameter (or header) with this name holds a secret: one of
+/// its words is token, password, passwd, secret, key, apikey or
+/// credential(s), and its last word does not say it names or locates one
+/// (`token_path`, `secret_name`, `key_count`, `password_file` are not
+/// secrets). Words are split at `_`, `-`, `.` and lower-to-upper case
+/// changes. Its value is masked wherever a run is shown or reported.
+/// History keeps it, for replay.
 pub fn is_secret(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    ["token", "password", "passwd", "secret", "key", "credential"]
-        .iter()
-        .any(|w| name.contains(w))
+    const SECRET: &[&str] = &[
+        "token",
+        "password",
+        "passwd",
+        "secret",
+        "key",
+        "apikey",
+        "credential",
+        "credentials",
+    ];
+    const NOT: &[&str] = &[
+        "path", "url", "uri", "endpoint", "name", "file", "count", "length", "id", "type",
+        "header", "env", "size", "prefix",
+    ];
+    let mut words: Vec<String> = Vec::new();
+    let mut word = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if !c.is_alphanumeric() {
+            words.push(std::mem::take(&mut word));
+            prev_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && prev_lower {
+            words.push(std::mem::take(&mut word));
+        }
+        prev_lower = c.is_lowercase() || c.is_ascii_digit();
+        word.extend(c.to_lowercase());
+    }
+    words.push(word);
+    words.retain(|w| !w.is_empty());
+    let named = words.iter().any(|w| SECRET.contains(&w.as_str()));
+    let locates = words.len() > 1 && words.last().is_some_and(|w| NOT.contains(&w.as_str()));
+    named && !locates
 }
 
 /// Replaces secret parameter values in the text a run records (log lines,

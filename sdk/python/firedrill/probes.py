@@ -54,3 +54,94 @@ def tcp_exchange(target: str, send: bytes, expect: bytes, timeout: Union[str, fl
 
 def process_alive(target: str) -> bool:
     return call(_p.process_alive, target)
+
+
+class Check:
+    """A health probe the drill chooses, not the scenario's code, so one
+    scenario works on any service: `probe = "http"` (GET `path`), `"tcp"`
+    (connect) or `"exchange"` (`send`, then `expect` in the answer: a
+    key-value store's PING and +PONG). `Check.declare(metadata)` adds those
+    parameters; `Check.from_params()` reads them."""
+
+    def __init__(self, kind: str, path: str = "/health", send: bytes = b"", expect: bytes = b"", timeout: str = "2s") -> None:
+        if kind not in ("http", "tcp", "exchange"):
+            from ._core import Error
+
+            raise Error("invalid-argument", f"parameter `probe` is {kind!r}; expected http, tcp or exchange")
+        self.kind, self.path, self.send, self.expect, self.timeout = kind, path, send, expect, timeout
+
+    @staticmethod
+    def declare(metadata):
+        return (
+            metadata.param("probe", "string", "http", "How to tell the service is healthy: http, tcp or exchange")
+            .param("path", "string", "/health", "probe = http: the path to GET")
+            .param("send", "string", "", "probe = exchange: what to send")
+            .param("expect", "string", "", "probe = exchange: what the answer must contain")
+            .param("probe_timeout", "duration", "2s", "How long one probe may take")
+        )
+
+    @staticmethod
+    def from_params() -> "Check":
+        from . import host
+
+        return Check(
+            host.param("probe", "http"),
+            host.param("path", "/health"),
+            host.param("send", "").encode(),
+            host.param("expect", "").encode(),
+            host.param("probe_timeout", "2s"),
+        )
+
+    def run(self, target: str):
+        """(True, latency_ms) when healthy, (False, why) when not; raises
+        `Error` only for what ends the scenario (halted, denied…)."""
+        from ._core import Error
+
+        try:
+            if self.kind == "http":
+                r = http(target, "GET", self.path, timeout=self.timeout)
+                return (True, r.latency_ms) if r.status < 400 else (False, f"status {r.status}")
+            if self.kind == "tcp":
+                return True, tcp_connect(target, self.timeout)
+            return True, tcp_exchange(target, self.send, self.expect, self.timeout)
+        except Error as e:
+            if e.kind == "failed":
+                return False, e.message
+            raise
+
+    def watch(self, target: str, duration, interval) -> dict:
+        """Probe every `interval` for `duration`: samples, failures,
+        failure_percent, max_latency_ms, first_failure."""
+        from . import host
+        from ._core import to_nanos
+
+        end = host.now_ms() + to_nanos(duration) / 1e6
+        w = {"samples": 0, "failures": 0, "max_latency_ms": 0.0, "first_failure": None}
+        while host.now_ms() < end:
+            w["samples"] += 1
+            ok, detail = self.run(target)
+            if ok:
+                w["max_latency_ms"] = max(w["max_latency_ms"], detail)
+            else:
+                w["failures"] += 1
+                if w["first_failure"] is None:
+                    w["first_failure"] = detail
+                    host.event("unhealthy", detail)
+            host.sleep(interval)
+        w["failure_percent"] = w["failures"] * 100.0 / max(w["samples"], 1)
+        return w
+
+    def until_healthy(self, target: str, within) -> Optional[float]:
+        """Milliseconds until `target` is healthy, or None past `within`."""
+        from . import host
+        from ._core import to_nanos
+
+        start = host.now_ms()
+        limit = to_nanos(within) / 1e6
+        while True:
+            ok, _ = self.run(target)
+            if ok:
+                return host.now_ms() - start
+            if host.now_ms() - start >= limit:
+                return None
+            host.sleep(0.1)
