@@ -18,6 +18,7 @@ fn main() {
         "flaky-link",
         "http-error-storm",
         "restart-under-load",
+        "bad-day",
     ];
     let names: Vec<String> = dirs.iter().map(|d| d.replace('-', "_")).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();

@@ -36,6 +36,10 @@ pub const ALL: &[(&str, &[u8])] = &[
         "restart-under-load",
         include_bytes!(concat!(env!("OUT_DIR"), "/restart_under_load.wasm")),
     ),
+    (
+        "bad-day",
+        include_bytes!(concat!(env!("OUT_DIR"), "/bad_day.wasm")),
+    ),
 ];
 
 /// The scenarios `firedrill demo` runs against its service; the others are

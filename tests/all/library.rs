@@ -308,14 +308,17 @@ fn scenarios_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
 }
 
-/// A drill running `wasm` against Debian's nginx (`web`, spawned) behind an
-/// HTTP proxy `web-link` (`mode`) with `grants`, with `params`, and `extra`.
+/// A drill running `wasm` against Debian's nginx (`web`, spawned, granted
+/// `web_grants`) behind a proxy `web-link` (`mode`, granted `grants`), with
+/// `params`, and `extra`.
+#[allow(clippy::too_many_arguments)]
 fn nginx_drill(
     dir: &std::path::Path,
     name: &str,
     wasm: &[u8],
     mode: &str,
     grants: &str,
+    web_grants: &str,
     params: &str,
     extra: &str,
 ) -> std::path::PathBuf {
@@ -337,6 +340,7 @@ command = "{}"
 args = {args:?}
 address = "127.0.0.1:{port}"
 ready = {{ http = "/" }}
+grants = [{web_grants}]
 
 [targets.web-link]
 kind = "proxy"
@@ -370,6 +374,7 @@ fn the_python_library_scenarios_against_a_real_nginx() {
             &idp,
             "http",
             r#""http-error", "http-abort""#,
+            "",
             &format!(
                 r#"idp = "web-link", mode = "{mode}", path = "/token", duration = "1s", interval = "100ms", probe_timeout = "500ms""#
             ),
@@ -390,6 +395,7 @@ fn the_python_library_scenarios_against_a_real_nginx() {
         "pressure",
         &pressure,
         "http",
+        "",
         "",
         r#"host = "machine", load = "cpu", cores = "1", percent = "50", duration = "1s", probe_target = "web-link", path = "/", max_latency = "2s""#,
         "\n[targets.machine]\nkind = \"host\"\ngrants = [\"cpu-stress\"]\n",
@@ -415,6 +421,7 @@ fn the_javascript_library_scenarios_against_a_real_nginx() {
         &squeeze,
         "tcp",
         r#""bandwidth""#,
+        "",
         r#"link = "web-link", bytes_per_second = "2000", duration = "1s", path = "/""#,
         "",
     );
@@ -438,6 +445,7 @@ fn the_javascript_library_scenarios_against_a_real_nginx() {
         &churn,
         "tcp",
         r#""slow-close", "reset-peer""#,
+        "",
         r#"link = "web-link", probability = "0.5", duration = "1s", close_delay = "500ms", path = "/""#,
         "",
     );
@@ -446,4 +454,37 @@ fn the_javascript_library_scenarios_against_a_real_nginx() {
         out.contains("new connections failed during the churn"),
         "{out}"
     );
+}
+
+/// `bad-day` on Debian's nginx: latency, then a 503 storm on half the
+/// requests, then nginx itself hung, each seen by the probe in its layer;
+/// nginx serves again after the day.
+#[test]
+fn bad_day_layers_faults_on_a_real_nginx() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let drill = nginx_drill(
+        dir.path(),
+        "bad-day",
+        firedrill::bundled::get("bad-day").unwrap(),
+        "http",
+        r#""delay", "http-error""#,
+        r#""pause""#,
+        r#"link = "web-link", dependency = "web", path = "/", latency = "50ms", jitter = "10ms", error_rate = "0.5", hang = "600ms", stagger = "600ms", duration = "2s", interval = "100ms", probe_timeout = "300ms""#,
+        "",
+    );
+    let (out, shown) = run_ok(&data, &drill);
+    assert!(out.contains("probes failed over the bad day"), "{out}");
+    let measured = |name: &str| -> f64 {
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("measured {name} = ")))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {out}"))
+    };
+    assert_eq!(measured("failed-with-latency"), 0.0, "{out}");
+    assert!(measured("failed-with-errors") > 0.0, "{out}");
+    assert_eq!(measured("failed-with-hang"), 100.0, "{out}");
+    for layer in ["1: latency", "2: errors", "3: hung dependency"] {
+        assert!(shown.contains(layer), "{shown}");
+    }
 }
