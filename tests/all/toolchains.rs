@@ -78,6 +78,19 @@ async fn python_scenarios_load_run_and_fail_in_their_own_terms() {
         let data = dir.path().join("data");
         let wasm = toolchains::python(&src, stub_wasi);
         let drill = drill(dir.path(), &wasm, &upstream, "");
+        let inspected = firedrill(&data)
+            .arg("inspect")
+            .arg(dir.path().join("scenario.wasm"))
+            .output()
+            .unwrap();
+        let needs = if stub_wasi { 38 } else { 14 };
+        assert!(
+            text(&inspected).contains(&format!(
+                "built with Python (componentize-py); {needs} core instances"
+            )),
+            "{}",
+            text(&inspected)
+        );
         let o = run(&data, &drill, &[]);
         assert_eq!(
             o.status.code(),
@@ -146,6 +159,16 @@ async fn a_default_javascript_build_loads_runs_and_its_fetch_is_denied() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let drill = drill(dir.path(), &wasm, &upstream, "");
+    let inspected = firedrill(&data)
+        .arg("inspect")
+        .arg(dir.path().join("scenario.wasm"))
+        .output()
+        .unwrap();
+    assert!(
+        text(&inspected).contains("built with JavaScript (ComponentizeJS)"),
+        "{}",
+        text(&inspected)
+    );
     let o = run(&data, &drill, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let shown = text(&firedrill(&data).arg("show").output().unwrap());

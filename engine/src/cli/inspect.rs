@@ -39,6 +39,16 @@ pub(crate) async fn run(args: Args, data_dir: &std::path::Path) -> Result<Exit, 
     println!("{} {}", meta.name, meta.version);
     println!("  {}", meta.description);
     println!("  sha256 {}", scenario.sha256());
+    println!(
+        "  built with {}; {} core instances",
+        match scenario.toolchain() {
+            firedrill::runtime::Toolchain::Rust => "Rust",
+            firedrill::runtime::Toolchain::Python => "Python (componentize-py)",
+            firedrill::runtime::Toolchain::JavaScript => "JavaScript (ComponentizeJS)",
+            firedrill::runtime::Toolchain::Other => "an unknown toolchain",
+        },
+        scenario.core_instances()
+    );
     println!("parameters:");
     for p in &meta.params {
         let default = p

@@ -99,8 +99,17 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Shape, String> {
 fn producer(field: &str, name: &str) -> Toolchain {
     let name = name.to_ascii_lowercase();
     match field {
-        "processed-by" if name.contains("componentize-py") => Toolchain::Python,
-        "processed-by" if name.contains("componentize") => Toolchain::JavaScript,
+        // componentize-py names no language; its snapshot step is
+        // component-init-transform.
+        "processed-by"
+            if name.contains("componentize-py") || name.contains("component-init-transform") =>
+        {
+            Toolchain::Python
+        }
+        "processed-by" if name.contains("componentizejs") || name.contains("componentize-js") => {
+            Toolchain::JavaScript
+        }
+        "processed-by" if name.contains("wit-bindgen-rust") => Toolchain::Rust,
         "language" if name == "python" => Toolchain::Python,
         "language" if name == "javascript" => Toolchain::JavaScript,
         "language" if name == "rust" => Toolchain::Rust,
