@@ -339,9 +339,15 @@ impl Prepared {
     pub async fn apply(self) -> Result<Applied, DriverError> {
         match self {
             Prepared::Kill { processes, signal } => {
-                for p in &processes {
-                    p.signal(signal)
-                        .map_err(|e| DriverError::Failed(e.to_string()))?;
+                // The service's own process comes first and must be there;
+                // a descendant that ended since the tree was listed (a
+                // worker being replaced, one that followed its master) has
+                // nothing left to kill.
+                for (i, p) in processes.iter().enumerate() {
+                    match p.signal(signal) {
+                        Err(crate::drivers::process::ProcessError::Gone(_)) if i > 0 => {}
+                        r => r.map_err(|e| DriverError::Failed(e.to_string()))?,
+                    }
                 }
                 Ok(Applied::Done)
             }

@@ -86,9 +86,9 @@ impl Scenario for BadDay {
         let mut third = probes::Watched::default();
         if !dependency.is_empty() && !left(host::now()).is_zero() {
             host::event("layer", "3: hung dependency");
-            let hung = faults::pause(&dependency)
-                .for_duration(hang.min(left(host::now())))
-                .apply()?;
+            // Reverted by hand after the watch, so no probe of this layer
+            // straddles the wake-up.
+            let hung = faults::pause(&dependency).apply()?;
             third = check.watch(&target, hang.min(left(host::now())), interval)?;
             hung.revert()?;
         }
@@ -118,7 +118,11 @@ impl Scenario for BadDay {
             .measure("failed-with-latency", first.failure_percent(), "%")
             .measure("failed-with-errors", second.failure_percent(), "%")
             .measure("failed-with-hang", third.failure_percent(), "%")
-            .measure("slowest-probe", first.max_latency.max(second.max_latency).as_secs_f64() * 1e3, "ms"))
+            .measure(
+                "slowest-probe",
+                first.max_latency.max(second.max_latency).as_secs_f64() * 1e3,
+                "ms",
+            ))
     }
 }
 
