@@ -106,6 +106,15 @@ impl Check {
         .param("probe_timeout", crate::ParamType::Duration, Some("2s"), "How long one probe may take")
     }
 
+    /// The target the run's `probe_target` parameter names, or `default`
+    /// when it is empty.
+    pub fn target_or(default: &str) -> String {
+        match crate::host::param_or("probe_target", "") {
+            t if t.is_empty() => default.to_string(),
+            t => t,
+        }
+    }
+
     /// The probe the run's parameters choose.
     pub fn from_params() -> Result<Check, Error> {
         let kind = match crate::host::param_or("probe", "http").as_str() {

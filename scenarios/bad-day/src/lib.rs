@@ -63,10 +63,7 @@ impl Scenario for BadDay {
         let interval = host::param_duration("interval", Duration::from_millis(200))?;
         let budget = host::param_f64("max_failure_percent", 100.0)?;
         let within = host::param_duration("recover_within", Duration::from_secs(10))?;
-        let target = match host::param_or("probe_target", "") {
-            t if t.is_empty() => link.clone(),
-            t => t,
-        };
+        let target = probes::Check::target_or(&link);
         let check = probes::Check::from_params()?;
         let start = host::now();
         let left = |now: Duration| duration.saturating_sub(now - start);

@@ -55,10 +55,7 @@ impl Scenario for DependencyOutage {
         let outage = host::param_duration("outage", Duration::from_secs(5))?;
         let interval = host::param_duration("interval", Duration::from_millis(500))?;
         let recover_within = host::param_duration("recover_within", Duration::from_secs(10))?;
-        let target = match host::param_or("probe_target", "") {
-            t if t.is_empty() => link.clone(),
-            t => t,
-        };
+        let target = probes::Check::target_or(&link);
         let check = probes::Check::from_params()?;
 
         if let Err(why) = check.run(&target)? {

@@ -46,10 +46,7 @@ impl Scenario for HttpErrorStorm {
         let interval = host::param_duration("interval", Duration::from_millis(200))?;
         let budget = host::param_f64("max_failure_percent", 100.0)?;
         let within = host::param_duration("recover_within", Duration::from_secs(10))?;
-        let target = match host::param_or("probe_target", "") {
-            t if t.is_empty() => link.clone(),
-            t => t,
-        };
+        let target = probes::Check::target_or(&link);
         let none_if_empty = |s: String| (!s.is_empty()).then_some(s);
         let check = probes::Check::from_params()?;
         let fault = faults::http_error(&link, status)

@@ -37,10 +37,7 @@ impl Scenario for HungDependency {
         let hold = host::param_duration("hold", Duration::from_secs(5))?;
         let interval = host::param_duration("interval", Duration::from_millis(500))?;
         let within = host::param_duration("recover_within", Duration::from_secs(10))?;
-        let target = match host::param_or("probe_target", "") {
-            t if t.is_empty() => service.clone(),
-            t => t,
-        };
+        let target = probes::Check::target_or(&service);
         let check = probes::Check::from_params()?;
         if let Err(why) = check.run(&target)? {
             return Ok(Outcome::fail(format!(

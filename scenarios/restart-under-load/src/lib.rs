@@ -67,10 +67,7 @@ impl Scenario for RestartUnderLoad {
         let between = host::param_duration("between", Duration::from_secs(1))?;
         let interval = host::param_duration("interval", Duration::from_millis(200))?;
         let within = host::param_duration("recover_within", Duration::from_secs(30))?;
-        let target = match host::param_or("probe_target", "") {
-            t if t.is_empty() => service.clone(),
-            t => t,
-        };
+        let target = probes::Check::target_or(&service);
         let check = probes::Check::from_params()?;
         if let Err(why) = check.run(&target)? {
             return Ok(Outcome::fail(format!(
