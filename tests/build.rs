@@ -27,6 +27,7 @@ const GUESTS: &[&str] = &[
     "process",
     "legacy",
     "secret-param",
+    "slow-link",
 ];
 
 fn main() {

@@ -42,6 +42,7 @@ guests! {
     PROCESS = "process",
     LEGACY = "legacy",
     SECRET_PARAM = "secret_param",
+    SLOW_LINK = "slow_link",
 }
 
 /// A request as the upstream saw it.
@@ -304,4 +305,26 @@ pub fn nginx(prefix: &std::path::Path, port: u16) -> (std::path::PathBuf, Vec<St
     .map(String::from)
     .to_vec();
     (nginx, args)
+}
+
+/// Wall time of `cmd` (a whole process, started and waited for), which
+/// must succeed: the benches' measure of a command.
+pub fn timed(cmd: &mut std::process::Command) -> std::io::Result<std::time::Duration> {
+    let t = std::time::Instant::now();
+    let out = cmd.output()?;
+    let took = t.elapsed();
+    if !out.status.success() {
+        return Err(std::io::Error::other(format!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(took)
+}
+
+/// The median of `v` (the upper one of an even count).
+pub fn median_duration(v: &[std::time::Duration]) -> std::time::Duration {
+    let mut v = v.to_vec();
+    v.sort();
+    v[v.len() / 2]
 }

@@ -13,6 +13,7 @@
 
 use firedrill::history::{Event, EventKind, RunFilter, RunId};
 use firedrill::{EngineBuilder, RunSpec};
+use firedrill_tests::{median_duration as median, timed};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -34,26 +35,8 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-/// Wall time of `cmd`, which must succeed.
-fn timed(cmd: &mut Command) -> anyhow::Result<Duration> {
-    let t = Instant::now();
-    let out = cmd.output()?;
-    let took = t.elapsed();
-    anyhow::ensure!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(took)
 }
 
 fn whole_process(dir: &Path, n: usize, peers: bool) -> anyhow::Result<()> {
@@ -77,7 +60,7 @@ fn whole_process(dir: &Path, n: usize, peers: bool) -> anyhow::Result<()> {
         ours.push(timed(&mut run())?);
         floor.push(timed(&mut Command::new("true"))?);
     }
-    let (ours, floor) = (median(ours), median(floor));
+    let (ours, floor) = (median(&ours), median(&floor));
     println!(
         "| `firedrill run` of a trivial scenario, whole process, compiled code cached (median) | {:.1} ms | {n} |",
         ms(ours)
@@ -97,7 +80,7 @@ fn whole_process(dir: &Path, n: usize, peers: bool) -> anyhow::Result<()> {
                 r#"{"title": "trivial", "description": "one probe", "method": [{"type": "probe", "name": "true", "provider": {"type": "process", "path": "true"}}]}"#,
             )?;
             let peer = median(
-                (0..n.min(10))
+                &(0..n.min(10))
                     .map(|_| {
                         timed(
                             Command::new(&chaos)
@@ -108,7 +91,7 @@ fn whole_process(dir: &Path, n: usize, peers: bool) -> anyhow::Result<()> {
                                 .stderr(std::process::Stdio::null()),
                         )
                     })
-                    .collect::<Result<_, _>>()?,
+                    .collect::<Result<Vec<_>, _>>()?,
             );
             println!(
                 "| Chaos Toolkit `chaos run` of a trivial experiment (one process probe), same machine, same run (median) | {:.1} ms | {} |",

@@ -18,6 +18,9 @@ pub struct Checked {
     pub targets: usize,
     /// Number of steady-state checks.
     pub checks: usize,
+    /// The scenario's code: `check` compiles it optimized ahead of the run
+    /// (and keeps it in the data dir's cache), or found it cached.
+    pub compiled: crate::runtime::Compiled,
 }
 
 /// Every problem of the drill at `path`, or a summary of what is valid.
@@ -25,25 +28,29 @@ pub async fn check(engine: &Engine, path: &Path) -> Result<Checked, Vec<DrillErr
     let drill = Drill::load(path).map_err(|e| vec![e])?;
     let mut problems = Vec::new();
     let mut scenario = String::new();
+    let mut compiled = None;
     match drill.scenario_bytes() {
         Err(e) => problems.push(e),
-        Ok((bytes, source)) => match engine.load(&bytes, &source) {
+        Ok((bytes, source)) => match engine.precompile(&bytes, &source) {
             Err(e) => problems.push(drill.problem("scenario", "scenario", e.to_string())),
-            Ok(loaded) => match preflight(engine, &drill, &loaded, &drill.params()).await {
-                Ok(name) => scenario = name,
-                Err(found) => problems.extend(found),
-            },
+            Ok(loaded) => {
+                compiled = Some(loaded.compiled());
+                match preflight(engine, &drill, &loaded, &drill.params()).await {
+                    Ok(name) => scenario = name,
+                    Err(found) => problems.extend(found),
+                }
+            }
         },
     }
     problems.extend(reachability(&drill).await);
-    if problems.is_empty() {
-        Ok(Checked {
+    match compiled {
+        Some(compiled) if problems.is_empty() => Ok(Checked {
             scenario,
             targets: drill.targets.len(),
             checks: drill.checks.len(),
-        })
-    } else {
-        Err(problems)
+            compiled,
+        }),
+        _ => Err(problems),
     }
 }
 

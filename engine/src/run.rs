@@ -717,7 +717,7 @@ pub(crate) async fn describe(
             crate::runtime::CORE_INSTANCES_PER_SLOT
         ));
     }
-    let (mut store, _) = runtime.store(ctx.clone(), limits).await;
+    let (mut store, _) = runtime.store(scenario, ctx.clone(), limits).await;
     *ctx.deadline.lock().unwrap() = Some((Instant::now() + DESCRIBE_LIMIT, DESCRIBE_LIMIT));
     let result = scenario.pre.describe(&mut store).await;
     *ctx.deadline.lock().unwrap() = None;
@@ -915,7 +915,9 @@ async fn drive(
     let during = steady::watch(spec.checks.clone(), ctx.clone());
     let _exits = record_target_exits(&spec.targets, ctx);
     ctx.describing.store(false, Ordering::Relaxed);
-    let (mut store, output) = runtime.store(ctx.clone(), &spec.limits).await;
+    let (mut store, output) = runtime
+        .store(&spec.scenario, ctx.clone(), &spec.limits)
+        .await;
     *ctx.deadline.lock().unwrap() =
         Some((Instant::now() + spec.limits.timeout, spec.limits.timeout));
     // The epoch deadline stops a guest that computes; this timer stops one

@@ -146,6 +146,90 @@ async fn python_scenarios_load_run_and_fail_in_their_own_terms() {
     assert!(!t.contains("not a valid WebAssembly component"), "{t}");
 }
 
+/// A large component's first load compiles with Winch, wasmtime's baseline
+/// compiler, and keeps that code; `firedrill check` compiles optimized
+/// code, which replaces it in the cache and is what every later load uses.
+/// A Rust scenario is small enough to compile optimized straight away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_component_starts_on_baseline_code_until_check_compiles_it_optimized() {
+    let upstream = firedrill_tests::Upstream::start("t").await;
+    let wasm = toolchains::python(&guests().join("python/slow_link"), false);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let drill_path = drill(dir.path(), &wasm, &upstream, "");
+    let inspect = |wasm: &Path| text(&firedrill(&data).arg("inspect").arg(wasm).output().unwrap());
+    let scenario = dir.path().join("scenario.wasm");
+    let first = inspect(&scenario);
+    assert!(
+        first.contains("baseline (Winch) code, compiled in")
+            && first.contains("`firedrill check` on a drill running it compiles optimized code"),
+        "{first}"
+    );
+    let second = inspect(&scenario);
+    assert!(
+        second.contains("baseline (Winch) code, from the cache"),
+        "the first inspect kept its code: {second}"
+    );
+    let o = run(&data, &drill_path, &[]);
+    assert_eq!(o.status.code(), Some(0), "on baseline code: {}", text(&o));
+
+    let checked = firedrill(&data)
+        .arg("check")
+        .arg(&drill_path)
+        .output()
+        .unwrap();
+    assert_eq!(checked.status.code(), Some(0), "{}", text(&checked));
+    assert!(
+        text(&checked).contains("ok: scenario slow-link-py 0.1.0")
+            && text(&checked).contains("optimized (Cranelift) code, compiled in"),
+        "{}",
+        text(&checked)
+    );
+    let kept: Vec<_> = std::fs::read_dir(data.join("cache"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".cwasm"))
+        .collect();
+    assert_eq!(
+        kept.len(),
+        1,
+        "optimized code replaced the baseline code: {kept:?}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(
+        &firedrill(&data)
+            .args(["inspect", "--json"])
+            .arg(&scenario)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(
+        json["compiled"],
+        serde_json::json!({"tier": "optimizing", "took": null}),
+        "{json}"
+    );
+    let o = run(&data, &drill_path, &[]);
+    assert_eq!(o.status.code(), Some(0), "on optimized code: {}", text(&o));
+
+    let rust = dir.path().join("rust.wasm");
+    std::fs::write(&rust, firedrill_tests::SLOW_LINK).unwrap();
+    let shown = inspect(&rust);
+    assert!(
+        shown.contains("built with Rust")
+            && shown.contains("optimized (Cranelift) code, compiled in"),
+        "{shown}"
+    );
+    // The README's Rust slow-link, as written there, passes too.
+    let rust_dir = tempfile::tempdir().unwrap();
+    let rust_drill = drill(rust_dir.path(), firedrill_tests::SLOW_LINK, &upstream, "");
+    let o = run(&data, &rust_drill, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let shown = text(&firedrill(&data).arg("show").output().unwrap());
+    assert!(shown.contains("healthy under latency"), "{shown}");
+}
+
 /// The README's slow-link in JavaScript, built by componentize-js with its
 /// default flags (which import `wasi:http`): it loads, passes and replays;
 /// a thrown `FiredrillError`, an uncaught exception (its stack in the
@@ -330,4 +414,27 @@ fn new_projects_build_and_pass_in_each_language() {
         .unwrap();
     assert_eq!(o.status.code(), Some(64), "{}", text(&o));
     assert!(text(&o).contains("already exists"), "{}", text(&o));
+}
+
+/// The Rust slow-link the tests build and time is the README's, word for
+/// word, so the README's example is known to compile and pass.
+#[test]
+fn the_readme_rust_example_is_the_tested_guest() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let tab = &readme[readme
+        .find("<summary><b>Rust</b>")
+        .expect("the README's Rust tab")..];
+    let start = tab.find("```rust\n").unwrap() + "```rust\n".len();
+    let example = &tab[start..start + tab[start..].find("```").unwrap()];
+    let guest = std::fs::read_to_string(guests().join("slow-link/src/lib.rs")).unwrap();
+    let body: String = guest
+        .lines()
+        .skip_while(|l| l.starts_with("//!") || l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        body, example,
+        "tests/guests/slow-link differs from the README"
+    );
 }

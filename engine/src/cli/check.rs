@@ -12,11 +12,12 @@ pub(crate) async fn run(args: Args, data_dir: &std::path::Path) -> Result<Exit, 
     match firedrill::check::check(&engine, &args.drill).await {
         Ok(c) => {
             println!(
-                "{}: ok: scenario {}, {} target(s), {} steady-state check(s)",
+                "{}: ok: scenario {}, {} target(s), {} steady-state check(s); {}",
                 args.drill.display(),
                 c.scenario,
                 c.targets,
-                c.checks
+                c.checks,
+                c.compiled
             );
             Ok(Exit::Pass)
         }

@@ -31,7 +31,7 @@ pub(crate) async fn run(args: Args, data_dir: &std::path::Path) -> Result<Exit, 
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({ "sha256": scenario.sha256(), "metadata": meta })
+                &serde_json::json!({ "sha256": scenario.sha256(), "compiled": scenario.compiled(), "metadata": meta })
             )?
         );
         return Ok(Exit::Pass);
@@ -49,6 +49,13 @@ pub(crate) async fn run(args: Args, data_dir: &std::path::Path) -> Result<Exit, 
         },
         scenario.core_instances()
     );
+    let compiled = scenario.compiled();
+    let advice = if compiled.tier == firedrill::runtime::Tier::Baseline {
+        " (`firedrill check` on a drill running it compiles optimized code for later runs)"
+    } else {
+        ""
+    };
+    println!("  {compiled}{advice}");
     println!("parameters:");
     for p in &meta.params {
         let default = p

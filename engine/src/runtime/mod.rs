@@ -7,6 +7,16 @@
 //! fiber stacks are reserved once per engine and reused, so a run does not
 //! pay for mmap, munmap and the TLB flushes they cause. One slot holds one
 //! live scenario instance; a run waits for a free slot when all are taken.
+//!
+//! Code comes in two tiers. Cranelift optimizes; it compiles a Rust
+//! scenario in well under 0.1 s but an 18 MB Python or 12 MB JavaScript
+//! runtime in 6–8 s on two cores. Winch, wasmtime's baseline compiler, does
+//! those in about 1.3 s. So a large component's first run compiles with
+//! Winch, and `firedrill check` (or [`Runtime::load`] with
+//! [`Tier::Optimizing`]) compiles it with Cranelift ahead of time; cached
+//! optimized code is preferred whenever it exists. Winch's code lives in a
+//! second wasmtime engine with its own linker, made on first need, whose
+//! instances are allocated on demand (it is the rare path).
 
 pub(crate) mod bindings;
 mod host;
@@ -51,6 +61,65 @@ const POOL_TABLE_ELEMENTS: usize = 1 << 20;
 /// than returned to the kernel when an instance ends: a small scenario
 /// touches little more, and the next run then takes no page faults there.
 const KEEP_RESIDENT: usize = 16 << 10;
+
+/// Components at least this large compile with Winch when no compiled
+/// code is cached (Rust scenarios are 0.1–1 MB; Python and JavaScript
+/// runtimes 12–18 MB).
+const BASELINE_FROM_BYTES: usize = 2 << 20;
+
+/// Which of wasmtime's compilers made a scenario's code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tier {
+    /// Cranelift, optimizing: what small components get, and what
+    /// `firedrill check` compiles ahead of time.
+    Optimizing,
+    /// Winch, wasmtime's baseline compiler: about five times quicker to
+    /// compile, slower code; a large component's first run.
+    Baseline,
+}
+
+impl std::fmt::Display for Tier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Tier::Optimizing => "optimized (Cranelift)",
+            Tier::Baseline => "baseline (Winch)",
+        })
+    }
+}
+
+/// Where a loaded scenario's code came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Compiled {
+    /// The compiler that made it.
+    pub tier: Tier,
+    /// How long compiling took in this process; `None`: read back from the
+    /// data dir's cache (or from a scenario this engine loaded before).
+    /// In JSON, seconds.
+    #[serde(serialize_with = "seconds")]
+    pub took: Option<Duration>,
+}
+
+fn seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
+
+impl std::fmt::Display for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.took {
+            Some(t) => write!(
+                f,
+                "{} code, compiled in {:.1} s",
+                self.tier,
+                t.as_secs_f64()
+            ),
+            None => write!(f, "{} code, from the cache", self.tier),
+        }
+    }
+}
 
 /// Why a component could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -203,6 +272,9 @@ impl Pre {
 #[derive(Clone)]
 pub struct Scenario {
     pub(crate) pre: Pre,
+    /// The wasmtime engine its code belongs to (its stores come from it).
+    engine: Engine,
+    compiled: Compiled,
     core_instances: u32,
     toolchain: Toolchain,
     sha256: String,
@@ -245,12 +317,76 @@ impl Scenario {
     pub fn toolchain(&self) -> Toolchain {
         self.toolchain
     }
+
+    /// Which compiler made its code, and whether that happened now.
+    pub fn compiled(&self) -> Compiled {
+        self.compiled
+    }
+}
+
+/// One wasmtime engine and the host linked into it.
+struct Compiler {
+    engine: Engine,
+    linker: Linker<RunState>,
+    tier: Tier,
+}
+
+impl Compiler {
+    /// `pool`: the pooling allocator's slots, or `None` for on-demand
+    /// allocation.
+    fn new(tier: Tier, pool: Option<u32>) -> wasmtime::Result<Compiler> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.wasm_component_model(true);
+        // Guests recurse on a bounded stack; exhaustion traps cleanly.
+        config.max_wasm_stack(1 << 20);
+        if tier == Tier::Baseline {
+            config.strategy(wasmtime::Strategy::Winch);
+            // Winch leaves the trampolines (one per function a table or an
+            // export can reach: thousands in CPython) to Cranelift, which
+            // then takes more time than Winch itself; unoptimized, 10 % less.
+            config.cranelift_opt_level(wasmtime::OptLevel::None);
+        }
+        if let Some(slots) = pool {
+            let mut pool = PoolingAllocationConfig::new();
+            pool.total_component_instances(slots)
+                .total_stacks(slots)
+                .max_core_instances_per_component(CORE_INSTANCES_PER_SLOT)
+                .total_core_instances(slots.saturating_mul(CORE_INSTANCES_PER_SLOT))
+                .max_memories_per_component(MEMORIES_PER_SLOT)
+                .max_memories_per_module(MEMORIES_PER_SLOT)
+                .total_memories(slots.saturating_mul(MEMORIES_PER_SLOT))
+                .max_tables_per_component(TABLES_PER_SLOT)
+                .max_tables_per_module(TABLES_PER_SLOT)
+                .total_tables(slots.saturating_mul(TABLES_PER_SLOT))
+                .table_elements(POOL_TABLE_ELEMENTS)
+                .linear_memory_keep_resident(KEEP_RESIDENT)
+                .table_keep_resident(KEEP_RESIDENT);
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        // Linked so that components whose toolchain imports it (JavaScript's
+        // `fetch`) load; every request is denied (`DenyHttp`).
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        bindings::Scenario::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
+        Ok(Compiler {
+            engine,
+            linker,
+            tier,
+        })
+    }
 }
 
 /// The wasmtime side of an engine.
 pub(crate) struct Runtime {
-    engine: Engine,
-    linker: Linker<RunState>,
+    optimizing: Compiler,
+    /// Made on first need; `None` inside if wasmtime refused to make it
+    /// (then everything compiles optimized).
+    baseline: std::sync::OnceLock<Option<Compiler>>,
+    /// Engines the epoch thread advances.
+    epochs: Arc<std::sync::Mutex<Vec<wasmtime::EngineWeak>>>,
     cache: Option<CodeCache>,
     pres: std::sync::Mutex<std::collections::HashMap<String, Scenario>>,
     slots: Arc<Semaphore>,
@@ -262,52 +398,31 @@ impl Runtime {
     /// code is not cached until [`Runtime::cache_in`] says where.
     pub(crate) fn new(slots: u32) -> wasmtime::Result<Runtime> {
         let slots = slots.max(1);
-        let mut config = Config::new();
-        config.epoch_interruption(true);
-        config.wasm_component_model(true);
-        // Guests recurse on a bounded stack; exhaustion traps cleanly.
-        config.max_wasm_stack(1 << 20);
-        let mut pool = PoolingAllocationConfig::new();
-        pool.total_component_instances(slots)
-            .total_stacks(slots)
-            .max_core_instances_per_component(CORE_INSTANCES_PER_SLOT)
-            .total_core_instances(slots.saturating_mul(CORE_INSTANCES_PER_SLOT))
-            .max_memories_per_component(MEMORIES_PER_SLOT)
-            .max_memories_per_module(MEMORIES_PER_SLOT)
-            .total_memories(slots.saturating_mul(MEMORIES_PER_SLOT))
-            .max_tables_per_component(TABLES_PER_SLOT)
-            .max_tables_per_module(TABLES_PER_SLOT)
-            .total_tables(slots.saturating_mul(TABLES_PER_SLOT))
-            .table_elements(POOL_TABLE_ELEMENTS)
-            .linear_memory_keep_resident(KEEP_RESIDENT)
-            .table_keep_resident(KEEP_RESIDENT);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config)?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        // Linked so that components whose toolchain imports it (JavaScript's
-        // `fetch`) load; every request is denied (`DenyHttp`).
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        bindings::Scenario::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
-
+        let optimizing = Compiler::new(Tier::Optimizing, Some(slots))?;
+        let epochs = Arc::new(std::sync::Mutex::new(vec![optimizing.engine.weak()]));
         let ticker_stop = Arc::new(AtomicBool::new(false));
-        let weak = engine.weak();
-        let stop = ticker_stop.clone();
+        let (stop, engines) = (ticker_stop.clone(), epochs.clone());
         std::thread::Builder::new()
             .name("firedrill-epoch".into())
             .spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
-                    match weak.upgrade() {
-                        Some(e) => e.increment_epoch(),
-                        None => break,
+                    let engines = engines.lock().unwrap();
+                    let mut alive = false;
+                    for e in engines.iter().filter_map(|w| w.upgrade()) {
+                        e.increment_epoch();
+                        alive = true;
+                    }
+                    if !alive {
+                        break;
                     }
                 }
             })
             .expect("spawn the epoch thread");
         Ok(Runtime {
-            engine,
-            linker,
+            optimizing,
+            baseline: std::sync::OnceLock::new(),
+            epochs,
             cache: None,
             pres: Default::default(),
             slots: Arc::new(Semaphore::new(slots as usize)),
@@ -315,15 +430,43 @@ impl Runtime {
         })
     }
 
+    /// Winch's engine, made on first call.
+    fn baseline(&self) -> Option<&Compiler> {
+        self.baseline
+            .get_or_init(|| match Compiler::new(Tier::Baseline, None) {
+                Ok(c) => {
+                    self.epochs.lock().unwrap().push(c.engine.weak());
+                    Some(c)
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "Winch is unavailable, compiling everything with Cranelift: {e:#}"
+                    );
+                    None
+                }
+            })
+            .as_ref()
+    }
+
     /// Keep compiled code in `dir`, each file's digest in `index`.
     pub(crate) fn cache_in(&mut self, dir: PathBuf, index: DataStore) {
         self.cache = Some(CodeCache { dir, index });
     }
 
-    /// Compile (or fetch from cache) and link a component.
-    pub(crate) fn load(&self, bytes: &[u8], source: &str) -> Result<Scenario, LoadError> {
+    /// Compile (or fetch from cache) and link a component. `want`:
+    /// [`Tier::Baseline`] takes whatever is quickest (cached code of either
+    /// tier, else Winch for a large component); [`Tier::Optimizing`]
+    /// insists on Cranelift's code.
+    pub(crate) fn load(
+        &self,
+        bytes: &[u8],
+        source: &str,
+        want: Tier,
+    ) -> Result<Scenario, LoadError> {
         let sha256 = hex::encode(Sha256::digest(bytes));
-        if let Some(s) = self.pres.lock().unwrap().get(&sha256) {
+        if let Some(s) = self.pres.lock().unwrap().get(&sha256)
+            && (want == Tier::Baseline || s.compiled.tier == Tier::Optimizing)
+        {
             return Ok(s.clone());
         }
         if !bytes.starts_with(b"\0asm") {
@@ -374,22 +517,16 @@ impl Runtime {
                 limit: CORE_INSTANCES_PER_SLOT,
             });
         }
-        let component = match self.cached(&sha256) {
-            Some(c) => c,
-            None => {
-                let c = Component::from_binary(&self.engine, bytes).map_err(|e| {
-                    LoadError::Invalid {
-                        source_name: source.to_string(),
-                        cause: one_line(&format!("{e:#}")),
-                        toolchain,
-                    }
+        let (compiler, component, compiled) =
+            self.compile(bytes, &sha256, want)
+                .map_err(|e| LoadError::Invalid {
+                    source_name: source.to_string(),
+                    cause: one_line(&format!("{e:#}")),
+                    toolchain,
                 })?;
-                self.store_cache(&sha256, &c);
-                c
-            }
-        };
         let instance_pre =
-            self.linker
+            compiler
+                .linker
                 .instantiate_pre(&component)
                 .map_err(|e| LoadError::WrongWorld {
                     source_name: source.to_string(),
@@ -403,6 +540,8 @@ impl Runtime {
         })?;
         let scenario = Scenario {
             pre,
+            engine: compiler.engine.clone(),
+            compiled,
             core_instances: shape.core_instances,
             toolchain,
             sha256: sha256.clone(),
@@ -418,22 +557,76 @@ impl Runtime {
         self.pres.lock().unwrap().get(sha256).cloned()
     }
 
-    fn cache_path(&self, sha256: &str) -> Option<PathBuf> {
+    /// Cached code of the tier `want` allows, else code compiled now: with
+    /// Winch when that is allowed and the component is large (falling back
+    /// to Cranelift for what Winch does not support), else with Cranelift.
+    fn compile(
+        &self,
+        bytes: &[u8],
+        sha256: &str,
+        want: Tier,
+    ) -> wasmtime::Result<(&Compiler, Component, Compiled)> {
+        let from_cache = |compiler: &Compiler| {
+            let c = self.cached(compiler, sha256)?;
+            let compiled = Compiled {
+                tier: compiler.tier,
+                took: None,
+            };
+            Some((c, compiled))
+        };
+        if let Some((c, compiled)) = from_cache(&self.optimizing) {
+            return Ok((&self.optimizing, c, compiled));
+        }
+        let quick = want == Tier::Baseline && bytes.len() >= BASELINE_FROM_BYTES;
+        if quick && let Some(baseline) = self.baseline() {
+            if let Some((c, compiled)) = from_cache(baseline) {
+                return Ok((baseline, c, compiled));
+            }
+            let started = std::time::Instant::now();
+            match Component::from_binary(&baseline.engine, bytes) {
+                Ok(c) => {
+                    let compiled = Compiled {
+                        tier: Tier::Baseline,
+                        took: Some(started.elapsed()),
+                    };
+                    self.store_cache(baseline, sha256, &c);
+                    return Ok((baseline, c, compiled));
+                }
+                Err(e) => tracing::info!(
+                    "Winch cannot compile component {sha256} ({e:#}); compiling it with Cranelift"
+                ),
+            }
+        }
+        let started = std::time::Instant::now();
+        let c = Component::from_binary(&self.optimizing.engine, bytes)?;
+        let compiled = Compiled {
+            tier: Tier::Optimizing,
+            took: Some(started.elapsed()),
+        };
+        self.store_cache(&self.optimizing, sha256, &c);
+        Ok((&self.optimizing, c, compiled))
+    }
+
+    fn cache_path(&self, compiler: &Compiler, sha256: &str) -> Option<PathBuf> {
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut h);
+        compiler.engine.precompile_compatibility_hash().hash(&mut h);
         env!("CARGO_PKG_VERSION").hash(&mut h);
+        let tier = match compiler.tier {
+            Tier::Optimizing => "",
+            Tier::Baseline => ".baseline",
+        };
         Some(
             self.cache
                 .as_ref()?
                 .dir
-                .join(format!("{sha256}-{:016x}.cwasm", h.finish())),
+                .join(format!("{sha256}-{:016x}{tier}.cwasm", h.finish())),
         )
     }
 
     /// A component from the cache, only if the file is byte for byte the
     /// one this engine wrote (its digest is in the store).
-    fn cached(&self, sha256: &str) -> Option<Component> {
-        let path = self.cache_path(sha256)?;
+    fn cached(&self, compiler: &Compiler, sha256: &str) -> Option<Component> {
+        let path = self.cache_path(compiler, sha256)?;
         let expected = self
             .cache
             .as_ref()?
@@ -450,12 +643,15 @@ impl Runtime {
         // `serialize` produced.
         #[allow(unsafe_code)]
         unsafe {
-            Component::deserialize(&self.engine, &bytes).ok()
+            Component::deserialize(&compiler.engine, &bytes).ok()
         }
     }
 
-    fn store_cache(&self, sha256: &str, component: &Component) {
-        let Some(path) = self.cache_path(sha256) else {
+    /// Keep `component`'s code. Optimized code replaces every other file
+    /// kept for the same component (its baseline code, and code of other
+    /// engine versions).
+    fn store_cache(&self, compiler: &Compiler, sha256: &str, component: &Component) {
+        let (Some(path), Some(cache)) = (self.cache_path(compiler, sha256), &self.cache) else {
             return;
         };
         let Ok(bytes) = component.serialize() else {
@@ -466,21 +662,38 @@ impl Runtime {
             return;
         }
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        if std::fs::write(&tmp, &bytes).is_ok()
-            && std::fs::rename(&tmp, &path).is_ok()
-            && let Some(name) = path.file_name()
-            && let Some(cache) = &self.cache
-        {
-            let _ = cache
-                .index
-                .compiled
-                .insert(name.as_encoded_bytes(), Sha256::digest(&bytes).as_slice());
+        let Some(name) = path.file_name() else { return };
+        if std::fs::write(&tmp, &bytes).is_err() || std::fs::rename(&tmp, &path).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+            return;
         }
+        // Flushed now: a process that ends within sled's flush period (a
+        // quick `inspect`) would otherwise lose the entry, and every later
+        // run would compile again.
+        let index = &cache.index.compiled;
+        let _ = index.insert(name.as_encoded_bytes(), Sha256::digest(&bytes).as_slice());
+        if compiler.tier == Tier::Optimizing {
+            let stale = std::fs::read_dir(dir).into_iter().flatten().flatten();
+            for entry in stale {
+                let other = entry.file_name();
+                let text = other.to_string_lossy();
+                if other != name && text.starts_with(sha256) && text.ends_with(".cwasm") {
+                    let _ = index.remove(other.as_encoded_bytes());
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        let _ = index.flush();
     }
 
     /// A store for one run (or one `describe`), with limits and deny-all
     /// WASI, once a pool slot is free.
-    pub(crate) async fn store(&self, ctx: Arc<RunCtx>, limits: &Limits) -> (RunStore, GuestOutput) {
+    pub(crate) async fn store(
+        &self,
+        scenario: &Scenario,
+        ctx: Arc<RunCtx>,
+        limits: &Limits,
+    ) -> (RunStore, GuestOutput) {
         let slot = match self.slots.clone().try_acquire_owned() {
             Ok(slot) => slot,
             Err(_) => {
@@ -527,7 +740,7 @@ impl Runtime {
             },
             ctx: ctx.clone(),
         };
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(&scenario.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |store| {
