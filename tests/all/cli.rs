@@ -223,7 +223,7 @@ fn inspect_shows_parameters_and_needs() {
     );
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
-    assert!(t.starts_with("latency-ramp 0.1.0"), "{t}");
+    assert!(t.starts_with("latency-ramp 0.2.0"), "{t}");
     assert!(t.contains("slo (duration) = 250ms"), "{t}");
     assert!(
         t.contains("delay on target \"db-link\""),

@@ -88,6 +88,16 @@ grants = ["refuse", "blackhole"]
 /// entries) against a Debian redis-server (`redis`, spawned) behind a TCP
 /// proxy (`redis-link`), both granted every fault these scenarios use.
 fn redis_drill(dir: &std::path::Path, scenario: &str, params: &str) -> std::path::PathBuf {
+    redis_drill_restarting(dir, scenario, params, "never")
+}
+
+/// [`redis_drill`] with Redis under the `restart` policy.
+fn redis_drill_restarting(
+    dir: &std::path::Path,
+    scenario: &str,
+    params: &str,
+    restart: &str,
+) -> std::path::PathBuf {
     let redis = firedrill_tests::debian_program("/usr/bin/redis-server", &["redis-server"]);
     let port = free_port();
     let drill = dir.join(format!("{scenario}.toml"));
@@ -96,7 +106,7 @@ fn redis_drill(dir: &std::path::Path, scenario: &str, params: &str) -> std::path
         format!(
             r#"[scenario]
 bundled = "{scenario}"
-params = {{ probe = "exchange", send = "PING\r\n", expect = "+PONG", probe_timeout = "300ms", interval = "100ms", {params} }}
+params = {{ probe = "exchange", send = "PING\r\n", expect = "+PONG", probe_timeout = "300ms", {params} }}
 
 [targets.redis]
 kind = "process"
@@ -104,13 +114,14 @@ command = "{}"
 args = ["--port", "{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
 address = "127.0.0.1:{port}"
 ready = {{ tcp = true }}
-grants = ["pause", "restart"]
+restart = "{restart}"
+grants = ["pause", "restart", "kill"]
 
 [targets.redis-link]
 kind = "proxy"
 listen = "127.0.0.1:0"
 upstream = "127.0.0.1:{port}"
-grants = ["reset-peer", "timeout"]
+grants = ["reset-peer", "timeout", "delay"]
 "#,
             redis.display()
         ),
@@ -145,7 +156,7 @@ fn the_library_hangs_restarts_and_flakes_a_real_redis() {
     let drill = redis_drill(
         dir.path(),
         "hung-dependency",
-        r#"service = "redis", hold = "1s""#,
+        r#"service = "redis", hold = "1s", interval = "100ms""#,
     );
     let (out, shown) = run_ok(&data, &drill);
     assert!(out.contains("answered again"), "{out}");
@@ -155,7 +166,7 @@ fn the_library_hangs_restarts_and_flakes_a_real_redis() {
     let drill = redis_drill(
         dir.path(),
         "restart-under-load",
-        r#"service = "redis", restarts = "2", between = "300ms""#,
+        r#"service = "redis", restarts = "2", between = "300ms", interval = "100ms""#,
     );
     let (out, shown) = run_ok(&data, &drill);
     assert!(out.contains("2 restart(s) of `redis`"), "{out}");
@@ -165,7 +176,7 @@ fn the_library_hangs_restarts_and_flakes_a_real_redis() {
     let drill = redis_drill(
         dir.path(),
         "flaky-link",
-        r#"link = "redis-link", probability = "1.0", duration = "1s""#,
+        r#"link = "redis-link", probability = "1.0", duration = "1s", interval = "100ms""#,
     );
     let (out, _) = run_ok(&data, &drill);
     assert!(
@@ -175,11 +186,83 @@ fn the_library_hangs_restarts_and_flakes_a_real_redis() {
     let drill = redis_drill(
         dir.path(),
         "flaky-link",
-        r#"link = "redis-link", probability = "1.0", duration = "1s", max_failure_percent = "10""#,
+        r#"link = "redis-link", probability = "1.0", duration = "1s", max_failure_percent = "10", interval = "100ms""#,
     );
     let o = firedrill(&data).arg("run").arg(&drill).output().unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("the budget is 10%"), "{}", text(&o));
+}
+
+/// The two demo scenarios work on a service that is not HTTP:
+/// `kill-and-recover` SIGKILLs a real Redis (restarted by the engine's
+/// supervisor) and measures how long until it answers `PING` again;
+/// `latency-ramp` delays Redis's answers through its proxy step by step
+/// and finds the step where the PING p50 breaks the objective.
+#[test]
+fn kill_and_recover_and_latency_ramp_on_a_real_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+
+    let drill = redis_drill_restarting(
+        dir.path(),
+        "kill-and-recover",
+        r#"target = "redis", probe_target = "redis", poll = "20ms", max-recovery = "5s""#,
+        "on-failure",
+    );
+    let (out, shown) = run_ok(&data, &drill);
+    assert!(out.contains("redis recovered"), "{out}");
+    assert!(out.contains("recovery-time"), "{out}");
+    assert!(shown.contains("fault 0 applied: kill on redis"), "{shown}");
+    assert!(
+        shown.contains("probes.tcp-exchange(") && shown.contains("expect=+PONG"),
+        "probed in Redis's protocol: {shown}"
+    );
+    let down: f64 = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("measured down-probes = "))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no down-probes in {out}"));
+    assert!(down >= 1.0, "the probe saw Redis down after SIGKILL: {out}");
+
+    let drill = redis_drill(
+        dir.path(),
+        "latency-ramp",
+        r#"link = "redis-link", steps = "20ms,150ms", slo = "100ms", must-tolerate = "10ms", samples = "3""#,
+    );
+    let (out, shown) = run_ok(&data, &drill);
+    assert!(out.contains("at 150ms of added latency"), "{out}");
+    assert!(
+        shown.contains("fault 1 applied: delay on redis-link"),
+        "{shown}"
+    );
+    let p50 = |step: &str| -> f64 {
+        out.lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix(&format!("measured p50-at-{step}ms = "))
+            })
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no p50 at {step} ms in {out}"))
+    };
+    assert!((20.0..100.0).contains(&p50("20")), "{out}");
+    assert!(p50("150") >= 150.0, "{out}");
+
+    // A TCP connect cannot see a delay on the answers: refused, named.
+    let drill = redis_drill(dir.path(), "latency-ramp", r#"link = "redis-link""#);
+    let o = firedrill(&data)
+        .arg("run")
+        .arg(&drill)
+        .args(["--param", "probe=tcp"])
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("`tcp` measures the connect"),
+        "{}",
+        text(&o)
+    );
 }
 
 /// `http-error-storm` in front of Debian's nginx: every matching request

@@ -197,7 +197,7 @@ async fn kill_takes_the_workers_too_so_the_restarted_master_can_bind() {
         &engine,
         firedrill::bundled::get("kill-and-recover").unwrap(),
         &targets,
-        &[("target", "svc"), ("probe", "svc"), ("path", "/")],
+        &[("target", "svc"), ("probe_target", "svc"), ("path", "/")],
     );
     let run = engine.run(spec).await.unwrap();
     assert_eq!(run.status, RunStatus::Passed, "{run:#?}");
@@ -281,6 +281,14 @@ async fn a_target_that_exits_during_a_run_leaves_its_output_in_the_timeline() {
     });
     let said = said.unwrap_or_else(|| panic!("{timeline:#?}"));
     assert!(said.contains("signal: 9"), "{said}");
+    // This drill says `probe = "svc"`, as drills did before `probe` chose
+    // the protocol: still probed over HTTP, with a warning saying how to
+    // write it now.
+    assert!(
+        timeline.iter().any(|e| matches!(&e.kind,
+            EventKind::Log { message, .. } if message.contains("write `probe_target = \"svc\"`"))),
+        "{timeline:#?}"
+    );
     assert!(said.contains("| master"), "its own output: {said}");
     targets.shutdown().await;
 }
@@ -532,7 +540,7 @@ grants = ["pause", "kill"]
         &engine,
         firedrill::bundled::get("kill-and-recover").unwrap(),
         &targets,
-        &[("target", "web"), ("probe", "web"), ("path", "/")],
+        &[("target", "web"), ("probe_target", "web"), ("path", "/")],
     );
     let run = engine.run(spec).await.unwrap();
     assert_eq!(run.status, RunStatus::Passed, "{run:#?}");

@@ -3,16 +3,22 @@
 //! Kills a process target with a signal and measures how long its service
 //! takes to answer again.
 //!
-//! 1. Probes `GET <path>` on `probe` once: it must answer 2xx, or the run
-//!    fails with a critical "not healthy before the kill" finding.
-//! 2. Sends `signal` to the process of `target` (its restart policy is
-//!    expected to bring it back).
-//! 3. Probes every `poll` until a 2xx answer (a connection error or any
-//!    other status means still down), for at most `max-recovery`.
+//! 1. Probes `probe_target` once (HTTP `GET path`, a TCP connect, or a
+//!    line protocol's `send`/`expect`, as `probe` chooses): it must be
+//!    healthy, or the run fails with a critical "not healthy before the
+//!    kill" finding.
+//! 2. Sends `signal` to the process tree of `target` (its restart policy
+//!    is expected to bring it back).
+//! 3. Probes every `poll` until healthy (no connection, a 4xx or 5xx, or
+//!    the wrong answer means still down), for at most `max-recovery`.
 //!
 //! Passes iff the service recovered within `max-recovery`. Measures
 //! `recovery-time` (ms, when it recovered) and `down-probes` (how many
 //! probes found it down).
+//!
+//! Drills written before `probe` chose the protocol said
+//! `probe = "<target>"`: a `probe` that is not `http`, `tcp` or `exchange`
+//! is still read as the target to probe over HTTP, with a warning.
 
 use std::time::Duration;
 
@@ -24,14 +30,37 @@ fn target() -> String {
     host::param_or("target", "api")
 }
 
+/// The probe and its target, from the parameters (see the crate docs for
+/// the older `probe = "<target>"` form).
+fn probe() -> Result<(probes::Check, String), Error> {
+    let probe = host::param_or("probe", "http");
+    if matches!(probe.as_str(), "http" | "tcp" | "exchange") {
+        return Ok((
+            probes::Check::from_params()?,
+            probes::Check::target_or("api-link"),
+        ));
+    }
+    host::warn(&format!(
+        "parameter `probe = \"{probe}\"` names a target: write `probe_target = \"{probe}\"` \
+         (and `probe = \"http\"`, `\"tcp\"` or `\"exchange\"` for how to probe it)"
+    ));
+    let check = probes::Check {
+        kind: probes::CheckKind::Http {
+            path: host::param_or("path", "/health"),
+        },
+        timeout: host::param_duration("probe_timeout", Duration::from_secs(2))?,
+    };
+    Ok((check, probe))
+}
+
 impl Scenario for KillAndRecover {
     fn describe() -> Metadata {
-        Metadata::new(
+        probes::Check::declare(Metadata::new(
             "kill-and-recover",
-            "0.1.0",
-            "Kills a process target with a signal, then polls its service over HTTP \
-             and measures how long it takes to answer 2xx again.",
-        )
+            "0.2.0",
+            "Kills a process target with a signal, then probes its service (HTTP, TCP or a line \
+             protocol) and measures how long it takes to be healthy again.",
+        ))
         .param(
             "target",
             ParamType::String,
@@ -39,16 +68,10 @@ impl Scenario for KillAndRecover {
             "The process target to kill",
         )
         .param(
-            "probe",
+            "probe_target",
             ParamType::String,
             Some("api-link"),
-            "The target to probe over HTTP",
-        )
-        .param(
-            "path",
-            ParamType::String,
-            Some("/health"),
-            "The path to probe",
+            "The target to probe",
         )
         .param(
             "signal",
@@ -73,32 +96,23 @@ impl Scenario for KillAndRecover {
 
     fn run() -> Result<Outcome, Error> {
         let target = target();
-        let probe = host::param_or("probe", "api-link");
-        let path = host::param_or("path", "/health");
+        let (check, probe) = probe()?;
         let signal_name = host::param_or("signal", "kill");
-        let signal: Signal = signal_name
-            .parse()
-            .map_err(|_| {
-                Error::InvalidArgument(format!(
-                    "parameter `signal`: {signal_name:?} is not one of term, kill, int, hup, quit, usr1, usr2"
-                ))
-            })?;
+        let signal: Signal = signal_name.parse().map_err(|_| {
+            Error::InvalidArgument(format!(
+                "parameter `signal`: {signal_name:?} is not one of term, kill, int, hup, quit, usr1, usr2"
+            ))
+        })?;
         let max_recovery = host::param_duration("max-recovery", Duration::from_secs(10))?;
         let poll = host::param_duration("poll", Duration::from_millis(50))?;
 
         // 1. Healthy before?
-        let before = match probes::get(&probe, &path) {
-            Ok(response) if response.is_success() => None,
-            Ok(response) => Some(format!("status {}", response.status)),
-            Err(Error::Failed(cause)) => Some(cause),
-            Err(e) => return Err(e),
-        };
-        if let Some(cause) = before {
+        if let Err(cause) = check.run(&probe)? {
             return Ok(
                 Outcome::fail(format!("{probe} was not healthy before the kill")).finding(
                     Severity::Critical,
                     "not healthy before the kill",
-                    format!("GET {path} on {probe}: {cause}"),
+                    format!("{probe}: {cause}"),
                 ),
             );
         }
@@ -111,16 +125,19 @@ impl Scenario for KillAndRecover {
         let killed_at = host::now();
         faults::kill(&target, signal)?;
 
-        // 3. Poll until it answers 2xx or the deadline passes.
+        // 3. Probe until healthy or the deadline passes; no probe may
+        // outlast the deadline by more than 100 ms.
         let deadline = killed_at.checked_add(max_recovery).unwrap_or(Duration::MAX);
         let mut down_probes = 0u32;
         let recovered_at = loop {
             let left = deadline.saturating_sub(host::now());
-            let timeout = left.clamp(Duration::from_millis(100), Duration::from_secs(5));
-            match HttpRequest::get(&path).timeout(timeout).send(&probe) {
-                Ok(response) if response.is_success() => break Some(host::now()),
-                Ok(_) | Err(Error::Failed(_)) => down_probes += 1,
-                Err(e) => return Err(e),
+            let once = probes::Check {
+                timeout: check.timeout.min(left.max(Duration::from_millis(100))),
+                ..check.clone()
+            };
+            match once.run(&probe)? {
+                Ok(_) => break Some(host::now()),
+                Err(_) => down_probes += 1,
             }
             let left = deadline.saturating_sub(host::now());
             if left.is_zero() {
@@ -143,14 +160,19 @@ impl Scenario for KillAndRecover {
             .finding(
                 Severity::Critical,
                 "slow recovery",
-                format!("recovered {:.0} ms after the kill; max-recovery is {limit_ms:.0} ms", ms(took)),
+                format!(
+                    "recovered {:.0} ms after the kill; max-recovery is {limit_ms:.0} ms",
+                    ms(took)
+                ),
             )
             .measure("recovery-time", ms(took), "ms"),
             None => Outcome::fail(format!("{probe} did not recover within {limit_ms:.0} ms"))
                 .finding(
                     Severity::Critical,
                     "no recovery",
-                    format!("GET {path} on {probe} did not answer 2xx within {limit_ms:.0} ms of the kill of {target}"),
+                    format!(
+                        "{probe} was not healthy within {limit_ms:.0} ms of the kill of {target}"
+                    ),
                 ),
         };
         Ok(outcome.measure("down-probes", f64::from(down_probes), "probes"))

@@ -4,13 +4,17 @@
 //! behind it stops meeting its latency objective.
 //!
 //! For each duration in `steps`, in order: delay the responses on `link` by
-//! it (downstream, no jitter), probe `GET <path>` through `link` `samples`
-//! times, take the median (p50) latency, and revert the delay. The first
-//! step whose p50 exceeds `slo` is the breaking step: the ramp stops there.
+//! it (downstream, no jitter), probe through `link` `samples` times (HTTP
+//! `GET path`, or a line protocol's `send`/`expect`, as `probe` chooses),
+//! take the median (p50) latency, and revert the delay. The first step
+//! whose p50 exceeds `slo` is the breaking step: the ramp stops there.
 //!
 //! Fails iff it broke at a step no larger than `must-tolerate`. Measures
 //! `p50-at-<step>ms` for each step and `breaking-step` (ms; 0 if none broke).
-//! A probe that gets no answer counts as taking its whole time-out.
+//! An unhealthy probe (no answer, a 4xx or 5xx, the wrong answer) counts as
+//! taking its whole time-out: the larger of `probe_timeout` and the step
+//! plus four times `slo`. `probe = "tcp"` is refused: a delay on the
+//! answers does not slow the connect it measures.
 
 use std::time::Duration;
 
@@ -24,23 +28,18 @@ fn link() -> String {
 
 impl Scenario for LatencyRamp {
     fn describe() -> Metadata {
-        Metadata::new(
+        probes::Check::declare(Metadata::new(
             "latency-ramp",
-            "0.1.0",
+            "0.2.0",
             "Ramps up latency on a proxy link step by step and reports the first step \
-             at which the p50 latency of a probe through it exceeds the objective.",
-        )
+             at which the p50 latency of a probe through it (HTTP or a line protocol) \
+             exceeds the objective.",
+        ))
         .param(
             "link",
             ParamType::String,
             Some("api-link"),
-            "The proxy target to delay",
-        )
-        .param(
-            "path",
-            ParamType::String,
-            Some("/health"),
-            "The path to probe through the link",
+            "The proxy target to delay (and probe through)",
         )
         .param(
             "steps",
@@ -66,7 +65,14 @@ impl Scenario for LatencyRamp {
 
     fn run() -> Result<Outcome, Error> {
         let link = link();
-        let path = host::param_or("path", "/health");
+        let check = probes::Check::from_params()?;
+        if check.kind == probes::CheckKind::Tcp {
+            return Err(Error::InvalidArgument(
+                "parameter `probe`: `tcp` measures the connect, which a delay on the link's \
+                 answers does not slow; use `http` or `exchange` (`send`, `expect`)"
+                    .into(),
+            ));
+        }
         let steps = parse_steps(&host::param_or("steps", "50ms,100ms,200ms,400ms"))?;
         let slo = host::param_duration("slo", Duration::from_millis(250))?;
         let samples = host::param_u64("samples", 5)?;
@@ -85,21 +91,21 @@ impl Scenario for LatencyRamp {
             let fault = faults::delay(&link, step)
                 .direction(Direction::Downstream)
                 .apply()?;
-            let timeout = step.saturating_add(slo.saturating_mul(4));
-            let request = HttpRequest::get(&path).timeout(timeout);
+            let timeout = check
+                .timeout
+                .max(step.saturating_add(slo.saturating_mul(4)));
+            let probe = probes::Check {
+                timeout,
+                ..check.clone()
+            };
             let mut latencies = Vec::new();
             for _ in 0..samples {
-                latencies.push(match request.send(&link) {
-                    Ok(response) if response.is_success() => response.latency(),
-                    Ok(response) => {
-                        failed_probes += 1;
-                        response.latency()
-                    }
-                    Err(Error::Failed(_)) => {
+                latencies.push(match probe.run(&link)? {
+                    Ok(latency) => latency,
+                    Err(_) => {
                         failed_probes += 1;
                         timeout
                     }
-                    Err(e) => return Err(e),
                 });
             }
             fault.revert()?;
@@ -130,18 +136,14 @@ impl Scenario for LatencyRamp {
             outcome = outcome.finding(
                 Severity::Warning,
                 format!("breaks at {}ms of latency", ms(step)),
-                format!(
-                    "p50 {:.1}ms > objective {}ms on {link}{path}",
-                    ms(p50),
-                    ms(slo)
-                ),
+                format!("p50 {:.1}ms > objective {}ms on {link}", ms(p50), ms(slo)),
             );
         }
         if failed_probes > 0 {
             outcome = outcome.finding(
                 Severity::Warning,
                 "probes failed during the ramp",
-                format!("{failed_probes} probe(s) got no answer or a non-2xx status"),
+                format!("{failed_probes} probe(s) were unhealthy (no answer, an error status or the wrong answer)"),
             );
         }
         for (name, value) in measurements {
