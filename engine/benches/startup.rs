@@ -20,6 +20,11 @@
 //! compilers' table).
 
 use firedrill_tests::{median_duration as median, timed};
+
+// The allocator the `firedrill` binary uses, so that compiling in-process
+// here costs what it costs there.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -122,9 +127,9 @@ fn lang(name: &'static str, wasm: Vec<u8>) -> Lang {
 /// loading the compiled code back.
 fn compilers(langs: &[Lang], n: usize) -> anyhow::Result<()> {
     use wasmtime::component::Component;
-    use wasmtime::{Config, Engine, OptLevel, Strategy};
+    use wasmtime::{Config, Engine, OptLevel, RegallocAlgorithm, Strategy};
     type Setting = (&'static str, fn(&mut Config));
-    let configs: [Setting; 5] = [
+    let configs: [Setting; 6] = [
         ("Cranelift, optimizing, parallel", |_| {}),
         ("Cranelift, optimizing, one thread", |c| {
             c.parallel_compilation(false);
@@ -138,11 +143,18 @@ fn compilers(langs: &[Lang], n: usize) -> anyhow::Result<()> {
                 c.strategy(Strategy::Winch);
             },
         ),
+        ("Winch, trampolines unoptimized", |c| {
+            c.strategy(Strategy::Winch)
+                .cranelift_opt_level(OptLevel::None);
+        }),
         (
-            "Winch, trampolines unoptimized: firedrill's first compile",
+            "… and single-pass register allocation, no address map, no native unwind info: firedrill's first compile",
             |c| {
                 c.strategy(Strategy::Winch)
-                    .cranelift_opt_level(OptLevel::None);
+                    .cranelift_opt_level(OptLevel::None)
+                    .cranelift_regalloc_algorithm(RegallocAlgorithm::SinglePass)
+                    .generate_address_map(false)
+                    .native_unwind_info(false);
             },
         ),
     ];

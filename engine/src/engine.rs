@@ -286,9 +286,9 @@ impl Engine {
             self.inner.history.clone(),
             self.inner.ledger.clone(),
         );
-        run::describe(&self.inner.runtime, scenario, ctx, &Limits::default())
-            .await
-            .map_err(EngineError::Describe)
+        let described = run::describe(&self.inner.runtime, scenario, ctx, &Limits::default()).await;
+        self.inner.runtime.settle_cache().await;
+        described.map_err(EngineError::Describe)
     }
 
     /// Start a run; it goes on in the background.

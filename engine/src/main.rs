@@ -4,6 +4,9 @@
 
 mod cli;
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use std::io::IsTerminal;
 use std::process::ExitCode;

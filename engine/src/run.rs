@@ -832,6 +832,7 @@ pub(crate) async fn execute(
     ctx.recorder.record(EventKind::Ended { status, error });
     // One flush makes the timeline and the closed record durable together.
     save(history, &run);
+    runtime.settle_cache().await;
     run
 }
 

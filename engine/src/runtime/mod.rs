@@ -30,7 +30,7 @@ use crate::store::Store as DataStore;
 use bindings::ScenarioPre;
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -350,8 +350,17 @@ impl Compiler {
             config.strategy(wasmtime::Strategy::Winch);
             // Winch leaves the trampolines (one per function a table or an
             // export can reach: thousands in CPython) to Cranelift, which
-            // then takes more time than Winch itself; unoptimized, 10 % less.
-            config.cranelift_opt_level(wasmtime::OptLevel::None);
+            // then takes more time than Winch itself: unoptimized, with the
+            // single-pass register allocator. No address map (a trap's
+            // backtrace names functions, not offsets) and no native unwind
+            // info (wasmtime's own backtraces do not use it): this code
+            // lives until `firedrill check`, and together these take a
+            // quarter off its compile (docs/PERFORMANCE.md).
+            config
+                .cranelift_opt_level(wasmtime::OptLevel::None)
+                .cranelift_regalloc_algorithm(wasmtime::RegallocAlgorithm::SinglePass)
+                .generate_address_map(false)
+                .native_unwind_info(false);
         }
         if let Some(slots) = pool {
             let mut pool = PoolingAllocationConfig::new();
@@ -394,6 +403,9 @@ pub(crate) struct Runtime {
     /// Engines the epoch thread advances.
     epochs: Arc<std::sync::Mutex<Vec<wasmtime::EngineWeak>>>,
     cache: Option<CodeCache>,
+    /// Baseline code being written to the cache while its run goes on
+    /// ([`Runtime::settle_cache`] waits for them).
+    writes: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
     pres: std::sync::Mutex<std::collections::HashMap<String, Scenario>>,
     slots: Arc<Semaphore>,
     ticker_stop: Arc<AtomicBool>,
@@ -430,6 +442,7 @@ impl Runtime {
             baseline: std::sync::OnceLock::new(),
             epochs,
             cache: None,
+            writes: Default::default(),
             pres: Default::default(),
             slots: Arc::new(Semaphore::new(slots as usize)),
             ticker_stop,
@@ -469,6 +482,7 @@ impl Runtime {
         source: &str,
         want: Tier,
     ) -> Result<Scenario, LoadError> {
+        tracing::debug!(source, bytes = bytes.len(), "loading");
         let sha256 = hex::encode(Sha256::digest(bytes));
         if let Some(s) = self.pres.lock().unwrap().get(&sha256)
             && (want == Tier::Baseline || s.compiled.tier == Tier::Optimizing)
@@ -523,6 +537,7 @@ impl Runtime {
                 limit: CORE_INSTANCES_PER_SLOT,
             });
         }
+        tracing::debug!(source, "read its shape; compiling");
         let (compiler, component, compiled) =
             self.compile(bytes, &sha256, want)
                 .map_err(|e| LoadError::Invalid {
@@ -530,6 +545,7 @@ impl Runtime {
                     cause: one_line(&format!("{e:#}")),
                     toolchain,
                 })?;
+        tracing::debug!(source, %compiled, "linking");
         let instance_pre =
             compiler
                 .linker
@@ -562,6 +578,7 @@ impl Runtime {
             ..scenario.clone()
         };
         self.pres.lock().unwrap().insert(sha256, kept);
+        tracing::debug!(source, "loaded");
         Ok(scenario)
     }
 
@@ -602,7 +619,19 @@ impl Runtime {
                         tier: Tier::Baseline,
                         took: Some(started.elapsed()),
                     };
-                    self.store_cache(baseline, sha256, &c);
+                    // Written while the run goes on: a tenth of a second
+                    // of a first run's start.
+                    if let Some((path, cache)) =
+                        self.cache_path(baseline, sha256).zip(self.cache.clone())
+                    {
+                        let (component, sha256) = (c.clone(), sha256.to_string());
+                        let write = std::thread::Builder::new()
+                            .name("firedrill-code-cache".into())
+                            .spawn(move || cache.store(&path, Tier::Baseline, &sha256, &component));
+                        if let Ok(write) = write {
+                            self.writes.lock().unwrap().push(write);
+                        }
+                    }
                     return Ok((baseline, c, compiled));
                 }
                 Err(e) => tracing::info!(
@@ -616,7 +645,12 @@ impl Runtime {
             tier: Tier::Optimizing,
             took: Some(started.elapsed()),
         };
-        self.store_cache(&self.optimizing, sha256, &c);
+        if let Some((path, cache)) = self
+            .cache_path(&self.optimizing, sha256)
+            .zip(self.cache.as_ref())
+        {
+            cache.store(&path, Tier::Optimizing, sha256, &c);
+        }
         Ok((&self.optimizing, c, compiled))
     }
 
@@ -660,43 +694,16 @@ impl Runtime {
         }
     }
 
-    /// Keep `component`'s code. Optimized code replaces every other file
-    /// kept for the same component (its baseline code, and code of other
-    /// engine versions).
-    fn store_cache(&self, compiler: &Compiler, sha256: &str, component: &Component) {
-        let (Some(path), Some(cache)) = (self.cache_path(compiler, sha256), &self.cache) else {
-            return;
-        };
-        let Ok(bytes) = component.serialize() else {
-            return;
-        };
-        let Some(dir) = path.parent() else { return };
-        if std::fs::create_dir_all(dir).is_err() {
-            return;
+    /// Wait for the cache writes in flight (so that the next process
+    /// finds the code).
+    pub(crate) async fn settle_cache(&self) {
+        let writes = std::mem::take(&mut *self.writes.lock().unwrap());
+        if !writes.is_empty() {
+            let _ = tokio::task::spawn_blocking(move || {
+                writes.into_iter().for_each(|w| drop(w.join()))
+            })
+            .await;
         }
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let Some(name) = path.file_name() else { return };
-        if std::fs::write(&tmp, &bytes).is_err() || std::fs::rename(&tmp, &path).is_err() {
-            let _ = std::fs::remove_file(&tmp);
-            return;
-        }
-        // Flushed now: a process that ends within sled's flush period (a
-        // quick `inspect`) would otherwise lose the entry, and every later
-        // run would compile again.
-        let index = &cache.index.compiled;
-        let _ = index.insert(name.as_encoded_bytes(), Sha256::digest(&bytes).as_slice());
-        if compiler.tier == Tier::Optimizing {
-            let stale = std::fs::read_dir(dir).into_iter().flatten().flatten();
-            for entry in stale {
-                let other = entry.file_name();
-                let text = other.to_string_lossy();
-                if other != name && text.starts_with(sha256) && text.ends_with(".cwasm") {
-                    let _ = index.remove(other.as_encoded_bytes());
-                    let _ = std::fs::remove_file(entry.path());
-                }
-            }
-        }
-        let _ = index.flush();
     }
 
     /// A store for one run (or one `describe`), with limits and deny-all
@@ -768,10 +775,49 @@ impl Runtime {
 }
 
 /// Where compiled components are kept between processes.
+#[derive(Clone)]
 struct CodeCache {
     dir: PathBuf,
     /// sha256 of each file this engine wrote, by file name.
     index: DataStore,
+}
+
+impl CodeCache {
+    /// Keep `component`'s code at `path`. Optimized code replaces every
+    /// other file kept for the same component (its baseline code, and code
+    /// of other engine versions).
+    fn store(&self, path: &Path, tier: Tier, sha256: &str, component: &Component) {
+        let Ok(bytes) = component.serialize() else {
+            return;
+        };
+        let Some(dir) = path.parent() else { return };
+        if std::fs::create_dir_all(dir).is_err() {
+            return;
+        }
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let Some(name) = path.file_name() else { return };
+        if std::fs::write(&tmp, &bytes).is_err() || std::fs::rename(&tmp, path).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+            return;
+        }
+        // Flushed now: a process that ends within sled's flush period (a
+        // quick `inspect`) would otherwise lose the entry, and every later
+        // run would compile again.
+        let index = &self.index.compiled;
+        let _ = index.insert(name.as_encoded_bytes(), Sha256::digest(&bytes).as_slice());
+        if tier == Tier::Optimizing {
+            let stale = std::fs::read_dir(dir).into_iter().flatten().flatten();
+            for entry in stale {
+                let other = entry.file_name();
+                let text = other.to_string_lossy();
+                if other != name && text.starts_with(sha256) && text.ends_with(".cwasm") {
+                    let _ = index.remove(other.as_encoded_bytes());
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        let _ = index.flush();
+    }
 }
 
 /// A run's store and the pool slot its instance lives in. Fields drop in
@@ -805,6 +851,9 @@ impl AsContextMut for RunStore {
 impl Drop for Runtime {
     fn drop(&mut self) {
         self.ticker_stop.store(true, Ordering::Relaxed);
+        for write in std::mem::take(self.writes.get_mut().unwrap()) {
+            let _ = write.join();
+        }
     }
 }
 
