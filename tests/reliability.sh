@@ -12,11 +12,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 kills="${1:-200}"
 out="$(mktemp)"
-cargo build -q --release -p firedrill
-cargo build -q -p firedrill --tests
+cargo build -q --release -p firedrill-cli
+cargo build -q -p firedrill-cli --tests
 FIREDRILL_TEST_BIN="$PWD/target/release/firedrill" \
 FIREDRILL_KILLS="$kills" FIREDRILL_RELIABILITY_OUT="$out" \
-  cargo test -q -p firedrill --test all -- recovery::random_sigkills_leave_no_fault_behind --exact >/dev/null
+  cargo test -q -p firedrill-cli --test all -- recovery::random_sigkills_leave_no_fault_behind --exact >/dev/null
 echo "crash loop: $(cat "$out")"
 
 # Halt to reverted, measured from outside: five times.

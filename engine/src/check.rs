@@ -93,7 +93,7 @@ pub async fn preflight(
     }
     let mut policy = drill.policy.clone();
     policy.protected_ports.extend(engine.protected_ports());
-    for (name, field, port) in crate::policy::protected_uses(&policy, &drill.targets) {
+    for (name, field, port) in crate::drill::protected_uses(&policy, &drill.targets) {
         let key = format!("targets.{name}");
         problems.push(drill.problem(
             &key,

@@ -1527,6 +1527,49 @@ fn check(
     })
 }
 
+impl crate::policy::Grants for BTreeMap<String, TargetDecl> {
+    fn granted(&self, target: &str) -> Option<&BTreeSet<FaultKind>> {
+        self.get(target).map(|decl| &decl.grants)
+    }
+}
+
+/// Targets that listen on or reach a protected port.
+pub fn protected_violations(
+    policy: &Policy,
+    targets: &BTreeMap<String, TargetDecl>,
+) -> Vec<String> {
+    protected_uses(policy, targets)
+        .into_iter()
+        .map(|(name, field, p)| format!("targets.{name}.{field} uses port {p}, which is protected"))
+        .collect()
+}
+
+/// Each (target, field, port) of `targets` on a port `policy` protects.
+pub fn protected_uses<'a>(
+    policy: &Policy,
+    targets: &'a BTreeMap<String, TargetDecl>,
+) -> Vec<(&'a str, &'static str, u16)> {
+    let port = |addr: &str| addr.parse::<std::net::SocketAddr>().ok().map(|a| a.port());
+    let mut out = Vec::new();
+    for (name, decl) in targets {
+        let addrs: Vec<(&str, Option<u16>)> = match &decl.spec {
+            TargetSpec::Proxy(p) => vec![
+                ("listen", Some(p.listen.port())),
+                ("upstream", port(&p.upstream)),
+            ],
+            TargetSpec::Process(p) => vec![("address", p.address.as_deref().and_then(port))],
+            // Its proxy's ports are known once the server answers.
+            TargetSpec::Remote(_) | TargetSpec::Host(_) => vec![],
+        };
+        for (field, p) in addrs {
+            if let Some(p) = p.filter(|p| policy.protected_ports.contains(p)) {
+                out.push((name.as_str(), field, p));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

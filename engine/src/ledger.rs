@@ -7,51 +7,14 @@
 //! it. Undo steps must be idempotent, since a crash can land between the
 //! undo and the mark.
 
-use crate::drivers::process::ProcessId;
 use crate::history::{RunId, unix_ms};
 use crate::store::{self, Store, StoreError, TREE_LEDGER};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// What it takes to undo a fault when the engine that applied it is gone.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "undo", rename_all = "kebab-case")]
-pub enum Undo {
-    /// Nothing can be undone (a signal that was delivered).
-    Nothing,
-    /// Continue paused processes.
-    Continue {
-        /// The processes.
-        processes: Vec<ProcessId>,
-    },
-    /// Thaw a frozen cgroup.
-    Thaw {
-        /// Its freezer.
-        freezer: crate::drivers::cgroup::Freezer,
-    },
-    /// The fault lived in a proxy of the engine's own process: it died with
-    /// the engine, so nothing is left to undo after a crash.
-    InProcess,
-    /// A stress child died with the engine (`PR_SET_PDEATHSIG`); delete the
-    /// file a disk fill wrote.
-    Stress {
-        /// The file.
-        #[schemars(with = "Option<String>")]
-        file: Option<std::path::PathBuf>,
-    },
-    /// Delete these toxics from a proxy on a Toxiproxy-API server.
-    Toxics {
-        /// The server's control API.
-        #[schemars(with = "String")]
-        api: std::net::SocketAddr,
-        /// The proxy.
-        proxy: String,
-        /// The environment variable holding the API token.
-        token_env: String,
-        /// Toxic names.
-        toxics: Vec<String>,
-    },
-}
+/// What it takes to undo a fault (defined with the drivers that make
+/// faults; kept here by name for the library's users).
+pub use crate::drivers::undo::Undo;
 
 /// Where a fault stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -177,7 +140,7 @@ impl Ledger {
     pub fn recover(&self) -> Result<Recovery, StoreError> {
         let mut report = Recovery::default();
         for mut entry in self.outstanding()? {
-            let result = undo(&entry.undo);
+            let result = entry.undo.run();
             match result {
                 Ok(()) => {
                     self.set_state(entry.run, entry.fault, LedgerState::Reverted, None)?;
@@ -201,25 +164,10 @@ impl Ledger {
     }
 }
 
-/// Undo a fault from its ledger description alone (after a crash).
-fn undo(undo: &Undo) -> Result<(), String> {
-    match undo {
-        Undo::Nothing | Undo::InProcess => Ok(()),
-        Undo::Continue { processes } => crate::drivers::resume_all(processes),
-        Undo::Thaw { freezer } => freezer.thaw(),
-        Undo::Stress { file } => crate::targets::host::undo(file.as_deref()),
-        Undo::Toxics {
-            api,
-            proxy,
-            token_env,
-            toxics,
-        } => crate::targets::remote::delete_blocking(*api, proxy, token_env, toxics),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::drivers::process::ProcessId;
 
     #[test]
     fn recovery_continues_a_paused_process_left_by_a_dead_engine() {

@@ -3,9 +3,8 @@
 //! target; limits on duration and concurrency apply whatever is granted.
 //! The principal types are [`Policy`] and [`FaultKind`].
 
-use crate::drill::TargetDecl;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -183,52 +182,30 @@ impl fmt::Display for Missing {
     }
 }
 
-/// Targets that listen on or reach a protected port.
-pub fn protected_violations(
-    policy: &Policy,
-    targets: &BTreeMap<String, TargetDecl>,
-) -> Vec<String> {
-    protected_uses(policy, targets)
-        .into_iter()
-        .map(|(name, field, p)| format!("targets.{name}.{field} uses port {p}, which is protected"))
-        .collect()
+/// What each target of a run grants: the drill's target declarations
+/// (`drill::TargetDecl`s by name) implement it, so policy needs nothing of
+/// the drill file.
+pub trait Grants {
+    /// The fault kinds `target` grants, or `None` if no target of that
+    /// name is declared.
+    fn granted(&self, target: &str) -> Option<&BTreeSet<FaultKind>>;
 }
 
-/// Each (target, field, port) of `targets` on a port `policy` protects.
-pub fn protected_uses<'a>(
-    policy: &Policy,
-    targets: &'a BTreeMap<String, TargetDecl>,
-) -> Vec<(&'a str, &'static str, u16)> {
-    use crate::drill::TargetSpec;
-    let port = |addr: &str| addr.parse::<std::net::SocketAddr>().ok().map(|a| a.port());
-    let mut out = Vec::new();
-    for (name, decl) in targets {
-        let addrs: Vec<(&str, Option<u16>)> = match &decl.spec {
-            TargetSpec::Proxy(p) => vec![
-                ("listen", Some(p.listen.port())),
-                ("upstream", port(&p.upstream)),
-            ],
-            TargetSpec::Process(p) => vec![("address", p.address.as_deref().and_then(port))],
-            // Its proxy's ports are known once the server answers.
-            TargetSpec::Remote(_) | TargetSpec::Host(_) => vec![],
-        };
-        for (field, p) in addrs {
-            if let Some(p) = p.filter(|p| policy.protected_ports.contains(p)) {
-                out.push((name.as_str(), field, p));
-            }
-        }
+/// Grants given directly, target by target.
+impl Grants for BTreeMap<String, BTreeSet<FaultKind>> {
+    fn granted(&self, target: &str) -> Option<&BTreeSet<FaultKind>> {
+        self.get(target)
     }
-    out
 }
 
 /// The needs that `targets` do not grant.
-pub fn missing_grants(needs: &[Need], targets: &BTreeMap<String, TargetDecl>) -> Vec<Missing> {
+pub fn missing_grants(needs: &[Need], targets: &impl Grants) -> Vec<Missing> {
     needs
         .iter()
         .filter_map(|need| {
-            let hint = match targets.get(&need.target) {
+            let hint = match targets.granted(&need.target) {
                 None => format!("no target `{}` is declared in the drill file", need.target),
-                Some(decl) if !decl.grants.contains(&need.kind) => {
+                Some(grants) if !grants.contains(&need.kind) => {
                     format!("add \"{}\" to targets.{}.grants", need.kind, need.target)
                 }
                 Some(_) => return None,
@@ -247,7 +224,7 @@ pub fn check_call(
     kind: FaultKind,
     target: &str,
     declared: &[Need],
-    targets: &BTreeMap<String, TargetDecl>,
+    targets: &impl Grants,
 ) -> Result<(), String> {
     let need = Need {
         kind,
@@ -267,15 +244,9 @@ pub fn check_call(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::drill::Drill;
 
-    fn targets() -> BTreeMap<String, TargetDecl> {
-        Drill::parse(
-            "[targets.db]\nkind = \"proxy\"\nlisten = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:1\"\ngrants = [\"delay\"]\n",
-            std::path::Path::new("d.toml"),
-        )
-        .unwrap()
-        .targets
+    fn targets() -> BTreeMap<String, BTreeSet<FaultKind>> {
+        BTreeMap::from([("db".to_string(), BTreeSet::from([FaultKind::Delay]))])
     }
 
     fn need(kind: FaultKind, target: &str) -> Need {

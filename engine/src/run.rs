@@ -879,7 +879,7 @@ async fn drive(
             )),
         );
     }
-    let protected = policy::protected_violations(&spec.policy, spec.targets.decls());
+    let protected = crate::drill::protected_violations(&spec.policy, spec.targets.decls());
     if !protected.is_empty() {
         return (
             RunStatus::Refused,

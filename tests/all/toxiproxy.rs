@@ -714,7 +714,7 @@ async fn unknown_routes_wrong_methods_and_huge_bodies_answer_in_the_api_error_sh
     // A declared length over the limit is refused before the body is sent.
     let big = format!(
         "POST /proxies HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
-        2 * firedrill::toxiproxy::api::MAX_BODY
+        2 * firedrill_server::toxiproxy::api::MAX_BODY
     );
     api_error(
         &exchange(s.addr, big.as_bytes()).await.unwrap(),
@@ -723,7 +723,7 @@ async fn unknown_routes_wrong_methods_and_huge_bodies_answer_in_the_api_error_sh
     );
     // So is a chunked body that grows past it. The final chunk is never
     // sent: the server answers once the limit is crossed.
-    let n = firedrill::toxiproxy::api::MAX_BODY + 1;
+    let n = firedrill_server::toxiproxy::api::MAX_BODY + 1;
     let mut chunked = format!(
         "POST /populate HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n{n:x}\r\n"
     )
@@ -762,7 +762,7 @@ async fn long_names_and_out_of_range_toxic_values_are_refused_naming_the_field()
     );
     assert_eq!(call(&s, "GET", "/proxies", "").await.body, "{}");
     // The longest name allowed can be created, read and deleted.
-    let longest = "q".repeat(firedrill::toxiproxy::MAX_NAME);
+    let longest = "q".repeat(firedrill_server::toxiproxy::MAX_NAME);
     assert_eq!(
         call(&s, "POST", "/proxies", &create(&longest)).await.status,
         201

@@ -8,9 +8,9 @@
 pub mod cgroup;
 pub mod process;
 pub mod proxy;
+pub mod undo;
 
 use crate::history::RunId;
-use crate::ledger::Undo;
 use crate::policy::FaultKind;
 use crate::targets::Target;
 use crate::targets::host::{HostTarget, Load};
@@ -20,6 +20,7 @@ use process::ProcessId;
 use proxy::{Effect, Proxy, ProxyFault, ProxyMode, RequestMatch};
 use std::path::PathBuf;
 use std::sync::Arc;
+use undo::Undo;
 
 /// A fault to make.
 #[derive(Debug, Clone)]

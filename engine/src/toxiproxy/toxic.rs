@@ -26,7 +26,7 @@ const TYPES: &[(&str, &[&str])] = &[
 ];
 
 /// Whether `kind` is a toxic type.
-pub(super) fn known(kind: &str) -> bool {
+pub fn known(kind: &str) -> bool {
     TYPES.iter().any(|(t, _)| *t == kind)
 }
 
@@ -47,10 +47,7 @@ fn unit(kind: &str, name: &str) -> &'static str {
 /// attribute: a negative latency, rate, size or timeout would be read as
 /// zero (a rate of zero stalls the stream) instead of saying what is
 /// wrong, and a slicer needs pieces of at least a byte.
-pub(super) fn attributes(
-    kind: &str,
-    given: &Map<String, Value>,
-) -> Result<Map<String, Value>, ApiError> {
+pub fn attributes(kind: &str, given: &Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
     let names = TYPES
         .iter()
         .find(|(t, _)| *t == kind)
@@ -92,7 +89,7 @@ fn get(attrs: &Map<String, Value>, name: &str) -> u64 {
 }
 
 /// The effect of a toxic; `None` for `noop`.
-pub(super) fn effect(kind: &str, attrs: &Map<String, Value>, stream: Direction) -> Option<Effect> {
+pub fn effect(kind: &str, attrs: &Map<String, Value>, stream: Direction) -> Option<Effect> {
     let ms = |name| Duration::from_millis(get(attrs, name));
     Some(match kind {
         // Toxiproxy's jitter is ± around the latency; ours is added on top.
@@ -145,7 +142,7 @@ pub(super) fn effect(kind: &str, attrs: &Map<String, Value>, stream: Direction) 
 }
 
 /// A fault a scenario made, as the nearest toxic type and attributes.
-pub(crate) fn describe(effect: &Effect) -> (&'static str, Value) {
+pub fn describe(effect: &Effect) -> (&'static str, Value) {
     let ms = |d: &Duration| d.as_millis() as u64;
     match effect {
         Effect::Delay {

@@ -21,8 +21,8 @@
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use firedrill::toxiproxy::Registry;
-use firedrill::toxiproxy::api::{Access, router};
+use firedrill_server::toxiproxy::Registry;
+use firedrill_server::toxiproxy::api::{Access, router};
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::OnceLock;

@@ -8,7 +8,7 @@
 //! - history: events appended durably, listing 10,000 runs, reading a
 //!   100,000-event timeline.
 //!
-//! Run it with `cargo bench -p firedrill --bench system` (add `-- --quick`
+//! Run it with `cargo bench -p firedrill-cli --bench system` (add `-- --quick`
 //! for a smoke run: small sizes, no peer).
 
 use firedrill::history::{Event, EventKind, RunFilter, RunId};

@@ -15,7 +15,7 @@
 //! (errors, the proxy's memory per connection). Clients and servers live in
 //! this process; rounds rotate through the targets so noise hits all alike.
 //!
-//! Run it with `cargo bench -p firedrill --bench peers` (add `-- --quick`
+//! Run it with `cargo bench -p firedrill-cli --bench peers` (add `-- --quick`
 //! for a smoke run of firedrill alone, as CI does).
 
 use firedrill_tests::{echo_server, median, percentiles, round_trip, source_server};

@@ -16,7 +16,7 @@
 //! wasmtime's code generators, the options weighed for the first run.
 //!
 //! Rounds rotate the languages so noise hits each alike. Run it with
-//! `cargo bench -p firedrill --bench startup` (`-- --quick`: one round, no
+//! `cargo bench -p firedrill-cli --bench startup` (`-- --quick`: one round, no
 //! compilers' table).
 
 use firedrill_tests::{median_duration as median, timed};

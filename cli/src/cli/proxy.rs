@@ -1,6 +1,6 @@
 use super::{Exit, Failure, usage};
-use firedrill::toxiproxy::api::{self, Access};
-use firedrill::toxiproxy::{ProxyInput, Registry};
+use firedrill_server::toxiproxy::api::{self, Access};
+use firedrill_server::toxiproxy::{ProxyInput, Registry};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
