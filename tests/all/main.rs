@@ -19,6 +19,8 @@
 //!   `run`, `replay` and `demo` and revert; `halt` persists until `resume`.
 //! - `library`: the bundled scenario library against real third-party services.
 //! - `pipeline`: reports, GitHub output, replay, diff, check, prune, trend.
+//! - `packages`: signed packages published, searched, reviewed and
+//!   installed; Debian's minisign CLI both ways; attacks refused.
 //! - `toolchains`: Python and JavaScript scenarios built with componentize-py
 //!   and componentize-js, installed on first use.
 
@@ -28,6 +30,7 @@ mod http;
 mod input;
 mod library;
 mod network;
+mod packages;
 mod pipeline;
 mod recovery;
 mod sandbox;

@@ -8,6 +8,7 @@ mod halt;
 mod history;
 mod inspect;
 mod new;
+mod packages;
 mod progress;
 mod proxy;
 mod recover;
@@ -147,6 +148,36 @@ enum Command {
     Diff(diff::Args),
     /// Proxies with a Toxiproxy-compatible control API
     Proxy(proxy::Args),
+    /// Signing keys for packages
+    #[command(subcommand)]
+    Key(packages::KeyCommand),
+    /// Which keys may sign which package namespaces
+    #[command(subcommand)]
+    Trust(packages::TrustCommand),
+    /// Sign a scenario component and publish it to a registry
+    Publish(packages::PublishArgs),
+    /// Search a registry's packages
+    Search(packages::SearchArgs),
+    /// Verify, review and install a package
+    Install(packages::InstallArgs),
+    /// List installed packages
+    Packages {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check an installed package's digest and signature again
+    Verify {
+        /// NAMESPACE:NAME@VERSION
+        package: String,
+    },
+    /// Withdraw a published version from new installs
+    Yank {
+        /// NAMESPACE:NAME@VERSION
+        package: String,
+        #[command(flatten)]
+        registry: packages::RegistryArg,
+    },
     /// Revert faults left by an engine that died, and close its runs
     Recover,
     /// Halt every run of the engine holding the data dir and refuse new ones
@@ -184,6 +215,14 @@ pub(crate) async fn dispatch(cli: Cli) -> Exit {
         Command::Replay(a) => replay::run(a, &data_dir).await,
         Command::Diff(a) => diff::run(a, &data_dir).await,
         Command::Proxy(a) => proxy::run(a).await,
+        Command::Key(c) => packages::key(c),
+        Command::Trust(c) => packages::trust(c, &data_dir),
+        Command::Publish(a) => packages::publish(a, &data_dir).await,
+        Command::Search(a) => packages::search(a, &data_dir),
+        Command::Install(a) => packages::install(a, &data_dir).await,
+        Command::Packages { json } => packages::packages(json, &data_dir),
+        Command::Verify { package } => packages::verify(&package, &data_dir),
+        Command::Yank { package, registry } => packages::yank(&package, registry, &data_dir),
         Command::Recover => recover::run(&data_dir).await,
         Command::Halt => halt::run(&data_dir, true).await,
         Command::Resume => halt::run(&data_dir, false).await,

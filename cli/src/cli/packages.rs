@@ -1,0 +1,408 @@
+//! Packages: `key`, `trust`, `publish`, `search`, `install`, `packages`,
+//! `verify`, `yank` (the library is `firedrill-packages`).
+
+use super::{Exit, Failure, usage};
+use firedrill_packages::{
+    DirRegistry, Installed, KeyPair, PackageError, PackageId, PackageMeta, PackageReq, Store,
+    Trust, check_label, digest, registry::MAX_COMPONENT_BYTES,
+};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+fn refused(e: PackageError) -> Failure {
+    usage(e)
+}
+
+/// `--registry`: a directory, or the data dir's own registry.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RegistryArg {
+    /// A directory registry (default: the data dir's own, `<data-dir>/registry`)
+    #[arg(long, value_name = "DIR")]
+    registry: Option<String>,
+}
+
+impl RegistryArg {
+    fn open(&self, data_dir: &Path) -> Result<DirRegistry, Failure> {
+        match self.registry.as_deref() {
+            None => Ok(DirRegistry::new(data_dir.join("registry"))),
+            Some(r) if r.starts_with("oci://") => Err(usage(format!(
+                "--registry {r}: OCI registries are not supported yet; use a directory registry (a path) for now"
+            ))),
+            Some(r) => Ok(DirRegistry::new(PathBuf::from(r))),
+        }
+    }
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum KeyCommand {
+    /// Generate a minisign key pair (firedrill.pub, firedrill.key); encrypted
+    /// with the password in FIREDRILL_KEY_PASSWORD if it is set
+    Generate {
+        /// The directory to write it into
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum TrustCommand {
+    /// Trust a public key (a minisign .pub file or its base64 line) to sign a namespace
+    Add {
+        /// The key
+        key: String,
+        /// The namespace it may sign
+        #[arg(long)]
+        namespace: String,
+    },
+    /// List trusted keys
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop trusting a key
+    Remove {
+        /// Its id (as `trust list` shows it)
+        key_id: String,
+        /// Only for this namespace
+        #[arg(long)]
+        namespace: Option<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct PublishArgs {
+    /// The scenario component (.wasm)
+    scenario: PathBuf,
+    /// The publisher's namespace
+    #[arg(long)]
+    namespace: String,
+    /// The secret key to sign with (`firedrill key generate`, or minisign's)
+    #[arg(long)]
+    key: PathBuf,
+    /// A README to publish with it
+    #[arg(long)]
+    readme: Option<PathBuf>,
+    /// A search keyword (repeat for more)
+    #[arg(long = "keyword")]
+    keywords: Vec<String>,
+    #[command(flatten)]
+    registry: RegistryArg,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct SearchArgs {
+    /// Words in the name, description or keywords
+    #[arg(default_value = "")]
+    query: String,
+    /// Only packages needing this fault kind (e.g. `delay`)
+    #[arg(long)]
+    needs: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    registry: RegistryArg,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct InstallArgs {
+    /// NAMESPACE:NAME[@REQ], e.g. `acme:checkout-latency@^1.2`
+    package: String,
+    /// Install without asking (after the review is printed)
+    #[arg(long)]
+    yes: bool,
+    #[command(flatten)]
+    registry: RegistryArg,
+}
+
+pub(crate) fn key(cmd: KeyCommand) -> Result<Exit, Failure> {
+    match cmd {
+        KeyCommand::Generate { out } => {
+            let pair = KeyPair::generate(&out).map_err(refused)?;
+            println!("key {} written:", pair.key_id);
+            println!(
+                "  public: {} (give it to those who install your packages)",
+                pair.public.display()
+            );
+            println!(
+                "  secret: {} (readable by you only; keep it out of version control)",
+                pair.secret.display()
+            );
+            Ok(Exit::Pass)
+        }
+    }
+}
+
+pub(crate) fn trust(cmd: TrustCommand, data_dir: &Path) -> Result<Exit, Failure> {
+    let mut trust = Trust::load(data_dir).map_err(refused)?;
+    match cmd {
+        TrustCommand::Add { key, namespace } => {
+            let id = trust.add(&key, &namespace).map_err(refused)?;
+            println!("trusted key {id} to sign namespace `{namespace}`");
+        }
+        TrustCommand::List { json } => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(trust.keys())?);
+            } else if trust.keys().is_empty() {
+                println!("no trusted keys: `firedrill trust add KEY.pub --namespace NS`");
+            } else {
+                for k in trust.keys() {
+                    println!("{}  {}", k.key_id, k.namespace);
+                }
+            }
+        }
+        TrustCommand::Remove { key_id, namespace } => {
+            match trust
+                .remove(&key_id, namespace.as_deref())
+                .map_err(refused)?
+            {
+                0 => {
+                    return Err(usage(format!(
+                        "key {key_id} is not trusted (`firedrill trust list`)"
+                    )));
+                }
+                n => println!("removed {n} trust entr{}", if n == 1 { "y" } else { "ies" }),
+            }
+        }
+    }
+    Ok(Exit::Pass)
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Load a component in the sandbox and run its `describe()`.
+async fn describe(
+    data_dir: &Path,
+    bytes: &[u8],
+    source: &str,
+) -> Result<firedrill::Metadata, Failure> {
+    let engine = super::scratch_engine(data_dir)?;
+    let scenario = engine.precompile(bytes, source).map_err(usage)?;
+    engine
+        .inspect(&scenario, &Default::default())
+        .await
+        .map_err(usage)
+}
+
+pub(crate) async fn publish(args: PublishArgs, data_dir: &Path) -> Result<Exit, Failure> {
+    check_label("namespace", &args.namespace).map_err(refused)?;
+    let path = &args.scenario;
+    let size = std::fs::metadata(path)
+        .map_err(|e| usage(format!("{}: {e}", path.display())))?
+        .len();
+    if size > MAX_COMPONENT_BYTES {
+        return Err(refused(PackageError::TooLarge {
+            what: path.display().to_string(),
+            size,
+            limit: MAX_COMPONENT_BYTES,
+        }));
+    }
+    let bytes = std::fs::read(path).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+    let meta = describe(data_dir, &bytes, &path.display().to_string()).await?;
+    check_label("the name its describe() returns:", &meta.name).map_err(refused)?;
+    let id: PackageId = format!("{}:{}@{}", args.namespace, meta.name, meta.version)
+        .parse()
+        .map_err(|e| {
+            usage(format!(
+                "{}: its describe() says version {:?}: {e}",
+                path.display(),
+                meta.version
+            ))
+        })?;
+    let readme = match &args.readme {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| usage(format!("--readme {}: {e}", p.display())))?,
+        ),
+        None => None,
+    };
+    let signature = firedrill_packages::sign(&args.key, &id, &bytes).map_err(refused)?;
+    let key_id = firedrill_packages::signed_by(&signature).unwrap_or_default();
+    let registry = args.registry.open(data_dir)?;
+    let package = PackageMeta {
+        package: id.to_string(),
+        digest: digest(&bytes),
+        size,
+        metadata: meta,
+        keywords: args.keywords,
+        readme,
+        key_id: key_id.clone(),
+        published_at: unix_ms(),
+        yanked: false,
+    };
+    registry
+        .publish(&package, &bytes, &signature)
+        .map_err(refused)?;
+    println!(
+        "published {id} to {}\n  digest {}\n  signed by key {key_id}",
+        registry.root().display(),
+        package.digest
+    );
+    Ok(Exit::Pass)
+}
+
+pub(crate) fn search(args: SearchArgs, data_dir: &Path) -> Result<Exit, Failure> {
+    let registry = args.registry.open(data_dir)?;
+    let found = registry
+        .search(&args.query, args.needs.as_deref())
+        .map_err(refused)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&found)?);
+        return Ok(Exit::Pass);
+    }
+    if found.is_empty() {
+        println!("nothing found in {}", registry.root().display());
+    }
+    for m in &found {
+        let needs: Vec<String> = m
+            .metadata
+            .needs
+            .iter()
+            .map(|n| n.kind.to_string())
+            .collect();
+        println!("{}  {}", m.package, m.metadata.description);
+        println!(
+            "    needs: {}",
+            if needs.is_empty() {
+                "nothing".into()
+            } else {
+                needs.join(", ")
+            }
+        );
+    }
+    Ok(Exit::Pass)
+}
+
+fn review(m: &PackageMeta, key_id: &str, meta: &firedrill::Metadata) {
+    println!(
+        "{}  (signed by key {key_id}, trusted for its namespace)",
+        m.package
+    );
+    println!("  {}", meta.description);
+    println!("  digest {}  ({} bytes)", m.digest, m.size);
+    println!("it will be able to:");
+    if meta.needs.is_empty() {
+        println!("  apply no fault");
+    }
+    for n in &meta.needs {
+        println!(
+            "  {} on target \"{}\" (default parameters; a drill grants each)",
+            n.kind, n.target
+        );
+    }
+    println!("parameters:");
+    for p in &meta.params {
+        let default = p
+            .default
+            .as_deref()
+            .map(|d| format!(" = {d}"))
+            .unwrap_or_else(|| " (required)".into());
+        println!("  {} ({}){default}", p.name, p.ty);
+    }
+}
+
+pub(crate) async fn install(args: InstallArgs, data_dir: &Path) -> Result<Exit, Failure> {
+    let req: PackageReq = args.package.parse().map_err(refused)?;
+    let registry = args.registry.open(data_dir)?;
+    let where_ = registry.root().display().to_string();
+    let in_registry = |e: PackageError| usage(format!("{e} (registry {where_})"));
+    let m = registry.resolve(&req).map_err(in_registry)?;
+    let id = m.id().map_err(in_registry)?;
+    let (bytes, signature) = registry.fetch(&id).map_err(in_registry)?;
+    let actual = digest(&bytes);
+    if actual != m.digest {
+        return Err(refused(PackageError::DigestMismatch {
+            package: id.to_string(),
+            registry: where_,
+            expected: m.digest,
+            actual,
+        }));
+    }
+    let trust = Trust::load(data_dir).map_err(refused)?;
+    let signer =
+        firedrill_packages::verify(&trust, &id, &bytes, &signature).map_err(in_registry)?;
+    let meta = describe(data_dir, &bytes, &id.to_string()).await?;
+    if meta.name != id.name || meta.version != id.version.to_string() {
+        return Err(usage(format!(
+            "{id}: its describe() says {} {}, not {} {}: the registry's metadata does not match the component; do not install it",
+            meta.name, meta.version, id.name, id.version
+        )));
+    }
+    review(&m, &signer.key_id, &meta);
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(usage(
+                "no terminal to ask for the review: read it above and pass --yes to install",
+            ));
+        }
+        print!("install {id}? [y/N] ");
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            println!("not installed");
+            return Ok(Exit::Usage);
+        }
+    }
+    let installed = Installed {
+        meta: PackageMeta {
+            metadata: meta,
+            ..m
+        },
+        signer,
+        registry: registry.root().display().to_string(),
+        installed_at: unix_ms(),
+    };
+    let dir = Store::new(data_dir)
+        .install(&installed, &bytes, &signature)
+        .map_err(refused)?;
+    println!("installed {id} in {} (compiled)", dir.display());
+    Ok(Exit::Pass)
+}
+
+pub(crate) fn packages(json: bool, data_dir: &Path) -> Result<Exit, Failure> {
+    let list = Store::new(data_dir).list().map_err(refused)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else if list.is_empty() {
+        println!("no packages installed: `firedrill search`, then `firedrill install NS:NAME`");
+    }
+    if !json {
+        for i in &list {
+            println!(
+                "{}  signed by {}  {}",
+                i.meta.package, i.signer.key_id, i.meta.digest
+            );
+        }
+    }
+    Ok(Exit::Pass)
+}
+
+pub(crate) fn verify(package: &str, data_dir: &Path) -> Result<Exit, Failure> {
+    let id: PackageId = package.parse().map_err(refused)?;
+    let trust = Trust::load(data_dir).map_err(refused)?;
+    let (installed, _) = Store::new(data_dir)
+        .component(&id, &trust)
+        .map_err(refused)?;
+    println!(
+        "{id}: ok, digest {} signed by key {} (trusted for `{}`)",
+        installed.meta.digest, installed.signer.key_id, id.namespace
+    );
+    Ok(Exit::Pass)
+}
+
+pub(crate) fn yank(package: &str, registry: RegistryArg, data_dir: &Path) -> Result<Exit, Failure> {
+    let id: PackageId = package.parse().map_err(refused)?;
+    let registry = registry.open(data_dir)?;
+    registry.yank(&id).map_err(refused)?;
+    println!(
+        "yanked {id} in {}: no new installs; drills pinned to it keep working",
+        registry.root().display()
+    );
+    Ok(Exit::Pass)
+}

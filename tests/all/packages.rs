@@ -1,0 +1,431 @@
+//! Signed packages: keys, trust, publish, search, review, install, verify,
+//! yank, with Debian's `minisign` CLI checking our signatures and making
+//! ones we accept; each attack refused with the package named and nothing
+//! half-installed.
+
+use crate::support::*;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn ok(o: Output) -> String {
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    text(&o)
+}
+
+fn refused(o: Output) -> String {
+    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
+    text(&o)
+}
+
+struct World {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    data: PathBuf,
+    registry: PathBuf,
+}
+
+impl World {
+    fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        World {
+            data: root.join("data"),
+            registry: root.join("registry"),
+            root,
+            _dir: dir,
+        }
+    }
+
+    fn fd(&self, args: &[&str]) -> Output {
+        firedrill(&self.data).args(args).output().unwrap()
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.root.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    fn publish(&self, wasm: &Path, namespace: &str, key: &Path) -> Output {
+        firedrill(&self.data)
+            .arg("publish")
+            .arg(wasm)
+            .args(["--namespace", namespace, "--key"])
+            .arg(key)
+            .arg("--registry")
+            .arg(&self.registry)
+            .args(["--keyword", "latency"])
+            .output()
+            .unwrap()
+    }
+
+    fn install(&self, package: &str) -> Output {
+        firedrill(&self.data)
+            .args(["install", package, "--yes", "--registry"])
+            .arg(&self.registry)
+            .output()
+            .unwrap()
+    }
+
+    fn in_registry(&self, id: &str, ext: &str) -> PathBuf {
+        // `ns:name@version` → registry/ns/name/version<ext>
+        let (ns, rest) = id.split_once(':').unwrap();
+        let (name, version) = rest.split_once('@').unwrap();
+        self.registry
+            .join(ns)
+            .join(name)
+            .join(format!("{version}{ext}"))
+    }
+
+    fn installed(&self) -> String {
+        ok(self.fd(&["packages"]))
+    }
+}
+
+/// A user generates a key, trusts it, publishes, searches, reviews and
+/// installs; `minisign -V` verifies the published signature and shows its
+/// trusted comment binding the package, version and digest.
+#[test]
+fn publish_search_review_install_and_minisign_agrees() {
+    let w = World::new();
+    let out = ok(w.fd(&[
+        "key",
+        "generate",
+        "--out",
+        w.root.join("keys").to_str().unwrap(),
+    ]));
+    let key_id = out.split_whitespace().nth(1).unwrap().to_string();
+    let pubkey = w.root.join("keys/firedrill.pub");
+    let seckey = w.root.join("keys/firedrill.key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&seckey).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // A key is never overwritten.
+    refused(w.fd(&[
+        "key",
+        "generate",
+        "--out",
+        w.root.join("keys").to_str().unwrap(),
+    ]));
+
+    let wasm = w.write("slow-link.wasm", firedrill_tests::SLOW_LINK);
+    let out = ok(w.publish(&wasm, "acme", &seckey));
+    assert!(out.contains("published acme:slow-link@0.1.0"), "{out}");
+    assert!(out.contains(&key_id), "{out}");
+    // Versions are immutable.
+    let out = refused(w.publish(&wasm, "acme", &seckey));
+    assert!(
+        out.contains("already published") && out.contains("acme:slow-link@0.1.0"),
+        "{out}"
+    );
+
+    // Search by words and by the fault kind it needs.
+    let reg = w.registry.to_str().unwrap();
+    let out = ok(w.fd(&["search", "latency", "--registry", reg]));
+    assert!(
+        out.contains("acme:slow-link@0.1.0") && out.contains("needs: delay"),
+        "{out}"
+    );
+    let out = ok(w.fd(&["search", "--needs", "kill", "--registry", reg]));
+    assert!(!out.contains("acme:slow-link"), "{out}");
+
+    // Deny by default: nobody's key is trusted yet.
+    let out = refused(w.install("acme:slow-link"));
+    assert!(
+        out.contains("not trusted for namespace `acme`") && out.contains("firedrill trust add"),
+        "{out}"
+    );
+    assert!(w.installed().contains("no packages installed"));
+
+    ok(w.fd(&[
+        "trust",
+        "add",
+        pubkey.to_str().unwrap(),
+        "--namespace",
+        "acme",
+    ]));
+    assert!(ok(w.fd(&["trust", "list"])).contains(&format!("{key_id}  acme")));
+    // Without a terminal and without --yes, the review is shown and nothing installed.
+    let o = firedrill(&w.data)
+        .args(["install", "acme:slow-link@^0.1", "--registry", reg])
+        .output()
+        .unwrap();
+    let out = refused(o);
+    assert!(
+        out.contains("delay on target \"api-link\"") && out.contains("pass --yes"),
+        "{out}"
+    );
+    assert!(w.installed().contains("no packages installed"));
+    let out = ok(w.install("acme:slow-link@^0.1"));
+    assert!(out.contains(&format!("signed by key {key_id}")), "{out}");
+    assert!(
+        out.contains("it will be able to:") && out.contains("delay on target \"api-link\""),
+        "{out}"
+    );
+    assert!(out.contains("installed acme:slow-link@0.1.0"), "{out}");
+    assert!(w.installed().contains("acme:slow-link@0.1.0"));
+    assert!(ok(w.fd(&["verify", "acme:slow-link@0.1.0"])).contains("ok"));
+
+    // An independent verifier: Debian's minisign CLI.
+    let minisign = firedrill_tests::debian_program("/usr/bin/minisign", &["minisign"]);
+    let o = std::process::Command::new(&minisign)
+        .arg("-V")
+        .arg("-p")
+        .arg(&pubkey)
+        .arg("-m")
+        .arg(w.in_registry("acme:slow-link@0.1.0", ".wasm"))
+        .arg("-x")
+        .arg(w.in_registry("acme:slow-link@0.1.0", ".wasm.minisig"))
+        .output()
+        .unwrap();
+    let out = ok(o);
+    let digest = firedrill_packages::digest(firedrill_tests::SLOW_LINK);
+    assert!(
+        out.contains(&format!(
+            "firedrill-package pkg=acme:slow-link version=0.1.0 digest={digest}"
+        )),
+        "{out}"
+    );
+}
+
+/// Keys and signatures made by Debian's minisign CLI: a key from
+/// `minisign -G -W` signs a publish, and a signature from `minisign -S`
+/// with the package's trusted comment is accepted at install.
+#[test]
+fn keys_and_signatures_from_the_minisign_cli_are_accepted() {
+    let w = World::new();
+    let minisign = firedrill_tests::debian_program("/usr/bin/minisign", &["minisign"]);
+    let pubkey = w.root.join("mk.pub");
+    let seckey = w.root.join("mk.key");
+    let run = |args: &[&std::ffi::OsStr]| {
+        let o = std::process::Command::new(&minisign)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "minisign {args:?}: {}", text(&o));
+    };
+    run(&[
+        "-G".as_ref(),
+        "-W".as_ref(),
+        "-p".as_ref(),
+        pubkey.as_os_str(),
+        "-s".as_ref(),
+        seckey.as_os_str(),
+    ]);
+    let wasm = w.write("slow-link.wasm", firedrill_tests::SLOW_LINK);
+    ok(w.publish(&wasm, "acme", &seckey));
+    ok(w.fd(&[
+        "trust",
+        "add",
+        pubkey.to_str().unwrap(),
+        "--namespace",
+        "acme",
+    ]));
+
+    // Replace firedrill's signature with minisign's own, over the same
+    // bytes with the trusted comment a package signature carries.
+    let id = "acme:slow-link@0.1.0";
+    let blob = w.in_registry(id, ".wasm");
+    let sig = w.in_registry(id, ".wasm.minisig");
+    std::fs::remove_file(&sig).unwrap();
+    let comment = format!(
+        "firedrill-package pkg=acme:slow-link version=0.1.0 digest={}",
+        firedrill_packages::digest(firedrill_tests::SLOW_LINK)
+    );
+    run(&[
+        "-S".as_ref(),
+        "-s".as_ref(),
+        seckey.as_os_str(),
+        "-m".as_ref(),
+        blob.as_os_str(),
+        "-x".as_ref(),
+        sig.as_os_str(),
+        "-t".as_ref(),
+        comment.as_ref(),
+    ]);
+    let out = ok(w.install(id));
+    assert!(out.contains("installed acme:slow-link@0.1.0"), "{out}");
+}
+
+/// Each attack is refused, naming the package and what to do, and leaves
+/// nothing installed.
+#[test]
+fn attacks_on_packages_are_refused_and_nothing_is_half_installed() {
+    let w = World::new();
+    ok(w.fd(&[
+        "key",
+        "generate",
+        "--out",
+        w.root.join("keys").to_str().unwrap(),
+    ]));
+    ok(w.fd(&[
+        "key",
+        "generate",
+        "--out",
+        w.root.join("stranger").to_str().unwrap(),
+    ]));
+    let seckey = w.root.join("keys/firedrill.key");
+    let pubkey = w.root.join("keys/firedrill.pub");
+    for ns in ["acme", "other"] {
+        ok(w.fd(&["trust", "add", pubkey.to_str().unwrap(), "--namespace", ns]));
+    }
+    let wasm = w.write("slow-link.wasm", firedrill_tests::SLOW_LINK);
+    ok(w.publish(&wasm, "acme", &seckey));
+    ok(w.publish(&wasm, "other", &seckey));
+    let id = "acme:slow-link@0.1.0";
+
+    // Names that try to leave the registry or the data dir.
+    for bad in [
+        "acme:../../etc@1.0.0",
+        "../acme:slow-link",
+        "acme:slow%2flink",
+        "ACME:slow-link",
+    ] {
+        let out = refused(w.install(bad));
+        assert!(
+            out.contains("is not valid") || out.contains("is not a package"),
+            "{bad}: {out}"
+        );
+    }
+    let out = refused(
+        firedrill(&w.data)
+            .arg("publish")
+            .arg(&wasm)
+            .args(["--namespace", "../evil", "--key"])
+            .arg(&seckey)
+            .arg("--registry")
+            .arg(&w.registry)
+            .output()
+            .unwrap(),
+    );
+    assert!(out.contains("namespace \"../evil\" is not valid"), "{out}");
+
+    // A signature replayed from another package: valid, but made for
+    // other:slow-link.
+    let sig = w.in_registry(id, ".wasm.minisig");
+    let original_sig = std::fs::read(&sig).unwrap();
+    std::fs::copy(
+        w.in_registry("other:slow-link@0.1.0", ".wasm.minisig"),
+        &sig,
+    )
+    .unwrap();
+    let out = refused(w.install(id));
+    assert!(
+        out.contains(id) && out.contains("was made for `firedrill-package pkg=other:slow-link"),
+        "{out}"
+    );
+    std::fs::write(&sig, &original_sig).unwrap();
+
+    // A signature by a key nobody trusts.
+    let stranger_sig = firedrill_packages::sign(
+        &w.root.join("stranger/firedrill.key"),
+        &id.parse().unwrap(),
+        firedrill_tests::SLOW_LINK,
+    )
+    .unwrap();
+    std::fs::write(&sig, stranger_sig).unwrap();
+    let out = refused(w.install(id));
+    assert!(out.contains("not trusted for namespace `acme`"), "{out}");
+    std::fs::write(&sig, &original_sig).unwrap();
+
+    // A tampered blob: the registry's digest no longer matches...
+    let blob = w.in_registry(id, ".wasm");
+    let mut tampered = firedrill_tests::SLOW_LINK.to_vec();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    std::fs::write(&blob, &tampered).unwrap();
+    let out = refused(w.install(id));
+    assert!(
+        out.contains("damaged or was changed") && out.contains(id),
+        "{out}"
+    );
+    // ... and with the digest in the metadata changed too, the signature
+    // does not verify.
+    let meta_path = w.in_registry(id, ".json");
+    let meta = std::fs::read_to_string(&meta_path).unwrap();
+    let good = firedrill_packages::digest(firedrill_tests::SLOW_LINK);
+    std::fs::write(
+        &meta_path,
+        meta.replace(&good, &firedrill_packages::digest(&tampered)),
+    )
+    .unwrap();
+    let out = refused(w.install(id));
+    assert!(out.contains("does not verify") && out.contains(id), "{out}");
+    std::fs::write(&meta_path, &meta).unwrap();
+    std::fs::write(&blob, firedrill_tests::SLOW_LINK).unwrap();
+
+    // A component whose describe() is another scenario, signed as this one.
+    let seeded = firedrill_tests::SEEDED;
+    std::fs::write(&blob, seeded).unwrap();
+    std::fs::write(
+        &meta_path,
+        meta.replace(&good, &firedrill_packages::digest(seeded)),
+    )
+    .unwrap();
+    std::fs::write(
+        &sig,
+        firedrill_packages::sign(&seckey, &id.parse().unwrap(), seeded).unwrap(),
+    )
+    .unwrap();
+    let out = refused(w.install(id));
+    assert!(
+        out.contains("its describe() says seeded 0.1.0, not slow-link 0.1.0"),
+        "{out}"
+    );
+    std::fs::write(&blob, firedrill_tests::SLOW_LINK).unwrap();
+    std::fs::write(&meta_path, &meta).unwrap();
+    std::fs::write(&sig, &original_sig).unwrap();
+
+    // A blob far over the size cap is not read.
+    let big = std::fs::File::create(&blob).unwrap();
+    big.set_len(65 << 20).unwrap();
+    let out = refused(w.install(id));
+    assert!(out.contains("over the") && out.contains("cap"), "{out}");
+    std::fs::write(&blob, firedrill_tests::SLOW_LINK).unwrap();
+
+    // A yanked version takes no new installs.
+    ok(w.fd(&["yank", id, "--registry", w.registry.to_str().unwrap()]));
+    let out = refused(w.install("acme:slow-link"));
+    assert!(out.contains("yanked") && out.contains(id), "{out}");
+
+    assert!(w.installed().contains("no packages installed"));
+    let leftovers: Vec<_> = walk(&w.data.join("packages"));
+    assert!(
+        leftovers.iter().all(|p| p.is_dir()),
+        "nothing half-installed: {leftovers:?}"
+    );
+
+    // Garbage where the registry's metadata should be.
+    std::fs::write(
+        w.in_registry("other:slow-link@0.1.0", ".json"),
+        b"\x00garbage",
+    )
+    .unwrap();
+    let out = refused(w.install("other:slow-link"));
+    assert!(
+        out.contains("not package metadata") && out.contains("registry"),
+        "{out}"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}
