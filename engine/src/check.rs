@@ -26,23 +26,34 @@ pub struct Checked {
 /// Every problem of the drill at `path`, or a summary of what is valid.
 pub async fn check(engine: &Engine, path: &Path) -> Result<Checked, Vec<DrillError>> {
     let drill = Drill::load(path).map_err(|e| vec![e])?;
+    let bytes = drill.scenario_bytes();
+    check_drill(engine, &drill, bytes).await
+}
+
+/// [`check`] of a loaded drill whose scenario's bytes (or why there are
+/// none) the caller found: a package's, say.
+pub async fn check_drill(
+    engine: &Engine,
+    drill: &Drill,
+    bytes: Result<(Vec<u8>, String), DrillError>,
+) -> Result<Checked, Vec<DrillError>> {
     let mut problems = Vec::new();
     let mut scenario = String::new();
     let mut compiled = None;
-    match drill.scenario_bytes() {
+    match bytes {
         Err(e) => problems.push(e),
         Ok((bytes, source)) => match engine.precompile(&bytes, &source) {
             Err(e) => problems.push(drill.problem("scenario", "scenario", e.to_string())),
             Ok(loaded) => {
                 compiled = Some(loaded.compiled());
-                match preflight(engine, &drill, &loaded, &drill.params()).await {
+                match preflight(engine, drill, &loaded, &drill.params()).await {
                     Ok(name) => scenario = name,
                     Err(found) => problems.extend(found),
                 }
             }
         },
     }
-    problems.extend(reachability(&drill).await);
+    problems.extend(reachability(drill).await);
     match compiled {
         Some(compiled) if problems.is_empty() => Ok(Checked {
             scenario,

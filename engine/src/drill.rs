@@ -49,6 +49,9 @@ pub struct ScenarioSection {
     pub path: Option<PathBuf>,
     /// A scenario bundled with firedrill (`kill-and-recover`, …).
     pub bundled: Option<String>,
+    /// An installed package, `namespace:name[@requirement]`: resolved by
+    /// the `firedrill` command (crate `firedrill-packages`), not here.
+    pub package: Option<String>,
     /// Parameters (strings, numbers or booleans), each at most
     /// [`MAX_PARAM_BYTES`] as text.
     pub params: BTreeMap<String, toml::Value>,
@@ -294,6 +297,7 @@ type RawValue = Option<Spanned<toml::Value>>;
 struct RawScenario {
     path: Option<PathBuf>,
     bundled: Option<String>,
+    package: Option<String>,
     params: BTreeMap<String, Spanned<toml::Value>>,
     seed: RawValue,
 }
@@ -813,10 +817,19 @@ impl Drill {
                         ),
                     )
                 }),
+            (None, None) if self.scenario.package.is_some() => Err(self.problem(
+                "scenario",
+                "scenario.package",
+                "a package is resolved by the `firedrill` command (crate firedrill-packages): \
+                 load the installed component's bytes yourself"
+                    .into(),
+            )),
             (None, None) => Err(self.problem(
                 "scenario",
                 "scenario",
-                "set `path = \"my-scenario.wasm\"` or `bundled = \"NAME\"`".into(),
+                "set `path = \"my-scenario.wasm\"`, `bundled = \"NAME\"` or \
+                 `package = \"NAMESPACE:NAME@VERSION\"`"
+                    .into(),
             )),
         }
     }
@@ -835,11 +848,16 @@ impl Drill {
 fn scenario(cx: &Ctx<'_>, spanned: Spanned<RawScenario>) -> Result<ScenarioSection, DrillError> {
     let span = spanned.span();
     let raw = spanned.into_inner();
-    if raw.path.is_some() && raw.bundled.is_some() {
+    let sources = [
+        raw.path.is_some(),
+        raw.bundled.is_some(),
+        raw.package.is_some(),
+    ];
+    if sources.iter().filter(|s| **s).count() > 1 {
         return Err(cx.err(
             span,
             "scenario".into(),
-            "set either `path` or `bundled`, not both".into(),
+            "set one of `path`, `bundled` or `package`, not more".into(),
         ));
     }
     // A seed is a u64 and a TOML integer an i64: a recorded seed above
@@ -884,6 +902,7 @@ fn scenario(cx: &Ctx<'_>, spanned: Spanned<RawScenario>) -> Result<ScenarioSecti
     Ok(ScenarioSection {
         path: raw.path,
         bundled: raw.bundled,
+        package: raw.package,
         params,
         seed,
     })

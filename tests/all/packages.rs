@@ -429,3 +429,82 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A drill names a package; its first run writes `firedrill.lock` with the
+/// exact version and digest, history records the package and signer, a
+/// hand-edited lock is refused, and `--update` resolves again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_pins_its_package_in_a_lock_file() {
+    let w = World::new();
+    let upstream = firedrill_tests::Upstream::start("t").await;
+    ok(w.fd(&[
+        "key",
+        "generate",
+        "--out",
+        w.root.join("keys").to_str().unwrap(),
+    ]));
+    let seckey = w.root.join("keys/firedrill.key");
+    ok(w.fd(&[
+        "trust",
+        "add",
+        w.root.join("keys/firedrill.pub").to_str().unwrap(),
+        "--namespace",
+        "acme",
+    ]));
+    let wasm = w.write("slow-link.wasm", firedrill_tests::SLOW_LINK);
+    ok(w.publish(&wasm, "acme", &seckey));
+    let drill = w.write(
+        "drill.toml",
+        format!(
+            "[scenario]\npackage = \"acme:slow-link@^0.1\"\nparams = {{ latency = \"0ms\" }}\n\n\
+             [targets.api-link]\nkind = \"proxy\"\nmode = \"http\"\nlisten = \"127.0.0.1:0\"\n\
+             upstream = \"{}\"\ngrants = [\"delay\"]\n",
+            upstream.addr
+        )
+        .as_bytes(),
+    );
+    let drill = drill.to_str().unwrap().to_string();
+    // Not installed yet: the run says what to do.
+    let out = refused(w.fd(&["run", &drill]));
+    assert!(
+        out.contains("drill.toml") && out.contains("firedrill install acme:slow-link@^0.1"),
+        "{out}"
+    );
+    ok(w.install("acme:slow-link"));
+    let out = ok(w.fd(&["check", &drill]));
+    assert!(out.contains("ok: scenario slow-link 0.1.0"), "{out}");
+    let out = ok(w.fd(&["run", &drill]));
+    assert!(out.contains("PASSED"), "{out}");
+    let lock_path = w.root.join("firedrill.lock");
+    let lock = std::fs::read_to_string(&lock_path).unwrap();
+    let digest = firedrill_packages::digest(firedrill_tests::SLOW_LINK);
+    assert!(
+        lock.contains("name = \"acme:slow-link\"")
+            && lock.contains("version = \"0.1.0\"")
+            && lock.contains(&digest),
+        "{lock}"
+    );
+    let shown = ok(w.fd(&["show"]));
+    assert!(
+        shown.contains("package acme:slow-link@0.1.0") && shown.contains("signed by"),
+        "{shown}"
+    );
+
+    // A lock edited by hand no longer verifies.
+    std::fs::write(
+        &lock_path,
+        lock.replace(&digest, &format!("sha256:{}", "0".repeat(64))),
+    )
+    .unwrap();
+    let out = refused(w.fd(&["run", &drill]));
+    assert!(
+        out.contains("the lock file was edited") && out.contains("--update"),
+        "{out}"
+    );
+    ok(w.fd(&["run", &drill, "--update"]));
+    assert!(
+        std::fs::read_to_string(&lock_path)
+            .unwrap()
+            .contains(&digest)
+    );
+}

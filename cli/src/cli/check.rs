@@ -9,7 +9,15 @@ pub(crate) struct Args {
 
 pub(crate) async fn run(args: Args, data_dir: &std::path::Path) -> Result<Exit, Failure> {
     let engine = super::scratch_engine(data_dir)?;
-    match firedrill::check::check(&engine, &args.drill).await {
+    let drill = match firedrill::Drill::load(&args.drill) {
+        Ok(d) => d,
+        Err(e) => {
+            println!("{e}\n1 problem(s)");
+            return Ok(Exit::Usage);
+        }
+    };
+    let bytes = super::packages::drill_scenario(&drill, data_dir, false, false);
+    match firedrill::check::check_drill(&engine, &drill, bytes).await {
         Ok(c) => {
             println!(
                 "{}: ok: scenario {}, {} target(s), {} steady-state check(s); {}",

@@ -406,3 +406,119 @@ pub(crate) fn yank(package: &str, registry: RegistryArg, data_dir: &Path) -> Res
     );
     Ok(Exit::Pass)
 }
+
+/// `firedrill.lock`, beside a drill: the exact version and digest each
+/// package of its drills resolved to on the first run.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Lock {
+    #[serde(default, rename = "package")]
+    packages: Vec<Locked>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Locked {
+    /// `namespace:name`.
+    name: String,
+    version: String,
+    digest: String,
+}
+
+/// The scenario of a drill: its package's installed component (resolved
+/// through `firedrill.lock` beside the drill, which the first run writes
+/// and `update` rewrites), else what the drill names directly.
+pub(crate) fn drill_scenario(
+    drill: &firedrill::Drill,
+    data_dir: &Path,
+    write_lock: bool,
+    update: bool,
+) -> Result<(Vec<u8>, String), firedrill::drill::DrillError> {
+    let Some(package) = &drill.scenario.package else {
+        return drill.scenario_bytes();
+    };
+    let problem = |m: String| drill.problem("scenario", "scenario.package", m);
+    let req: PackageReq = package
+        .parse()
+        .map_err(|e: PackageError| problem(e.to_string()))?;
+    let key = format!("{}:{}", req.namespace, req.name);
+    let lock_path = drill
+        .file
+        .as_deref()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."))
+        .join("firedrill.lock");
+    let mut lock: Lock = match std::fs::read_to_string(&lock_path) {
+        Ok(text) => toml::from_str(&text).map_err(|e| {
+            problem(format!(
+                "{}: {e}; it is written by firedrill: remove it, or run with --update",
+                lock_path.display()
+            ))
+        })?,
+        Err(_) => Lock::default(),
+    };
+    let store = Store::new(data_dir);
+    let trust = Trust::load(data_dir).map_err(|e| problem(e.to_string()))?;
+    let pinned = lock.packages.iter().find(|l| l.name == key).cloned();
+    let id: PackageId = match (&pinned, update) {
+        (Some(l), false) => {
+            let id: PackageId = format!("{key}@{}", l.version)
+                .parse()
+                .map_err(|e: PackageError| problem(format!("{}: {e}", lock_path.display())))?;
+            if !req.matches(&id.version) {
+                return Err(problem(format!(
+                    "{} pins {id}, which `{package}` does not match: run with --update to resolve it again",
+                    lock_path.display()
+                )));
+            }
+            id
+        }
+        _ => {
+            let newest = store
+                .versions(&req.namespace, &req.name)
+                .map_err(|e| problem(e.to_string()))?
+                .into_iter()
+                .filter_map(|i| i.meta.id().ok())
+                .filter(|id| req.matches(&id.version))
+                .max_by(|a, b| a.version.cmp(&b.version));
+            newest.ok_or_else(|| {
+                problem(format!(
+                    "no installed version of {key} matches `{package}`: `firedrill install {package}`"
+                ))
+            })?
+        }
+    };
+    let (installed, bytes) = store
+        .component(&id, &trust)
+        .map_err(|e| problem(e.to_string()))?;
+    if let Some(l) = pinned.as_ref().filter(|_| !update)
+        && l.digest != installed.meta.digest
+    {
+        return Err(problem(format!(
+            "{} pins {id} with digest {}, but the installed one is {}: the lock file was edited or the package changed; check, then run with --update",
+            lock_path.display(),
+            l.digest,
+            installed.meta.digest
+        )));
+    }
+    if write_lock && (pinned.is_none() || update) {
+        lock.packages.retain(|l| l.name != key);
+        lock.packages.push(Locked {
+            name: key,
+            version: id.version.to_string(),
+            digest: installed.meta.digest.clone(),
+        });
+        lock.packages.sort_by(|a, b| a.name.cmp(&b.name));
+        let text = format!(
+            "# Written by firedrill: the exact package each drill here runs.\n# `firedrill run --update` resolves again.\n{}",
+            toml::to_string(&lock).unwrap_or_default()
+        );
+        std::fs::write(&lock_path, text)
+            .map_err(|e| problem(format!("cannot write {}: {e}", lock_path.display())))?;
+    }
+    Ok((
+        bytes,
+        format!(
+            "package {id} {} (signed by {})",
+            installed.meta.digest, installed.signer.key_id
+        ),
+    ))
+}

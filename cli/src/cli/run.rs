@@ -20,6 +20,9 @@ pub(crate) struct Args {
     /// Write a report: junit=PATH, json=PATH or markdown=PATH (repeatable)
     #[arg(long = "report", value_name = "KIND=PATH")]
     reports: Vec<String>,
+    /// Resolve the drill's package again instead of using firedrill.lock
+    #[arg(long)]
+    update: bool,
 }
 
 pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
@@ -28,7 +31,11 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
     let cli_params = parse_params(&args.params)?;
     let drill = load_drill(&args.target)?;
     let engine = open_engine(data_dir, true)?;
-    let (bytes, source) = scenario_bytes(&drill, &args.target)?;
+    let (bytes, source) = if is_drill(&args.target) {
+        super::packages::drill_scenario(&drill, data_dir, true, args.update).map_err(usage)?
+    } else {
+        scenario_bytes(&drill, &args.target)?
+    };
     let scenario = engine.load(&bytes, &source).map_err(usage)?;
     let mut params = drill.params();
     params.extend(cli_params);
