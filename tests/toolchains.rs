@@ -178,3 +178,24 @@ pub fn javascript(source: &Path) -> Vec<u8> {
     }
     std::fs::read(out).unwrap()
 }
+
+/// The `oras` Python package (oras-py) on PyPI.
+pub const ORAS: &str = "0.2.43";
+
+/// oras-py's package directory (for `PYTHONPATH`), installed with pip on
+/// first use: an OCI client nobody here wrote, to check what we push.
+pub fn oras() -> PathBuf {
+    let _lock = lock();
+    let home = dir().join(format!("oras-{ORAS}"));
+    if !home.join("oras").exists() {
+        run(
+            "pip install oras",
+            Command::new("python3")
+                .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+                .arg("--target")
+                .arg(&home)
+                .arg(format!("oras=={ORAS}")),
+        );
+    }
+    home
+}

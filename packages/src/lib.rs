@@ -18,6 +18,7 @@
 
 mod error;
 mod id;
+pub mod oci;
 pub mod registry;
 mod sign;
 pub mod store;
@@ -25,7 +26,7 @@ mod trust;
 
 pub use error::PackageError;
 pub use id::{PackageId, PackageReq, check_label};
-pub use registry::{DirRegistry, PackageMeta};
+pub use registry::{DirRegistry, PackageMeta, Registry};
 pub use sign::{KeyPair, PASSWORD_ENV, Signer, sign, signed_by, trusted_comment, verify};
 pub use store::{Installed, Store};
 pub use trust::{Trust, TrustedKey};

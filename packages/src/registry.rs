@@ -173,37 +173,7 @@ impl DirRegistry {
     /// The newest version `req` matches that is not yanked.
     pub fn resolve(&self, req: &PackageReq) -> Result<PackageMeta, PackageError> {
         let versions = self.versions(&req.namespace, &req.name)?;
-        let matching: Vec<&PackageMeta> = versions
-            .iter()
-            .filter(|m| m.id().is_ok_and(|id| req.matches(&id.version)))
-            .collect();
-        if let Some(m) = matching.iter().rev().find(|m| !m.yanked) {
-            return Ok((*m).clone());
-        }
-        let registry = self.root.display();
-        Err(PackageError::NotFound(
-            match (versions.is_empty(), matching.is_empty()) {
-                (true, _) => format!(
-                    "{req}: no such package in {registry}; `firedrill search` lists what it has"
-                ),
-                (false, true) => format!(
-                    "{req}: no version matches in {registry} (it has {}); widen the requirement",
-                    versions
-                        .iter()
-                        .map(|m| m.package.rsplit('@').next().unwrap_or("?"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                (false, false) => format!(
-                    "{req}: every matching version in {registry} is yanked ({}): its publisher withdrew it; pick another version",
-                    matching
-                        .iter()
-                        .map(|m| m.package.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            },
-        ))
+        pick(&versions, req, &self.root.display().to_string())
     }
 
     /// A version's metadata.
@@ -296,5 +266,138 @@ impl DirRegistry {
         }
         out.sort_by(|a, b| a.package.cmp(&b.package));
         Ok(out)
+    }
+}
+
+/// Whether a package's name, description or keywords contain `query`
+/// (any case) and, if `needs` is given, it needs that fault kind.
+pub(crate) fn matches(m: &PackageMeta, query: &str, needs: Option<&str>) -> bool {
+    let text = format!(
+        "{} {} {}",
+        m.package,
+        m.metadata.description,
+        m.keywords.join(" ")
+    )
+    .to_lowercase();
+    let kind_ok = needs.is_none_or(|k| m.metadata.needs.iter().any(|n| n.kind.to_string() == k));
+    text.contains(&query.to_lowercase()) && kind_ok
+}
+
+/// The newest of `versions` that `req` matches and is not yanked, or why
+/// there is none.
+pub(crate) fn pick(
+    versions: &[PackageMeta],
+    req: &PackageReq,
+    registry: &str,
+) -> Result<PackageMeta, PackageError> {
+    let matching: Vec<&PackageMeta> = versions
+        .iter()
+        .filter(|m| m.id().is_ok_and(|id| req.matches(&id.version)))
+        .collect();
+    if let Some(m) = matching.iter().rev().find(|m| !m.yanked) {
+        return Ok((*m).clone());
+    }
+    Err(PackageError::NotFound(
+        match (versions.is_empty(), matching.is_empty()) {
+            (true, _) => format!(
+                "{req}: no such package in {registry}; `firedrill search` lists what it has"
+            ),
+            (false, true) => format!(
+                "{req}: no version matches in {registry} (it has {}); widen the requirement",
+                versions
+                    .iter()
+                    .map(|m| m.package.rsplit('@').next().unwrap_or("?"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            (false, false) => format!(
+                "{req}: every matching version in {registry} is yanked ({}): its publisher withdrew it; pick another version",
+                matching
+                    .iter()
+                    .map(|m| m.package.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
+    ))
+}
+
+/// A registry: a directory or an OCI registry.
+#[derive(Debug)]
+pub enum Registry {
+    /// A directory.
+    Dir(DirRegistry),
+    /// An OCI registry.
+    Oci(crate::oci::OciRegistry),
+}
+
+impl Registry {
+    /// `oci://HOST[:PORT]/PREFIX/`, or a directory.
+    pub fn open(spec: &str) -> Result<Registry, PackageError> {
+        if spec.starts_with("oci://") {
+            Ok(Registry::Oci(crate::oci::OciRegistry::new(spec)?))
+        } else {
+            Ok(Registry::Dir(DirRegistry::new(spec)))
+        }
+    }
+
+    /// Where it is, for messages.
+    pub fn name(&self) -> String {
+        match self {
+            Registry::Dir(d) => d.root().display().to_string(),
+            Registry::Oci(o) => o.url().to_string(),
+        }
+    }
+
+    /// See [`DirRegistry::publish`].
+    pub async fn publish(
+        &self,
+        meta: &PackageMeta,
+        component: &[u8],
+        signature: &str,
+    ) -> Result<(), PackageError> {
+        match self {
+            Registry::Dir(d) => d.publish(meta, component, signature),
+            Registry::Oci(o) => o.publish(meta, component, signature).await,
+        }
+    }
+
+    /// See [`DirRegistry::resolve`].
+    pub async fn resolve(&self, req: &PackageReq) -> Result<PackageMeta, PackageError> {
+        match self {
+            Registry::Dir(d) => d.resolve(req),
+            Registry::Oci(o) => o.resolve(req).await,
+        }
+    }
+
+    /// See [`DirRegistry::fetch`].
+    pub async fn fetch(&self, id: &PackageId) -> Result<(Vec<u8>, String), PackageError> {
+        match self {
+            Registry::Dir(d) => d.fetch(id),
+            Registry::Oci(o) => o.fetch(id).await,
+        }
+    }
+
+    /// See [`DirRegistry::search`].
+    pub async fn search(
+        &self,
+        query: &str,
+        needs: Option<&str>,
+    ) -> Result<Vec<PackageMeta>, PackageError> {
+        match self {
+            Registry::Dir(d) => d.search(query, needs),
+            Registry::Oci(o) => o.search(query, needs).await,
+        }
+    }
+
+    /// See [`DirRegistry::yank`].
+    pub fn yank(&self, id: &PackageId) -> Result<(), PackageError> {
+        match self {
+            Registry::Dir(d) => d.yank(id),
+            Registry::Oci(o) => Err(PackageError::Invalid(format!(
+                "{id}: yanking on an OCI registry ({}) needs the registry's signed index, which is not built yet",
+                o.url()
+            ))),
+        }
     }
 }

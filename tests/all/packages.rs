@@ -508,3 +508,135 @@ async fn a_drill_pins_its_package_in_a_lock_file() {
             .contains(&digest)
     );
 }
+
+/// Debian's docker-registry (CNCF Distribution 2.8) on loopback: a package
+/// is published to it as a Wasm OCI artifact, found, reviewed, installed
+/// and run from it; oras-py, an independent client, pulls the same
+/// artifact and its layer's digest is the component's.
+#[test]
+fn publish_to_and_install_from_a_real_oci_registry_that_oras_reads() {
+    let w = World::new();
+    let bin = firedrill_tests::debian_program("/usr/bin/docker-registry", &["docker-registry"]);
+    let port = free_port();
+    let config = w.write(
+        "registry.yml",
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            w.root.join("registry-data").display()
+        )
+        .as_bytes(),
+    );
+    let mut registry = std::process::Command::new(bin)
+        .arg("serve")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "docker-registry did not listen"
+        );
+        assert!(
+            registry.try_wait().unwrap().is_none(),
+            "docker-registry exited"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _registry = Kill(registry);
+    let url = format!("oci://127.0.0.1:{port}/firedrill/");
+
+    ok(w.fd(&[
+        "key",
+        "generate",
+        "--out",
+        w.root.join("keys").to_str().unwrap(),
+    ]));
+    ok(w.fd(&[
+        "trust",
+        "add",
+        w.root.join("keys/firedrill.pub").to_str().unwrap(),
+        "--namespace",
+        "acme",
+    ]));
+    let wasm = w.write("slow-link.wasm", firedrill_tests::SLOW_LINK);
+    let publish = || {
+        firedrill(&w.data)
+            .arg("publish")
+            .arg(&wasm)
+            .args(["--namespace", "acme", "--key"])
+            .arg(w.root.join("keys/firedrill.key"))
+            .args(["--registry", &url])
+            .output()
+            .unwrap()
+    };
+    let out = ok(publish());
+    assert!(
+        out.contains("published acme:slow-link@0.1.0 to oci://"),
+        "{out}"
+    );
+    let out = refused(publish());
+    assert!(out.contains("already published"), "{out}");
+
+    let out = ok(w.fd(&["search", "slow", "--registry", &url]));
+    assert!(
+        out.contains("acme:slow-link@0.1.0") && out.contains("needs: delay"),
+        "{out}"
+    );
+    let out = ok(w.fd(&[
+        "install",
+        "acme:slow-link@^0.1",
+        "--yes",
+        "--registry",
+        &url,
+    ]));
+    assert!(
+        out.contains("delay on target \"api-link\"")
+            && out.contains("installed acme:slow-link@0.1.0"),
+        "{out}"
+    );
+    ok(w.fd(&["verify", "acme:slow-link@0.1.0"]));
+
+    // oras-py pulls the artifact; the file is the component.
+    let oras = firedrill_tests::toolchains::oras();
+    let pulled = w.root.join("pulled");
+    let o = std::process::Command::new("python3")
+        .env("PYTHONPATH", &oras)
+        .arg("-c")
+        .arg(format!(
+            "import oras.client\n\
+             c = oras.client.OrasClient(hostname='127.0.0.1:{port}', insecure=True)\n\
+             print(c.pull(target='127.0.0.1:{port}/firedrill/acme/slow-link:0.1.0', outdir='{}'))\n\
+             m = c.get_manifest('127.0.0.1:{port}/firedrill/acme/slow-link:0.1.0')\n\
+             print(m['config']['mediaType'], [l['mediaType'] for l in m['layers']], [l['digest'] for l in m['layers']])\n",
+            pulled.display()
+        ))
+        .output()
+        .unwrap();
+    let out = ok(o);
+    let digest = firedrill_packages::digest(firedrill_tests::SLOW_LINK);
+    assert!(
+        out.contains("application/vnd.wasm.config.v0+json") && out.contains("['application/wasm']"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&digest),
+        "the layer's digest is the component's: {out}"
+    );
+    let file = std::fs::read(pulled.join("slow-link.wasm")).unwrap();
+    assert_eq!(firedrill_packages::digest(&file), digest);
+
+    // A registry that is down: named, with what to check.
+    drop(_registry);
+    let out = refused(w.fd(&["install", "acme:slow-link", "--yes", "--registry", &url]));
+    assert!(out.contains(&url) && out.contains("is it up"), "{out}");
+}

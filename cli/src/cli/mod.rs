@@ -218,7 +218,7 @@ pub(crate) async fn dispatch(cli: Cli) -> Exit {
         Command::Key(c) => packages::key(c),
         Command::Trust(c) => packages::trust(c, &data_dir),
         Command::Publish(a) => packages::publish(a, &data_dir).await,
-        Command::Search(a) => packages::search(a, &data_dir),
+        Command::Search(a) => packages::search(a, &data_dir).await,
         Command::Install(a) => packages::install(a, &data_dir).await,
         Command::Packages { json } => packages::packages(json, &data_dir),
         Command::Verify { package } => packages::verify(&package, &data_dir),

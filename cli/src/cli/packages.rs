@@ -3,8 +3,8 @@
 
 use super::{Exit, Failure, usage};
 use firedrill_packages::{
-    DirRegistry, Installed, KeyPair, PackageError, PackageId, PackageMeta, PackageReq, Store,
-    Trust, check_label, digest, registry::MAX_COMPONENT_BYTES,
+    Installed, KeyPair, PackageError, PackageId, PackageMeta, PackageReq, Registry, Store, Trust,
+    check_label, digest, registry::MAX_COMPONENT_BYTES,
 };
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -16,19 +16,19 @@ fn refused(e: PackageError) -> Failure {
 /// `--registry`: a directory, or the data dir's own registry.
 #[derive(Debug, clap::Args)]
 pub(crate) struct RegistryArg {
-    /// A directory registry (default: the data dir's own, `<data-dir>/registry`)
-    #[arg(long, value_name = "DIR")]
+    /// A directory, or an OCI registry `oci://HOST[:PORT]/PREFIX/` (default:
+    /// the data dir's own directory registry, `<data-dir>/registry`)
+    #[arg(long, value_name = "DIR|oci://HOST/PREFIX/")]
     registry: Option<String>,
 }
 
 impl RegistryArg {
-    fn open(&self, data_dir: &Path) -> Result<DirRegistry, Failure> {
+    fn open(&self, data_dir: &Path) -> Result<Registry, Failure> {
         match self.registry.as_deref() {
-            None => Ok(DirRegistry::new(data_dir.join("registry"))),
-            Some(r) if r.starts_with("oci://") => Err(usage(format!(
-                "--registry {r}: OCI registries are not supported yet; use a directory registry (a path) for now"
+            None => Ok(Registry::Dir(firedrill_packages::DirRegistry::new(
+                data_dir.join("registry"),
             ))),
-            Some(r) => Ok(DirRegistry::new(PathBuf::from(r))),
+            Some(r) => Registry::open(r).map_err(refused),
         }
     }
 }
@@ -237,26 +237,28 @@ pub(crate) async fn publish(args: PublishArgs, data_dir: &Path) -> Result<Exit, 
     };
     registry
         .publish(&package, &bytes, &signature)
+        .await
         .map_err(refused)?;
     println!(
         "published {id} to {}\n  digest {}\n  signed by key {key_id}",
-        registry.root().display(),
+        registry.name(),
         package.digest
     );
     Ok(Exit::Pass)
 }
 
-pub(crate) fn search(args: SearchArgs, data_dir: &Path) -> Result<Exit, Failure> {
+pub(crate) async fn search(args: SearchArgs, data_dir: &Path) -> Result<Exit, Failure> {
     let registry = args.registry.open(data_dir)?;
     let found = registry
         .search(&args.query, args.needs.as_deref())
+        .await
         .map_err(refused)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&found)?);
         return Ok(Exit::Pass);
     }
     if found.is_empty() {
-        println!("nothing found in {}", registry.root().display());
+        println!("nothing found in {}", registry.name());
     }
     for m in &found {
         let needs: Vec<String> = m
@@ -309,11 +311,11 @@ fn review(m: &PackageMeta, key_id: &str, meta: &firedrill::Metadata) {
 pub(crate) async fn install(args: InstallArgs, data_dir: &Path) -> Result<Exit, Failure> {
     let req: PackageReq = args.package.parse().map_err(refused)?;
     let registry = args.registry.open(data_dir)?;
-    let where_ = registry.root().display().to_string();
+    let where_ = registry.name();
     let in_registry = |e: PackageError| usage(format!("{e} (registry {where_})"));
-    let m = registry.resolve(&req).map_err(in_registry)?;
+    let m = registry.resolve(&req).await.map_err(in_registry)?;
     let id = m.id().map_err(in_registry)?;
-    let (bytes, signature) = registry.fetch(&id).map_err(in_registry)?;
+    let (bytes, signature) = registry.fetch(&id).await.map_err(in_registry)?;
     let actual = digest(&bytes);
     if actual != m.digest {
         return Err(refused(PackageError::DigestMismatch {
@@ -355,7 +357,7 @@ pub(crate) async fn install(args: InstallArgs, data_dir: &Path) -> Result<Exit, 
             ..m
         },
         signer,
-        registry: registry.root().display().to_string(),
+        registry: registry.name(),
         installed_at: unix_ms(),
     };
     let dir = Store::new(data_dir)
@@ -402,7 +404,7 @@ pub(crate) fn yank(package: &str, registry: RegistryArg, data_dir: &Path) -> Res
     registry.yank(&id).map_err(refused)?;
     println!(
         "yanked {id} in {}: no new installs; drills pinned to it keep working",
-        registry.root().display()
+        registry.name()
     );
     Ok(Exit::Pass)
 }
