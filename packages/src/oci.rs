@@ -27,6 +27,8 @@ pub const META_ANNOTATION: &str = "dev.firedrill.package";
 pub const USER_ENV: &str = "FIREDRILL_REGISTRY_USER";
 /// See [`USER_ENV`].
 pub const PASSWORD_ENV: &str = "FIREDRILL_REGISTRY_PASSWORD";
+/// How long a registry may take to answer (a duration, default 30s).
+pub const TIMEOUT_ENV: &str = "FIREDRILL_REGISTRY_TIMEOUT";
 
 /// An OCI registry, `oci://HOST[:PORT]/PREFIX/`.
 pub struct OciRegistry {
@@ -82,10 +84,18 @@ impl OciRegistry {
         } else {
             ClientProtocol::Https
         };
+        let timeout = match std::env::var(TIMEOUT_ENV) {
+            Ok(t) => humantime::parse_duration(&t).map_err(|e| {
+                PackageError::BadId(format!(
+                    "{TIMEOUT_ENV}={t:?} is not a duration ({e}), e.g. 30s"
+                ))
+            })?,
+            Err(_) => Duration::from_secs(30),
+        };
         let client = Client::new(ClientConfig {
             protocol,
-            connect_timeout: Some(Duration::from_secs(5)),
-            read_timeout: Some(Duration::from_secs(30)),
+            connect_timeout: Some(timeout.min(Duration::from_secs(5))),
+            read_timeout: Some(timeout),
             ..Default::default()
         });
         let auth = match (std::env::var(USER_ENV), std::env::var(PASSWORD_ENV)) {

@@ -640,3 +640,47 @@ fn publish_to_and_install_from_a_real_oci_registry_that_oras_reads() {
     let out = refused(w.fd(&["install", "acme:slow-link", "--yes", "--registry", &url]));
     assert!(out.contains(&url) && out.contains("is it up"), "{out}");
 }
+
+/// A registry that answers garbage, and one that never answers: each
+/// named, with what to check, within the time-out the user set.
+#[test]
+fn a_registry_that_answers_garbage_or_hangs_is_named() {
+    let w = World::new();
+    let garbage = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let garbage_port = garbage.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut s in garbage.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nnot json!");
+        }
+    });
+    let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hang_port = hang.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in hang.incoming().flatten() {
+            held.push(s); // accepted, never answered
+        }
+    });
+    for port in [garbage_port, hang_port] {
+        let url = format!("oci://127.0.0.1:{port}/firedrill/");
+        let started = std::time::Instant::now();
+        let o = firedrill(&w.data)
+            .env("FIREDRILL_REGISTRY_TIMEOUT", "1s")
+            .args(["install", "acme:slow-link", "--yes", "--registry", &url])
+            .output()
+            .unwrap();
+        let out = refused(o);
+        assert!(
+            out.contains(&url) && out.contains("acme:slow-link"),
+            "{out}"
+        );
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "bounded by the time-out: {out}"
+        );
+    }
+    assert!(w.installed().contains("no packages installed"));
+}

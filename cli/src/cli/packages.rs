@@ -312,7 +312,10 @@ pub(crate) async fn install(args: InstallArgs, data_dir: &Path) -> Result<Exit, 
     let req: PackageReq = args.package.parse().map_err(refused)?;
     let registry = args.registry.open(data_dir)?;
     let where_ = registry.name();
-    let in_registry = |e: PackageError| usage(format!("{e} (registry {where_})"));
+    let in_registry = |e: PackageError| match e.to_string() {
+        m if m.contains(&where_) => usage(m),
+        m => usage(format!("{m} (registry {where_})")),
+    };
     let m = registry.resolve(&req).await.map_err(in_registry)?;
     let id = m.id().map_err(in_registry)?;
     let (bytes, signature) = registry.fetch(&id).await.map_err(in_registry)?;
