@@ -16,6 +16,7 @@
 
 #![warn(missing_docs, missing_debug_implementations)]
 
+pub mod config;
 mod error;
 mod id;
 pub mod oci;
@@ -24,6 +25,7 @@ mod sign;
 pub mod store;
 mod trust;
 
+pub use config::RegistryConfig;
 pub use error::PackageError;
 pub use id::{PackageId, PackageReq, check_label};
 pub use registry::{DirRegistry, PackageMeta, Registry};

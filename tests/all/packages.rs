@@ -592,13 +592,24 @@ fn publish_to_and_install_from_a_real_oci_registry_that_oras_reads() {
         out.contains("acme:slow-link@0.1.0") && out.contains("needs: delay"),
         "{out}"
     );
-    let out = ok(w.fd(&[
-        "install",
-        "acme:slow-link@^0.1",
-        "--yes",
-        "--registry",
-        &url,
-    ]));
+    // Which registry serves a namespace comes from the data dir's
+    // config.toml, in wasm-pkg-tools' terms.
+    std::fs::write(
+        w.data.join("config.toml"),
+        "[namespace_registries]\nacme = 7\n",
+    )
+    .unwrap();
+    let out = refused(w.fd(&["install", "acme:slow-link@^0.1", "--yes"]));
+    assert!(
+        out.contains("config.toml") && out.contains("namespace_registries"),
+        "{out}"
+    );
+    std::fs::write(
+        w.data.join("config.toml"),
+        format!("[namespace_registries]\nacme = \"{url}\"\n"),
+    )
+    .unwrap();
+    let out = ok(w.fd(&["install", "acme:slow-link@^0.1", "--yes"]));
     assert!(
         out.contains("delay on target \"api-link\"")
             && out.contains("installed acme:slow-link@0.1.0"),

@@ -17,19 +17,23 @@ fn refused(e: PackageError) -> Failure {
 #[derive(Debug, clap::Args)]
 pub(crate) struct RegistryArg {
     /// A directory, or an OCI registry `oci://HOST[:PORT]/PREFIX/` (default:
-    /// the data dir's own directory registry, `<data-dir>/registry`)
+    /// the one `<data-dir>/config.toml` names for the namespace, else the
+    /// data dir's own directory registry)
     #[arg(long, value_name = "DIR|oci://HOST/PREFIX/")]
     registry: Option<String>,
 }
 
 impl RegistryArg {
-    fn open(&self, data_dir: &Path) -> Result<Registry, Failure> {
-        match self.registry.as_deref() {
-            None => Ok(Registry::Dir(firedrill_packages::DirRegistry::new(
-                data_dir.join("registry"),
-            ))),
-            Some(r) => Registry::open(r).map_err(refused),
-        }
+    /// `--registry`, else the one `<data-dir>/config.toml` names for
+    /// `namespace` (or its default), else the data dir's own.
+    fn open(&self, data_dir: &Path, namespace: Option<&str>) -> Result<Registry, Failure> {
+        let spec = match &self.registry {
+            Some(r) => r.clone(),
+            None => firedrill_packages::RegistryConfig::load(data_dir)
+                .map_err(refused)?
+                .registry_for(namespace),
+        };
+        Registry::open(&spec).map_err(refused)
     }
 }
 
@@ -223,7 +227,7 @@ pub(crate) async fn publish(args: PublishArgs, data_dir: &Path) -> Result<Exit, 
     };
     let signature = firedrill_packages::sign(&args.key, &id, &bytes).map_err(refused)?;
     let key_id = firedrill_packages::signed_by(&signature).unwrap_or_default();
-    let registry = args.registry.open(data_dir)?;
+    let registry = args.registry.open(data_dir, Some(&id.namespace))?;
     let package = PackageMeta {
         package: id.to_string(),
         digest: digest(&bytes),
@@ -248,7 +252,7 @@ pub(crate) async fn publish(args: PublishArgs, data_dir: &Path) -> Result<Exit, 
 }
 
 pub(crate) async fn search(args: SearchArgs, data_dir: &Path) -> Result<Exit, Failure> {
-    let registry = args.registry.open(data_dir)?;
+    let registry = args.registry.open(data_dir, None)?;
     let found = registry
         .search(&args.query, args.needs.as_deref())
         .await
@@ -310,7 +314,7 @@ fn review(m: &PackageMeta, key_id: &str, meta: &firedrill::Metadata) {
 
 pub(crate) async fn install(args: InstallArgs, data_dir: &Path) -> Result<Exit, Failure> {
     let req: PackageReq = args.package.parse().map_err(refused)?;
-    let registry = args.registry.open(data_dir)?;
+    let registry = args.registry.open(data_dir, Some(&req.namespace))?;
     let where_ = registry.name();
     let in_registry = |e: PackageError| match e.to_string() {
         m if m.contains(&where_) => usage(m),
@@ -403,7 +407,7 @@ pub(crate) fn verify(package: &str, data_dir: &Path) -> Result<Exit, Failure> {
 
 pub(crate) fn yank(package: &str, registry: RegistryArg, data_dir: &Path) -> Result<Exit, Failure> {
     let id: PackageId = package.parse().map_err(refused)?;
-    let registry = registry.open(data_dir)?;
+    let registry = registry.open(data_dir, Some(&id.namespace))?;
     registry.yank(&id).map_err(refused)?;
     println!(
         "yanked {id} in {}: no new installs; drills pinned to it keep working",
