@@ -328,3 +328,60 @@ pub fn median_duration(v: &[std::time::Duration]) -> std::time::Duration {
     v.sort();
     v[v.len() / 2]
 }
+
+/// Debian's docker-registry (CNCF Distribution 2.8; installed on first
+/// use) serving `dir` on `127.0.0.1:<port>`, plain HTTP; stopped on drop.
+pub struct DockerRegistry {
+    /// Its port.
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl DockerRegistry {
+    /// Start one and wait until it listens.
+    pub fn start(dir: &std::path::Path) -> DockerRegistry {
+        let bin = debian_program("/usr/bin/docker-registry", &["docker-registry"]);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        std::fs::create_dir_all(dir).unwrap();
+        let config = dir.join("registry.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.join("data").display()
+            ),
+        )
+        .unwrap();
+        let mut child = std::process::Command::new(bin)
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed().as_secs() < 20,
+                "docker-registry did not listen"
+            );
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "docker-registry exited"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        DockerRegistry { port, child }
+    }
+}
+
+impl Drop for DockerRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

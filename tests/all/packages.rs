@@ -516,43 +516,8 @@ async fn a_drill_pins_its_package_in_a_lock_file() {
 #[test]
 fn publish_to_and_install_from_a_real_oci_registry_that_oras_reads() {
     let w = World::new();
-    let bin = firedrill_tests::debian_program("/usr/bin/docker-registry", &["docker-registry"]);
-    let port = free_port();
-    let config = w.write(
-        "registry.yml",
-        format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            w.root.join("registry-data").display()
-        )
-        .as_bytes(),
-    );
-    let mut registry = std::process::Command::new(bin)
-        .arg("serve")
-        .arg(&config)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed().as_secs() < 20,
-            "docker-registry did not listen"
-        );
-        assert!(
-            registry.try_wait().unwrap().is_none(),
-            "docker-registry exited"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let _registry = Kill(registry);
+    let registry = firedrill_tests::DockerRegistry::start(&w.root.join("oci"));
+    let port = registry.port;
     let url = format!("oci://127.0.0.1:{port}/firedrill/");
 
     ok(w.fd(&[
@@ -647,7 +612,7 @@ fn publish_to_and_install_from_a_real_oci_registry_that_oras_reads() {
     assert_eq!(firedrill_packages::digest(&file), digest);
 
     // A registry that is down: named, with what to check.
-    drop(_registry);
+    drop(registry);
     let out = refused(w.fd(&["install", "acme:slow-link", "--yes", "--registry", &url]));
     assert!(out.contains(&url) && out.contains("is it up"), "{out}");
 }
