@@ -71,7 +71,8 @@ fn main() -> anyhow::Result<()> {
         ] {
             let mut took = Vec::new();
             for round in 0..rounds {
-                let data = root.join(format!("pub-{}-{round}", took.len()));
+                // A fresh data dir: nothing of it compiled before.
+                let data = root.join(format!("pub-{}-{}-{round}", name.len(), label.len()));
                 took.push(timed(
                     fd(&data)
                         .arg("publish")
