@@ -553,7 +553,7 @@ fn bad_day_layers_faults_on_a_real_nginx() {
         "http",
         r#""delay", "http-error""#,
         r#""pause""#,
-        r#"link = "web-link", dependency = "web", path = "/", latency = "50ms", jitter = "10ms", error_rate = "0.5", hang = "600ms", stagger = "600ms", duration = "2s", interval = "100ms", probe_timeout = "300ms""#,
+        r#"link = "web-link", dependency = "web", path = "/", latency = "50ms", jitter = "10ms", error_rate = "1.0", hang = "600ms", stagger = "600ms", duration = "2s", interval = "100ms", probe_timeout = "300ms""#,
         "",
     );
     let (out, shown) = run_ok(&data, &drill);
