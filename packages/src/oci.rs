@@ -253,10 +253,7 @@ impl OciRegistry {
                 .map_err(self.failed(format!("reading {namespace}:{name}@{tag}")))?;
             out.push(self.meta_of(&manifest, &format!("{namespace}:{name}@{tag}"))?);
         }
-        out.sort_by(|a, b| {
-            let v = |m: &PackageMeta| m.id().map(|i| i.version).ok();
-            v(a).cmp(&v(b))
-        });
+        out.sort_by_key(|m| m.id().map(|i| i.version).ok());
         Ok(out)
     }
 

@@ -155,10 +155,7 @@ impl DirRegistry {
                 out.push(self.read_meta(&path)?);
             }
         }
-        out.sort_by(|a, b| {
-            let v = |m: &PackageMeta| m.id().map(|i| i.version).ok();
-            v(a).cmp(&v(b))
-        });
+        out.sort_by_key(|m| m.id().map(|i| i.version).ok());
         Ok(out)
     }
 

@@ -56,20 +56,7 @@ pub(crate) async fn run(args: Args, data_dir: &std::path::Path) -> Result<Exit, 
         ""
     };
     println!("  {compiled}{advice}");
-    println!("parameters:");
-    for p in &meta.params {
-        let default = p
-            .default
-            .as_deref()
-            .map(|d| format!(" = {d}"))
-            .unwrap_or_else(|| " (required)".into());
-        let ty = if p.secret {
-            format!("{}, secret", p.ty)
-        } else {
-            p.ty.clone()
-        };
-        println!("  {} ({ty}){default}: {}", p.name, p.doc);
-    }
+    print_params(&meta.params);
     println!("needs (grant these in the drill file):");
     if meta.needs.is_empty() {
         println!("  nothing");
@@ -78,4 +65,23 @@ pub(crate) async fn run(args: Args, data_dir: &std::path::Path) -> Result<Exit, 
         println!("  {n}");
     }
     Ok(Exit::Pass)
+}
+
+/// A scenario's parameters, one a line, a secret one's default masked (as
+/// its value would be).
+pub(super) fn print_params(params: &[firedrill::ParamSpec]) {
+    println!("parameters:");
+    for p in params {
+        let default = match (&p.default, p.secret) {
+            (Some(_), true) => format!(" = {}", firedrill::history::MASKED),
+            (Some(d), false) => format!(" = {d}"),
+            (None, _) => " (required)".into(),
+        };
+        let ty = if p.secret {
+            format!("{}, secret", p.ty)
+        } else {
+            p.ty.clone()
+        };
+        println!("  {} ({ty}){default}: {}", p.name, p.doc);
+    }
 }

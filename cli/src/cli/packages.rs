@@ -309,15 +309,7 @@ fn review(m: &PackageMeta, key_id: &str, meta: &firedrill::Metadata) {
             n.kind, n.target
         );
     }
-    println!("parameters:");
-    for p in &meta.params {
-        let default = p
-            .default
-            .as_deref()
-            .map(|d| format!(" = {d}"))
-            .unwrap_or_else(|| " (required)".into());
-        println!("  {} ({}){default}", p.name, p.ty);
-    }
+    super::inspect::print_params(&meta.params);
 }
 
 pub(crate) async fn install(args: InstallArgs, data_dir: &Path) -> Result<Exit, Failure> {
