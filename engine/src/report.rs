@@ -410,6 +410,15 @@ impl RunReport {
         ]);
         write(&mut w, Xml::Start(s));
         write(&mut w, Xml::Start(BytesStart::new("properties")));
+        let package = self.run.scenario.package.as_ref();
+        let package_props = package.into_iter().flat_map(|p| {
+            [
+                ("package", p.id.clone()),
+                ("package.digest", p.digest.clone()),
+                ("package.signer", p.signer.clone()),
+                ("package.registry", p.registry.clone()),
+            ]
+        });
         let props = [
             ("run", self.run.id.to_string()),
             ("status", self.run.status.to_string()),
@@ -417,7 +426,10 @@ impl RunReport {
             ("scenario.sha256", self.run.scenario.sha256.clone()),
             ("seed", self.run.seed.to_string()),
             ("engine", self.run.engine_version.clone()),
-        ];
+        ]
+        .into_iter()
+        .chain(package_props)
+        .collect::<Vec<_>>();
         for (k, v) in &props {
             let mut p = BytesStart::new("property");
             p.extend_attributes([("name", *k), ("value", v.as_str())]);
@@ -486,6 +498,13 @@ impl RunReport {
             self.seconds(),
             &r.scenario.sha256[..r.scenario.sha256.len().min(12)]
         );
+        if let Some(p) = &r.scenario.package {
+            let _ = writeln!(
+                md,
+                "**Package:** `{}` (digest `{}`, signed by key `{}`, from {})\n",
+                p.id, p.digest, p.signer, p.registry
+            );
+        }
         if let Some(o) = &r.outcome {
             let _ = writeln!(md, "**Summary:** {}\n", o.summary);
         }
@@ -545,6 +564,7 @@ mod tests {
                     version: "0.1.0".into(),
                     sha256: String::new(),
                     source: "s.wasm".into(),
+                    package: None,
                 },
                 params: BTreeMap::new(),
                 seed: u64::MAX,

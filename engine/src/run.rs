@@ -794,6 +794,7 @@ pub(crate) async fn execute(
             version: String::new(),
             sha256: spec.scenario.sha256().to_string(),
             source: spec.scenario.source().to_string(),
+            package: spec.scenario.package().cloned(),
         },
         params: spec.params.clone(),
         seed: ctx.seed,

@@ -16,19 +16,23 @@
 
 #![warn(missing_docs, missing_debug_implementations)]
 
+pub mod catalog;
 pub mod config;
 mod error;
 mod id;
+pub mod index;
 pub mod oci;
 pub mod registry;
 mod sign;
 pub mod store;
 mod trust;
 
+pub use catalog::Catalog;
 pub use config::RegistryConfig;
 pub use error::PackageError;
 pub use id::{PackageId, PackageReq, check_label};
-pub use registry::{DirRegistry, PackageMeta, Registry};
+pub use index::{Index, IndexEntry};
+pub use registry::{DirRegistry, PackageMeta, Registry, Synced};
 pub use sign::{KeyPair, PASSWORD_ENV, Signer, sign, signed_by, trusted_comment, verify};
 pub use store::{Installed, Store};
 pub use trust::{Trust, TrustedKey};

@@ -6,7 +6,10 @@
 //! manifest annotation; the minisign signature is a second artifact under
 //! the cosign-style tag `sha256-<manifest hex>.sig` (no referrers API needed).
 
-use crate::registry::{MAX_COMPONENT_BYTES, MAX_SIDE_FILE_BYTES, pick};
+use crate::index::Index;
+use crate::registry::{
+    FetchedIndex, MAX_COMPONENT_BYTES, MAX_INDEX_BYTES, MAX_SIDE_FILE_BYTES, pick,
+};
 use crate::{PackageError, PackageId, PackageMeta, PackageReq};
 use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
 use oci_client::manifest::{OciDescriptor, OciImageManifest};
@@ -21,6 +24,11 @@ pub const WASM_CONFIG: &str = "application/vnd.wasm.config.v0+json";
 pub const WASM_LAYER: &str = "application/wasm";
 /// The layer media type of a minisign signature.
 pub const SIGNATURE_LAYER: &str = "application/vnd.dev.firedrill.minisign.signature";
+/// The layer media type of a registry index document.
+pub const INDEX_LAYER: &str = "application/vnd.dev.firedrill.index.v1+json";
+/// The repository (under the prefix) holding the registry's index, tag
+/// `latest`: one path segment, so no `namespace/name` package meets it.
+pub const INDEX_REPOSITORY: &str = "firedrill-index";
 /// The manifest annotation holding the package's catalog metadata.
 pub const META_ANNOTATION: &str = "dev.firedrill.package";
 /// The environment variables holding registry credentials (HTTP Basic).
@@ -186,10 +194,26 @@ impl OciRegistry {
                 meta.metadata.description.clone(),
             ),
             (
+                "org.opencontainers.image.created".to_string(),
+                humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + Duration::from_millis(meta.published_at),
+                )
+                .to_string(),
+            ),
+            (
                 META_ANNOTATION.to_string(),
                 serde_json::to_string(meta).map_err(|e| PackageError::Invalid(e.to_string()))?,
             ),
         ]);
+        let mut annotations = annotations;
+        for (key, value) in [
+            ("org.opencontainers.image.source", &meta.source),
+            ("org.opencontainers.image.licenses", &meta.license),
+        ] {
+            if let Some(v) = value {
+                annotations.insert(key.to_string(), v.clone());
+            }
+        }
         let manifest =
             OciImageManifest::build(std::slice::from_ref(&layer), &config, Some(annotations));
         let what = format!("publishing {id}");
@@ -285,9 +309,20 @@ impl OciRegistry {
         Ok(meta)
     }
 
-    /// The newest version `req` matches that is not yanked.
+    /// The newest version `req` matches that is not yanked (manifests
+    /// are immutable: the registry's index says which are yanked).
     pub async fn resolve(&self, req: &PackageReq) -> Result<PackageMeta, PackageError> {
-        let versions = self.versions(&req.namespace, &req.name).await?;
+        let mut versions = self.versions(&req.namespace, &req.name).await?;
+        if let Some(index) = self.fetch_index().await? {
+            // Believed unverified: a yank can only stop an install.
+            let index = Index::parse(&index.bytes, &self.url)?;
+            for m in &mut versions {
+                m.yanked |= index
+                    .packages
+                    .iter()
+                    .any(|e| e.package == m.package && e.yanked);
+            }
+        }
         pick(&versions, req, &self.url)
     }
 
@@ -379,20 +414,33 @@ impl OciRegistry {
         Ok(out)
     }
 
-    /// The newest version of each package under the prefix matching
-    /// `query` and `needs` (the registry's catalog, then each package's
-    /// tags; a signed index is not built yet).
-    pub async fn search(
-        &self,
-        query: &str,
-        needs: Option<&str>,
-    ) -> Result<Vec<PackageMeta>, PackageError> {
+    /// A version's metadata (from its manifest).
+    pub async fn meta(&self, id: &PackageId) -> Result<PackageMeta, PackageError> {
+        let image = self.reference(&id.namespace, &id.name, &id.version.to_string());
+        let (manifest, _) = self
+            .client
+            .pull_image_manifest(&image, &self.auth)
+            .await
+            .map_err(|e| match e {
+                oci_client::errors::OciDistributionError::ImageManifestNotFoundError(_)
+                | oci_client::errors::OciDistributionError::RegistryError { .. } => {
+                    PackageError::NotFound(format!("{id} is not in {}", self.url))
+                }
+                e => self.failed(format!("reading {id}"))(e),
+            })?;
+        self.meta_of(&manifest, &id.to_string())
+    }
+
+    /// Every version of every package under the prefix, by package,
+    /// through the registry's catalog API (to rebuild an index; not every
+    /// registry offers that API).
+    pub async fn all(&self) -> Result<Vec<PackageMeta>, PackageError> {
         let any = self.reference("x", "x", "latest");
         let catalog = self
             .client
             .catalog(&any, &self.auth, None, None)
             .await
-            .map_err(self.failed("listing packages".to_string()))?;
+            .map_err(self.failed("listing packages (to rebuild its index)".to_string()))?;
         let mut out = Vec::new();
         for repo in catalog.repositories {
             let Some(rest) = repo.strip_prefix(&self.prefix) else {
@@ -401,18 +449,94 @@ impl OciRegistry {
             let Some((ns, name)) = rest.split_once('/') else {
                 continue;
             };
-            if let Some(newest) = self
-                .versions(ns, name)
-                .await?
-                .into_iter()
-                .rev()
-                .find(|m| !m.yanked)
-                && crate::registry::matches(&newest, query, needs)
-            {
-                out.push(newest);
-            }
+            out.extend(self.versions(ns, name).await?);
         }
         out.sort_by(|a, b| a.package.cmp(&b.package));
         Ok(out)
+    }
+
+    fn index_ref(&self) -> Reference {
+        Reference::with_tag(
+            self.host.clone(),
+            format!("{}{INDEX_REPOSITORY}", self.prefix),
+            "latest".to_string(),
+        )
+    }
+
+    /// The digest of the index's manifest (one HEAD request), if there is
+    /// an index.
+    pub async fn index_version(&self) -> Result<Option<String>, PackageError> {
+        match self
+            .client
+            .fetch_manifest_digest(&self.index_ref(), &self.auth)
+            .await
+        {
+            Ok(d) => Ok(Some(d)),
+            Err(
+                oci_client::errors::OciDistributionError::ImageManifestNotFoundError(_)
+                | oci_client::errors::OciDistributionError::RegistryError { .. },
+            ) => Ok(None),
+            Err(e) => Err(self.failed("reading its index".to_string())(e)),
+        }
+    }
+
+    /// The index document and its signature, if there is an index.
+    pub async fn fetch_index(&self) -> Result<Option<FetchedIndex>, PackageError> {
+        let image = self.index_ref();
+        let (manifest, version) = match self.client.pull_image_manifest(&image, &self.auth).await {
+            Ok(m) => m,
+            Err(
+                oci_client::errors::OciDistributionError::ImageManifestNotFoundError(_)
+                | oci_client::errors::OciDistributionError::RegistryError { .. },
+            ) => return Ok(None),
+            Err(e) => return Err(self.failed("reading its index".to_string())(e)),
+        };
+        let layer = |media: &str| {
+            manifest.layers.iter().find(|l| l.media_type == media).ok_or_else(|| {
+                PackageError::Invalid(format!(
+                    "the index of {} has no `{media}` layer: it was not written by firedrill; publish again to rewrite it",
+                    self.url
+                ))
+            })
+        };
+        let bytes = self
+            .blob(&image, layer(INDEX_LAYER)?, MAX_INDEX_BYTES, "the index")
+            .await?;
+        let signature = self
+            .blob(
+                &image,
+                layer(SIGNATURE_LAYER)?,
+                MAX_SIDE_FILE_BYTES,
+                "the index signature",
+            )
+            .await?;
+        Ok(Some(FetchedIndex {
+            bytes,
+            signature: String::from_utf8_lossy(&signature).into_owned(),
+            version,
+        }))
+    }
+
+    /// Replace the index: one artifact holding the document and its
+    /// signature, so they change together.
+    pub async fn put_index(&self, bytes: &[u8], signature: &str) -> Result<(), PackageError> {
+        let layers = [
+            ImageLayer::new(bytes.to_vec(), INDEX_LAYER.to_string(), None),
+            ImageLayer::new(
+                signature.as_bytes().to_vec(),
+                SIGNATURE_LAYER.to_string(),
+                None,
+            ),
+        ];
+        let config = Config::new(
+            b"{}".to_vec(),
+            "application/vnd.oci.empty.v1+json".to_string(),
+            None,
+        );
+        self.client
+            .push(&self.index_ref(), &layers, config, &self.auth, None)
+            .await
+            .map_err(self.failed("writing its index".to_string()))?;
+        Ok(())
     }
 }

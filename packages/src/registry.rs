@@ -5,8 +5,10 @@
 //! the component (`.json`) beside each. The data dir holds one, the
 //! default; any directory a team shares can be another.
 
+use crate::catalog::{Catalog, SyncState};
 use crate::error::io;
-use crate::{PackageError, PackageId, PackageReq};
+use crate::index::{Index, IndexEntry};
+use crate::{PackageError, PackageId, PackageReq, Trust};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -14,6 +16,8 @@ use std::path::{Path, PathBuf};
 pub const MAX_COMPONENT_BYTES: u64 = 64 << 20;
 /// The largest signature or metadata file read from a registry.
 pub const MAX_SIDE_FILE_BYTES: u64 = 1 << 20;
+/// The largest registry index read (about 100,000 versions).
+pub const MAX_INDEX_BYTES: u64 = 64 << 20;
 
 /// What a registry says of one published version, without running it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +43,12 @@ pub struct PackageMeta {
     /// No new installs (pins keep working).
     #[serde(default)]
     pub yanked: bool,
+    /// Where its source is (a URL), as the publisher gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Its licence (an SPDX expression), as the publisher gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
 }
 
 impl PackageMeta {
@@ -46,6 +56,17 @@ impl PackageMeta {
     pub fn id(&self) -> Result<PackageId, PackageError> {
         self.package.parse()
     }
+}
+
+/// An index as read from a registry, not yet verified.
+#[derive(Debug, Clone)]
+pub struct FetchedIndex {
+    /// The document.
+    pub bytes: Vec<u8>,
+    /// Its minisign signature.
+    pub signature: String,
+    /// What identifies this version of it (see [`Registry::index_version`]).
+    pub version: String,
 }
 
 /// A directory registry.
@@ -213,16 +234,8 @@ impl DirRegistry {
         std::fs::rename(&tmp, &path).map_err(io(&path))
     }
 
-    /// The newest version of each package whose name, description or
-    /// keywords contain `query` (any, if empty) and, if `needs` is given,
-    /// that needs that fault kind.
-    pub fn search(
-        &self,
-        query: &str,
-        needs: Option<&str>,
-    ) -> Result<Vec<PackageMeta>, PackageError> {
-        let query = query.to_lowercase();
-        let mut out = Vec::new();
+    /// Every complete version of every package, by package.
+    pub fn all(&self) -> Result<Vec<PackageMeta>, PackageError> {
         let dirs = |p: &Path| -> Vec<(String, PathBuf)> {
             std::fs::read_dir(p)
                 .into_iter()
@@ -232,52 +245,88 @@ impl DirRegistry {
                 .filter_map(|e| Some((e.file_name().into_string().ok()?, e.path())))
                 .collect()
         };
+        let mut out = Vec::new();
         for (ns, ns_dir) in dirs(&self.root) {
             for (name, _) in dirs(&ns_dir) {
-                let Some(newest) = self
-                    .versions(&ns, &name)?
-                    .into_iter()
-                    .rev()
-                    .find(|m| !m.yanked)
-                else {
-                    continue;
-                };
-                let text = format!(
-                    "{} {} {}",
-                    newest.package,
-                    newest.metadata.description,
-                    newest.keywords.join(" ")
-                )
-                .to_lowercase();
-                let kind_ok = needs.is_none_or(|k| {
-                    newest
-                        .metadata
-                        .needs
-                        .iter()
-                        .any(|n| n.kind.to_string() == k)
-                });
-                if text.contains(&query) && kind_ok {
-                    out.push(newest);
-                }
+                out.extend(self.versions(&ns, &name)?);
             }
         }
         out.sort_by(|a, b| a.package.cmp(&b.package));
         Ok(out)
     }
-}
 
-/// Whether a package's name, description or keywords contain `query`
-/// (any case) and, if `needs` is given, it needs that fault kind.
-pub(crate) fn matches(m: &PackageMeta, query: &str, needs: Option<&str>) -> bool {
-    let text = format!(
-        "{} {} {}",
-        m.package,
-        m.metadata.description,
-        m.keywords.join(" ")
-    )
-    .to_lowercase();
-    let kind_ok = needs.is_none_or(|k| m.metadata.needs.iter().any(|n| n.kind.to_string() == k));
-    text.contains(&query.to_lowercase()) && kind_ok
+    fn index_paths(&self) -> (PathBuf, PathBuf) {
+        (
+            self.root.join("index.json"),
+            self.root.join("index.json.minisig"),
+        )
+    }
+
+    /// What identifies the index's version (its signature's digest, and
+    /// the document's size and change time), if there is an index.
+    pub fn index_version(&self) -> Result<Option<String>, PackageError> {
+        let (doc, sig) = self.index_paths();
+        match read_capped(&sig, MAX_SIDE_FILE_BYTES, "the index signature") {
+            Ok(bytes) => Ok(Some(Self::version_of(&doc, &bytes))),
+            Err(PackageError::Io { .. }) if !sig.exists() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn version_of(doc: &Path, signature: &[u8]) -> String {
+        let (len, changed) = std::fs::metadata(doc).map_or((0, 0), |m| {
+            use std::os::unix::fs::MetadataExt;
+            (
+                m.len(),
+                m.ctime_nsec() as u64 + m.ctime() as u64 * 1_000_000_000,
+            )
+        });
+        format!("{} {len} {changed}", crate::digest(signature))
+    }
+
+    /// The index document and its signature, if there is an index.
+    pub fn fetch_index(&self) -> Result<Option<FetchedIndex>, PackageError> {
+        let (doc, sig) = self.index_paths();
+        if !sig.exists() {
+            return Ok(None);
+        }
+        // The signature first: a writer puts the document first.
+        let signature = read_capped(&sig, MAX_SIDE_FILE_BYTES, "the index signature")?;
+        let version = Self::version_of(&doc, &signature);
+        let bytes = read_capped(&doc, MAX_INDEX_BYTES, "the index")?;
+        Ok(Some(FetchedIndex {
+            version,
+            bytes,
+            signature: String::from_utf8_lossy(&signature).into_owned(),
+        }))
+    }
+
+    /// Replace the index (the document, then its signature).
+    pub fn put_index(&self, bytes: &[u8], signature: &str) -> Result<(), PackageError> {
+        std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+        let (doc, sig) = self.index_paths();
+        for (path, bytes) in [(&doc, bytes), (&sig, signature.as_bytes())] {
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
+            std::fs::rename(&tmp, path).map_err(io(path))?;
+        }
+        Ok(())
+    }
+
+    /// Hold the registry's index lock (released when the file drops), so
+    /// two publishers do not lose each other's entries.
+    pub fn lock_index(&self) -> Result<std::fs::File, PackageError> {
+        std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+        let path = self.root.join(".index.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        file.lock().map_err(io(&path))?;
+        Ok(file)
+    }
 }
 
 /// The newest of `versions` that `req` matches and is not yanked, or why
@@ -375,26 +424,151 @@ impl Registry {
         }
     }
 
-    /// See [`DirRegistry::search`].
-    pub async fn search(
-        &self,
-        query: &str,
-        needs: Option<&str>,
-    ) -> Result<Vec<PackageMeta>, PackageError> {
+    /// See [`DirRegistry::all`].
+    pub async fn all(&self) -> Result<Vec<PackageMeta>, PackageError> {
         match self {
-            Registry::Dir(d) => d.search(query, needs),
-            Registry::Oci(o) => o.search(query, needs).await,
+            Registry::Dir(d) => d.all(),
+            Registry::Oci(o) => o.all().await,
         }
     }
 
-    /// See [`DirRegistry::yank`].
-    pub fn yank(&self, id: &PackageId) -> Result<(), PackageError> {
+    /// See [`DirRegistry::index_version`].
+    pub async fn index_version(&self) -> Result<Option<String>, PackageError> {
         match self {
-            Registry::Dir(d) => d.yank(id),
-            Registry::Oci(o) => Err(PackageError::Invalid(format!(
-                "{id}: yanking on an OCI registry ({}) needs the registry's signed index, which is not built yet",
-                o.url()
-            ))),
+            Registry::Dir(d) => d.index_version(),
+            Registry::Oci(o) => o.index_version().await,
         }
     }
+
+    /// See [`DirRegistry::fetch_index`].
+    pub async fn fetch_index(&self) -> Result<Option<FetchedIndex>, PackageError> {
+        match self {
+            Registry::Dir(d) => d.fetch_index(),
+            Registry::Oci(o) => o.fetch_index().await,
+        }
+    }
+
+    /// See [`DirRegistry::put_index`].
+    pub async fn put_index(&self, bytes: &[u8], signature: &str) -> Result<(), PackageError> {
+        match self {
+            Registry::Dir(d) => d.put_index(bytes, signature),
+            Registry::Oci(o) => o.put_index(bytes, signature).await,
+        }
+    }
+
+    /// A version's metadata.
+    pub async fn meta(&self, id: &PackageId) -> Result<PackageMeta, PackageError> {
+        match self {
+            Registry::Dir(d) => d.meta(id),
+            Registry::Oci(o) => o.meta(id).await,
+        }
+    }
+
+    /// Mark a version yanked (no new installs; pins keep working) and
+    /// sign the rewritten index with the secret key at `key`. A directory
+    /// registry also marks the version's metadata; an OCI registry's
+    /// manifests are immutable, so there the index says it.
+    pub async fn yank(&self, id: &PackageId, key: &Path, now_ms: u64) -> Result<(), PackageError> {
+        let mut meta = self.meta(id).await?;
+        if let Registry::Dir(d) = self {
+            d.yank(id)?;
+        }
+        meta.yanked = true;
+        self.update_index(key, now_ms, |index| {
+            index.upsert(IndexEntry::of(&meta));
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Rewrite the registry's index after `change`, signed with the secret
+    /// key at `key`. Without a readable index, it is rebuilt from what
+    /// the registry holds first.
+    pub async fn update_index(
+        &self,
+        key: &Path,
+        now_ms: u64,
+        change: impl FnOnce(&mut Index) -> Result<(), PackageError>,
+    ) -> Result<Index, PackageError> {
+        let _lock = match self {
+            Registry::Dir(d) => Some(d.lock_index()?),
+            Registry::Oci(_) => None,
+        };
+        let name = self.name();
+        let current = self
+            .fetch_index()
+            .await?
+            .and_then(|f| Index::parse(&f.bytes, &name).ok());
+        let mut index = match current {
+            Some(index) => index,
+            None => {
+                let mut index = Index::default();
+                for m in self.all().await? {
+                    index.upsert(IndexEntry::of(&m));
+                }
+                index
+            }
+        };
+        change(&mut index)?;
+        let (bytes, signature) = index.seal(key, now_ms)?;
+        self.put_index(&bytes, &signature).await?;
+        Ok(index)
+    }
+
+    /// Bring the catalog's copy of this registry's index up to date: a
+    /// download only if the registry's copy changed, verified against
+    /// `trust` (a writer caught half-way is read again once).
+    pub async fn sync(
+        &self,
+        catalog: &Catalog,
+        trust: &Trust,
+        now_ms: u64,
+    ) -> Result<Synced, PackageError> {
+        let name = self.name();
+        let Some(version) = self.index_version().await? else {
+            return Ok(Synced::NoIndex);
+        };
+        // An unverified copy is checked again once its key is trusted.
+        if let Some(state) = catalog.state(&name)?
+            && state.version == version
+            && (state.signer.trusted_for.is_some()
+                || !trust.keys().iter().any(|k| k.key_id == state.signer.key_id))
+        {
+            return Ok(Synced::Current(state));
+        }
+        let mut retried = false;
+        loop {
+            let Some(fetched) = self.fetch_index().await? else {
+                return Ok(Synced::NoIndex);
+            };
+            match Index::verify(trust, &fetched.bytes, &fetched.signature, &name) {
+                Ok((index, signer)) => {
+                    let state = SyncState {
+                        version: fetched.version,
+                        stamp: index.stamp,
+                        signer,
+                        synced_at: now_ms,
+                        versions: index.packages.len(),
+                    };
+                    catalog.replace(&name, &index, &state)?;
+                    return Ok(Synced::Fresh(state));
+                }
+                Err(_) if !retried => retried = true,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// What [`Registry::sync`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Synced {
+    /// Downloaded a changed index.
+    Fresh(SyncState),
+    /// The catalog's copy is the registry's.
+    Current(SyncState),
+    /// The registry has no index (nothing was published to it by
+    /// firedrill, or only by a firedrill without indexes).
+    NoIndex,
 }

@@ -122,7 +122,7 @@ pub(crate) fn read_public(text_or_path: &str) -> Result<PublicKey, PackageError>
 
 /// Read a secret key file, unencrypted or with its password from
 /// `FIREDRILL_KEY_PASSWORD` (never asked for: firedrill runs in CI).
-fn read_secret(path: &Path) -> Result<SecretKey, PackageError> {
+pub(crate) fn read_secret(path: &Path) -> Result<SecretKey, PackageError> {
     let text = std::fs::read_to_string(path).map_err(io(path))?;
     let bad = |cause: String| PackageError::BadFile {
         path: path.display().to_string(),

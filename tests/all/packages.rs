@@ -131,13 +131,37 @@ fn publish_search_review_install_and_minisign_agrees() {
 
     // Search by words and by the fault kind it needs.
     let reg = w.registry.to_str().unwrap();
-    let out = ok(w.fd(&["search", "latency", "--registry", reg]));
+    let o = w.fd(&["search", "latency", "--registry", reg]);
+    let out = ok(o);
     assert!(
-        out.contains("acme:slow-link@0.1.0") && out.contains("needs: delay"),
+        out.contains("acme:slow-link@0.1.0")
+            && out.contains("needs: delay")
+            && out.contains(&format!("signed by {key_id}, not trusted here")),
         "{out}"
     );
     let out = ok(w.fd(&["search", "--needs", "kill", "--registry", reg]));
     assert!(!out.contains("acme:slow-link"), "{out}");
+    // The registry's index is a signed document minisign verifies too.
+    let o = std::process::Command::new(firedrill_tests::debian_program(
+        "/usr/bin/minisign",
+        &["minisign"],
+    ))
+    .arg("-V")
+    .arg("-p")
+    .arg(&pubkey)
+    .arg("-m")
+    .arg(w.registry.join("index.json"))
+    .output()
+    .unwrap();
+    let out = ok(o);
+    assert!(
+        out.contains("firedrill-index stamp=1 digest=sha256:"),
+        "{out}"
+    );
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.registry.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["packages"][0]["package"], "acme:slow-link@0.1.0");
+    assert_eq!(index["packages"][0]["needs"][0], "delay");
 
     // Deny by default: nobody's key is trusted yet.
     let out = refused(w.install("acme:slow-link"));
@@ -297,6 +321,27 @@ fn attacks_on_packages_are_refused_and_nothing_is_half_installed() {
             "{bad}: {out}"
         );
     }
+    // The `firedrill` namespace is the bundled scenarios'.
+    let out = refused(
+        firedrill(&w.data)
+            .arg("publish")
+            .arg(&wasm)
+            .args(["--namespace", "firedrill", "--key"])
+            .arg(&seckey)
+            .arg("--registry")
+            .arg(&w.registry)
+            .output()
+            .unwrap(),
+    );
+    assert!(out.contains("ship inside firedrill"), "{out}");
+    let out = refused(w.fd(&[
+        "trust",
+        "add",
+        pubkey.to_str().unwrap(),
+        "--namespace",
+        "firedrill",
+    ]));
+    assert!(out.contains("ship inside firedrill"), "{out}");
     let out = refused(
         firedrill(&w.data)
             .arg("publish")
@@ -394,9 +439,37 @@ fn attacks_on_packages_are_refused_and_nothing_is_half_installed() {
     std::fs::write(&blob, firedrill_tests::SLOW_LINK).unwrap();
 
     // A yanked version takes no new installs.
-    ok(w.fd(&["yank", id, "--registry", w.registry.to_str().unwrap()]));
+    ok(w.fd(&[
+        "yank",
+        id,
+        "--key",
+        seckey.to_str().unwrap(),
+        "--registry",
+        w.registry.to_str().unwrap(),
+    ]));
     let out = refused(w.install("acme:slow-link"));
     assert!(out.contains("yanked") && out.contains(id), "{out}");
+    let out = ok(w.fd(&["search", "slow", "--registry", w.registry.to_str().unwrap()]));
+    assert!(!out.contains(id), "a yanked version is not offered: {out}");
+
+    // An index changed after it was signed: search says so and shows the
+    // copy it last verified.
+    let index = w.registry.join("index.json");
+    let signed = std::fs::read_to_string(&index).unwrap();
+    std::fs::write(
+        &index,
+        signed.replace("\"yanked\":true", "\"yanked\":false"),
+    )
+    .unwrap();
+    let o = w.fd(&["search", "slow", "--registry", w.registry.to_str().unwrap()]);
+    let err = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("does not match its signature") && err.contains("as synced"),
+        "{err}"
+    );
+    assert!(!String::from_utf8_lossy(&o.stdout).contains(id), "{err}");
+    std::fs::write(&index, signed).unwrap();
 
     assert!(w.installed().contains("no packages installed"));
     let leftovers: Vec<_> = walk(&w.data.join("packages"));
@@ -507,6 +580,64 @@ async fn a_drill_pins_its_package_in_a_lock_file() {
             .unwrap()
             .contains(&digest)
     );
+    // Runs record the package in history and reports.
+    let report = w.root.join("report.json");
+    ok(w.fd(&[
+        "run",
+        &drill,
+        "--report",
+        &format!("json={}", report.display()),
+    ]));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let package = &json["run"]["scenario"]["package"];
+    assert_eq!(package["id"], "acme:slow-link@0.1.0", "{json}");
+    assert_eq!(package["digest"], digest.as_str());
+    assert_eq!(package["registry"], w.registry.to_str().unwrap());
+    assert!(package["signer"].as_str().unwrap().len() == 16, "{package}");
+
+    // The bundled scenarios are packages `firedrill:NAME@VERSION`, listed
+    // by the embedded registry and trusted because they ship inside
+    // firedrill: nothing to install.
+    let out = ok(w.fd(&["search", "--needs", "delay"]));
+    assert!(
+        out.contains("firedrill:latency-ramp@0.2.0") && out.contains("bundled with firedrill"),
+        "{out}"
+    );
+    let out = ok(w.fd(&["install", "firedrill:latency-ramp@^0.2", "--yes"]));
+    assert!(out.contains("nothing to install"), "{out}");
+    std::fs::create_dir_all(w.root.join("bundled")).unwrap();
+    let bundled = w.write(
+        "bundled/drill.toml",
+        format!(
+            "[scenario]\npackage = \"firedrill:latency-ramp@^0.2\"\n\
+             params = {{ steps = \"1ms\", samples = 1, slo = \"5s\", must-tolerate = \"0ms\", path = \"/\" }}\n\n\
+             [targets.api-link]\nkind = \"proxy\"\nmode = \"http\"\nlisten = \"127.0.0.1:0\"\n\
+             upstream = \"{}\"\ngrants = [\"delay\"]\n",
+            upstream.addr
+        )
+        .as_bytes(),
+    );
+    let report = w.root.join("bundled/report.json");
+    let out = ok(w.fd(&[
+        "run",
+        bundled.to_str().unwrap(),
+        "--report",
+        &format!("json={}", report.display()),
+    ]));
+    assert!(out.contains("PASSED"), "{out}");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(
+        json["run"]["scenario"]["package"]["id"], "firedrill:latency-ramp@0.2.0",
+        "{json}"
+    );
+    assert_eq!(json["run"]["scenario"]["package"]["signer"], "bundled");
+    let lock = std::fs::read_to_string(w.root.join("bundled/firedrill.lock")).unwrap();
+    let bundled_digest =
+        firedrill_packages::digest(firedrill::bundled::get("latency-ramp").unwrap());
+    assert!(
+        lock.contains("name = \"firedrill:latency-ramp\"") && lock.contains(&bundled_digest),
+        "{lock}"
+    );
 }
 
 /// Debian's docker-registry (CNCF Distribution 2.8) on loopback: a package
@@ -582,6 +713,23 @@ fn publish_to_and_install_from_a_real_oci_registry_that_oras_reads() {
     );
     ok(w.fd(&["verify", "acme:slow-link@0.1.0"]));
 
+    // OCI manifests are immutable: a yank goes into the registry's signed
+    // index; installs then refuse the version, the installed pin stays.
+    let key = w.root.join("keys/firedrill.key");
+    ok(w.fd(&[
+        "yank",
+        "acme:slow-link@0.1.0",
+        "--key",
+        key.to_str().unwrap(),
+        "--registry",
+        &url,
+    ]));
+    let out = refused(w.fd(&["install", "acme:slow-link", "--yes", "--registry", &url]));
+    assert!(out.contains("yanked"), "{out}");
+    let out = ok(w.fd(&["search", "slow", "--registry", &url]));
+    assert!(out.contains("nothing found"), "{out}");
+    ok(w.fd(&["verify", "acme:slow-link@0.1.0"]));
+
     // oras-py pulls the artifact; the file is the component.
     let oras = firedrill_tests::toolchains::oras();
     let pulled = w.root.join("pulled");
@@ -593,7 +741,9 @@ fn publish_to_and_install_from_a_real_oci_registry_that_oras_reads() {
              c = oras.client.OrasClient(hostname='127.0.0.1:{port}', insecure=True)\n\
              print(c.pull(target='127.0.0.1:{port}/firedrill/acme/slow-link:0.1.0', outdir='{}'))\n\
              m = c.get_manifest('127.0.0.1:{port}/firedrill/acme/slow-link:0.1.0')\n\
-             print(m['config']['mediaType'], [l['mediaType'] for l in m['layers']], [l['digest'] for l in m['layers']])\n",
+             print(m['config']['mediaType'], [l['mediaType'] for l in m['layers']], [l['digest'] for l in m['layers']])\n\
+             i = c.get_manifest('127.0.0.1:{port}/firedrill/firedrill-index:latest')\n\
+             print('index', [l['mediaType'] for l in i['layers']])\n",
             pulled.display()
         ))
         .output()
@@ -607,6 +757,10 @@ fn publish_to_and_install_from_a_real_oci_registry_that_oras_reads() {
     assert!(
         out.contains(&digest),
         "the layer's digest is the component's: {out}"
+    );
+    assert!(
+        out.contains("index ['application/vnd.dev.firedrill.index.v1+json', 'application/vnd.dev.firedrill.minisign.signature']"),
+        "{out}"
     );
     let file = std::fs::read(pulled.join("slow-link.wasm")).unwrap();
     assert_eq!(firedrill_packages::digest(&file), digest);

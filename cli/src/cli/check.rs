@@ -16,7 +16,9 @@ pub(crate) async fn run(args: Args, data_dir: &std::path::Path) -> Result<Exit, 
             return Ok(Exit::Usage);
         }
     };
-    let bytes = super::packages::drill_scenario(&drill, data_dir, false, false);
+    let bytes = super::packages::drill_scenario(&engine, &drill, data_dir, false, false)
+        .await
+        .map(|(bytes, source, _)| (bytes, source));
     match firedrill::check::check_drill(&engine, &drill, bytes).await {
         Ok(c) => {
             println!(

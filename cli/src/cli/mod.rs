@@ -175,6 +175,17 @@ enum Command {
     Yank {
         /// NAMESPACE:NAME@VERSION
         package: String,
+        /// The secret key to sign the registry's rewritten index with
+        #[arg(long)]
+        key: std::path::PathBuf,
+        #[command(flatten)]
+        registry: packages::RegistryArg,
+    },
+    /// Rebuild a registry's signed index from the packages it holds
+    Reindex {
+        /// The secret key to sign the index with
+        #[arg(long)]
+        key: std::path::PathBuf,
         #[command(flatten)]
         registry: packages::RegistryArg,
     },
@@ -222,7 +233,12 @@ pub(crate) async fn dispatch(cli: Cli) -> Exit {
         Command::Install(a) => packages::install(a, &data_dir).await,
         Command::Packages { json } => packages::packages(json, &data_dir),
         Command::Verify { package } => packages::verify(&package, &data_dir),
-        Command::Yank { package, registry } => packages::yank(&package, registry, &data_dir),
+        Command::Yank {
+            package,
+            key,
+            registry,
+        } => packages::yank(&package, &key, registry, &data_dir).await,
+        Command::Reindex { key, registry } => packages::reindex(&key, registry, &data_dir).await,
         Command::Recover => recover::run(&data_dir).await,
         Command::Halt => halt::run(&data_dir, true).await,
         Command::Resume => halt::run(&data_dir, false).await,

@@ -3,8 +3,9 @@
 
 use super::{Exit, Failure, usage};
 use firedrill_packages::{
-    Installed, KeyPair, PackageError, PackageId, PackageMeta, PackageReq, Registry, Store, Trust,
-    check_label, digest, registry::MAX_COMPONENT_BYTES,
+    Catalog, Index, IndexEntry, Installed, KeyPair, PackageError, PackageId, PackageMeta,
+    PackageReq, Registry, Store, Synced, Trust, catalog::SyncState, check_label, digest,
+    registry::MAX_COMPONENT_BYTES,
 };
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -35,6 +36,116 @@ impl RegistryArg {
         };
         Registry::open(&spec).map_err(refused)
     }
+
+    /// Whether this is the data dir's own registry, where the bundled
+    /// scenarios are listed too.
+    fn is_embedded(&self, data_dir: &Path) -> Result<bool, Failure> {
+        let spec = match &self.registry {
+            Some(r) => r.clone(),
+            None => firedrill_packages::RegistryConfig::load(data_dir)
+                .map_err(refused)?
+                .registry_for(None),
+        };
+        Ok(Path::new(&spec) == data_dir.join("registry"))
+    }
+}
+
+/// The namespace of the scenarios bundled in firedrill: packages
+/// `firedrill:NAME@VERSION`, trusted because they ship inside the binary.
+pub(crate) const BUNDLED_NS: &str = "firedrill";
+/// The catalog's name for the bundled scenarios.
+const BUNDLED_REGISTRY: &str = "firedrill (bundled)";
+
+fn refuse_reserved(namespace: &str) -> Result<(), Failure> {
+    if namespace == BUNDLED_NS {
+        return Err(usage(format!(
+            "the `{BUNDLED_NS}` namespace holds the scenarios that ship inside firedrill; publish and trust under your own namespace"
+        )));
+    }
+    Ok(())
+}
+
+/// Bring the catalog's list of the bundled scenarios up to date (their
+/// `describe()`, run once per firedrill build).
+async fn sync_bundled(engine: &firedrill::Engine, catalog: &Catalog) -> Result<(), Failure> {
+    let mut all = Vec::new();
+    for (_, bytes) in firedrill::bundled::ALL {
+        all.extend_from_slice(digest(bytes).as_bytes());
+    }
+    let version = format!("{} {}", env!("CARGO_PKG_VERSION"), digest(&all));
+    if catalog
+        .state(BUNDLED_REGISTRY)
+        .map_err(refused)?
+        .is_some_and(|s| s.version == version)
+    {
+        return Ok(());
+    }
+    let mut index = Index::default();
+    for (name, bytes) in firedrill::bundled::ALL {
+        let source = format!("bundled:{name}");
+        let scenario = engine.load(bytes, &source).map_err(usage)?;
+        let meta = engine
+            .inspect(&scenario, &Default::default())
+            .await
+            .map_err(usage)?;
+        index.upsert(IndexEntry {
+            package: format!("{BUNDLED_NS}:{name}@{}", meta.version),
+            digest: digest(bytes),
+            size: bytes.len() as u64,
+            description: meta.description.clone(),
+            keywords: vec!["bundled".into()],
+            needs: meta.needs.iter().map(|n| n.kind.to_string()).collect(),
+            key_id: "bundled".into(),
+            published_at: 0,
+            yanked: false,
+            source: None,
+            license: None,
+        });
+    }
+    let state = SyncState {
+        version,
+        stamp: 0,
+        signer: firedrill_packages::index::IndexSigner {
+            key_id: "bundled".into(),
+            trusted_for: Some(BUNDLED_NS.into()),
+        },
+        synced_at: unix_ms(),
+        versions: index.packages.len(),
+    };
+    catalog
+        .replace(BUNDLED_REGISTRY, &index, &state)
+        .map_err(refused)
+}
+
+/// The bundled scenario `req` names: its entry and bytes.
+async fn bundled(
+    engine: &firedrill::Engine,
+    data_dir: &Path,
+    req: &PackageReq,
+) -> Result<(IndexEntry, &'static [u8]), String> {
+    let catalog = Catalog::open(data_dir).map_err(|e| e.to_string())?;
+    sync_bundled(engine, &catalog)
+        .await
+        .map_err(|e| e.error.to_string())?;
+    let versions = catalog
+        .versions(BUNDLED_REGISTRY, BUNDLED_NS, &req.name)
+        .map_err(|e| e.to_string())?;
+    let Some(entry) = versions
+        .into_iter()
+        .rev()
+        .find(|e| e.version().is_some_and(|v| req.matches(&v)))
+    else {
+        return Err(format!(
+            "{req}: this firedrill bundles no such scenario (it bundles {}); `firedrill search --needs KIND` lists them",
+            firedrill::bundled::names()
+                .iter()
+                .map(|n| format!("{BUNDLED_NS}:{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    };
+    let bytes = firedrill::bundled::get(&req.name).ok_or_else(|| format!("{req}: not bundled"))?;
+    Ok((entry, bytes))
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -90,6 +201,12 @@ pub(crate) struct PublishArgs {
     /// A search keyword (repeat for more)
     #[arg(long = "keyword")]
     keywords: Vec<String>,
+    /// Where its source is (a URL), shown in the catalog
+    #[arg(long)]
+    source: Option<String>,
+    /// Its licence, an SPDX expression (e.g. `Apache-2.0`)
+    #[arg(long)]
+    license: Option<String>,
     #[command(flatten)]
     registry: RegistryArg,
 }
@@ -142,6 +259,7 @@ pub(crate) fn trust(cmd: TrustCommand, data_dir: &Path) -> Result<Exit, Failure>
     let mut trust = Trust::load(data_dir).map_err(refused)?;
     match cmd {
         TrustCommand::Add { key, namespace } => {
+            refuse_reserved(&namespace)?;
             let id = trust.add(&key, &namespace).map_err(refused)?;
             println!("trusted key {id} to sign namespace `{namespace}`");
         }
@@ -203,6 +321,17 @@ async fn describe(
 
 pub(crate) async fn publish(args: PublishArgs, data_dir: &Path) -> Result<Exit, Failure> {
     check_label("namespace", &args.namespace).map_err(refused)?;
+    refuse_reserved(&args.namespace)?;
+    for (flag, value) in [("--source", &args.source), ("--license", &args.license)] {
+        if value
+            .as_deref()
+            .is_some_and(|v| v.trim().is_empty() || v.len() > 512 || v.contains(['\n', '\0']))
+        {
+            return Err(usage(format!(
+                "{flag} {value:?}: one line of at most 512 characters"
+            )));
+        }
+    }
     let path = &args.scenario;
     let size = std::fs::metadata(path)
         .map_err(|e| usage(format!("{}: {e}", path.display())))?
@@ -246,6 +375,8 @@ pub(crate) async fn publish(args: PublishArgs, data_dir: &Path) -> Result<Exit, 
         key_id: key_id.clone(),
         published_at: unix_ms(),
         yanked: false,
+        source: args.source,
+        license: args.license,
     };
     registry
         .publish(&package, &bytes, &signature)
@@ -256,36 +387,125 @@ pub(crate) async fn publish(args: PublishArgs, data_dir: &Path) -> Result<Exit, 
         registry.name(),
         package.digest
     );
+    let index = registry
+        .update_index(&args.key, unix_ms(), |index| {
+            index.upsert(IndexEntry::of(&package));
+            Ok(())
+        })
+        .await
+        .map_err(|e| {
+            usage(format!(
+                "{id} is published, but its registry's index was not updated ({e}): search will not list it until `firedrill reindex --key KEY --registry {}`",
+                registry.name()
+            ))
+        })?;
+    println!(
+        "  index of {} updated (stamp {}, {} versions)",
+        registry.name(),
+        index.stamp,
+        index.packages.len()
+    );
+    Ok(Exit::Pass)
+}
+
+/// `firedrill reindex`: rebuild a registry's index from what it holds.
+pub(crate) async fn reindex(
+    key: &Path,
+    registry: RegistryArg,
+    data_dir: &Path,
+) -> Result<Exit, Failure> {
+    let registry = registry.open(data_dir, None)?;
+    let all = registry.all().await.map_err(refused)?;
+    let index = registry
+        .update_index(key, unix_ms(), |index| {
+            index.packages = all.iter().map(IndexEntry::of).collect();
+            Ok(())
+        })
+        .await
+        .map_err(refused)?;
+    println!(
+        "index of {} rebuilt: stamp {}, {} versions",
+        registry.name(),
+        index.stamp,
+        index.packages.len()
+    );
     Ok(Exit::Pass)
 }
 
 pub(crate) async fn search(args: SearchArgs, data_dir: &Path) -> Result<Exit, Failure> {
     let registry = args.registry.open(data_dir, None)?;
-    let found = registry
-        .search(&args.query, args.needs.as_deref())
-        .await
-        .map_err(refused)?;
+    let name = registry.name();
+    let trust = Trust::load(data_dir).map_err(refused)?;
+    let catalog = Catalog::open(data_dir).map_err(refused)?;
+    let mut found = match registry.sync(&catalog, &trust, unix_ms()).await {
+        Ok(Synced::NoIndex) => {
+            // Nothing indexed (published by an older firedrill, or by
+            // hand): read every version, as the index would list them.
+            let mut index = Index::default();
+            for m in registry.all().await.map_err(refused)? {
+                index.upsert(IndexEntry::of(&m));
+            }
+            index.search(&args.query, args.needs.as_deref())
+        }
+        Ok(Synced::Fresh(state) | Synced::Current(state)) => {
+            if state.signer.trusted_for.is_none() {
+                eprintln!(
+                    "note: the index of {name} is signed by key {}, which you trust for no namespace, so it is unverified; installs verify each package against `firedrill trust list`",
+                    state.signer.key_id
+                );
+            }
+            catalog
+                .search(&name, &args.query, args.needs.as_deref())
+                .map_err(refused)?
+        }
+        Err(e) => match catalog.state(&name).map_err(refused)? {
+            Some(state) => {
+                eprintln!(
+                    "warning: {e}\n  showing its index as synced {} ago (stamp {})",
+                    humantime::format_duration(std::time::Duration::from_secs(
+                        unix_ms().saturating_sub(state.synced_at) / 1000
+                    )),
+                    state.stamp
+                );
+                catalog
+                    .search(&name, &args.query, args.needs.as_deref())
+                    .map_err(refused)?
+            }
+            None => return Err(refused(e)),
+        },
+    };
+    if args.registry.is_embedded(data_dir)? {
+        let engine = super::scratch_engine(data_dir)?;
+        sync_bundled(&engine, &catalog).await?;
+        found.extend(
+            catalog
+                .search(BUNDLED_REGISTRY, &args.query, args.needs.as_deref())
+                .map_err(refused)?,
+        );
+    }
+    found.sort_by(|a, b| a.package.cmp(&b.package));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&found)?);
         return Ok(Exit::Pass);
     }
     if found.is_empty() {
-        println!("nothing found in {}", registry.name());
+        println!("nothing found in {name}");
     }
-    for m in &found {
-        let needs: Vec<String> = m
-            .metadata
-            .needs
-            .iter()
-            .map(|n| n.kind.to_string())
-            .collect();
-        println!("{}  {}", m.package, m.metadata.description);
+    for e in &found {
+        let trusted = match e.package.split_once(':') {
+            Some((BUNDLED_NS, _)) => "bundled with firedrill".to_string(),
+            Some((ns, _)) if trust.key(ns, &e.key_id).is_some() => {
+                format!("signed by {}, trusted", e.key_id)
+            }
+            _ => format!("signed by {}, not trusted here", e.key_id),
+        };
+        println!("{}  {}", e.package, e.description);
         println!(
-            "    needs: {}",
-            if needs.is_empty() {
+            "    needs: {}   ({trusted})",
+            if e.needs.is_empty() {
                 "nothing".into()
             } else {
-                needs.join(", ")
+                e.needs.join(", ")
             }
         );
     }
@@ -314,6 +534,17 @@ fn review(m: &PackageMeta, key_id: &str, meta: &firedrill::Metadata) {
 
 pub(crate) async fn install(args: InstallArgs, data_dir: &Path) -> Result<Exit, Failure> {
     let req: PackageReq = args.package.parse().map_err(refused)?;
+    if req.namespace == BUNDLED_NS {
+        let engine = super::scratch_engine(data_dir)?;
+        let (entry, _) = bundled(&engine, data_dir, &req).await.map_err(usage)?;
+        println!(
+            "{}: bundled with firedrill (digest {}): drills name it as `package = \"{}\"` with nothing to install",
+            entry.package,
+            entry.digest,
+            entry.name()
+        );
+        return Ok(Exit::Pass);
+    }
     let registry = args.registry.open(data_dir, Some(&req.namespace))?;
     let where_ = registry.name();
     let in_registry = |e: PackageError| match e.to_string() {
@@ -405,10 +636,16 @@ pub(crate) fn verify(package: &str, data_dir: &Path) -> Result<Exit, Failure> {
     Ok(Exit::Pass)
 }
 
-pub(crate) fn yank(package: &str, registry: RegistryArg, data_dir: &Path) -> Result<Exit, Failure> {
+pub(crate) async fn yank(
+    package: &str,
+    key: &Path,
+    registry: RegistryArg,
+    data_dir: &Path,
+) -> Result<Exit, Failure> {
     let id: PackageId = package.parse().map_err(refused)?;
+    refuse_reserved(&id.namespace)?;
     let registry = registry.open(data_dir, Some(&id.namespace))?;
-    registry.yank(&id).map_err(refused)?;
+    registry.yank(&id, key, unix_ms()).await.map_err(refused)?;
     println!(
         "yanked {id} in {}: no new installs; drills pinned to it keep working",
         registry.name()
@@ -432,17 +669,22 @@ struct Locked {
     digest: String,
 }
 
+/// A drill's scenario: its bytes, where it came from, and the package it
+/// was installed as.
+pub(crate) type DrillScenario = (Vec<u8>, String, Option<firedrill::history::PackageRef>);
+
 /// The scenario of a drill: its package's installed component (resolved
 /// through `firedrill.lock` beside the drill, which the first run writes
 /// and `update` rewrites), else what the drill names directly.
-pub(crate) fn drill_scenario(
+pub(crate) async fn drill_scenario(
+    engine: &firedrill::Engine,
     drill: &firedrill::Drill,
     data_dir: &Path,
     write_lock: bool,
     update: bool,
-) -> Result<(Vec<u8>, String), firedrill::drill::DrillError> {
+) -> Result<DrillScenario, firedrill::drill::DrillError> {
     let Some(package) = &drill.scenario.package else {
-        return drill.scenario_bytes();
+        return drill.scenario_bytes().map(|(b, s)| (b, s, None));
     };
     let problem = |m: String| drill.problem("scenario", "scenario.package", m);
     let req: PackageReq = package
@@ -464,9 +706,40 @@ pub(crate) fn drill_scenario(
         })?,
         Err(_) => Lock::default(),
     };
+    let pinned = lock.packages.iter().find(|l| l.name == key).cloned();
+    if req.namespace == BUNDLED_NS {
+        let (entry, bytes) = bundled(engine, data_dir, &req).await.map_err(problem)?;
+        if let Some(l) = pinned.as_ref().filter(|_| !update)
+            && (l.digest != entry.digest || !entry.package.ends_with(&format!("@{}", l.version)))
+        {
+            return Err(problem(format!(
+                "{} pins {key}@{} with digest {}, but this firedrill bundles {} with digest {}: firedrill was upgraded or the lock file edited; check, then run with --update",
+                lock_path.display(),
+                l.version,
+                l.digest,
+                entry.package,
+                entry.digest
+            )));
+        }
+        if write_lock && (pinned.is_none() || update) {
+            let version = entry.version().map(|v| v.to_string()).unwrap_or_default();
+            write_lock_file(&lock_path, &mut lock, key, version, entry.digest.clone())
+                .map_err(problem)?;
+        }
+        let package = firedrill::history::PackageRef {
+            id: entry.package.clone(),
+            digest: entry.digest.clone(),
+            signer: "bundled".into(),
+            registry: BUNDLED_REGISTRY.into(),
+        };
+        return Ok((
+            bytes.to_vec(),
+            format!("package {} {} (bundled)", entry.package, entry.digest),
+            Some(package),
+        ));
+    }
     let store = Store::new(data_dir);
     let trust = Trust::load(data_dir).map_err(|e| problem(e.to_string()))?;
-    let pinned = lock.packages.iter().find(|l| l.name == key).cloned();
     let id: PackageId = match (&pinned, update) {
         (Some(l), false) => {
             let id: PackageId = format!("{key}@{}", l.version)
@@ -509,25 +782,48 @@ pub(crate) fn drill_scenario(
         )));
     }
     if write_lock && (pinned.is_none() || update) {
-        lock.packages.retain(|l| l.name != key);
-        lock.packages.push(Locked {
-            name: key,
-            version: id.version.to_string(),
-            digest: installed.meta.digest.clone(),
-        });
-        lock.packages.sort_by(|a, b| a.name.cmp(&b.name));
-        let text = format!(
-            "# Written by firedrill: the exact package each drill here runs.\n# `firedrill run --update` resolves again.\n{}",
-            toml::to_string(&lock).unwrap_or_default()
-        );
-        std::fs::write(&lock_path, text)
-            .map_err(|e| problem(format!("cannot write {}: {e}", lock_path.display())))?;
+        write_lock_file(
+            &lock_path,
+            &mut lock,
+            key,
+            id.version.to_string(),
+            installed.meta.digest.clone(),
+        )
+        .map_err(problem)?;
     }
+    let package = firedrill::history::PackageRef {
+        id: id.to_string(),
+        digest: installed.meta.digest.clone(),
+        signer: installed.signer.key_id.clone(),
+        registry: installed.registry.clone(),
+    };
     Ok((
         bytes,
         format!(
             "package {id} {} (signed by {})",
             installed.meta.digest, installed.signer.key_id
         ),
+        Some(package),
     ))
+}
+
+fn write_lock_file(
+    path: &Path,
+    lock: &mut Lock,
+    name: String,
+    version: String,
+    digest: String,
+) -> Result<(), String> {
+    lock.packages.retain(|l| l.name != name);
+    lock.packages.push(Locked {
+        name,
+        version,
+        digest,
+    });
+    lock.packages.sort_by(|a, b| a.name.cmp(&b.name));
+    let text = format!(
+        "# Written by firedrill: the exact package each drill here runs.\n# `firedrill run --update` resolves again.\n{}",
+        toml::to_string(&*lock).unwrap_or_default()
+    );
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }

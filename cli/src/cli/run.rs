@@ -31,12 +31,18 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
     let cli_params = parse_params(&args.params)?;
     let drill = load_drill(&args.target)?;
     let engine = open_engine(data_dir, true)?;
-    let (bytes, source) = if is_drill(&args.target) {
-        super::packages::drill_scenario(&drill, data_dir, true, args.update).map_err(usage)?
+    let (bytes, source, package) = if is_drill(&args.target) {
+        super::packages::drill_scenario(&engine, &drill, data_dir, true, args.update)
+            .await
+            .map_err(usage)?
     } else {
-        scenario_bytes(&drill, &args.target)?
+        let (bytes, source) = scenario_bytes(&drill, &args.target)?;
+        (bytes, source, None)
     };
-    let scenario = engine.load(&bytes, &source).map_err(usage)?;
+    let mut scenario = engine.load(&bytes, &source).map_err(usage)?;
+    if let Some(p) = package {
+        scenario = scenario.with_package(p);
+    }
     let mut params = drill.params();
     params.extend(cli_params);
     // Everything a run would be refused for, before any target starts.

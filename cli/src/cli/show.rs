@@ -50,6 +50,12 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
         "  scenario  {} (sha256 {})",
         run.scenario.source, run.scenario.sha256
     );
+    if let Some(p) = &run.scenario.package {
+        println!(
+            "  package   {} {} (signed by {}, from {})",
+            p.id, p.digest, p.signer, p.registry
+        );
+    }
     println!("  seed      {}", run.seed);
     if !run.params.is_empty() {
         let p: Vec<String> = run

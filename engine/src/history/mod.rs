@@ -308,6 +308,7 @@ mod tests {
                 version: "0.1.0".into(),
                 sha256: String::new(),
                 source: "s.wasm".into(),
+                package: None,
             },
             params: Default::default(),
             seed: 0,

@@ -124,6 +124,24 @@ pub struct ScenarioRef {
     pub sha256: String,
     /// Where it came from (a path, or `bundled:NAME`).
     pub source: String,
+    /// The package it was installed as, when a drill named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<PackageRef>,
+}
+
+/// The package a run's scenario came from: what was verified before the
+/// run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PackageRef {
+    /// `namespace:name@version`.
+    pub id: String,
+    /// The component's digest, `sha256:<hex>`.
+    pub digest: String,
+    /// The id of the key that signed it (`bundled` for scenarios that
+    /// ship inside firedrill).
+    pub signer: String,
+    /// The registry it was installed from.
+    pub registry: String,
 }
 
 /// A measurement reported by the scenario.

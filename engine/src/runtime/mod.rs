@@ -285,6 +285,7 @@ pub struct Scenario {
     toolchain: Toolchain,
     sha256: String,
     source: String,
+    package: Option<crate::history::PackageRef>,
     bytes: Arc<[u8]>,
 }
 
@@ -306,6 +307,18 @@ impl Scenario {
     /// Where it came from.
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// The package it came from, if it was installed as one.
+    pub fn package(&self) -> Option<&crate::history::PackageRef> {
+        self.package.as_ref()
+    }
+
+    /// The same scenario, recorded in runs as the package `package`
+    /// (which the caller verified).
+    pub fn with_package(mut self, package: crate::history::PackageRef) -> Scenario {
+        self.package = Some(package);
+        self
     }
 
     /// The component's bytes.
@@ -567,6 +580,7 @@ impl Runtime {
             toolchain,
             sha256: sha256.clone(),
             source: source.to_string(),
+            package: None,
             bytes: bytes.into(),
         };
         // A later load of it in this process compiles nothing.
