@@ -340,6 +340,55 @@ pub struct DockerRegistry {
 impl DockerRegistry {
     /// Start one and wait until it listens.
     pub fn start(dir: &std::path::Path) -> DockerRegistry {
+        Self::start_with(dir, "")
+    }
+
+    /// Start one behind TLS, with a self-signed certificate for 127.0.0.1
+    /// (made by Debian's `openssl`), that takes only `user` with
+    /// `password` (HTTP Basic, an htpasswd file from Debian's
+    /// apache2-utils). Returns it and the certificate's PEM file.
+    pub fn start_secured(
+        dir: &std::path::Path,
+        user: &str,
+        password: &str,
+    ) -> (DockerRegistry, std::path::PathBuf) {
+        std::fs::create_dir_all(dir).unwrap();
+        let openssl = debian_program("/usr/bin/openssl", &["openssl"]);
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let out = std::process::Command::new(openssl)
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+            .args([
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let htpasswd = debian_program("/usr/bin/htpasswd", &["apache2-utils"]);
+        let out = std::process::Command::new(htpasswd)
+            .args(["-B", "-b", "-n", user, password])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let users = dir.join("htpasswd");
+        std::fs::write(&users, &out.stdout).unwrap();
+        let extra = format!(
+            "  tls:\n    certificate: {}\n    key: {}\nauth:\n  htpasswd:\n    realm: firedrill-tests\n    path: {}\n",
+            cert.display(),
+            key.display(),
+            users.display()
+        );
+        (Self::start_with(dir, &extra), cert)
+    }
+
+    fn start_with(dir: &std::path::Path, extra: &str) -> DockerRegistry {
         let bin = debian_program("/usr/bin/docker-registry", &["docker-registry"]);
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -351,7 +400,7 @@ impl DockerRegistry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}",
                 dir.join("data").display()
             ),
         )

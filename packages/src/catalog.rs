@@ -5,9 +5,9 @@
 //!
 //! Trees: `registries` (registry → [`SyncState`]), `versions`
 //! (`registry \0 ns:name@version` → [`IndexEntry`]), and `search`
-//! (`registry \0 ns:name` → the newest installable version, as
-//! `search text \0 needs \0 entry`), so a search matches plain text and
-//! decodes only what it returns.
+//! (registry → one value, a line per package's newest installable
+//! version: `ns:name@version \t needs \t search text`), so a search reads
+//! one value, matches plain text and decodes only what it returns.
 
 use crate::PackageError;
 use crate::index::{Index, IndexEntry, IndexSigner, text_matches};
@@ -109,27 +109,27 @@ impl Catalog {
     ) -> Result<(), PackageError> {
         let prefix = key(registry, "");
         let mut versions = sled::Batch::default();
-        let mut search = sled::Batch::default();
         for k in self.versions.scan_prefix(&prefix).keys() {
             versions.remove(k.map_err(self.err())?);
-        }
-        for k in self.search.scan_prefix(&prefix).keys() {
-            search.remove(k.map_err(self.err())?);
         }
         for e in &index.packages {
             let json = serde_json::to_vec(e).map_err(|e| PackageError::Invalid(e.to_string()))?;
             versions.insert(key(registry, &e.package), json);
         }
+        let mut lines = String::new();
         for e in index.newest() {
-            let mut value = e.search_text().replace('\0', " ").into_bytes();
-            value.push(0);
-            value.extend_from_slice(e.needs.join(",").as_bytes());
-            value.push(0);
-            value.extend(serde_json::to_vec(e).map_err(|e| PackageError::Invalid(e.to_string()))?);
-            search.insert(key(registry, e.name()), value);
+            let clean = |s: &str| s.replace(['\t', '\n'], " ");
+            lines += &format!(
+                "{}\t{}\t{}\n",
+                clean(&e.package),
+                clean(&e.needs.join(",")),
+                clean(&e.search_text())
+            );
         }
         self.versions.apply_batch(versions).map_err(self.err())?;
-        self.search.apply_batch(search).map_err(self.err())?;
+        self.search
+            .insert(registry, lines.into_bytes())
+            .map_err(self.err())?;
         let state = serde_json::to_vec(state).map_err(|e| PackageError::Invalid(e.to_string()))?;
         self.registries
             .insert(registry, state)
@@ -148,20 +148,26 @@ impl Catalog {
         needs: Option<&str>,
     ) -> Result<Vec<IndexEntry>, PackageError> {
         let query = query.to_lowercase();
+        let Some(lines) = self.search.get(registry).map_err(self.err())? else {
+            return Ok(Vec::new());
+        };
+        let lines = String::from_utf8_lossy(&lines);
         let mut out = Vec::new();
-        for item in self.search.scan_prefix(key(registry, "")).values() {
-            let value = item.map_err(self.err())?;
-            let mut parts = value.splitn(3, |b| *b == 0);
-            let (Some(text), Some(kinds), Some(json)) = (parts.next(), parts.next(), parts.next())
+        for line in lines.lines() {
+            let mut parts = line.splitn(3, '\t');
+            let (Some(package), Some(kinds), Some(text)) =
+                (parts.next(), parts.next(), parts.next())
             else {
                 continue;
             };
-            let text = std::str::from_utf8(text).unwrap_or_default();
-            let kind_ok =
-                needs.is_none_or(|k| kinds.split(|b| *b == b',').any(|n| n == k.as_bytes()));
+            let kind_ok = needs.is_none_or(|k| kinds.split(',').any(|n| n == k));
             if kind_ok
                 && text_matches(text, &query)
-                && let Ok(e) = serde_json::from_slice(json)
+                && let Some(json) = self
+                    .versions
+                    .get(key(registry, package))
+                    .map_err(self.err())?
+                && let Ok(e) = serde_json::from_slice(&json)
             {
                 out.push(e);
             }

@@ -6,6 +6,7 @@
 //! manifest annotation; the minisign signature is a second artifact under
 //! the cosign-style tag `sha256-<manifest hex>.sig` (no referrers API needed).
 
+use crate::config::Auth;
 use crate::index::Index;
 use crate::registry::{
     FetchedIndex, MAX_COMPONENT_BYTES, MAX_INDEX_BYTES, MAX_SIDE_FILE_BYTES, pick,
@@ -35,6 +36,8 @@ pub const META_ANNOTATION: &str = "dev.firedrill.package";
 pub const USER_ENV: &str = "FIREDRILL_REGISTRY_USER";
 /// See [`USER_ENV`].
 pub const PASSWORD_ENV: &str = "FIREDRILL_REGISTRY_PASSWORD";
+/// The environment variable holding a bearer token for the registry.
+pub const TOKEN_ENV: &str = "FIREDRILL_REGISTRY_TOKEN";
 /// How long a registry may take to answer (a duration, default 30s).
 pub const TIMEOUT_ENV: &str = "FIREDRILL_REGISTRY_TIMEOUT";
 
@@ -62,10 +65,12 @@ fn is_loopback(host: &str) -> bool {
 }
 
 impl OciRegistry {
-    /// Parse `oci://HOST[:PORT]/PREFIX/`. Plain HTTP on loopback only;
-    /// TLS everywhere else. Credentials from `FIREDRILL_REGISTRY_USER` and
-    /// `FIREDRILL_REGISTRY_PASSWORD`, if set.
-    pub fn new(url: &str) -> Result<OciRegistry, PackageError> {
+    /// Parse `oci://HOST[:PORT]/PREFIX/`. Plain HTTP on loopback only
+    /// (the default there, unless the config says `protocol = "https"`);
+    /// TLS everywhere else. Credentials from `FIREDRILL_REGISTRY_TOKEN`,
+    /// or `FIREDRILL_REGISTRY_USER` and `FIREDRILL_REGISTRY_PASSWORD`, else
+    /// from the config's `[registry."HOST".oci]`.
+    pub fn new(url: &str, config: &crate::RegistryConfig) -> Result<OciRegistry, PackageError> {
         let bad = |why: &str| {
             PackageError::BadId(format!(
                 "--registry {url}: {why}; write oci://HOST[:PORT]/PREFIX/, e.g. oci://127.0.0.1:5000/firedrill/"
@@ -87,11 +92,25 @@ impl OciRegistry {
         } else {
             format!("{prefix}/")
         };
-        let protocol = if is_loopback(host) {
-            ClientProtocol::Http
-        } else {
-            ClientProtocol::Https
+        let settings = config.oci(host).cloned().unwrap_or_default();
+        let protocol = match (settings.protocol.as_deref(), is_loopback(host)) {
+            (Some("https"), _) | (None, false) => ClientProtocol::Https,
+            (Some("http") | None, true) => ClientProtocol::Http,
+            (_, false) => {
+                return Err(bad(
+                    "plain HTTP is for loopback registries only: remove `protocol = \"http\"` from its [registry] table",
+                ));
+            }
+            (Some(_), true) => ClientProtocol::Http,
         };
+        let mut extra_root_certificates = Vec::new();
+        if let Some(ca) = &settings.ca_file {
+            let pem = std::fs::read(ca).map_err(crate::error::io(ca))?;
+            extra_root_certificates.push(oci_client::client::Certificate {
+                encoding: oci_client::client::CertificateEncoding::Pem,
+                data: pem,
+            });
+        }
         let timeout = match std::env::var(TIMEOUT_ENV) {
             Ok(t) => humantime::parse_duration(&t).map_err(|e| {
                 PackageError::BadId(format!(
@@ -104,10 +123,34 @@ impl OciRegistry {
             protocol,
             connect_timeout: Some(timeout.min(Duration::from_secs(5))),
             read_timeout: Some(timeout),
+            extra_root_certificates,
             ..Default::default()
         });
-        let auth = match (std::env::var(USER_ENV), std::env::var(PASSWORD_ENV)) {
-            (Ok(u), Ok(p)) => RegistryAuth::Basic(u, p),
+        let auth = match (
+            std::env::var(TOKEN_ENV),
+            std::env::var(USER_ENV),
+            std::env::var(PASSWORD_ENV),
+            settings.auth,
+        ) {
+            (Ok(t), ..) => RegistryAuth::Bearer(t),
+            (_, Ok(u), Ok(p), _) => RegistryAuth::Basic(u, p),
+            (.., Some(Auth::Basic { username, password })) => {
+                RegistryAuth::Basic(username, password)
+            }
+            (.., Some(Auth::Token { token })) => RegistryAuth::Bearer(token),
+            (.., Some(Auth::Encoded(b64))) => {
+                use base64::Engine;
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok());
+                let Some((u, p)) = decoded.as_deref().and_then(|d| d.split_once(':')) else {
+                    return Err(bad(&format!(
+                        "its [registry.\"{host}\".oci] auth string is not base64 of `username:password`"
+                    )));
+                };
+                RegistryAuth::Basic(u.to_string(), p.to_string())
+            }
             _ => RegistryAuth::Anonymous,
         };
         Ok(OciRegistry {
@@ -139,7 +182,7 @@ impl OciRegistry {
         let url = self.url.clone();
         move |e| {
             PackageError::Invalid(format!(
-                "{what}: registry {url} failed: {e}; is it up and reachable (and are {USER_ENV}/{PASSWORD_ENV} right, if it needs them)?"
+                "{what}: registry {url} failed: {e}; is it up and reachable (and are its credentials right, if it needs them: {USER_ENV}/{PASSWORD_ENV}, {TOKEN_ENV} or its [registry] table in config.toml)?"
             ))
         }
     }

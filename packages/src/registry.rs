@@ -378,10 +378,11 @@ pub enum Registry {
 }
 
 impl Registry {
-    /// `oci://HOST[:PORT]/PREFIX/`, or a directory.
-    pub fn open(spec: &str) -> Result<Registry, PackageError> {
+    /// `oci://HOST[:PORT]/PREFIX/` (reached as `config` says), or a
+    /// directory.
+    pub fn open(spec: &str, config: &crate::RegistryConfig) -> Result<Registry, PackageError> {
         if spec.starts_with("oci://") {
-            Ok(Registry::Oci(crate::oci::OciRegistry::new(spec)?))
+            Ok(Registry::Oci(crate::oci::OciRegistry::new(spec, config)?))
         } else {
             Ok(Registry::Dir(DirRegistry::new(spec)))
         }

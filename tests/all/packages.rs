@@ -605,6 +605,10 @@ async fn a_drill_pins_its_package_in_a_lock_file() {
     );
     let out = ok(w.fd(&["install", "firedrill:latency-ramp@^0.2", "--yes"]));
     assert!(out.contains("nothing to install"), "{out}");
+    let out = ok(w.fd(&["verify", "firedrill:latency-ramp@0.2.0"]));
+    assert!(out.contains("ok") && out.contains("bundled"), "{out}");
+    let out = refused(w.fd(&["install", "firedrill:no-such-thing", "--yes"]));
+    assert!(out.contains("bundles no such scenario"), "{out}");
     std::fs::create_dir_all(w.root.join("bundled")).unwrap();
     let bundled = w.write(
         "bundled/drill.toml",
@@ -769,6 +773,114 @@ fn publish_to_and_install_from_a_real_oci_registry_that_oras_reads() {
     drop(registry);
     let out = refused(w.fd(&["install", "acme:slow-link", "--yes", "--registry", &url]));
     assert!(out.contains(&url) && out.contains("is it up"), "{out}");
+}
+
+/// A registry as teams run them: TLS with a private CA and HTTP Basic
+/// auth (Debian's docker-registry with an htpasswd file). Credentials come
+/// from the environment or from config.toml's wkg-style
+/// `[registry."HOST".oci]` table, which must be private; they are never
+/// printed; without them, or without the CA, the registry is refused with
+/// what to do.
+#[test]
+fn a_registry_behind_tls_and_basic_auth() {
+    let w = World::new();
+    let password = "s3cret-registry-pass";
+    let (registry, ca) =
+        firedrill_tests::DockerRegistry::start_secured(&w.root.join("oci"), "ci", password);
+    let host = format!("127.0.0.1:{}", registry.port);
+    let url = format!("oci://{host}/team/");
+    ok(w.fd(&[
+        "key",
+        "generate",
+        "--out",
+        w.root.join("keys").to_str().unwrap(),
+    ]));
+    ok(w.fd(&[
+        "trust",
+        "add",
+        w.root.join("keys/firedrill.pub").to_str().unwrap(),
+        "--namespace",
+        "acme",
+    ]));
+    let wasm = w.write("slow-link.wasm", firedrill_tests::SLOW_LINK);
+    let publish = |env: &[(&str, &str)]| {
+        let mut c = firedrill(&w.data);
+        c.arg("publish")
+            .arg(&wasm)
+            .args(["--namespace", "acme", "--key"])
+            .arg(w.root.join("keys/firedrill.key"))
+            .args(["--registry", &url]);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let config = w.data.join("config.toml");
+    let write_config = |auth: bool, ca_file: bool, mode: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        let mut text = format!("[registry.\"{host}\".oci]\nprotocol = \"https\"\n");
+        if ca_file {
+            text += &format!("ca_file = \"{}\"\n", ca.display());
+        }
+        if auth {
+            text += &format!("auth = {{ username = \"ci\", password = \"{password}\" }}\n");
+        }
+        std::fs::write(&config, text).unwrap();
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+
+    // TLS with the private CA, no credentials: refused, naming the registry
+    // and where credentials go.
+    write_config(false, true, 0o600);
+    let out = refused(publish(&[]));
+    assert!(
+        out.contains(&url)
+            && out.contains("FIREDRILL_REGISTRY_USER")
+            && out.contains("config.toml"),
+        "{out}"
+    );
+    // Credentials from the environment.
+    let o = publish(&[
+        ("FIREDRILL_REGISTRY_USER", "ci"),
+        ("FIREDRILL_REGISTRY_PASSWORD", password),
+    ]);
+    assert!(!text(&o).contains(password));
+    let out = ok(o);
+    assert!(out.contains("published acme:slow-link@0.1.0"), "{out}");
+
+    // Credentials in config.toml: refused while others can read it.
+    write_config(true, true, 0o644);
+    let out = refused(w.fd(&["search", "--registry", &url]));
+    assert!(
+        out.contains("chmod 600") && !out.contains(password),
+        "{out}"
+    );
+    write_config(true, true, 0o600);
+    let out = ok(w.fd(&["search", "slow", "--registry", &url]));
+    assert!(out.contains("acme:slow-link@0.1.0"), "{out}");
+    let out = ok(w.fd(&["install", "acme:slow-link", "--yes", "--registry", &url]));
+    assert!(out.contains("installed acme:slow-link@0.1.0"), "{out}");
+
+    // A wrong password, and a certificate nobody vouches for: refused.
+    let o = firedrill(&w.data)
+        .args(["install", "acme:slow-link", "--yes", "--registry", &url])
+        .env("FIREDRILL_REGISTRY_USER", "ci")
+        .env("FIREDRILL_REGISTRY_PASSWORD", "wrong-pass")
+        .output()
+        .unwrap();
+    let out = refused(o);
+    assert!(out.contains(&url) && !out.contains("wrong-pass"), "{out}");
+    write_config(true, false, 0o600);
+    let out = refused(w.fd(&["install", "acme:slow-link", "--yes", "--registry", &url]));
+    assert!(out.contains(&url) && !out.contains(password), "{out}");
+    // Plain HTTP only on loopback.
+    std::fs::write(
+        &config,
+        "[registry.\"registry.example.com\".oci]\nprotocol = \"http\"\n",
+    )
+    .unwrap();
+    let out = refused(w.fd(&["search", "--registry", "oci://registry.example.com/chaos/"]));
+    assert!(out.contains("loopback"), "{out}");
 }
 
 /// A registry that answers garbage, and one that never answers: each

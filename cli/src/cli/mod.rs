@@ -232,7 +232,7 @@ pub(crate) async fn dispatch(cli: Cli) -> Exit {
         Command::Search(a) => packages::search(a, &data_dir).await,
         Command::Install(a) => packages::install(a, &data_dir).await,
         Command::Packages { json } => packages::packages(json, &data_dir),
-        Command::Verify { package } => packages::verify(&package, &data_dir),
+        Command::Verify { package } => packages::verify(&package, &data_dir).await,
         Command::Yank {
             package,
             key,

@@ -28,13 +28,12 @@ impl RegistryArg {
     /// `--registry`, else the one `<data-dir>/config.toml` names for
     /// `namespace` (or its default), else the data dir's own.
     fn open(&self, data_dir: &Path, namespace: Option<&str>) -> Result<Registry, Failure> {
+        let config = firedrill_packages::RegistryConfig::load(data_dir).map_err(refused)?;
         let spec = match &self.registry {
             Some(r) => r.clone(),
-            None => firedrill_packages::RegistryConfig::load(data_dir)
-                .map_err(refused)?
-                .registry_for(namespace),
+            None => config.registry_for(namespace),
         };
-        Registry::open(&spec).map_err(refused)
+        Registry::open(&spec, &config).map_err(refused)
     }
 
     /// Whether this is the data dir's own registry, where the bundled
@@ -623,8 +622,27 @@ pub(crate) fn packages(json: bool, data_dir: &Path) -> Result<Exit, Failure> {
     Ok(Exit::Pass)
 }
 
-pub(crate) fn verify(package: &str, data_dir: &Path) -> Result<Exit, Failure> {
+pub(crate) async fn verify(package: &str, data_dir: &Path) -> Result<Exit, Failure> {
     let id: PackageId = package.parse().map_err(refused)?;
+    if id.namespace == BUNDLED_NS {
+        let engine = super::scratch_engine(data_dir)?;
+        let req: PackageReq = format!("{BUNDLED_NS}:{}@={}", id.name, id.version)
+            .parse()
+            .map_err(refused)?;
+        let (entry, bytes) = bundled(&engine, data_dir, &req).await.map_err(usage)?;
+        if digest(bytes) != entry.digest {
+            return Err(usage(format!(
+                "{id}: the bundled component's digest is not the one catalogued; remove {} and try again",
+                data_dir.join("catalog").display()
+            )));
+        }
+        println!(
+            "{id}: ok, digest {} (bundled with firedrill {})",
+            entry.digest,
+            env!("CARGO_PKG_VERSION")
+        );
+        return Ok(Exit::Pass);
+    }
     let trust = Trust::load(data_dir).map_err(refused)?;
     let (installed, _) = Store::new(data_dir)
         .component(&id, &trust)
