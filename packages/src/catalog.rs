@@ -64,7 +64,7 @@ impl Catalog {
         let dir = data_dir.join("catalog");
         let until = Instant::now() + Duration::from_secs(3);
         let db = loop {
-            match sled::Config::new().path(&dir).open() {
+            match sled::Config::new().path(&dir).flush_every_ms(None).open() {
                 Ok(db) => break db,
                 Err(sled::Error::Io(e))
                     if Instant::now() < until

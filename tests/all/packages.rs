@@ -717,6 +717,31 @@ fn publish_to_and_install_from_a_real_oci_registry_that_oras_reads() {
     );
     ok(w.fd(&["verify", "acme:slow-link@0.1.0"]));
 
+    // A registry whose blob no longer matches the manifest's layer digest
+    // (changed in its storage): refused, nothing installed.
+    let digest = firedrill_packages::digest(firedrill_tests::SLOW_LINK);
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    let blob = w
+        .root
+        .join("oci/data/docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex)
+        .join("data");
+    let mut tampered = firedrill_tests::SLOW_LINK.to_vec();
+    tampered[100] ^= 1;
+    std::fs::write(&blob, &tampered).unwrap();
+    let fresh = w.root.join("fresh-data");
+    std::fs::create_dir_all(&fresh).unwrap();
+    std::fs::copy(w.data.join("trust.toml"), fresh.join("trust.toml")).unwrap();
+    let o = firedrill(&fresh)
+        .args(["install", "acme:slow-link", "--yes", "--registry", &url])
+        .output()
+        .unwrap();
+    let out = refused(o);
+    assert!(out.contains(&url) && out.to_lowercase().contains("digest"), "{out}");
+    assert!(!fresh.join("packages/acme").exists(), "nothing half-installed");
+    std::fs::write(&blob, firedrill_tests::SLOW_LINK).unwrap();
+
     // OCI manifests are immutable: a yank goes into the registry's signed
     // index; installs then refuse the version, the installed pin stays.
     let key = w.root.join("keys/firedrill.key");
