@@ -16,6 +16,7 @@
 
 #![warn(missing_docs, missing_debug_implementations)]
 
+pub mod bundled;
 pub mod catalog;
 pub mod config;
 mod error;

@@ -145,6 +145,28 @@ impl Store {
             .collect())
     }
 
+    /// The newest installed version `req` matches, verified again (see
+    /// [`Store::component`]).
+    pub fn resolve(
+        &self,
+        req: &crate::PackageReq,
+        trust: &Trust,
+    ) -> Result<(Installed, Vec<u8>), PackageError> {
+        let newest = self
+            .versions(&req.namespace, &req.name)?
+            .into_iter()
+            .filter_map(|i| i.meta.id().ok())
+            .filter(|id| req.matches(&id.version))
+            .max_by(|a, b| a.version.cmp(&b.version))
+            .ok_or_else(|| {
+                PackageError::NotFound(format!(
+                    "no installed version of {}:{} matches `{req}`: `firedrill install {req}`",
+                    req.namespace, req.name
+                ))
+            })?;
+        self.component(&newest, trust)
+    }
+
     /// An installed version's component, verified again: its digest is the
     /// one installed and its signature is a trusted key's.
     pub fn component(

@@ -738,8 +738,14 @@ fn publish_to_and_install_from_a_real_oci_registry_that_oras_reads() {
         .output()
         .unwrap();
     let out = refused(o);
-    assert!(out.contains(&url) && out.to_lowercase().contains("digest"), "{out}");
-    assert!(!fresh.join("packages/acme").exists(), "nothing half-installed");
+    assert!(
+        out.contains(&url) && out.to_lowercase().contains("digest"),
+        "{out}"
+    );
+    assert!(
+        !fresh.join("packages/acme").exists(),
+        "nothing half-installed"
+    );
     std::fs::write(&blob, firedrill_tests::SLOW_LINK).unwrap();
 
     // OCI manifests are immutable: a yank goes into the registry's signed

@@ -4,8 +4,7 @@
 use super::{Exit, Failure, usage};
 use firedrill_packages::{
     Catalog, Index, IndexEntry, Installed, KeyPair, PackageError, PackageId, PackageMeta,
-    PackageReq, Registry, Store, Synced, Trust, catalog::SyncState, check_label, digest,
-    registry::MAX_COMPONENT_BYTES,
+    PackageReq, Registry, Store, Synced, Trust, check_label, digest, registry::MAX_COMPONENT_BYTES,
 };
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -49,11 +48,7 @@ impl RegistryArg {
     }
 }
 
-/// The namespace of the scenarios bundled in firedrill: packages
-/// `firedrill:NAME@VERSION`, trusted because they ship inside the binary.
-pub(crate) const BUNDLED_NS: &str = "firedrill";
-/// The catalog's name for the bundled scenarios.
-const BUNDLED_REGISTRY: &str = "firedrill (bundled)";
+use firedrill_packages::bundled::{NAMESPACE as BUNDLED_NS, REGISTRY as BUNDLED_REGISTRY};
 
 fn refuse_reserved(namespace: &str) -> Result<(), Failure> {
     if namespace == BUNDLED_NS {
@@ -64,55 +59,9 @@ fn refuse_reserved(namespace: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Bring the catalog's list of the bundled scenarios up to date (their
-/// `describe()`, run once per firedrill build).
 async fn sync_bundled(engine: &firedrill::Engine, catalog: &Catalog) -> Result<(), Failure> {
-    let mut all = Vec::new();
-    for (_, bytes) in firedrill::bundled::ALL {
-        all.extend_from_slice(digest(bytes).as_bytes());
-    }
-    let version = format!("{} {}", env!("CARGO_PKG_VERSION"), digest(&all));
-    if catalog
-        .state(BUNDLED_REGISTRY)
-        .map_err(refused)?
-        .is_some_and(|s| s.version == version)
-    {
-        return Ok(());
-    }
-    let mut index = Index::default();
-    for (name, bytes) in firedrill::bundled::ALL {
-        let source = format!("bundled:{name}");
-        let scenario = engine.load(bytes, &source).map_err(usage)?;
-        let meta = engine
-            .inspect(&scenario, &Default::default())
-            .await
-            .map_err(usage)?;
-        index.upsert(IndexEntry {
-            package: format!("{BUNDLED_NS}:{name}@{}", meta.version),
-            digest: digest(bytes),
-            size: bytes.len() as u64,
-            description: meta.description.clone(),
-            keywords: vec!["bundled".into()],
-            needs: meta.needs.iter().map(|n| n.kind.to_string()).collect(),
-            key_id: "bundled".into(),
-            published_at: 0,
-            yanked: false,
-            source: None,
-            license: None,
-        });
-    }
-    let state = SyncState {
-        version,
-        stamp: 0,
-        signer: firedrill_packages::index::IndexSigner {
-            key_id: "bundled".into(),
-            trusted_for: Some(BUNDLED_NS.into()),
-        },
-        synced_at: unix_ms(),
-        versions: index.packages.len(),
-    };
-    catalog
-        .replace(BUNDLED_REGISTRY, &index, &state)
+    firedrill_packages::bundled::sync(engine, catalog)
+        .await
         .map_err(refused)
 }
 
@@ -123,28 +72,9 @@ async fn bundled(
     req: &PackageReq,
 ) -> Result<(IndexEntry, &'static [u8]), String> {
     let catalog = Catalog::open(data_dir).map_err(|e| e.to_string())?;
-    sync_bundled(engine, &catalog)
+    firedrill_packages::bundled::resolve(engine, &catalog, req)
         .await
-        .map_err(|e| e.error.to_string())?;
-    let versions = catalog
-        .versions(BUNDLED_REGISTRY, BUNDLED_NS, &req.name)
-        .map_err(|e| e.to_string())?;
-    let Some(entry) = versions
-        .into_iter()
-        .rev()
-        .find(|e| e.version().is_some_and(|v| req.matches(&v)))
-    else {
-        return Err(format!(
-            "{req}: this firedrill bundles no such scenario (it bundles {}); `firedrill search --needs KIND` lists them",
-            firedrill::bundled::names()
-                .iter()
-                .map(|n| format!("{BUNDLED_NS}:{n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    };
-    let bytes = firedrill::bundled::get(&req.name).ok_or_else(|| format!("{req}: not bundled"))?;
-    Ok((entry, bytes))
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -629,13 +559,7 @@ pub(crate) async fn verify(package: &str, data_dir: &Path) -> Result<Exit, Failu
         let req: PackageReq = format!("{BUNDLED_NS}:{}@={}", id.name, id.version)
             .parse()
             .map_err(refused)?;
-        let (entry, bytes) = bundled(&engine, data_dir, &req).await.map_err(usage)?;
-        if digest(bytes) != entry.digest {
-            return Err(usage(format!(
-                "{id}: the bundled component's digest is not the one catalogued; remove {} and try again",
-                data_dir.join("catalog").display()
-            )));
-        }
+        let (entry, _) = bundled(&engine, data_dir, &req).await.map_err(usage)?;
         println!(
             "{id}: ok, digest {} (bundled with firedrill {})",
             entry.digest,
@@ -747,7 +671,7 @@ pub(crate) async fn drill_scenario(
         let package = firedrill::history::PackageRef {
             id: entry.package.clone(),
             digest: entry.digest.clone(),
-            signer: "bundled".into(),
+            signer: firedrill_packages::bundled::SIGNER.into(),
             registry: BUNDLED_REGISTRY.into(),
         };
         return Ok((
