@@ -21,6 +21,9 @@
 //! - `pipeline`: reports, GitHub output, replay, diff, check, prune, trend.
 //! - `packages`: signed packages published, searched, reviewed and
 //!   installed; Debian's minisign CLI both ways; attacks refused.
+//! - `serve`: `firedrill serve`: the route × role matrix, teams launching
+//!   within their grants, halts, the audit log, tokens, sessions, CSRF,
+//!   shutdown.
 //! - `toolchains`: Python and JavaScript scenarios built with componentize-py
 //!   and componentize-js, installed on first use.
 
@@ -35,6 +38,7 @@ mod pipeline;
 mod recovery;
 mod sandbox;
 mod scenarios;
+mod serve;
 mod services;
 mod stop;
 mod support;

@@ -15,6 +15,7 @@ mod recover;
 mod replay;
 mod report;
 mod run;
+mod serve;
 mod show;
 mod stop;
 
@@ -148,6 +149,9 @@ enum Command {
     Diff(diff::Args),
     /// Proxies with a Toxiproxy-compatible control API
     Proxy(proxy::Args),
+    /// Serve the team platform: teams, roles, targets and grants, launches
+    /// and history over a JSON API
+    Serve(serve::Args),
     /// Signing keys for packages
     #[command(subcommand)]
     Key(packages::KeyCommand),
@@ -226,6 +230,7 @@ pub(crate) async fn dispatch(cli: Cli) -> Exit {
         Command::Replay(a) => replay::run(a, &data_dir).await,
         Command::Diff(a) => diff::run(a, &data_dir).await,
         Command::Proxy(a) => proxy::run(a).await,
+        Command::Serve(a) => serve::run(a, &data_dir).await,
         Command::Key(c) => packages::key(c),
         Command::Trust(c) => packages::trust(c, &data_dir),
         Command::Publish(a) => packages::publish(a, &data_dir).await,

@@ -1,0 +1,1041 @@
+//! The `/api/v1` handlers. Who may call each is decided before they run
+//! ([`super::authorize`] and the route table); a handler re-checks only
+//! what depends on the record (a user changing their own password,
+//! revoking their own token).
+
+use super::auth::{self, Principal, Via};
+use super::model::{LaunchedRun, Role, Target, Team, Token, User};
+use super::routes::ROUTES;
+use super::store::{PlatformStore, StoreError};
+use super::{ApiError, Platform, now_ms, parse_role};
+use axum::extract::{Path, Query, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, MethodRouter, on};
+use axum::{Extension, Json};
+use firedrill::history::RunId;
+use firedrill_packages::{PackageReq, Store, Trust};
+use http::{HeaderValue, Method, StatusCode, header};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+
+type ApiResult = Result<Response, ApiError>;
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, message)
+}
+
+fn not_found_error(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, message)
+}
+
+/// A name for a user, team or target: lowercase letters, digits and
+/// single dashes, at most 64 (the same rule as package names).
+fn check_name(what: &str, name: &str) -> Result<(), ApiError> {
+    firedrill_packages::check_label(what, name).map_err(|e| bad(e.to_string()))
+}
+
+/// The handlers, one per entry of the route table, grouped by path.
+pub(super) fn handlers() -> Vec<(&'static str, MethodRouter<Platform>)> {
+    let mut by_path: BTreeMap<&'static str, MethodRouter<Platform>> = BTreeMap::new();
+    for r in ROUTES {
+        let h = handler(&r.method, r.path);
+        let merged = match by_path.remove(r.path) {
+            Some(existing) => existing.merge(h),
+            None => h,
+        };
+        by_path.insert(r.path, merged);
+    }
+    by_path.into_iter().collect()
+}
+
+fn handler(method: &Method, path: &str) -> MethodRouter<Platform> {
+    let filter = MethodFilter::try_from(method.clone()).expect("a routable method");
+    match (method.as_str(), path) {
+        ("GET", "/healthz") => on(filter, healthz),
+        ("POST", "/api/v1/login") => on(filter, login),
+        ("POST", "/api/v1/logout") => on(filter, logout),
+        ("GET", "/api/v1/me") => on(filter, me),
+        ("GET", "/api/v1/users") => on(filter, list_users),
+        ("POST", "/api/v1/users") => on(filter, create_user),
+        ("DELETE", "/api/v1/users/{user}") => on(filter, delete_user),
+        ("PUT", "/api/v1/users/{user}/password") => on(filter, set_password),
+        ("GET", "/api/v1/tokens") => on(filter, list_tokens),
+        ("POST", "/api/v1/tokens") => on(filter, create_token),
+        ("DELETE", "/api/v1/tokens/{id}") => on(filter, revoke_token),
+        ("GET", "/api/v1/teams") => on(filter, list_teams),
+        ("POST", "/api/v1/teams") => on(filter, create_team),
+        ("GET", "/api/v1/teams/{team}") => on(filter, show_team),
+        ("PUT", "/api/v1/teams/{team}/members/{user}") => on(filter, set_member),
+        ("DELETE", "/api/v1/teams/{team}/members/{user}") => on(filter, remove_member),
+        ("PUT", "/api/v1/teams/{team}/grants/{target}") => on(filter, set_grant),
+        ("GET", "/api/v1/targets") => on(filter, list_targets),
+        ("PUT", "/api/v1/targets/{target}") => on(filter, put_target),
+        ("DELETE", "/api/v1/targets/{target}") => on(filter, delete_target),
+        ("GET", "/api/v1/packages") => on(filter, packages),
+        ("GET", "/api/v1/teams/{team}/runs") => on(filter, list_runs),
+        ("POST", "/api/v1/teams/{team}/runs") => on(filter, launch),
+        ("GET", "/api/v1/teams/{team}/runs/{run}") => on(filter, show_run),
+        ("POST", "/api/v1/teams/{team}/runs/{run}/halt") => on(filter, halt_run),
+        ("POST", "/api/v1/halt") => on(filter, halt_all),
+        ("POST", "/api/v1/resume") => on(filter, resume),
+        ("GET", "/api/v1/audit") => on(filter, audit_log),
+        _ => panic!("the route table lists {method} {path}, which has no handler"),
+    }
+}
+
+pub(super) async fn not_found(req: Request) -> ApiError {
+    not_found_error(format!("no route {} {}", req.method(), req.uri().path()))
+}
+
+/// Parse a JSON body, naming what is wrong.
+fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| bad(format!("the request body: {e}")))
+}
+
+async fn read_body(req: Request) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(req.into_body(), super::MAX_BODY)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the request body: {e} (at most {} bytes)", super::MAX_BODY),
+            )
+        })
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Make an API token for `user`; the secret, shown once.
+pub(super) fn issue_token(
+    store: &PlatformStore,
+    user: &str,
+    name: &str,
+    expires_at: Option<u64>,
+) -> Result<String, StoreError> {
+    let secret = auth::new_secret(auth::TOKEN_PREFIX);
+    let hash = auth::hash_secret(&secret);
+    let token = Token {
+        id: hash[..16].to_string(),
+        user: user.into(),
+        name: name.into(),
+        created_at: now_ms(),
+        expires_at,
+        revoked: false,
+    };
+    store.put_token(&hash, &token)?;
+    Ok(secret)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    user: String,
+    password: String,
+}
+
+async fn login(State(p): State<Platform>, req: Request) -> ApiResult {
+    let ip = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    let input: Login = body(&read_body(req).await?)?;
+    let name: String = input.user.chars().take(64).collect();
+    if let Err(wait) = p.inner.limiter.check(&name, ip) {
+        p.audit(&name, "login", &name, "denied", "too many failed attempts");
+        let mut r = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "too many failed logins for {name:?}; try again in {} s",
+                wait.as_secs() + 1
+            ),
+        )
+        .into_response();
+        if let Ok(v) = HeaderValue::from_str(&(wait.as_secs() + 1).to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Ok(r);
+    }
+    let user = p.inner.store.user(&name)?;
+    let ok = user.as_ref().is_some_and(|u| {
+        u.password
+            .as_deref()
+            .is_some_and(|h| auth::verify_password(h, &input.password))
+    });
+    let Some(user) = user.filter(|_| ok) else {
+        p.inner.limiter.failed(&name, ip);
+        p.audit(&name, "login", &name, "failed", "wrong user or password");
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "wrong user or password",
+        ));
+    };
+    p.inner.limiter.succeeded(&name, ip);
+    // Always a new session id: a cookie planted before login is never
+    // promoted (no session fixation).
+    let id = auth::new_secret("fds_");
+    let csrf = auth::new_secret("");
+    p.inner.store.put_session(
+        &auth::hash_secret(&id),
+        &super::model::Session {
+            user: user.name.clone(),
+            csrf: csrf.clone(),
+            expires_at: now_ms() + auth::SESSION_TTL.as_millis() as u64,
+        },
+    )?;
+    p.audit(&user.name, "login", &user.name, "ok", "");
+    let mut r = Json(json!({"user": user.view(), "csrf": csrf})).into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&auth::session_set_cookie(Some(&id))).expect("a cookie header"),
+    );
+    Ok(r)
+}
+
+async fn logout(State(p): State<Platform>, Extension(who): Extension<Principal>) -> ApiResult {
+    if let Via::Session { hash, .. } = &who.via {
+        p.inner.store.remove_session(hash)?;
+    }
+    p.audit(&who.user.name, "logout", &who.user.name, "ok", "");
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&auth::session_set_cookie(None)).expect("a cookie header"),
+    );
+    Ok(r)
+}
+
+async fn me(Extension(who): Extension<Principal>) -> Json<Value> {
+    let (via, csrf) = match &who.via {
+        Via::Token(id) => (format!("token {id}"), None),
+        Via::Session { csrf, .. } => ("session".to_string(), Some(csrf.clone())),
+    };
+    Json(json!({"user": who.user.view(), "via": via, "csrf": csrf}))
+}
+
+async fn list_users(State(p): State<Platform>) -> ApiResult {
+    let users: Vec<_> = p.inner.store.users()?.iter().map(User::view).collect();
+    Ok(Json(users).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    name: String,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    admin: bool,
+}
+
+fn check_password(password: &str) -> Result<String, ApiError> {
+    if password.chars().count() < 12 || password.len() > 1024 {
+        return Err(bad(
+            "a password has 12 to 1024 characters; a long passphrase is best",
+        ));
+    }
+    auth::hash_password(password).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))
+}
+
+async fn create_user(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    req: Request,
+) -> ApiResult {
+    let input: NewUser = body(&read_body(req).await?)?;
+    check_name("user name", &input.name)?;
+    if p.inner.store.user(&input.name)?.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("user {:?} exists", input.name),
+        ));
+    }
+    let user = User {
+        name: input.name.clone(),
+        password: input.password.as_deref().map(check_password).transpose()?,
+        admin: input.admin,
+        teams: BTreeMap::new(),
+        created_at: now_ms(),
+    };
+    p.inner.store.put_user(&user)?;
+    p.audit(
+        &who.user.name,
+        "create-user",
+        &user.name,
+        "ok",
+        if user.admin { "admin" } else { "" },
+    );
+    Ok((StatusCode::CREATED, Json(user.view())).into_response())
+}
+
+async fn delete_user(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Path(name): Path<String>,
+) -> ApiResult {
+    if name == who.user.name {
+        return Err(bad("you cannot remove yourself; ask another admin"));
+    }
+    if !p.inner.store.remove_user(&name)? {
+        return Err(not_found_error(format!("no user {name:?}")));
+    }
+    p.audit(&who.user.name, "remove-user", &name, "ok", "");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPassword {
+    password: String,
+}
+
+async fn set_password(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Path(name): Path<String>,
+    req: Request,
+) -> ApiResult {
+    if !(who.user.admin || who.user.name == name) {
+        p.audit(&who.user.name, "set-password", &name, "denied", "");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "only an admin may set another user's password",
+        ));
+    }
+    let input: NewPassword = body(&read_body(req).await?)?;
+    let mut user = p
+        .inner
+        .store
+        .user(&name)?
+        .ok_or_else(|| not_found_error(format!("no user {name:?}")))?;
+    user.password = Some(check_password(&input.password)?);
+    p.inner.store.put_user(&user)?;
+    p.audit(&who.user.name, "set-password", &name, "ok", "");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn list_tokens(State(p): State<Platform>, Extension(who): Extension<Principal>) -> ApiResult {
+    let tokens: Vec<Token> = p
+        .inner
+        .store
+        .tokens()?
+        .into_iter()
+        .filter(|t| who.user.admin || t.user == who.user.name)
+        .collect();
+    Ok(Json(tokens).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    name: String,
+    /// A duration, e.g. `30d`; none: it does not expire.
+    #[serde(default)]
+    expires_in: Option<String>,
+    /// For another user (admins only).
+    #[serde(default)]
+    user: Option<String>,
+}
+
+async fn create_token(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    req: Request,
+) -> ApiResult {
+    let input: NewToken = body(&read_body(req).await?)?;
+    let user = input.user.unwrap_or_else(|| who.user.name.clone());
+    if user != who.user.name && !who.user.admin {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "only an admin may make tokens for another user",
+        ));
+    }
+    if p.inner.store.user(&user)?.is_none() {
+        return Err(not_found_error(format!("no user {user:?}")));
+    }
+    if input.name.is_empty() || input.name.len() > 128 {
+        return Err(bad(
+            "a token's name says what it is for: 1 to 128 characters",
+        ));
+    }
+    let expires_at = match &input.expires_in {
+        Some(d) => Some(
+            now_ms()
+                + humantime::parse_duration(d)
+                    .map_err(|e| bad(format!("expires_in {d:?}: {e} (e.g. \"30d\")")))?
+                    .as_millis() as u64,
+        ),
+        None => None,
+    };
+    let secret = issue_token(&p.inner.store, &user, &input.name, expires_at)?;
+    let id = auth::hash_secret(&secret)[..16].to_string();
+    p.audit(
+        &who.user.name,
+        "create-token",
+        &format!("{user} {id}"),
+        "ok",
+        &input.name,
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id, "token": secret, "user": user, "expires_at": expires_at})),
+    )
+        .into_response())
+}
+
+async fn revoke_token(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let token = p
+        .inner
+        .store
+        .token_by_id(&id)?
+        .filter(|t| who.user.admin || t.user == who.user.name)
+        .ok_or_else(|| not_found_error(format!("no token {id:?} of yours")))?;
+    p.inner.store.revoke_token(&token.id)?;
+    p.audit(
+        &who.user.name,
+        "revoke-token",
+        &format!("{} {id}", token.user),
+        "ok",
+        "",
+    );
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn team_view(store: &PlatformStore, team: &Team) -> Result<Value, ApiError> {
+    let members: BTreeMap<String, Role> = store
+        .users()?
+        .into_iter()
+        .filter_map(|u| u.teams.get(&team.name).map(|r| (u.name.clone(), *r)))
+        .collect();
+    Ok(
+        json!({"name": team.name, "members": members, "grants": team.grants, "created_at": team.created_at}),
+    )
+}
+
+async fn list_teams(State(p): State<Platform>, Extension(who): Extension<Principal>) -> ApiResult {
+    let mut out = Vec::new();
+    for team in p.inner.store.teams()? {
+        if let Some(role) = who.user.role_in(&team.name) {
+            let mut v = team_view(&p.inner.store, &team)?;
+            v["your_role"] = json!(role);
+            out.push(v);
+        }
+    }
+    Ok(Json(out).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTeam {
+    name: String,
+}
+
+async fn create_team(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    req: Request,
+) -> ApiResult {
+    let input: NewTeam = body(&read_body(req).await?)?;
+    check_name("team name", &input.name)?;
+    if p.inner.store.team(&input.name)?.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("team {:?} exists", input.name),
+        ));
+    }
+    let team = Team {
+        name: input.name,
+        grants: BTreeMap::new(),
+        created_at: now_ms(),
+    };
+    p.inner.store.put_team(&team)?;
+    p.audit(&who.user.name, "create-team", &team.name, "ok", "");
+    Ok((StatusCode::CREATED, Json(team_view(&p.inner.store, &team)?)).into_response())
+}
+
+fn team(p: &Platform, name: &str) -> Result<Team, ApiError> {
+    p.inner
+        .store
+        .team(name)?
+        .ok_or_else(|| not_found_error(format!("no team {name:?}")))
+}
+
+async fn show_team(State(p): State<Platform>, Path(name): Path<String>) -> ApiResult {
+    let t = team(&p, &name)?;
+    Ok(Json(team_view(&p.inner.store, &t)?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Membership {
+    role: String,
+}
+
+async fn set_member(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Path((team_name, user_name)): Path<(String, String)>,
+    req: Request,
+) -> ApiResult {
+    let input: Membership = body(&read_body(req).await?)?;
+    let role = parse_role(&input.role)?;
+    team(&p, &team_name)?;
+    let mut user = p
+        .inner
+        .store
+        .user(&user_name)?
+        .ok_or_else(|| not_found_error(format!("no user {user_name:?}")))?;
+    user.teams.insert(team_name.clone(), role);
+    p.inner.store.put_user(&user)?;
+    p.audit(
+        &who.user.name,
+        "set-member",
+        &format!("{team_name} {user_name}"),
+        "ok",
+        role.as_str(),
+    );
+    Ok(Json(user.view()).into_response())
+}
+
+async fn remove_member(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Path((team_name, user_name)): Path<(String, String)>,
+) -> ApiResult {
+    let mut user = p
+        .inner
+        .store
+        .user(&user_name)?
+        .ok_or_else(|| not_found_error(format!("no user {user_name:?}")))?;
+    if user.teams.remove(&team_name).is_none() {
+        return Err(not_found_error(format!(
+            "{user_name:?} is not in team {team_name:?}"
+        )));
+    }
+    p.inner.store.put_user(&user)?;
+    p.audit(
+        &who.user.name,
+        "remove-member",
+        &format!("{team_name} {user_name}"),
+        "ok",
+        "",
+    );
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Grant {
+    kinds: Vec<String>,
+}
+
+async fn set_grant(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Path((team_name, target)): Path<(String, String)>,
+    req: Request,
+) -> ApiResult {
+    let input: Grant = body(&read_body(req).await?)?;
+    let mut t = team(&p, &team_name)?;
+    if p.inner.store.target(&target)?.is_none() {
+        return Err(not_found_error(format!(
+            "no target {target:?}: register it first (PUT /api/v1/targets/{target})"
+        )));
+    }
+    let mut kinds = BTreeSet::new();
+    for k in input.kinds {
+        serde_json::from_value::<firedrill::policy::FaultKind>(Value::String(k.clone())).map_err(
+            |_| {
+                bad(format!(
+                    "{k:?} is not a fault kind (`firedrill inspect` lists a scenario's)"
+                ))
+            },
+        )?;
+        kinds.insert(k);
+    }
+    let detail = kinds.iter().cloned().collect::<Vec<_>>().join(",");
+    if kinds.is_empty() {
+        t.grants.remove(&target);
+    } else {
+        t.grants.insert(target.clone(), kinds);
+    }
+    p.inner.store.put_team(&t)?;
+    p.audit(
+        &who.user.name,
+        "grant",
+        &format!("{team_name} {target}"),
+        "ok",
+        &detail,
+    );
+    Ok(Json(team_view(&p.inner.store, &t)?).into_response())
+}
+
+async fn list_targets(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+) -> ApiResult {
+    let teams = p.inner.store.teams()?;
+    let visible: Vec<Target> = p
+        .inner
+        .store
+        .targets()?
+        .into_iter()
+        .filter(|t| {
+            who.user.admin
+                || teams.iter().any(|team| {
+                    who.user.role_in(&team.name).is_some() && team.grants.contains_key(&t.name)
+                })
+        })
+        .collect();
+    Ok(Json(visible).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTarget {
+    declaration: serde_json::Map<String, Value>,
+}
+
+/// The drill text of targets `(name in the drill, declaration, grants)`
+/// for `scenario` (a package requirement).
+fn drill_text(
+    header: &str,
+    scenario: &str,
+    targets: &[(String, &serde_json::Map<String, Value>, Vec<String>)],
+) -> Result<String, ApiError> {
+    let mut table = toml::Table::new();
+    for (name, declaration, grants) in targets {
+        let mut decl =
+            toml::Table::try_from(declaration).map_err(|e| bad(format!("target {name:?}: {e}")))?;
+        decl.insert(
+            "grants".into(),
+            toml::Value::Array(grants.iter().cloned().map(toml::Value::String).collect()),
+        );
+        table.insert(name.clone(), toml::Value::Table(decl));
+    }
+    let mut doc = toml::Table::new();
+    let mut s = toml::Table::new();
+    s.insert("package".into(), toml::Value::String(scenario.into()));
+    doc.insert("scenario".into(), toml::Value::Table(s));
+    doc.insert("targets".into(), toml::Value::Table(table));
+    let text = toml::to_string(&doc).map_err(|e| bad(e.to_string()))?;
+    Ok(format!("# {header}\n{text}"))
+}
+
+async fn put_target(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Path(name): Path<String>,
+    req: Request,
+) -> ApiResult {
+    check_name("target name", &name)?;
+    let input: NewTarget = body(&read_body(req).await?)?;
+    if input.declaration.contains_key("grants") {
+        return Err(bad(
+            "a registered target has no `grants`: teams get those (PUT /api/v1/teams/{team}/grants/{target})",
+        ));
+    }
+    // Checked as a drill file would be, with the drill's own messages.
+    let text = drill_text(
+        &format!("target {name}"),
+        "firedrill:kill-and-recover",
+        &[(name.clone(), &input.declaration, Vec::new())],
+    )?;
+    firedrill::Drill::parse(&text, std::path::Path::new(&format!("target {name}"))).map_err(
+        |e| {
+            bad(format!(
+                "target {name:?}: {} ({}): {}",
+                e.field, e.file, e.message
+            ))
+        },
+    )?;
+    let target = Target {
+        name: name.clone(),
+        declaration: input.declaration,
+        created_at: now_ms(),
+    };
+    p.inner.store.put_target(&target)?;
+    p.audit(&who.user.name, "register-target", &name, "ok", "");
+    Ok(Json(target).into_response())
+}
+
+async fn delete_target(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Path(name): Path<String>,
+) -> ApiResult {
+    if !p.inner.store.remove_target(&name)? {
+        return Err(not_found_error(format!("no target {name:?}")));
+    }
+    for mut t in p.inner.store.teams()? {
+        if t.grants.remove(&name).is_some() {
+            p.inner.store.put_team(&t)?;
+        }
+    }
+    p.audit(&who.user.name, "remove-target", &name, "ok", "");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+struct PackageQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    needs: Option<String>,
+}
+
+/// The catalog: the data dir's default registry (synced) and the bundled
+/// scenarios.
+async fn packages(State(p): State<Platform>, Query(q): Query<PackageQuery>) -> ApiResult {
+    use firedrill_packages::{Catalog, Registry, RegistryConfig, bundled};
+    let dir = &p.inner.data_dir;
+    let failed =
+        |e: firedrill_packages::PackageError| ApiError::new(StatusCode::BAD_GATEWAY, e.to_string());
+    let config = RegistryConfig::load(dir).map_err(failed)?;
+    let registry = Registry::open(&config.registry_for(None), &config).map_err(failed)?;
+    let trust = Trust::load(dir).map_err(failed)?;
+    let catalog = Catalog::open(dir).map_err(failed)?;
+    let mut found = match registry.sync(&catalog, &trust, now_ms()).await {
+        Ok(firedrill_packages::Synced::NoIndex) | Err(_) => Vec::new(),
+        Ok(_) => catalog
+            .search(&registry.name(), &q.q, q.needs.as_deref())
+            .map_err(failed)?,
+    };
+    bundled::sync(p.engine(), &catalog).await.map_err(failed)?;
+    found.extend(
+        catalog
+            .search(bundled::REGISTRY, &q.q, q.needs.as_deref())
+            .map_err(failed)?,
+    );
+    found.sort_by(|a, b| a.package.cmp(&b.package));
+    Ok(Json(found).into_response())
+}
+
+fn run_view(p: &Platform, launched: &LaunchedRun) -> Result<Value, ApiError> {
+    let id: RunId = launched.run.parse().map_err(bad)?;
+    let run = p
+        .engine()
+        .history()
+        .get_run(id)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(json!({
+        "run": launched.run,
+        "team": launched.team,
+        "launched_by": launched.launched_by,
+        "scenario": launched.scenario,
+        "launched_at": launched.at,
+        "active": p.inner.active.lock().unwrap().contains_key(&id),
+        "record": run,
+    }))
+}
+
+async fn list_runs(State(p): State<Platform>, Path(team_name): Path<String>) -> ApiResult {
+    team(&p, &team_name)?;
+    let runs: Result<Vec<Value>, ApiError> = p
+        .inner
+        .store
+        .runs()?
+        .iter()
+        .filter(|r| r.team == team_name)
+        .map(|r| run_view(&p, r))
+        .collect();
+    Ok(Json(runs?).into_response())
+}
+
+fn team_run(p: &Platform, team_name: &str, run: &str) -> Result<LaunchedRun, ApiError> {
+    p.inner
+        .store
+        .run(run)?
+        .filter(|r| r.team == team_name)
+        .ok_or_else(|| not_found_error(format!("team {team_name:?} has no run {run:?}")))
+}
+
+async fn show_run(
+    State(p): State<Platform>,
+    Path((team_name, run)): Path<(String, String)>,
+) -> ApiResult {
+    let launched = team_run(&p, &team_name, &run)?;
+    let mut view = run_view(&p, &launched)?;
+    let id: RunId = launched.run.parse().map_err(bad)?;
+    view["timeline"] = json!(
+        p.engine()
+            .history()
+            .timeline(id)
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    );
+    Ok(Json(view).into_response())
+}
+
+async fn halt_run(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Path((team_name, run)): Path<(String, String)>,
+) -> ApiResult {
+    let launched = team_run(&p, &team_name, &run)?;
+    let id: RunId = launched.run.parse().map_err(bad)?;
+    let halter = p.inner.active.lock().unwrap().get(&id).cloned();
+    let Some(halter) = halter else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("run {run} is not running"),
+        ));
+    };
+    halter.halt();
+    p.audit(
+        &who.user.name,
+        "halt",
+        &format!("{team_name} {run}"),
+        "ok",
+        "",
+    );
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"run": run, "halting": true})),
+    )
+        .into_response())
+}
+
+async fn halt_all(State(p): State<Platform>, Extension(who): Extension<Principal>) -> ApiResult {
+    let n = p
+        .engine()
+        .halt()
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    p.audit(&who.user.name, "halt-all", "*", "ok", &format!("{n} runs"));
+    Ok(Json(json!({"halted": n, "new_runs": "refused until POST /api/v1/resume"})).into_response())
+}
+
+async fn resume(State(p): State<Platform>, Extension(who): Extension<Principal>) -> ApiResult {
+    let was = p
+        .engine()
+        .resume()
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    p.audit(&who.user.name, "resume", "*", "ok", "");
+    Ok(Json(json!({"resumed": was.is_some()})).into_response())
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    #[serde(default)]
+    format: Option<String>,
+}
+
+async fn audit_log(State(p): State<Platform>, Query(q): Query<AuditQuery>) -> ApiResult {
+    let log = p.inner.store.audit_log()?;
+    match q.format.as_deref() {
+        Some("jsonl") => {
+            let mut text = String::new();
+            for e in &log {
+                text += &serde_json::to_string(e).unwrap_or_default();
+                text.push('\n');
+            }
+            Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], text).into_response())
+        }
+        None | Some("json") => Ok(Json(log).into_response()),
+        Some(f) => Err(bad(format!("format {f:?}: json or jsonl"))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Launch {
+    /// A package requirement: `acme:checkout-latency@^1.2`, or a bundled
+    /// scenario `firedrill:latency-ramp`.
+    scenario: String,
+    #[serde(default)]
+    params: BTreeMap<String, Value>,
+    /// Which registered target plays each target the scenario needs (by
+    /// default, the one of the same name).
+    #[serde(default)]
+    targets: BTreeMap<String, String>,
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    seed: Option<u64>,
+}
+
+/// Launch a run for a team: its package (installed, or bundled), the
+/// registered targets it needs with the team's grants on them, checked
+/// by the same policy as `firedrill run`.
+async fn launch(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Path(team_name): Path<String>,
+    req: Request,
+) -> ApiResult {
+    let input: Launch = body(&read_body(req).await?)?;
+    let t = team(&p, &team_name)?;
+    let refuse = |status: StatusCode, message: String| {
+        p.audit(
+            &who.user.name,
+            "launch",
+            &format!("{team_name} {}", input.scenario),
+            "denied",
+            &message,
+        );
+        ApiError::new(status, message)
+    };
+    let req: PackageReq = input
+        .scenario
+        .parse()
+        .map_err(|e: firedrill_packages::PackageError| bad(e.to_string()))?;
+    let dir = &p.inner.data_dir;
+    let engine = p.engine();
+    let (bytes, source, package) = if req.namespace == firedrill_packages::bundled::NAMESPACE {
+        let catalog = firedrill_packages::Catalog::open(dir).map_err(|e| bad(e.to_string()))?;
+        let (entry, bytes) = firedrill_packages::bundled::resolve(engine, &catalog, &req)
+            .await
+            .map_err(|e| bad(e.to_string()))?;
+        let package = firedrill::history::PackageRef {
+            id: entry.package.clone(),
+            digest: entry.digest.clone(),
+            signer: firedrill_packages::bundled::SIGNER.into(),
+            registry: firedrill_packages::bundled::REGISTRY.into(),
+        };
+        (
+            bytes.to_vec(),
+            format!("package {} (bundled)", entry.package),
+            package,
+        )
+    } else {
+        let trust = Trust::load(dir).map_err(|e| bad(e.to_string()))?;
+        let (installed, bytes) = Store::new(dir)
+            .resolve(&req, &trust)
+            .map_err(|e| refuse(StatusCode::BAD_REQUEST, e.to_string()))?;
+        let package = firedrill::history::PackageRef {
+            id: installed.meta.package.clone(),
+            digest: installed.meta.digest.clone(),
+            signer: installed.signer.key_id.clone(),
+            registry: installed.registry.clone(),
+        };
+        (
+            bytes,
+            format!(
+                "package {} {} (signed by {})",
+                installed.meta.package, installed.meta.digest, installed.signer.key_id
+            ),
+            package,
+        )
+    };
+    let params: BTreeMap<String, String> = input
+        .params
+        .iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => (k.clone(), s.clone()),
+            other => (k.clone(), other.to_string()),
+        })
+        .collect();
+    let scenario = engine
+        .load(&bytes, &source)
+        .map_err(|e| bad(e.to_string()))?
+        .with_package(package);
+    let meta = engine
+        .inspect(&scenario, &params)
+        .await
+        .map_err(|e| bad(e.to_string()))?;
+    let needed: BTreeSet<String> = meta.needs.iter().map(|n| n.target.clone()).collect();
+    let mut targets = Vec::new();
+    let mut registered = Vec::new();
+    for name in &needed {
+        let real = input.targets.get(name).unwrap_or(name);
+        let target = p.inner.store.target(real)?.ok_or_else(|| {
+            refuse(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "{} needs target {name:?}, and no target {real:?} is registered: name one of your team's targets with \"targets\": {{\"{name}\": \"NAME\"}}",
+                    input.scenario
+                ),
+            )
+        })?;
+        let grants: Vec<String> = t.grants.get(real).into_iter().flatten().cloned().collect();
+        registered.push((name.clone(), target, grants));
+    }
+    for (name, target, grants) in &registered {
+        targets.push((name.clone(), &target.declaration, grants.clone()));
+    }
+    let header = format!(
+        "Launched through firedrill serve by {} for team {team_name}",
+        who.user.name
+    );
+    let text = drill_text(&header, &input.scenario, &targets)?;
+    let drill = firedrill::Drill::parse(&text, std::path::Path::new(&format!("team {team_name}")))
+        .map_err(|e| bad(format!("{}: {}", e.field, e.message)))?;
+    if let Err(problems) = firedrill::check::preflight(engine, &drill, &scenario, &params).await {
+        let lines: Vec<String> = problems.iter().map(|d| d.message.clone()).collect();
+        p.audit(
+            &who.user.name,
+            "launch",
+            &format!("{team_name} {}", input.scenario),
+            "denied",
+            &lines.join("; "),
+        );
+        return Ok((
+            StatusCode::FORBIDDEN,
+            Json(json!({
+                "error": format!("the run is refused, nothing was started: {}", lines.join("; ")),
+                "status": 403,
+                "problems": lines,
+            })),
+        )
+            .into_response());
+    }
+    let target_set = engine.start_targets(&drill.targets).await.map_err(|e| {
+        refuse(
+            StatusCode::BAD_GATEWAY,
+            format!("the targets did not start: {e}"),
+        )
+    })?;
+    let mut spec = firedrill::RunSpec::new(scenario);
+    spec.params = params;
+    spec.seed = input.seed;
+    spec.targets = target_set.clone();
+    spec.policy = drill.policy.clone();
+    spec.limits = drill.limits.clone();
+    spec.checks = drill.checks.clone();
+    spec.dry_run = input.dry_run;
+    spec.drill = Some(format!("team {team_name}"));
+    spec.drill_text = Some(text);
+    let handle = match engine.start(spec) {
+        Ok(h) => h,
+        Err(e) => {
+            target_set.shutdown().await;
+            return Err(refuse(StatusCode::CONFLICT, e.to_string()));
+        }
+    };
+    let id = handle.id;
+    p.inner.active.lock().unwrap().insert(id, handle.halter());
+    let launched = LaunchedRun {
+        run: id.to_string(),
+        team: team_name.clone(),
+        launched_by: who.user.name.clone(),
+        scenario: input.scenario.clone(),
+        at: now_ms(),
+    };
+    p.inner.store.put_run(&launched)?;
+    let watcher = p.clone();
+    p.inner.tasks.spawn(async move {
+        let run = handle.wait().await;
+        target_set.shutdown().await;
+        watcher.inner.active.lock().unwrap().remove(&id);
+        watcher.audit(
+            "firedrill",
+            "run-ended",
+            &format!("{} {id}", run.scenario.name),
+            run.status.as_str(),
+            "",
+        );
+    });
+    p.audit(
+        &who.user.name,
+        "launch",
+        &format!("{team_name} {} {id}", input.scenario),
+        "ok",
+        "",
+    );
+    Ok((StatusCode::ACCEPTED, Json(run_view(&p, &launched)?)).into_response())
+}

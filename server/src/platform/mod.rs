@@ -1,0 +1,299 @@
+//! `firedrill serve`: the engine, the registries and the history of one
+//! data dir behind a JSON API (`/api/v1`), for teams.
+//!
+//! The principal type is [`Platform`], the server's state; [`router`]
+//! builds the HTTP routes from the one route table ([`routes::ROUTES`]),
+//! and [`authorize`] checks every request against it before a handler
+//! runs. Teams launch runs only within their grants on the targets an
+//! admin registered: a launch becomes a drill (the registered target
+//! declarations, the team's grants as their `grants`) checked by the
+//! same policy as `firedrill run`.
+//!
+//! ```text
+//! request ─► authorize (route table: role per route, CSRF for sessions) ─► handler
+//! launch  ─► package (installed or bundled) ─► drill text ─► preflight ─► Engine::start
+//! ```
+
+mod api;
+pub mod auth;
+pub mod model;
+pub mod routes;
+pub mod store;
+
+use auth::{AuthError, LoginLimiter, Via};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use firedrill::Engine;
+use firedrill::Halter;
+use firedrill::history::RunId;
+use http::StatusCode;
+use model::{AuditEntry, Role, User};
+use routes::Need;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use store::PlatformStore;
+
+/// The largest request body (a launch with its parameters, a target).
+pub const MAX_BODY: usize = 256 << 10;
+
+/// The server's state.
+#[derive(Clone)]
+pub struct Platform {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    data_dir: PathBuf,
+    store: PlatformStore,
+    limiter: LoginLimiter,
+    active: Mutex<HashMap<RunId, Halter>>,
+    tasks: tokio_util::task::TaskTracker,
+}
+
+impl std::fmt::Debug for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Platform")
+            .field("data_dir", &self.inner.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Platform::bootstrap`] made on a first start.
+#[derive(Debug)]
+pub struct Bootstrap {
+    /// The admin's name.
+    pub user: String,
+    /// Its one-time API token (shown once, stored as a hash).
+    pub token: String,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Platform {
+    /// The platform over `engine` (which holds `data_dir`) and its store.
+    pub fn new(engine: Engine, data_dir: PathBuf, store: PlatformStore) -> Platform {
+        Platform {
+            inner: Arc::new(Inner {
+                engine,
+                data_dir,
+                store,
+                limiter: LoginLimiter::default(),
+                active: Mutex::default(),
+                tasks: tokio_util::task::TaskTracker::new(),
+            }),
+        }
+    }
+
+    /// On a first start (no users), create the administrator `admin` with
+    /// no password and a one-time API token; there is no default password.
+    pub fn bootstrap(&self) -> Result<Option<Bootstrap>, store::StoreError> {
+        let store = &self.inner.store;
+        if !store.users()?.is_empty() {
+            return Ok(None);
+        }
+        let user = User {
+            name: "admin".into(),
+            password: None,
+            admin: true,
+            teams: Default::default(),
+            created_at: now_ms(),
+        };
+        store.put_user(&user)?;
+        let token = api::issue_token(store, &user.name, "first start", None)?;
+        self.audit("firedrill", "bootstrap", "admin", "ok", "");
+        Ok(Some(Bootstrap {
+            user: user.name,
+            token,
+        }))
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Append to the audit log; a failure to is logged (the action it
+    /// records has happened).
+    pub(crate) fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        outcome: &str,
+        detail: &str,
+    ) {
+        let entry = AuditEntry {
+            at: now_ms(),
+            actor: actor.into(),
+            action: action.into(),
+            subject: subject.into(),
+            outcome: outcome.into(),
+            detail: detail.into(),
+        };
+        if let Err(e) = self.inner.store.audit(&entry) {
+            tracing::error!("audit log: {e}");
+        }
+    }
+
+    /// Halt every run launched here and wait until each has reverted its
+    /// faults and ended: the server's graceful shutdown. How many runs
+    /// were halted.
+    pub async fn shutdown(&self) -> usize {
+        let halted = {
+            let active = self.inner.active.lock().unwrap();
+            for h in active.values() {
+                h.halt();
+            }
+            active.len()
+        };
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+        halted
+    }
+}
+
+/// The HTTP routes, each behind [`authorize`].
+pub fn router(platform: Platform) -> Router {
+    let mut router = Router::new();
+    for (path, handler) in api::handlers() {
+        router = router.route(path, handler);
+    }
+    router
+        .fallback(api::not_found)
+        .layer(middleware::from_fn_with_state(platform.clone(), authorize))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(platform)
+}
+
+/// An API error: a status and a message, as `{"error": …}`.
+#[derive(Debug)]
+pub(crate) struct ApiError(StatusCode, String);
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError(status, message.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.0,
+            axum::Json(serde_json::json!({"error": self.1, "status": self.0.as_u16()})),
+        )
+            .into_response()
+    }
+}
+
+impl From<store::StoreError> for ApiError {
+    fn from(e: store::StoreError) -> ApiError {
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+/// Check a request against the route table before its handler runs: the
+/// caller's identity, the role the route needs (in the team its path
+/// names), and for session callers of state-changing methods the CSRF
+/// token. The caller is handed to the handler as an extension.
+async fn authorize(State(p): State<Platform>, mut req: Request, next: Next) -> Response {
+    let template = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let method = req.method().clone();
+    let need = match &template {
+        Some(t) => routes::need(&method, t),
+        // No route: answered by the fallback, after authentication, so
+        // the API's shape is not told to strangers.
+        None => Need::User,
+    };
+    if need == Need::Open {
+        return next.run(req).await;
+    }
+    let principal = match auth::authenticate(&p.inner.store, req.headers(), now_ms()) {
+        Ok(principal) => principal,
+        Err(AuthError::Missing) => {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "log in, or send an API token as `Authorization: Bearer fdt_…`",
+            )
+            .into_response();
+        }
+        Err(AuthError::Invalid(why)) => {
+            return ApiError::new(StatusCode::UNAUTHORIZED, why).into_response();
+        }
+        Err(AuthError::Store(e)) => return ApiError::from(e).into_response(),
+    };
+    if let Via::Session { csrf, .. } = &principal.via
+        && !matches!(method, http::Method::GET | http::Method::HEAD)
+    {
+        let sent = req
+            .headers()
+            .get(auth::CSRF_HEADER)
+            .and_then(|v| v.to_str().ok());
+        if sent != Some(csrf.as_str()) {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "a session's {method} needs its CSRF token in `{}`",
+                    auth::CSRF_HEADER
+                ),
+            )
+            .into_response();
+        }
+    }
+    let path = req.uri().path().to_string();
+    let allowed = match need {
+        Need::Open | Need::User => true,
+        Need::Admin => principal.user.admin,
+        Need::AnyTeam(role) => principal.user.highest_role().is_some_and(|r| r >= role),
+        Need::Team(role) => template
+            .as_deref()
+            .and_then(|t| routes::path_param(t, &path, "team"))
+            .and_then(|team| principal.user.role_in(team))
+            .is_some_and(|r| r >= role),
+    };
+    if !allowed {
+        let wants = match need {
+            Need::Admin => "a server admin".to_string(),
+            Need::Team(r) => format!("the {r} role (or higher) in this team"),
+            Need::AnyTeam(r) => format!("the {r} role (or higher) in a team"),
+            Need::Open | Need::User => unreachable!(),
+        };
+        p.audit(
+            &principal.user.name,
+            "denied",
+            &format!("{method} {path}"),
+            "denied",
+            &wants,
+        );
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("{method} {path} needs {wants}; ask an admin"),
+        )
+        .into_response();
+    }
+    req.extensions_mut().insert(principal);
+    next.run(req).await
+}
+
+/// A role parsed from a request.
+pub(crate) fn parse_role(text: &str) -> Result<Role, ApiError> {
+    Role::ALL
+        .into_iter()
+        .find(|r| r.as_str() == text)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("role {text:?}: one of viewer, runner, publisher, admin"),
+            )
+        })
+}

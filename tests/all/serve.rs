@@ -1,0 +1,707 @@
+//! `firedrill serve` as a real process over real HTTP on loopback: the
+//! route × role matrix from the route table, teams launching bundled
+//! scenarios within (and beyond) their grants against real targets,
+//! halting, the audit log, tokens (revoked, expired), sessions (cookie
+//! flags, CSRF, fixation, logout), login rate limiting, bad bodies, and
+//! the graceful shutdown that reverts what is running.
+
+use crate::support::firedrill;
+use firedrill::probe::{self, HttpProbe};
+use firedrill_server::platform::routes::{Need, ROUTES};
+use serde_json::{Value, json};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+struct Server {
+    child: Child,
+    addr: String,
+    admin: String,
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut child = firedrill(&data)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let (mut admin, mut addr) = (None, None);
+        while addr.is_none() {
+            let line = lines.next().expect("serve printed its address").unwrap();
+            if let Some(t) = line.trim().strip_prefix("fdt_") {
+                admin = Some(format!("fdt_{t}"));
+            }
+            if let Some(rest) = line.strip_prefix("firedrill serve: http://") {
+                addr = rest.split_whitespace().next().map(str::to_string);
+            }
+        }
+        // Keep draining its output so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            addr: addr.unwrap(),
+            admin: admin.expect("a first start prints the admin's token"),
+            data,
+            _dir: dir,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Auth<'_>,
+        body: Option<Value>,
+    ) -> probe::HttpAnswer {
+        let mut p = HttpProbe::get(path);
+        p.method = method.into();
+        p.timeout = Duration::from_secs(30);
+        match auth {
+            Auth::None => {}
+            Auth::Token(t) => p
+                .headers
+                .push(("authorization".into(), format!("Bearer {t}"))),
+            Auth::Cookie(c, csrf) => {
+                p.headers.push(("cookie".into(), c.into()));
+                if let Some(csrf) = csrf {
+                    p.headers.push(("x-csrf-token".into(), csrf.into()));
+                }
+            }
+        }
+        if let Some(b) = body {
+            p.headers
+                .push(("content-type".into(), "application/json".into()));
+            p.body = serde_json::to_vec(&b).unwrap();
+        }
+        probe::http(&self.addr, &p).await.unwrap()
+    }
+
+    async fn json(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let a = self.call(method, path, Auth::Token(token), body).await;
+        let v = serde_json::from_slice(&a.body).unwrap_or(Value::Null);
+        (a.status, v)
+    }
+
+    /// As the admin: `method path body`, which must answer `status`.
+    async fn admin(&self, method: &str, path: &str, body: Value, status: u16) -> Value {
+        let (s, v) = self.json(method, path, &self.admin, Some(body)).await;
+        assert_eq!(s, status, "{method} {path}: {v}");
+        v
+    }
+
+    /// A user with `role` in team `team` (none: no team) and a token.
+    async fn user(&self, name: &str, team: Option<(&str, &str)>) -> String {
+        self.admin("POST", "/api/v1/users", json!({"name": name}), 201)
+            .await;
+        if let Some((team, role)) = team {
+            self.admin(
+                "PUT",
+                &format!("/api/v1/teams/{team}/members/{name}"),
+                json!({"role": role}),
+                200,
+            )
+            .await;
+        }
+        let v = self
+            .admin(
+                "POST",
+                "/api/v1/tokens",
+                json!({"name": "tests", "user": name}),
+                201,
+            )
+            .await;
+        v["token"].as_str().unwrap().to_string()
+    }
+
+    fn stop(&mut self, signal: nix::sys::signal::Signal) -> std::process::ExitStatus {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal).unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Auth<'a> {
+    None,
+    Token(&'a str),
+    Cookie(&'a str, Option<&'a str>),
+}
+
+fn header<'a>(a: &'a probe::HttpAnswer, name: &str) -> Option<&'a str> {
+    a.headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Every route of the table, called by every role: anonymous callers get
+/// 401 on all but the open routes; a caller below the route's role (or
+/// outside the team the path names) gets 403; callers with the role are
+/// let through to the handler (which may still find the body or the
+/// record wrong). A route missing from the table needs an admin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_is_checked_for_every_role() {
+    let s = Server::start();
+    s.admin("POST", "/api/v1/teams", json!({"name": "payments"}), 201)
+        .await;
+    s.admin("POST", "/api/v1/teams", json!({"name": "search"}), 201)
+        .await;
+    // (who, user name, role in payments, token)
+    let mut callers: Vec<(&str, String, Option<&str>, String)> = Vec::new();
+    for role in ["viewer", "runner", "publisher", "admin"] {
+        let name = format!("a-{role}");
+        let token = s.user(&name, Some(("payments", role))).await;
+        callers.push((role, name, Some(role), token));
+    }
+    let outsider = s.user("outsider", Some(("search", "admin"))).await;
+    callers.push(("admin of another team", "outsider".into(), None, outsider));
+    let nobody = s.user("nobody", None).await;
+    callers.push(("no team", "nobody".into(), None, nobody));
+    let server_admin = s.admin.clone();
+
+    let rank = |r: &str| {
+        ["viewer", "runner", "publisher", "admin"]
+            .iter()
+            .position(|x| *x == r)
+    };
+    // `{user}` is the caller (a handler lets users change their own
+    // password); other records do not exist, so an allowed call reaches
+    // its handler and gets 400 or 404, never 401 or 403.
+    let path_for = |template: &str, user: &str| {
+        template
+            .replace("{team}", "payments")
+            .replace("{user}", user)
+            .replace("{target}", "ghost-target")
+            .replace("{id}", "ghost")
+            .replace("{run}", "0000000000000000")
+    };
+    for route in ROUTES {
+        let method = route.method.as_str();
+        let path = path_for(route.path, "ghost");
+        let a = s.call(method, &path, Auth::None, None).await;
+        if route.need == Need::Open {
+            assert_ne!(a.status, 401, "{method} {path} is open");
+        } else {
+            assert_eq!(a.status, 401, "{method} {path} without credentials");
+        }
+        for (who, name, role_in_payments, token) in &callers {
+            let path = path_for(route.path, name);
+            let a = s
+                .call(method, &path, Auth::Token(token), Some(json!({})))
+                .await;
+            let highest = if *who == "admin of another team" {
+                rank("admin")
+            } else {
+                role_in_payments.and_then(rank)
+            };
+            let allowed = match route.need {
+                Need::Open | Need::User => true,
+                Need::Admin => false, // team roles never make a server admin
+                Need::Team(r) => role_in_payments
+                    .and_then(rank)
+                    .is_some_and(|mine| mine >= rank(r.as_str()).unwrap()),
+                Need::AnyTeam(r) => highest.is_some_and(|mine| mine >= rank(r.as_str()).unwrap()),
+            };
+            if allowed {
+                assert!(
+                    a.status != 401 && a.status != 403,
+                    "{who} may {method} {path}: {} {}",
+                    a.status,
+                    String::from_utf8_lossy(&a.body)
+                );
+            } else {
+                assert_eq!(
+                    a.status,
+                    403,
+                    "{who} may not {method} {path}: {}",
+                    String::from_utf8_lossy(&a.body)
+                );
+            }
+        }
+        let path = path_for(route.path, "admin");
+        let a = s
+            .call(method, &path, Auth::Token(&server_admin), Some(json!({})))
+            .await;
+        assert!(
+            a.status != 401 && a.status != 403,
+            "the server admin may {method} {path}: {}",
+            a.status
+        );
+    }
+    // Whatever the sweep halted is resumed.
+    s.admin("POST", "/api/v1/resume", json!({}), 200).await;
+    // An unknown route: 401 for strangers (the API's shape is not told),
+    // 404 for users.
+    let a = s
+        .call("GET", "/api/v1/nothing-here", Auth::None, None)
+        .await;
+    assert_eq!(a.status, 401);
+    let (status, _) = s.json("GET", "/api/v1/nothing-here", &s.admin, None).await;
+    assert_eq!(status, 404);
+    // Each refusal is in the audit log.
+    let (_, log) = s.json("GET", "/api/v1/audit", &s.admin, None).await;
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["actor"] == "a-viewer" && e["outcome"] == "denied"),
+        "{log}"
+    );
+}
+
+async fn wait_for_run(s: &Server, token: &str, team: &str, run: &str) -> Value {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, v) = s
+            .json(
+                "GET",
+                &format!("/api/v1/teams/{team}/runs/{run}"),
+                token,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        if v["active"] == false && v["record"]["ended_at"].is_number() {
+            return v;
+        }
+        assert!(Instant::now() < until, "the run did not end: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An admin registers a target and grants a team `delay` on it; the
+/// team's runner launches the bundled latency-ramp against it and it
+/// passes, recorded with its package; beyond the grants, a launch is
+/// refused with what is missing; a viewer can neither launch nor halt; a
+/// runner halts a long run and the proxy's delay is gone; the audit log
+/// has it all, also as JSON lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_launches_within_its_grants_and_halts() {
+    let s = Server::start();
+    let upstream = firedrill_tests::Upstream::start("t").await;
+    s.admin("POST", "/api/v1/teams", json!({"name": "payments"}), 201)
+        .await;
+    let runner = s.user("rita", Some(("payments", "runner"))).await;
+    let viewer = s.user("victor", Some(("payments", "viewer"))).await;
+    let port = crate::support::free_port();
+    // A declaration a drill file would refuse is refused here too, with
+    // the drill's message.
+    let v = s
+        .admin(
+            "PUT",
+            "/api/v1/targets/api-link",
+            json!({"declaration": {"kind": "proxy", "mode": "gopher"}}),
+            400,
+        )
+        .await;
+    assert!(v["error"].as_str().unwrap().contains("api-link"), "{v}");
+    s.admin(
+        "PUT",
+        "/api/v1/targets/api-link",
+        json!({"declaration": {
+            "kind": "proxy", "mode": "http",
+            "listen": format!("127.0.0.1:{port}"),
+            "upstream": upstream.addr.to_string(),
+        }}),
+        200,
+    )
+    .await;
+
+    let launch = json!({
+        "scenario": "firedrill:latency-ramp@^0.2",
+        "params": {"steps": "1ms", "samples": 1, "slo": "5s", "must-tolerate": "0ms", "path": "/"},
+    });
+    // No grant yet: refused, naming the missing grant; nothing started.
+    let (status, v) = s
+        .json(
+            "POST",
+            "/api/v1/teams/payments/runs",
+            &runner,
+            Some(launch.clone()),
+        )
+        .await;
+    assert_eq!(status, 403, "{v}");
+    let why = v["error"].as_str().unwrap();
+    assert!(why.contains("delay") && why.contains("api-link"), "{why}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+
+    s.admin(
+        "PUT",
+        "/api/v1/teams/payments/grants/api-link",
+        json!({"kinds": ["delay"]}),
+        200,
+    )
+    .await;
+    // A viewer sees the team's targets but may not launch.
+    let (status, v) = s.json("GET", "/api/v1/targets", &viewer, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(v[0]["name"], "api-link", "{v}");
+    let (status, _) = s
+        .json(
+            "POST",
+            "/api/v1/teams/payments/runs",
+            &viewer,
+            Some(launch.clone()),
+        )
+        .await;
+    assert_eq!(status, 403);
+
+    let (status, v) = s
+        .json(
+            "POST",
+            "/api/v1/teams/payments/runs",
+            &runner,
+            Some(launch.clone()),
+        )
+        .await;
+    assert_eq!(status, 202, "{v}");
+    let run = v["run"].as_str().unwrap().to_string();
+    let done = wait_for_run(&s, &viewer, "payments", &run).await;
+    assert_eq!(done["record"]["status"], "passed", "{done}");
+    assert_eq!(
+        done["record"]["scenario"]["package"]["id"],
+        "firedrill:latency-ramp@0.2.0"
+    );
+    assert_eq!(done["launched_by"], "rita");
+    assert!(
+        done["timeline"].as_array().unwrap().len() > 3,
+        "the timeline: {done}"
+    );
+    // The run is the team's: listed for it, unknown to another team.
+    let (_, list) = s
+        .json("GET", "/api/v1/teams/payments/runs", &viewer, None)
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    s.admin("POST", "/api/v1/teams", json!({"name": "search"}), 201)
+        .await;
+    let (status, _) = s
+        .json(
+            "GET",
+            &format!("/api/v1/teams/search/runs/{run}"),
+            &s.admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    // A long run: the viewer may not halt it, the runner does; the delay
+    // it added is gone.
+    let long = json!({
+        "scenario": "firedrill:latency-ramp@^0.2",
+        "params": {"steps": "400ms,400ms,400ms,400ms,400ms", "samples": 20, "slo": "60s", "must-tolerate": "0ms", "path": "/"},
+    });
+    let (status, v) = s
+        .json("POST", "/api/v1/teams/payments/runs", &runner, Some(long))
+        .await;
+    assert_eq!(status, 202, "{v}");
+    let run = v["run"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let halt = format!("/api/v1/teams/payments/runs/{run}/halt");
+    let (status, _) = s.json("POST", &halt, &viewer, None).await;
+    assert_eq!(status, 403);
+    let (status, v) = s.json("POST", &halt, &runner, None).await;
+    assert_eq!(status, 202, "{v}");
+    let done = wait_for_run(&s, &viewer, "payments", &run).await;
+    assert_eq!(done["record"]["status"], "halted", "{done}");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the run's proxy was shut down with it"
+    );
+
+    // The audit log: launches (refused and accepted), the halt, refusals.
+    let a = s
+        .call(
+            "GET",
+            "/api/v1/audit?format=jsonl",
+            Auth::Token(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(header(&a, "content-type"), Some("application/x-ndjson"));
+    let entries: Vec<Value> = String::from_utf8_lossy(&a.body)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let has = |actor: &str, action: &str, outcome: &str| {
+        entries
+            .iter()
+            .any(|e| e["actor"] == actor && e["action"] == action && e["outcome"] == outcome)
+    };
+    assert!(has("rita", "launch", "denied"), "{entries:?}");
+    assert!(has("rita", "launch", "ok"));
+    assert!(has("rita", "halt", "ok"));
+    assert!(has("victor", "denied", "denied"));
+    assert!(has("admin", "grant", "ok"));
+    // Not for viewers.
+    let (status, _) = s.json("GET", "/api/v1/audit", &viewer, None).await;
+    assert_eq!(status, 403);
+}
+
+/// Tokens are shown once, revocable and expire; sessions are HttpOnly,
+/// SameSite=Strict cookies whose state-changing requests need the CSRF
+/// token; a cookie planted before login is never promoted; logins are
+/// rate limited; bodies too large or malformed are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_sessions_and_bad_input() {
+    let s = Server::start();
+    // No secret at rest: the database holds hashes only.
+    let token = s.user("tess", None).await;
+    let db_bytes: Vec<u8> = walk(&s.data.join("server"))
+        .iter()
+        .flat_map(|p| std::fs::read(p).unwrap_or_default())
+        .collect();
+    let needle = token.as_bytes();
+    assert!(
+        !db_bytes.windows(needle.len()).any(|w| w == needle),
+        "a token is stored only as its hash"
+    );
+
+    // Revoked: refused at once.
+    let (status, v) = s.json("GET", "/api/v1/tokens", &token, None).await;
+    assert_eq!(status, 200);
+    let id = v[0]["id"].as_str().unwrap().to_string();
+    assert!(!v.to_string().contains(&token), "never shown again: {v}");
+    let (status, _) = s
+        .json("DELETE", &format!("/api/v1/tokens/{id}"), &token, None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, v) = s.json("GET", "/api/v1/me", &token, None).await;
+    assert_eq!(status, 401);
+    assert!(v["error"].as_str().unwrap().contains("revoked"), "{v}");
+    // Expired.
+    let v = s
+        .admin(
+            "POST",
+            "/api/v1/tokens",
+            json!({"name": "short", "user": "tess", "expires_in": "1s"}),
+            201,
+        )
+        .await;
+    let short = v["token"].as_str().unwrap().to_string();
+    assert_eq!(s.json("GET", "/api/v1/me", &short, None).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (status, v) = s.json("GET", "/api/v1/me", &short, None).await;
+    assert_eq!(status, 401);
+    assert!(v["error"].as_str().unwrap().contains("expired"), "{v}");
+
+    // A password: too short is refused; a good one logs in.
+    s.admin(
+        "PUT",
+        "/api/v1/users/tess/password",
+        json!({"password": "short"}),
+        400,
+    )
+    .await;
+    let password = "a long enough passphrase";
+    s.admin(
+        "PUT",
+        "/api/v1/users/tess/password",
+        json!({"password": password}),
+        204,
+    )
+    .await;
+    let planted = "firedrill_session=planted-by-an-attacker";
+    let a = s
+        .call(
+            "POST",
+            "/api/v1/login",
+            Auth::Cookie(planted, None),
+            Some(json!({"user": "tess", "password": password})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    let set_cookie = header(&a, "set-cookie").unwrap().to_string();
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
+        "{set_cookie}"
+    );
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+    assert_ne!(cookie, planted, "a new session id at login");
+    let csrf = serde_json::from_slice::<Value>(&a.body).unwrap()["csrf"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a = s
+        .call("GET", "/api/v1/me", Auth::Cookie(&cookie, None), None)
+        .await;
+    assert_eq!(a.status, 200);
+    // The planted cookie is nobody's session.
+    let a = s
+        .call("GET", "/api/v1/me", Auth::Cookie(planted, None), None)
+        .await;
+    assert_eq!(a.status, 401);
+    // Without the CSRF token, a session cannot change anything.
+    let a = s
+        .call("POST", "/api/v1/logout", Auth::Cookie(&cookie, None), None)
+        .await;
+    assert_eq!(a.status, 403);
+    let a = s
+        .call(
+            "POST",
+            "/api/v1/logout",
+            Auth::Cookie(&cookie, Some("a-guess")),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 403);
+    let a = s
+        .call(
+            "POST",
+            "/api/v1/logout",
+            Auth::Cookie(&cookie, Some(&csrf)),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 204);
+    let a = s
+        .call("GET", "/api/v1/me", Auth::Cookie(&cookie, None), None)
+        .await;
+    assert_eq!(a.status, 401, "logged out");
+
+    // Five wrong passwords, then even the right one waits.
+    for _ in 0..5 {
+        let a = s
+            .call(
+                "POST",
+                "/api/v1/login",
+                Auth::None,
+                Some(json!({"user": "tess", "password": "wrong wrong wrong"})),
+            )
+            .await;
+        assert_eq!(a.status, 401);
+    }
+    let a = s
+        .call(
+            "POST",
+            "/api/v1/login",
+            Auth::None,
+            Some(json!({"user": "tess", "password": password})),
+        )
+        .await;
+    assert_eq!(a.status, 429);
+    assert!(header(&a, "retry-after").is_some());
+
+    // Bodies: malformed, unknown fields, too large.
+    let (status, v) = s
+        .json(
+            "POST",
+            "/api/v1/teams",
+            &s.admin,
+            Some(json!({"name": "x", "colour": 1})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(v["error"].as_str().unwrap().contains("colour"), "{v}");
+    let a = s
+        .call(
+            "POST",
+            "/api/v1/teams",
+            Auth::Token(&s.admin),
+            Some(json!({"name": "y".repeat(400_000)})),
+        )
+        .await;
+    assert_eq!(a.status, 413);
+    let (status, v) = s
+        .json(
+            "POST",
+            "/api/v1/teams",
+            &s.admin,
+            Some(json!({"name": "../etc"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    // Health is open, and says nothing else.
+    let a = s.call("GET", "/healthz", Auth::None, None).await;
+    assert_eq!((a.status, a.body.as_slice()), (200, b"ok\n".as_slice()));
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// SIGTERM while a team's run is applying a delay: the server halts it,
+/// the run is recorded halted, its proxy is gone, and it exits 4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_halts_what_is_running() {
+    let mut s = Server::start();
+    let upstream = firedrill_tests::Upstream::start("t").await;
+    s.admin("POST", "/api/v1/teams", json!({"name": "payments"}), 201)
+        .await;
+    let port = crate::support::free_port();
+    s.admin(
+        "PUT",
+        "/api/v1/targets/api-link",
+        json!({"declaration": {
+            "kind": "proxy", "mode": "http",
+            "listen": format!("127.0.0.1:{port}"),
+            "upstream": upstream.addr.to_string(),
+        }}),
+        200,
+    )
+    .await;
+    s.admin(
+        "PUT",
+        "/api/v1/teams/payments/grants/api-link",
+        json!({"kinds": ["delay"]}),
+        200,
+    )
+    .await;
+    let admin = s.admin.clone();
+    let (status, v) = s
+        .json(
+            "POST",
+            "/api/v1/teams/payments/runs",
+            &admin,
+            Some(json!({
+                "scenario": "firedrill:latency-ramp",
+                "params": {"steps": "400ms,400ms,400ms,400ms", "samples": 20, "slo": "60s", "must-tolerate": "0ms", "path": "/"},
+            })),
+        )
+        .await;
+    assert_eq!(status, 202, "{v}");
+    let run = v["run"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let data = s.data.clone();
+    let status = s.stop(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(status.code(), Some(4));
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    let shown = firedrill(&data).args(["show", &run]).output().unwrap();
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(text.contains("HALTED") || text.contains("halted"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("package")
+                && l.contains("firedrill:latency-ramp@0.2.0")),
+        "{text}"
+    );
+    assert!(text.contains("fault 0 reverted"), "{text}");
+}
