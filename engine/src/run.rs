@@ -129,6 +129,13 @@ impl Halter {
         self.0.stop(StopReason::Operator);
     }
 
+    /// The run's timeline events from now on (the history has the ones
+    /// before; both carry `seq`, so a reader can join them). The last is
+    /// `Ended`.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.0.recorder.live.subscribe()
+    }
+
     /// Faults currently in effect: (id, kind, target).
     pub fn active_faults(&self) -> Vec<(u32, FaultKind, String)> {
         self.0

@@ -194,6 +194,7 @@ async fn every_route_is_checked_for_every_role() {
             .replace("{target}", "ghost-target")
             .replace("{id}", "ghost")
             .replace("{run}", "0000000000000000")
+            .replace("{package}", "acme:ghost@1.0.0")
     };
     for route in ROUTES {
         let method = route.method.as_str();
@@ -201,6 +202,12 @@ async fn every_route_is_checked_for_every_role() {
         let a = s.call(method, &path, Auth::None, None).await;
         if route.need == Need::Open {
             assert_ne!(a.status, 401, "{method} {path} is open");
+        } else if firedrill_server::platform::routes::is_page(&path) {
+            assert_eq!(
+                (a.status, header(&a, "location")),
+                (303, Some("/login")),
+                "{method} {path} without credentials"
+            );
         } else {
             assert_eq!(a.status, 401, "{method} {path} without credentials");
         }

@@ -7,7 +7,7 @@ use super::auth::{self, Principal, Via};
 use super::model::{LaunchedRun, Role, Target, Team, Token, User};
 use super::routes::ROUTES;
 use super::store::{PlatformStore, StoreError};
-use super::{ApiError, Platform, now_ms, parse_role};
+use super::{ApiError, Platform, now_ms, parse_role, web};
 use axum::extract::{Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
@@ -80,6 +80,16 @@ fn handler(method: &Method, path: &str) -> MethodRouter<Platform> {
         ("POST", "/api/v1/halt") => on(filter, halt_all),
         ("POST", "/api/v1/resume") => on(filter, resume),
         ("GET", "/api/v1/audit") => on(filter, audit_log),
+        ("GET", "/api/v1/teams/{team}/runs/{run}/events") => on(filter, web::events),
+        ("GET", "/login") => on(filter, web::login_page),
+        ("POST", "/login") => on(filter, web::login_form),
+        ("POST", "/logout") => on(filter, web::logout_form),
+        ("GET", "/") => on(filter, web::catalog),
+        ("GET", "/packages/{package}") => on(filter, web::package_page),
+        ("POST", "/launch") => on(filter, web::launch_form),
+        ("GET", "/teams/{team}/runs") => on(filter, web::history_page),
+        ("GET", "/teams/{team}/runs/{run}") => on(filter, web::run_page),
+        ("POST", "/teams/{team}/runs/{run}/halt") => on(filter, web::halt_form),
         _ => panic!("the route table lists {method} {path}, which has no handler"),
     }
 }
@@ -136,13 +146,30 @@ struct Login {
     password: String,
 }
 
-async fn login(State(p): State<Platform>, req: Request) -> ApiResult {
-    let ip = req
-        .extensions()
+/// A successful login: the session cookie to set and its CSRF token.
+pub(super) struct LoggedIn {
+    pub(super) set_cookie: HeaderValue,
+    pub(super) csrf: String,
+    pub(super) user: User,
+}
+
+/// The address a request came from (unknown: 0.0.0.0).
+pub(super) fn client_ip(req: &Request) -> std::net::IpAddr {
+    req.extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
-    let input: Login = body(&read_body(req).await?)?;
-    let name: String = input.user.chars().take(64).collect();
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip())
+}
+
+/// Check a password login (rate limited per user and address) and open a
+/// session: always a new id, so a cookie planted before login is never
+/// promoted (no session fixation).
+pub(super) fn open_session(
+    p: &Platform,
+    ip: std::net::IpAddr,
+    name: &str,
+    password: &str,
+) -> Result<LoggedIn, Box<Response>> {
+    let name: String = name.chars().take(64).collect();
     if let Err(wait) = p.inner.limiter.check(&name, ip) {
         p.audit(&name, "login", &name, "denied", "too many failed attempts");
         let mut r = ApiError::new(
@@ -156,42 +183,59 @@ async fn login(State(p): State<Platform>, req: Request) -> ApiResult {
         if let Ok(v) = HeaderValue::from_str(&(wait.as_secs() + 1).to_string()) {
             r.headers_mut().insert(header::RETRY_AFTER, v);
         }
-        return Ok(r);
+        return Err(Box::new(r));
     }
-    let user = p.inner.store.user(&name)?;
+    let user = p
+        .inner
+        .store
+        .user(&name)
+        .map_err(|e| Box::new(ApiError::from(e).into_response()))?;
     let ok = user.as_ref().is_some_and(|u| {
         u.password
             .as_deref()
-            .is_some_and(|h| auth::verify_password(h, &input.password))
+            .is_some_and(|h| auth::verify_password(h, password))
     });
     let Some(user) = user.filter(|_| ok) else {
         p.inner.limiter.failed(&name, ip);
         p.audit(&name, "login", &name, "failed", "wrong user or password");
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "wrong user or password",
+        return Err(Box::new(
+            ApiError::new(StatusCode::UNAUTHORIZED, "wrong user or password").into_response(),
         ));
     };
     p.inner.limiter.succeeded(&name, ip);
-    // Always a new session id: a cookie planted before login is never
-    // promoted (no session fixation).
     let id = auth::new_secret("fds_");
     let csrf = auth::new_secret("");
-    p.inner.store.put_session(
-        &auth::hash_secret(&id),
-        &super::model::Session {
-            user: user.name.clone(),
-            csrf: csrf.clone(),
-            expires_at: now_ms() + auth::SESSION_TTL.as_millis() as u64,
-        },
-    )?;
+    p.inner
+        .store
+        .put_session(
+            &auth::hash_secret(&id),
+            &super::model::Session {
+                user: user.name.clone(),
+                csrf: csrf.clone(),
+                expires_at: now_ms() + auth::SESSION_TTL.as_millis() as u64,
+            },
+        )
+        .map_err(|e| Box::new(ApiError::from(e).into_response()))?;
     p.audit(&user.name, "login", &user.name, "ok", "");
-    let mut r = Json(json!({"user": user.view(), "csrf": csrf})).into_response();
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&auth::session_set_cookie(Some(&id))).expect("a cookie header"),
-    );
-    Ok(r)
+    Ok(LoggedIn {
+        set_cookie: HeaderValue::from_str(&auth::session_set_cookie(Some(&id)))
+            .expect("a cookie header"),
+        csrf,
+        user,
+    })
+}
+
+async fn login(State(p): State<Platform>, req: Request) -> ApiResult {
+    let ip = client_ip(&req);
+    let input: Login = body(&read_body(req).await?)?;
+    match open_session(&p, ip, &input.user, &input.password) {
+        Ok(done) => {
+            let mut r = Json(json!({"user": done.user.view(), "csrf": done.csrf})).into_response();
+            r.headers_mut().insert(header::SET_COOKIE, done.set_cookie);
+            Ok(r)
+        }
+        Err(r) => Ok(*r),
+    }
 }
 
 async fn logout(State(p): State<Platform>, Extension(who): Extension<Principal>) -> ApiResult {
@@ -691,8 +735,12 @@ struct PackageQuery {
 }
 
 /// The catalog: the data dir's default registry (synced) and the bundled
-/// scenarios.
-async fn packages(State(p): State<Platform>, Query(q): Query<PackageQuery>) -> ApiResult {
+/// scenarios, newest version of each matching package.
+pub(super) async fn catalog_search(
+    p: &Platform,
+    query: &str,
+    needs: Option<&str>,
+) -> Result<Vec<firedrill_packages::IndexEntry>, ApiError> {
     use firedrill_packages::{Catalog, Registry, RegistryConfig, bundled};
     let dir = &p.inner.data_dir;
     let failed =
@@ -704,17 +752,21 @@ async fn packages(State(p): State<Platform>, Query(q): Query<PackageQuery>) -> A
     let mut found = match registry.sync(&catalog, &trust, now_ms()).await {
         Ok(firedrill_packages::Synced::NoIndex) | Err(_) => Vec::new(),
         Ok(_) => catalog
-            .search(&registry.name(), &q.q, q.needs.as_deref())
+            .search(&registry.name(), query, needs)
             .map_err(failed)?,
     };
     bundled::sync(p.engine(), &catalog).await.map_err(failed)?;
     found.extend(
         catalog
-            .search(bundled::REGISTRY, &q.q, q.needs.as_deref())
+            .search(bundled::REGISTRY, query, needs)
             .map_err(failed)?,
     );
     found.sort_by(|a, b| a.package.cmp(&b.package));
-    Ok(Json(found).into_response())
+    Ok(found)
+}
+
+async fn packages(State(p): State<Platform>, Query(q): Query<PackageQuery>) -> ApiResult {
+    Ok(Json(catalog_search(&p, &q.q, q.needs.as_deref()).await?).into_response())
 }
 
 fn run_view(p: &Platform, launched: &LaunchedRun) -> Result<Value, ApiError> {
@@ -841,27 +893,59 @@ async fn audit_log(State(p): State<Platform>, Query(q): Query<AuditQuery>) -> Ap
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Launch {
+pub(super) struct Launch {
     /// A package requirement: `acme:checkout-latency@^1.2`, or a bundled
     /// scenario `firedrill:latency-ramp`.
-    scenario: String,
+    pub(super) scenario: String,
     #[serde(default)]
-    params: BTreeMap<String, Value>,
+    pub(super) params: BTreeMap<String, Value>,
     /// Which registered target plays each target the scenario needs (by
     /// default, the one of the same name).
     #[serde(default)]
-    targets: BTreeMap<String, String>,
+    pub(super) targets: BTreeMap<String, String>,
     #[serde(default)]
-    dry_run: bool,
+    pub(super) dry_run: bool,
     #[serde(default)]
-    seed: Option<u64>,
+    pub(super) seed: Option<u64>,
 }
 
-/// Launch a run for a team: its package (installed, or bundled), the
-/// registered targets it needs with the team's grants on them, checked
-/// by the same policy as `firedrill run`.
+/// Why a launch was refused: a status, a message, and for a policy
+/// refusal each problem.
+#[derive(Debug)]
+pub(super) struct Refused {
+    pub(super) status: StatusCode,
+    pub(super) message: String,
+    pub(super) problems: Vec<String>,
+}
+
+impl From<ApiError> for Refused {
+    fn from(e: ApiError) -> Refused {
+        Refused {
+            status: e.0,
+            message: e.1,
+            problems: Vec::new(),
+        }
+    }
+}
+
+impl From<StoreError> for Refused {
+    fn from(e: StoreError) -> Refused {
+        ApiError::from(e).into()
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({"error": self.message, "status": self.status.as_u16(), "problems": self.problems})),
+        )
+            .into_response()
+    }
+}
+
 async fn launch(
     State(p): State<Platform>,
     Extension(who): Extension<Principal>,
@@ -869,17 +953,50 @@ async fn launch(
     req: Request,
 ) -> ApiResult {
     let input: Launch = body(&read_body(req).await?)?;
-    let t = team(&p, &team_name)?;
-    let refuse = |status: StatusCode, message: String| {
-        p.audit(
+    match launch_run(&p, &who, &team_name, input).await {
+        Ok(launched) => Ok((StatusCode::ACCEPTED, Json(run_view(&p, &launched)?)).into_response()),
+        Err(refused) => Ok(refused.into_response()),
+    }
+}
+
+/// Launch a run for a team: its package (installed, or bundled), the
+/// registered targets it needs with the team's grants on them, checked
+/// by the same policy as `firedrill run`. Every outcome is audited.
+pub(super) async fn launch_run(
+    p: &Platform,
+    who: &Principal,
+    team_name: &str,
+    input: Launch,
+) -> Result<LaunchedRun, Refused> {
+    let subject = format!("{team_name} {}", input.scenario);
+    let result = launch_inner(p, who, team_name, &input).await;
+    match &result {
+        Ok(run) => p.audit(
             &who.user.name,
             "launch",
-            &format!("{team_name} {}", input.scenario),
-            "denied",
-            &message,
-        );
-        ApiError::new(status, message)
-    };
+            &format!("{subject} {}", run.run),
+            "ok",
+            "",
+        ),
+        Err(r) => p.audit(&who.user.name, "launch", &subject, "denied", &r.message),
+    }
+    result
+}
+
+async fn launch_inner(
+    p: &Platform,
+    who: &Principal,
+    team_name: &str,
+    input: &Launch,
+) -> Result<LaunchedRun, Refused> {
+    let t = team(p, team_name)?;
+    if who.user.role_in(team_name).is_none_or(|r| r < Role::Runner) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("launching for team {team_name:?} needs its runner role"),
+        )
+        .into());
+    }
     let req: PackageReq = input
         .scenario
         .parse()
@@ -906,7 +1023,7 @@ async fn launch(
         let trust = Trust::load(dir).map_err(|e| bad(e.to_string()))?;
         let (installed, bytes) = Store::new(dir)
             .resolve(&req, &trust)
-            .map_err(|e| refuse(StatusCode::BAD_REQUEST, e.to_string()))?;
+            .map_err(|e| Refused::from(bad(e.to_string())))?;
         let package = firedrill::history::PackageRef {
             id: installed.meta.package.clone(),
             digest: installed.meta.digest.clone(),
@@ -944,13 +1061,13 @@ async fn launch(
     for name in &needed {
         let real = input.targets.get(name).unwrap_or(name);
         let target = p.inner.store.target(real)?.ok_or_else(|| {
-            refuse(
+            Refused::from(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!(
                     "{} needs target {name:?}, and no target {real:?} is registered: name one of your team's targets with \"targets\": {{\"{name}\": \"NAME\"}}",
                     input.scenario
                 ),
-            )
+            ))
         })?;
         let grants: Vec<String> = t.grants.get(real).into_iter().flatten().cloned().collect();
         registered.push((name.clone(), target, grants));
@@ -967,28 +1084,20 @@ async fn launch(
         .map_err(|e| bad(format!("{}: {}", e.field, e.message)))?;
     if let Err(problems) = firedrill::check::preflight(engine, &drill, &scenario, &params).await {
         let lines: Vec<String> = problems.iter().map(|d| d.message.clone()).collect();
-        p.audit(
-            &who.user.name,
-            "launch",
-            &format!("{team_name} {}", input.scenario),
-            "denied",
-            &lines.join("; "),
-        );
-        return Ok((
-            StatusCode::FORBIDDEN,
-            Json(json!({
-                "error": format!("the run is refused, nothing was started: {}", lines.join("; ")),
-                "status": 403,
-                "problems": lines,
-            })),
-        )
-            .into_response());
+        return Err(Refused {
+            status: StatusCode::FORBIDDEN,
+            message: format!(
+                "the run is refused, nothing was started: {}",
+                lines.join("; ")
+            ),
+            problems: lines,
+        });
     }
     let target_set = engine.start_targets(&drill.targets).await.map_err(|e| {
-        refuse(
+        Refused::from(ApiError::new(
             StatusCode::BAD_GATEWAY,
             format!("the targets did not start: {e}"),
-        )
+        ))
     })?;
     let mut spec = firedrill::RunSpec::new(scenario);
     spec.params = params;
@@ -1004,14 +1113,14 @@ async fn launch(
         Ok(h) => h,
         Err(e) => {
             target_set.shutdown().await;
-            return Err(refuse(StatusCode::CONFLICT, e.to_string()));
+            return Err(ApiError::new(StatusCode::CONFLICT, e.to_string()).into());
         }
     };
     let id = handle.id;
     p.inner.active.lock().unwrap().insert(id, handle.halter());
     let launched = LaunchedRun {
         run: id.to_string(),
-        team: team_name.clone(),
+        team: team_name.to_string(),
         launched_by: who.user.name.clone(),
         scenario: input.scenario.clone(),
         at: now_ms(),
@@ -1030,12 +1139,5 @@ async fn launch(
             "",
         );
     });
-    p.audit(
-        &who.user.name,
-        "launch",
-        &format!("{team_name} {} {id}", input.scenario),
-        "ok",
-        "",
-    );
-    Ok((StatusCode::ACCEPTED, Json(run_view(&p, &launched)?)).into_response())
+    Ok(launched)
 }

@@ -19,6 +19,7 @@ pub mod auth;
 pub mod model;
 pub mod routes;
 pub mod store;
+mod web;
 
 use auth::{AuthError, LoginLimiter, Via};
 use axum::Router;
@@ -218,8 +219,12 @@ async fn authorize(State(p): State<Platform>, mut req: Request, next: Next) -> R
     if need == Need::Open {
         return next.run(req).await;
     }
+    let page = routes::is_page(req.uri().path());
     let principal = match auth::authenticate(&p.inner.store, req.headers(), now_ms()) {
         Ok(principal) => principal,
+        Err(AuthError::Missing | AuthError::Invalid(_)) if page => {
+            return axum::response::Redirect::to("/login").into_response();
+        }
         Err(AuthError::Missing) => {
             return ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -235,19 +240,18 @@ async fn authorize(State(p): State<Platform>, mut req: Request, next: Next) -> R
     if let Via::Session { csrf, .. } = &principal.via
         && !matches!(method, http::Method::GET | http::Method::HEAD)
     {
-        let sent = req
-            .headers()
-            .get(auth::CSRF_HEADER)
-            .and_then(|v| v.to_str().ok());
-        if sent != Some(csrf.as_str()) {
-            return ApiError::new(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "a session's {method} needs its CSRF token in `{}`",
-                    auth::CSRF_HEADER
-                ),
-            )
-            .into_response();
+        let (ok, rebuilt) = csrf_sent(req, csrf).await;
+        req = rebuilt;
+        if !ok {
+            let message = format!(
+                "a session's {method} needs its CSRF token (the `{}` header, or a form's `csrf` field)",
+                auth::CSRF_HEADER
+            );
+            return if page {
+                web::error_page(StatusCode::FORBIDDEN, &message)
+            } else {
+                ApiError::new(StatusCode::FORBIDDEN, message).into_response()
+            };
         }
     }
     let path = req.uri().path().to_string();
@@ -275,14 +279,44 @@ async fn authorize(State(p): State<Platform>, mut req: Request, next: Next) -> R
             "denied",
             &wants,
         );
-        return ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("{method} {path} needs {wants}; ask an admin"),
-        )
-        .into_response();
+        let message = format!("{method} {path} needs {wants}; ask an admin");
+        return if page {
+            web::error_page(StatusCode::FORBIDDEN, &message)
+        } else {
+            ApiError::new(StatusCode::FORBIDDEN, message).into_response()
+        };
     }
     req.extensions_mut().insert(principal);
     next.run(req).await
+}
+
+/// Whether `req` carries the session's CSRF token: in the header, or as
+/// the `csrf` field of a form body (read, then put back).
+async fn csrf_sent(req: Request, csrf: &str) -> (bool, Request) {
+    let header = req
+        .headers()
+        .get(auth::CSRF_HEADER)
+        .and_then(|v| v.to_str().ok());
+    if let Some(sent) = header {
+        return (sent == csrf, req);
+    }
+    let is_form = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return (false, req);
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return (false, Request::from_parts(parts, axum::body::Body::empty()));
+    };
+    let ok = form_urlencoded::parse(&bytes).any(|(k, v)| k == "csrf" && v == csrf);
+    (
+        ok,
+        Request::from_parts(parts, axum::body::Body::from(bytes)),
+    )
 }
 
 /// A role parsed from a request.

@@ -100,7 +100,42 @@ pub const ROUTES: &[Route] = &[
     route(Method::POST, "/api/v1/halt", Need::Admin),
     route(Method::POST, "/api/v1/resume", Need::Admin),
     route(Method::GET, "/api/v1/audit", Need::Admin),
+    route(
+        Method::GET,
+        "/api/v1/teams/{team}/runs/{run}/events",
+        Need::Team(Role::Viewer),
+    ),
+    // The web pages.
+    route(Method::GET, "/login", Need::Open),
+    route(Method::POST, "/login", Need::Open),
+    route(Method::POST, "/logout", Need::User),
+    route(Method::GET, "/", Need::AnyTeam(Role::Viewer)),
+    route(
+        Method::GET,
+        "/packages/{package}",
+        Need::AnyTeam(Role::Viewer),
+    ),
+    // Checked again in the handler: the runner role in the team the form
+    // names.
+    route(Method::POST, "/launch", Need::AnyTeam(Role::Runner)),
+    route(Method::GET, "/teams/{team}/runs", Need::Team(Role::Viewer)),
+    route(
+        Method::GET,
+        "/teams/{team}/runs/{run}",
+        Need::Team(Role::Viewer),
+    ),
+    route(
+        Method::POST,
+        "/teams/{team}/runs/{run}/halt",
+        Need::Team(Role::Runner),
+    ),
 ];
+
+/// Whether `path` is a web page (answered in HTML; a stranger is sent to
+/// the login page) rather than the API.
+pub fn is_page(path: &str) -> bool {
+    !path.starts_with("/api/") && path != "/healthz"
+}
 
 /// What the table says of `method` on the matched template `path`:
 /// anything unlisted needs an admin.

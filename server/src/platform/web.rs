@@ -1,0 +1,653 @@
+//! The web pages, served by the binary itself (no CDN, works offline):
+//! login, the catalog, a package page with its capability review and a
+//! launch form generated from `describe()`, a live run page (server-sent
+//! events, a Halt button), and a team's history. Server-rendered HTML
+//! (maud, escaped by default); the only script is the live run page's
+//! `EventSource`. Elements a browser test drives carry stable ids.
+
+use super::api::{self, Launch};
+use super::auth::{Principal, Via};
+use super::model::{LaunchedRun, Role};
+use super::{ApiError, Platform};
+use axum::Extension;
+use axum::extract::{Form, FromRequest, Path, Query, Request, State};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use firedrill::history::{EventKind, RunId};
+use http::{StatusCode, header};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margin:1rem auto;padding:0 1rem;color:#222}\
+nav{display:flex;gap:1rem;align-items:center;border-bottom:1px solid #ccc;padding-bottom:.5rem}\
+nav form{margin-left:auto}table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.25rem .5rem;border-bottom:1px solid #eee}\
+.alert{background:#fee;border:1px solid #c33;padding:.5rem}.ok{color:#060}.bad{color:#a00}\
+label{display:block;margin:.5rem 0}input[type=text],input[type=number],select{min-width:20rem}\
+#timeline li{font-family:monospace;font-size:.9rem}";
+
+fn page(title: &str, who: Option<&Principal>, body: Markup) -> Response {
+    let csrf = who.and_then(|w| match &w.via {
+        Via::Session { csrf, .. } => Some(csrf.clone()),
+        Via::Token(_) => None,
+    });
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " — firedrill" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                @if let Some(w) = who {
+                    nav {
+                        a href="/" id="nav-catalog" { "Catalog" }
+                        @for team in w.user.teams.keys() {
+                            a href={ "/teams/" (team) "/runs" } { (team) " runs" }
+                        }
+                        span id="whoami" { (w.user.name) }
+                        @if let Some(csrf) = &csrf {
+                            form method="post" action="/logout" {
+                                input type="hidden" name="csrf" value=(csrf);
+                                button id="logout" { "Log out" }
+                            }
+                        }
+                    }
+                }
+                (body)
+            }
+        }
+    };
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        markup.into_string(),
+    )
+        .into_response()
+}
+
+fn csrf_of(who: &Principal) -> String {
+    match &who.via {
+        Via::Session { csrf, .. } => csrf.clone(),
+        Via::Token(_) => String::new(),
+    }
+}
+
+/// An error as a page.
+pub(super) fn error_page(status: StatusCode, message: &str) -> Response {
+    let mut r = page(
+        "Error",
+        None,
+        html! {
+            h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) }
+            p.alert role="alert" id="error" { (message) }
+            p { a href="/" { "Back to the catalog" } }
+        },
+    );
+    *r.status_mut() = status;
+    r
+}
+
+#[derive(Deserialize)]
+pub(super) struct LoginQuery {
+    #[serde(default)]
+    failed: Option<String>,
+}
+
+pub(super) async fn login_page(Query(q): Query<LoginQuery>) -> Response {
+    page(
+        "Log in",
+        None,
+        html! {
+            h1 { "firedrill" }
+            @if let Some(why) = &q.failed {
+                p.alert role="alert" id="login-error" { (why) }
+            }
+            form method="post" action="/login" id="login-form" {
+                label { "User " input type="text" name="user" id="user" autocomplete="username" required; }
+                label { "Password " input type="password" name="password" id="password" autocomplete="current-password" required; }
+                button type="submit" id="login" { "Log in" }
+            }
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub(super) struct LoginForm {
+    user: String,
+    password: String,
+}
+
+pub(super) async fn login_form(State(p): State<Platform>, req: Request) -> Response {
+    let ip = api::client_ip(&req);
+    let Form(input): Form<LoginForm> = match Form::from_request(req, &()).await {
+        Ok(f) => f,
+        Err(e) => return error_page(StatusCode::BAD_REQUEST, &e.body_text()),
+    };
+    match api::open_session(&p, ip, &input.user, &input.password) {
+        Ok(done) => {
+            let mut r = Redirect::to("/").into_response();
+            r.headers_mut().insert(header::SET_COOKIE, done.set_cookie);
+            r
+        }
+        Err(r) => {
+            let why = if r.status() == StatusCode::TOO_MANY_REQUESTS {
+                "Too many failed logins: wait a few minutes."
+            } else {
+                "Wrong user or password."
+            };
+            let mut to = Redirect::to(&format!(
+                "/login?failed={}",
+                form_urlencoded::byte_serialize(why.as_bytes()).collect::<String>()
+            ))
+            .into_response();
+            *to.status_mut() = StatusCode::SEE_OTHER;
+            to
+        }
+    }
+}
+
+pub(super) async fn logout_form(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+) -> Response {
+    if let Via::Session { hash, .. } = &who.via {
+        let _ = p.inner.store.remove_session(hash);
+    }
+    p.audit(&who.user.name, "logout", &who.user.name, "ok", "");
+    let mut r = Redirect::to("/login").into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        http::HeaderValue::from_str(&super::auth::session_set_cookie(None))
+            .expect("a cookie header"),
+    );
+    r
+}
+
+#[derive(Deserialize)]
+pub(super) struct CatalogQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    needs: String,
+}
+
+pub(super) async fn catalog(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Query(q): Query<CatalogQuery>,
+) -> Response {
+    let needs = Some(q.needs.as_str()).filter(|n| !n.is_empty());
+    let found = match api::catalog_search(&p, &q.q, needs).await {
+        Ok(f) => f,
+        Err(e) => return error_page(e.0, &e.1),
+    };
+    page(
+        "Catalog",
+        Some(&who),
+        html! {
+            h1 { "Scenario catalog" }
+            form method="get" action="/" id="search-form" {
+                input type="text" name="q" id="q" value=(q.q) placeholder="name, description, keyword";
+                " "
+                input type="text" name="needs" id="needs" value=(q.needs) placeholder="fault kind, e.g. delay";
+                " "
+                button type="submit" id="search" { "Search" }
+            }
+            p id="count" { (found.len()) " package(s)" }
+            table id="packages" {
+                tr { th { "Package" } th { "What it does" } th { "Needs" } th { "Signed by" } }
+                @for e in &found {
+                    tr {
+                        td { a href={ "/packages/" (e.package) } data-package=(e.package) { (e.package) } }
+                        td { (e.description) }
+                        td { (e.needs.join(", ")) }
+                        td { (e.key_id) }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// A package this server can run: its component and what it says of
+/// itself.
+struct Runnable {
+    digest: String,
+    signer: String,
+    registry: String,
+    meta: firedrill::Metadata,
+}
+
+async fn runnable(p: &Platform, package: &str) -> Result<Runnable, ApiError> {
+    use firedrill_packages::{PackageId, PackageReq, Store, Trust, bundled};
+    let id: PackageId = package
+        .parse()
+        .map_err(|e: firedrill_packages::PackageError| {
+            ApiError::new(StatusCode::NOT_FOUND, e.to_string())
+        })?;
+    let dir = &p.inner.data_dir;
+    let engine = p.engine();
+    let (bytes, digest, signer, registry) = if id.namespace == bundled::NAMESPACE {
+        let req: PackageReq = format!("{}:{}@={}", id.namespace, id.name, id.version)
+            .parse()
+            .map_err(|e: firedrill_packages::PackageError| {
+                ApiError::new(StatusCode::NOT_FOUND, e.to_string())
+            })?;
+        let catalog = firedrill_packages::Catalog::open(dir)
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        let (entry, bytes) = bundled::resolve(engine, &catalog, &req)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
+        (
+            bytes.to_vec(),
+            entry.digest,
+            bundled::SIGNER.to_string(),
+            bundled::REGISTRY.to_string(),
+        )
+    } else {
+        let trust = Trust::load(dir)
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        let (installed, bytes) = Store::new(dir).component(&id, &trust).map_err(|e| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("{e}; an admin installs it on the server with `firedrill install {id}`"),
+            )
+        })?;
+        (
+            bytes,
+            installed.meta.digest,
+            installed.signer.key_id,
+            installed.registry,
+        )
+    };
+    let scenario = engine
+        .load(&bytes, &format!("package {id}"))
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let meta = engine
+        .inspect(&scenario, &Default::default())
+        .await
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    Ok(Runnable {
+        digest,
+        signer,
+        registry,
+        meta,
+    })
+}
+
+pub(super) async fn package_page(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Path(package): Path<String>,
+) -> Response {
+    let r = match runnable(&p, &package).await {
+        Ok(r) => r,
+        Err(e) => return error_page(e.0, &e.1),
+    };
+    let teams: Vec<String> = who
+        .user
+        .teams
+        .iter()
+        .filter(|(_, role)| **role >= Role::Runner)
+        .map(|(t, _)| t.clone())
+        .chain(if who.user.admin {
+            p.inner
+                .store
+                .teams()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| t.name)
+                .collect()
+        } else {
+            Vec::new()
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let registered: Vec<String> = p
+        .inner
+        .store
+        .targets()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    let needed: std::collections::BTreeSet<&str> =
+        r.meta.needs.iter().map(|n| n.target.as_str()).collect();
+    let req = package.replacen('@', "@=", 1);
+    page(
+        &package,
+        Some(&who),
+        html! {
+            h1 id="package" { (package) }
+            p id="description" { (r.meta.description) }
+            table {
+                tr { th { "Digest" } td id="digest" { (r.digest) } }
+                tr { th { "Signed by" } td id="signer" { (r.signer) } }
+                tr { th { "From" } td { (r.registry) } }
+            }
+            h2 { "What it may do" }
+            ul id="review" {
+                @if r.meta.needs.is_empty() { li { "Apply no fault." } }
+                @for n in &r.meta.needs {
+                    li { (review_line(&n.kind.to_string(), &n.target)) }
+                }
+            }
+            p { "A launch is refused unless your team was granted each of these on the target it names." }
+            h2 { "Launch" }
+            @if teams.is_empty() {
+                p id="no-launch" { "You are not a runner in any team." }
+            } @else {
+                form method="post" action="/launch" id="launch-form" {
+                    input type="hidden" name="csrf" value=(csrf_of(&who));
+                    input type="hidden" name="scenario" value=(req);
+                    label { "Team " select name="team" id="team" {
+                        @for t in &teams { option value=(t) { (t) } }
+                    } }
+                    @for target in &needed {
+                        label { "Target " code { (target) } " is played by "
+                            select name={ "target." (target) } id={ "target-" (target) } {
+                                @for reg in &registered {
+                                    option value=(reg) selected[reg == target] { (reg) }
+                                }
+                            }
+                        }
+                    }
+                    @for param in &r.meta.params {
+                        label title=(param.doc) {
+                            code { (param.name) } " (" (param.ty) ") "
+                            input type=(if param.secret { "password" } else if param.ty == "integer" { "number" } else { "text" })
+                                name={ "param." (param.name) } id={ "param-" (param.name) }
+                                value=(if param.secret { "" } else { param.default.as_deref().unwrap_or("") })
+                                required[param.default.is_none()];
+                            br;
+                            small { (param.doc) }
+                        }
+                    }
+                    label { input type="checkbox" name="dry_run" id="dry-run" value="true"; " Dry run: plan and record the faults, apply none" }
+                    button type="submit" id="launch" { "Launch" }
+                }
+            }
+        },
+    )
+}
+
+/// A need in plain words.
+fn review_line(kind: &str, target: &str) -> String {
+    let what = match kind {
+        "kill" => "kill the processes of",
+        "pause" => "pause (freeze) the processes of",
+        "restart" => "restart",
+        "delay" => "add latency on",
+        "http-error" => "answer requests with error statuses on",
+        "fail-auth" => "make authentication fail on",
+        "refuse" => "refuse connections to",
+        "reset-peer" => "reset or silence connections through",
+        "bandwidth" => "limit the bandwidth of",
+        other => return format!("{other} on target \"{target}\""),
+    };
+    format!("{what} target \"{target}\" ({kind})")
+}
+
+pub(super) async fn launch_form(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Form(form): Form<BTreeMap<String, String>>,
+) -> Response {
+    let Some(team) = form.get("team").cloned() else {
+        return error_page(StatusCode::BAD_REQUEST, "the form names no team");
+    };
+    let mut launch = Launch {
+        scenario: form.get("scenario").cloned().unwrap_or_default(),
+        dry_run: form.get("dry_run").is_some_and(|v| v == "true"),
+        ..Default::default()
+    };
+    for (k, v) in &form {
+        // An empty field leaves the scenario's default.
+        if let Some(name) = k.strip_prefix("param.")
+            && !v.is_empty()
+        {
+            launch
+                .params
+                .insert(name.to_string(), serde_json::Value::String(v.clone()));
+        }
+        if let Some(name) = k.strip_prefix("target.") {
+            launch.targets.insert(name.to_string(), v.clone());
+        }
+    }
+    match api::launch_run(&p, &who, &team, launch).await {
+        Ok(run) => Redirect::to(&format!("/teams/{team}/runs/{}", run.run)).into_response(),
+        Err(refused) => {
+            let mut r = page(
+                "Launch refused",
+                Some(&who),
+                html! {
+                    h1 { "Launch refused" }
+                    p.alert role="alert" id="launch-error" { (refused.message) }
+                    @if !refused.problems.is_empty() {
+                        ul id="problems" { @for pr in &refused.problems { li { (pr) } } }
+                    }
+                    p { a href="javascript:history.back()" { "Back" } }
+                },
+            );
+            *r.status_mut() = refused.status;
+            r
+        }
+    }
+}
+
+fn team_run(p: &Platform, team: &str, run: &str) -> Result<(LaunchedRun, RunId), ApiError> {
+    let launched = p
+        .inner
+        .store
+        .run(run)?
+        .filter(|r| r.team == team)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("team {team:?} has no run {run:?}"),
+            )
+        })?;
+    let id: RunId = launched
+        .run
+        .parse()
+        .map_err(|e: String| ApiError::new(StatusCode::NOT_FOUND, e))?;
+    Ok((launched, id))
+}
+
+pub(super) async fn run_page(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Path((team, run)): Path<(String, String)>,
+) -> Response {
+    let (launched, id) = match team_run(&p, &team, &run) {
+        Ok(x) => x,
+        Err(e) => return error_page(e.0, &e.1),
+    };
+    let record = p.engine().history().get_run(id).ok().flatten();
+    let timeline = p.engine().history().timeline(id).unwrap_or_default();
+    let active = p.inner.active.lock().unwrap().contains_key(&id);
+    let status = record
+        .as_ref()
+        .map_or("starting".to_string(), |r| r.status.as_str().to_string());
+    let can_halt = who.user.role_in(&team).is_some_and(|r| r >= Role::Runner);
+    let events_url = format!("/api/v1/teams/{team}/runs/{run}/events");
+    page(
+        &format!("Run {run}"),
+        Some(&who),
+        html! {
+            h1 { "Run " code { (run) } }
+            p { (launched.scenario) " for team " (team) ", launched by " (launched.launched_by) }
+            p { "Status: " strong id="status" data-active=(active) { (status) } }
+            @if active && can_halt {
+                form method="post" action={ "/teams/" (team) "/runs/" (run) "/halt" } id="halt-form" {
+                    input type="hidden" name="csrf" value=(csrf_of(&who));
+                    button type="submit" id="halt" { "Halt" }
+                }
+            }
+            h2 { "Timeline" }
+            ol id="timeline" {
+                @for e in &timeline {
+                    li data-seq=(e.seq) { (format!("{:>9.3}s  {}", e.at_us as f64 / 1e6, e.kind)) }
+                }
+            }
+            @if active {
+                script { (PreEscaped(format!(
+                    "(function(){{var list=document.getElementById('timeline');var st=document.getElementById('status');\
+                     var es=new EventSource({url:?});\
+                     es.addEventListener('timeline',function(m){{var e=JSON.parse(m.data);\
+                     if(list.querySelector('[data-seq=\"'+e.seq+'\"]'))return;\
+                     var li=document.createElement('li');li.dataset.seq=e.seq;li.textContent=e.line;list.appendChild(li);\
+                     if(e.status){{st.textContent=e.status;st.dataset.active='false';var h=document.getElementById('halt-form');if(h)h.remove();es.close();}}}});}})();",
+                    url = events_url
+                ))) }
+            }
+        },
+    )
+}
+
+pub(super) async fn halt_form(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Path((team, run)): Path<(String, String)>,
+) -> Response {
+    let (_, id) = match team_run(&p, &team, &run) {
+        Ok(x) => x,
+        Err(e) => return error_page(e.0, &e.1),
+    };
+    let halter = p.inner.active.lock().unwrap().get(&id).cloned();
+    if let Some(h) = halter {
+        h.halt();
+        p.audit(&who.user.name, "halt", &format!("{team} {run}"), "ok", "");
+    }
+    Redirect::to(&format!("/teams/{team}/runs/{run}")).into_response()
+}
+
+pub(super) async fn history_page(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Path(team): Path<String>,
+) -> Response {
+    let runs: Vec<LaunchedRun> = p
+        .inner
+        .store
+        .runs()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.team == team)
+        .rev()
+        .collect();
+    let rows: Vec<(LaunchedRun, String)> = runs
+        .into_iter()
+        .map(|r| {
+            let status = r
+                .run
+                .parse::<RunId>()
+                .ok()
+                .and_then(|id| p.engine().history().get_run(id).ok().flatten())
+                .map_or("?".to_string(), |run| run.status.as_str().to_string());
+            (r, status)
+        })
+        .collect();
+    page(
+        &format!("{team} runs"),
+        Some(&who),
+        html! {
+            h1 { "Runs of " (team) }
+            table id="runs" {
+                tr { th { "Run" } th { "Scenario" } th { "Status" } th { "By" } }
+                @for (r, status) in &rows {
+                    tr data-run=(r.run) {
+                        td { a href={ "/teams/" (team) "/runs/" (r.run) } { code { (r.run) } } }
+                        td { (r.scenario) }
+                        td.status { (status) }
+                        td { (r.launched_by) }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// The live timeline of a run as server-sent events named `timeline`:
+/// what the history has so far, then each new event; the last carries
+/// the final status.
+pub(super) async fn events(
+    State(p): State<Platform>,
+    Path((team, run)): Path<(String, String)>,
+) -> Response {
+    let (_, id) = match team_run(&p, &team, &run) {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    // Subscribe before reading the history, so nothing falls between.
+    let live = p
+        .inner
+        .active
+        .lock()
+        .unwrap()
+        .get(&id)
+        .map(|h| h.subscribe());
+    let past = p.engine().history().timeline(id).unwrap_or_default();
+    let ended = past
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::Ended { .. }));
+    let stream = async_stream(past, if ended { None } else { live });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+fn sse_of(e: &firedrill::history::Event) -> SseEvent {
+    let status = match &e.kind {
+        EventKind::Ended { status, .. } => Some(status.as_str()),
+        _ => None,
+    };
+    let data = serde_json::json!({
+        "seq": e.seq,
+        "at_us": e.at_us,
+        "line": format!("{:>9.3}s  {}", e.at_us as f64 / 1e6, e.kind),
+        "status": status,
+    });
+    SseEvent::default().event("timeline").data(data.to_string())
+}
+
+struct Feed {
+    past: std::collections::VecDeque<firedrill::history::Event>,
+    live: Option<tokio::sync::broadcast::Receiver<firedrill::history::Event>>,
+    last: Option<u32>,
+    done: bool,
+}
+
+fn async_stream(
+    past: Vec<firedrill::history::Event>,
+    live: Option<tokio::sync::broadcast::Receiver<firedrill::history::Event>>,
+) -> impl futures_util::Stream<Item = Result<SseEvent, Infallible>> {
+    use tokio::sync::broadcast::error::RecvError;
+    let feed = Feed {
+        past: past.into(),
+        live,
+        last: None,
+        done: false,
+    };
+    futures_util::stream::unfold(feed, |mut f| async move {
+        let next = match f.past.pop_front() {
+            Some(e) => e,
+            None if f.done => return None,
+            None => loop {
+                match f.live.as_mut()?.recv().await {
+                    Ok(e) if f.last.is_some_and(|l| e.seq <= l) => continue,
+                    Ok(e) => break e,
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return None,
+                }
+            },
+        };
+        f.last = Some(next.seq);
+        f.done |= matches!(next.kind, EventKind::Ended { .. });
+        Some((Ok(sse_of(&next)), f))
+    })
+}
