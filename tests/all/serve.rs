@@ -712,3 +712,267 @@ async fn shutdown_halts_what_is_running() {
     );
     assert!(text.contains("fault 0 reverted"), "{text}");
 }
+
+/// Debian's chromium and chromedriver (installed on first use), headless,
+/// a fresh profile: a runner logs in, searches the catalog, opens a
+/// package, reads its review, launches it with parameters from the form,
+/// watches the timeline grow live (server-sent events), halts it and
+/// finds it halted in the team's history. A screenshot of each page is
+/// saved under `target/tmp/screenshots/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_launches_watches_and_halts_in_a_real_browser() {
+    use fantoccini::Locator;
+    let s = Server::start();
+    let upstream = firedrill_tests::Upstream::start("t").await;
+    s.admin("POST", "/api/v1/teams", json!({"name": "payments"}), 201)
+        .await;
+    let password = "rita's long passphrase";
+    s.admin(
+        "POST",
+        "/api/v1/users",
+        json!({"name": "rita", "password": password}),
+        201,
+    )
+    .await;
+    s.admin(
+        "PUT",
+        "/api/v1/teams/payments/members/rita",
+        json!({"role": "runner"}),
+        200,
+    )
+    .await;
+    let port = crate::support::free_port();
+    s.admin(
+        "PUT",
+        "/api/v1/targets/api-link",
+        json!({"declaration": {
+            "kind": "proxy", "mode": "http",
+            "listen": format!("127.0.0.1:{port}"),
+            "upstream": upstream.addr.to_string(),
+        }}),
+        200,
+    )
+    .await;
+    s.admin(
+        "PUT",
+        "/api/v1/teams/payments/grants/api-link",
+        json!({"kinds": ["delay"]}),
+        200,
+    )
+    .await;
+
+    let driver =
+        firedrill_tests::debian_program("/usr/bin/chromedriver", &["chromium-driver", "chromium"]);
+    let driver_port = crate::support::free_port();
+    let mut chromedriver = std::process::Command::new(driver)
+        .arg(format!("--port={driver_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", driver_port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "chromedriver did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let profile = tempfile::tempdir().unwrap();
+    let mut caps = serde_json::Map::new();
+    caps.insert("browserName".into(), json!("chrome"));
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,1000", format!("--user-data-dir={}", profile.path().display())],
+        }),
+    );
+    let c =
+        fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{driver_port}"))
+            .await
+            .expect("a chromium session");
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = |name: &'static str| {
+        let c = c.clone();
+        let shots = shots.clone();
+        async move {
+            let png = c.screenshot().await.unwrap();
+            std::fs::write(shots.join(format!("{name}.png")), png).unwrap();
+        }
+    };
+    let base = format!("http://{}", s.addr);
+    let wait_text = |css: &'static str, want: &'static str| {
+        let c = c.clone();
+        async move {
+            let until = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Ok(e) = c.find(Locator::Css(css)).await
+                    && let Ok(t) = e.text().await
+                    && t.contains(want)
+                {
+                    return t;
+                }
+                assert!(Instant::now() < until, "{css} never showed {want:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+
+    // A stranger is sent to the login page.
+    c.goto(&format!("{base}/")).await.unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/login");
+    c.find(Locator::Id("user"))
+        .await
+        .unwrap()
+        .send_keys("rita")
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys("not it at all")
+        .await
+        .unwrap();
+    shot("01-login").await;
+    c.find(Locator::Id("login"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text("#login-error", "Wrong user or password").await;
+    c.find(Locator::Id("user"))
+        .await
+        .unwrap()
+        .send_keys("rita")
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    c.find(Locator::Id("login"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text("#whoami", "rita").await;
+
+    // The catalog: search, then open the package.
+    c.find(Locator::Id("q"))
+        .await
+        .unwrap()
+        .send_keys("latency")
+        .await
+        .unwrap();
+    c.find(Locator::Id("search"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let link = c
+        .wait()
+        .for_element(Locator::Css(
+            r#"a[data-package="firedrill:latency-ramp@0.2.0"]"#,
+        ))
+        .await
+        .unwrap();
+    shot("02-catalog").await;
+    link.click().await.unwrap();
+    let review = wait_text("#review", "api-link").await;
+    assert!(
+        review.contains("add latency on target \"api-link\""),
+        "{review}"
+    );
+    shot("03-package").await;
+
+    // Launch with parameters from the generated form.
+    for (id, value) in [
+        ("param-steps", "400ms,400ms,400ms,400ms,400ms,400ms"),
+        ("param-samples", "20"),
+        ("param-slo", "60s"),
+        ("param-must-tolerate", "0ms"),
+        ("param-path", "/"),
+    ] {
+        let field = c.find(Locator::Id(id)).await.unwrap();
+        field.clear().await.unwrap();
+        field.send_keys(value).await.unwrap();
+    }
+    c.find(Locator::Id("launch"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text("#status", "").await;
+    assert!(
+        c.current_url()
+            .await
+            .unwrap()
+            .path()
+            .starts_with("/teams/payments/runs/")
+    );
+    // The timeline grows while the page is open: events the page did not
+    // have when it loaded arrive over server-sent events.
+    let loaded = c
+        .find_all(Locator::Css("#timeline li"))
+        .await
+        .unwrap()
+        .len();
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = c
+            .find_all(Locator::Css("#timeline li"))
+            .await
+            .unwrap()
+            .len();
+        if now > loaded + 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the live timeline did not grow past {loaded}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_text("#timeline", "fault 0 applied").await;
+    shot("04-live-run").await;
+
+    c.find(Locator::Id("halt"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text("#status", "halted").await;
+    let timeline = wait_text("#timeline", "reverted").await;
+    assert!(timeline.contains("fault 0 reverted"), "{timeline}");
+    shot("05-halted").await;
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the run's proxy is gone"
+    );
+
+    // The team's history lists it as halted.
+    c.find(Locator::LinkText("payments runs"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let row = wait_text("#runs", "halted").await;
+    assert!(row.contains("firedrill:latency-ramp"), "{row}");
+    shot("06-history").await;
+    c.close().await.unwrap();
+    let _ = chromedriver.kill();
+    let _ = chromedriver.wait();
+}
