@@ -976,3 +976,137 @@ async fn a_runner_launches_watches_and_halts_in_a_real_browser() {
     let _ = chromedriver.kill();
     let _ = chromedriver.wait();
 }
+
+/// A runner's schedule fires every second: the first firing launches a
+/// run, firings while it goes are skipped (concurrency: forbid); paused,
+/// it does not fire; a halt-all holds it (firings skipped and recorded)
+/// until resume; a bad cron expression is refused naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_fire_skip_overlaps_pause_and_are_held_by_halt_all() {
+    let s = Server::start();
+    let upstream = firedrill_tests::Upstream::start("t").await;
+    s.admin("POST", "/api/v1/teams", json!({"name": "payments"}), 201)
+        .await;
+    let runner = s.user("rita", Some(("payments", "runner"))).await;
+    s.admin(
+        "PUT",
+        "/api/v1/targets/api-link",
+        json!({"declaration": {
+            "kind": "proxy", "mode": "http",
+            "listen": "127.0.0.1:0",
+            "upstream": upstream.addr.to_string(),
+        }}),
+        200,
+    )
+    .await;
+    s.admin(
+        "PUT",
+        "/api/v1/teams/payments/grants/api-link",
+        json!({"kinds": ["delay"]}),
+        200,
+    )
+    .await;
+    let url = "/api/v1/teams/payments/schedules";
+    let (status, v) = s
+        .json(
+            "POST",
+            url,
+            &runner,
+            Some(json!({"cron": "every minute", "scenario": "firedrill:latency-ramp"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(v["error"].as_str().unwrap().contains("every minute"), "{v}");
+    let (status, v) = s
+        .json(
+            "POST",
+            url,
+            &runner,
+            Some(json!({
+                "cron": "* * * * * *",
+                "scenario": "firedrill:latency-ramp@^0.2",
+                "params": {"steps": "400ms,400ms,400ms,400ms", "samples": 3, "slo": "60s", "must-tolerate": "0ms", "path": "/"},
+                "concurrency": "forbid",
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let next: Vec<u64> = serde_json::from_value(v["next"].clone()).unwrap();
+    assert_eq!(next.len(), 3);
+    assert_eq!(next[1] - next[0], 1000, "every second: {next:?}");
+
+    let firings = |outcome: &'static str, detail: &'static str| {
+        let s = &s;
+        let runner = runner.clone();
+        async move {
+            let (_, v) = s.json("GET", url, &runner, None).await;
+            v[0]["firings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| {
+                    f["outcome"] == outcome && f["detail"].as_str().unwrap_or("").contains(detail)
+                })
+                .count()
+        }
+    };
+    let until = Instant::now() + Duration::from_secs(30);
+    while firings("launched", "").await < 1 || firings("skipped", "still going").await < 1 {
+        assert!(Instant::now() < until, "no launch and skipped overlap");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, runs) = s
+        .json("GET", "/api/v1/teams/payments/runs", &runner, None)
+        .await;
+    assert!(
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["launched_by"] == "rita")
+    );
+
+    // Paused: no firing at all.
+    let (status, v) = s
+        .json("POST", &format!("{url}/{id}/pause"), &runner, None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["next"], json!([]));
+    let (_, v) = s.json("GET", url, &runner, None).await;
+    let before = v[0]["firings"].as_array().unwrap().len();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (_, v) = s.json("GET", url, &runner, None).await;
+    assert_eq!(v[0]["firings"].as_array().unwrap().len(), before, "{v}");
+
+    // Halt-all holds it.
+    s.admin("POST", "/api/v1/halt", json!({}), 200).await;
+    s.json("POST", &format!("{url}/{id}/resume"), &runner, None)
+        .await;
+    let until = Instant::now() + Duration::from_secs(20);
+    while firings("skipped", "halt-all").await < 1 {
+        assert!(Instant::now() < until, "halt-all did not hold the schedule");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let launched = firings("launched", "").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        firings("launched", "").await,
+        launched,
+        "nothing launched while halted"
+    );
+    s.admin("POST", "/api/v1/resume", json!({}), 200).await;
+    let until = Instant::now() + Duration::from_secs(20);
+    while firings("launched", "").await <= launched {
+        assert!(
+            Instant::now() < until,
+            "the schedule did not fire after resume"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, _) = s
+        .json("DELETE", &format!("{url}/{id}"), &runner, None)
+        .await;
+    assert_eq!(status, 204);
+    let (_, v) = s.json("GET", url, &runner, None).await;
+    assert_eq!(v, json!([]));
+}

@@ -32,6 +32,7 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
             first.user, first.token, first.user
         );
     }
+    platform.start_scheduler();
     println!("firedrill serve: http://{addr} (API under /api/v1, health at /healthz)");
     let app = router(platform.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let shutdown = stop.clone();

@@ -81,6 +81,11 @@ fn handler(method: &Method, path: &str) -> MethodRouter<Platform> {
         ("POST", "/api/v1/resume") => on(filter, resume),
         ("GET", "/api/v1/audit") => on(filter, audit_log),
         ("GET", "/api/v1/teams/{team}/runs/{run}/events") => on(filter, web::events),
+        ("GET", "/api/v1/teams/{team}/schedules") => on(filter, list_schedules),
+        ("POST", "/api/v1/teams/{team}/schedules") => on(filter, create_schedule),
+        ("POST", "/api/v1/teams/{team}/schedules/{id}/pause") => on(filter, pause_schedule),
+        ("POST", "/api/v1/teams/{team}/schedules/{id}/resume") => on(filter, resume_schedule),
+        ("DELETE", "/api/v1/teams/{team}/schedules/{id}") => on(filter, delete_schedule),
         ("GET", "/login") => on(filter, web::login_page),
         ("POST", "/login") => on(filter, web::login_form),
         ("POST", "/logout") => on(filter, web::logout_form),
@@ -1140,4 +1145,149 @@ async fn launch_inner(
         );
     });
     Ok(launched)
+}
+
+fn schedule_view(s: &super::schedule::Schedule) -> Value {
+    let mut v = serde_json::to_value(s).unwrap_or(Value::Null);
+    v["next"] = json!(if s.paused {
+        Vec::new()
+    } else {
+        super::schedule::next_times(&s.cron, now_ms(), 3)
+    });
+    v
+}
+
+async fn list_schedules(State(p): State<Platform>, Path(team_name): Path<String>) -> ApiResult {
+    team(&p, &team_name)?;
+    let list: Vec<Value> = p
+        .inner
+        .store
+        .schedules()?
+        .iter()
+        .filter(|s| s.team == team_name)
+        .map(schedule_view)
+        .collect();
+    Ok(Json(list).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSchedule {
+    cron: String,
+    scenario: String,
+    #[serde(default)]
+    params: BTreeMap<String, Value>,
+    #[serde(default)]
+    targets: BTreeMap<String, String>,
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    concurrency: super::schedule::Concurrency,
+}
+
+async fn create_schedule(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Path(team_name): Path<String>,
+    req: Request,
+) -> ApiResult {
+    let input: NewSchedule = body(&read_body(req).await?)?;
+    team(&p, &team_name)?;
+    super::schedule::parse_cron(&input.cron).map_err(bad)?;
+    input
+        .scenario
+        .parse::<PackageReq>()
+        .map_err(|e| bad(e.to_string()))?;
+    let schedule = super::schedule::Schedule {
+        id: auth::hash_secret(&auth::new_secret(""))[..12].to_string(),
+        team: team_name.clone(),
+        author: who.user.name.clone(),
+        cron: input.cron,
+        scenario: input.scenario,
+        params: input.params,
+        targets: input.targets,
+        dry_run: input.dry_run,
+        concurrency: input.concurrency,
+        paused: false,
+        created_at: now_ms(),
+        firings: Vec::new(),
+    };
+    p.inner.store.put_schedule(&schedule)?;
+    p.audit(
+        &who.user.name,
+        "create-schedule",
+        &format!("{team_name} {}", schedule.id),
+        "ok",
+        &format!("{} {}", schedule.cron, schedule.scenario),
+    );
+    Ok((StatusCode::CREATED, Json(schedule_view(&schedule))).into_response())
+}
+
+fn team_schedule(
+    p: &Platform,
+    team_name: &str,
+    id: &str,
+) -> Result<super::schedule::Schedule, ApiError> {
+    p.inner
+        .store
+        .schedule(id)?
+        .filter(|s| s.team == team_name)
+        .ok_or_else(|| not_found_error(format!("team {team_name:?} has no schedule {id:?}")))
+}
+
+async fn set_paused(
+    p: &Platform,
+    who: &Principal,
+    team_name: &str,
+    id: &str,
+    paused: bool,
+) -> ApiResult {
+    let mut s = team_schedule(p, team_name, id)?;
+    s.paused = paused;
+    p.inner.store.put_schedule(&s)?;
+    p.audit(
+        &who.user.name,
+        if paused {
+            "pause-schedule"
+        } else {
+            "resume-schedule"
+        },
+        &format!("{team_name} {id}"),
+        "ok",
+        "",
+    );
+    Ok(Json(schedule_view(&s)).into_response())
+}
+
+async fn pause_schedule(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Path((team_name, id)): Path<(String, String)>,
+) -> ApiResult {
+    set_paused(&p, &who, &team_name, &id, true).await
+}
+
+async fn resume_schedule(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Path((team_name, id)): Path<(String, String)>,
+) -> ApiResult {
+    set_paused(&p, &who, &team_name, &id, false).await
+}
+
+async fn delete_schedule(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Path((team_name, id)): Path<(String, String)>,
+) -> ApiResult {
+    team_schedule(&p, &team_name, &id)?;
+    p.inner.store.remove_schedule(&id)?;
+    p.audit(
+        &who.user.name,
+        "remove-schedule",
+        &format!("{team_name} {id}"),
+        "ok",
+        "",
+    );
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -18,6 +18,7 @@ mod api;
 pub mod auth;
 pub mod model;
 pub mod routes;
+pub mod schedule;
 pub mod store;
 mod web;
 
@@ -114,6 +115,12 @@ impl Platform {
             user: user.name,
             token,
         }))
+    }
+
+    /// Start firing the schedules (in the background, for the life of the
+    /// process).
+    pub fn start_scheduler(&self) {
+        tokio::spawn(self.clone().run_schedules());
     }
 
     /// The engine.

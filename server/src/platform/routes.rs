@@ -105,6 +105,31 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/teams/{team}/runs/{run}/events",
         Need::Team(Role::Viewer),
     ),
+    route(
+        Method::GET,
+        "/api/v1/teams/{team}/schedules",
+        Need::Team(Role::Viewer),
+    ),
+    route(
+        Method::POST,
+        "/api/v1/teams/{team}/schedules",
+        Need::Team(Role::Runner),
+    ),
+    route(
+        Method::POST,
+        "/api/v1/teams/{team}/schedules/{id}/pause",
+        Need::Team(Role::Runner),
+    ),
+    route(
+        Method::POST,
+        "/api/v1/teams/{team}/schedules/{id}/resume",
+        Need::Team(Role::Runner),
+    ),
+    route(
+        Method::DELETE,
+        "/api/v1/teams/{team}/schedules/{id}",
+        Need::Team(Role::Runner),
+    ),
     // The web pages.
     route(Method::GET, "/login", Need::Open),
     route(Method::POST, "/login", Need::Open),

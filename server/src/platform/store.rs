@@ -3,6 +3,7 @@
 //! SHA-256, so the database holds no usable token or session id.
 
 use super::model::{AuditEntry, LaunchedRun, Session, Target, Team, Token, User};
+use super::schedule::Schedule;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::path::Path;
@@ -23,6 +24,8 @@ pub const TREE_SESSIONS: &str = "sessions";
 pub const TREE_AUDIT: &str = "audit";
 /// Runs launched through the server, by run id.
 pub const TREE_RUNS: &str = "runs";
+/// Schedules by id.
+pub const TREE_SCHEDULES: &str = "schedules";
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +56,7 @@ pub struct PlatformStore {
     sessions: sled::Tree,
     audit: sled::Tree,
     runs: sled::Tree,
+    schedules: sled::Tree,
 }
 
 fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>, StoreError> {
@@ -105,6 +109,7 @@ impl PlatformStore {
             sessions: db.open_tree(TREE_SESSIONS)?,
             audit: db.open_tree(TREE_AUDIT)?,
             runs: db.open_tree(TREE_RUNS)?,
+            schedules: db.open_tree(TREE_SCHEDULES)?,
             db,
         })
     }
@@ -279,5 +284,25 @@ impl PlatformStore {
         let mut runs: Vec<LaunchedRun> = all(&self.runs)?;
         runs.sort_by_key(|r| r.at);
         Ok(runs)
+    }
+
+    /// A schedule.
+    pub fn schedule(&self, id: &str) -> Result<Option<Schedule>, StoreError> {
+        get(&self.schedules, id.as_bytes())
+    }
+
+    /// Every schedule.
+    pub fn schedules(&self) -> Result<Vec<Schedule>, StoreError> {
+        all(&self.schedules)
+    }
+
+    /// Write a schedule.
+    pub fn put_schedule(&self, schedule: &Schedule) -> Result<(), StoreError> {
+        put(&self.schedules, schedule.id.as_bytes(), schedule)
+    }
+
+    /// Remove a schedule.
+    pub fn remove_schedule(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.schedules.remove(id.as_bytes())?.is_some())
     }
 }
