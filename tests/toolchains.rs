@@ -182,6 +182,26 @@ pub fn javascript(source: &Path) -> Vec<u8> {
 /// The `oras` Python package (oras-py) on PyPI.
 pub const ORAS: &str = "0.2.43";
 
+/// openapi-spec-validator's package directory (for `PYTHONPATH`),
+/// installed with pip on first use: checks our OpenAPI document against
+/// the OpenAPI 3.1 specification, independently of how we generate it.
+pub fn openapi_spec_validator() -> PathBuf {
+    const VERSION: &str = "0.9.0";
+    let _lock = lock();
+    let home = dir().join(format!("openapi-spec-validator-{VERSION}"));
+    if !home.join("openapi_spec_validator").exists() {
+        run(
+            "pip install openapi-spec-validator",
+            Command::new("python3")
+                .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+                .arg("--target")
+                .arg(&home)
+                .arg(format!("openapi-spec-validator=={VERSION}")),
+        );
+    }
+    home
+}
+
 /// oras-py's package directory (for `PYTHONPATH`), installed with pip on
 /// first use: an OCI client nobody here wrote, to check what we push.
 pub fn oras() -> PathBuf {

@@ -21,7 +21,7 @@ use std::path::Path;
 pub const FORMAT: u32 = 1;
 
 /// One version in an index.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct IndexEntry {
     /// `namespace:name@version`.
     pub package: String,

@@ -1110,3 +1110,47 @@ async fn schedules_fire_skip_overlaps_pause_and_are_held_by_halt_all() {
     let (_, v) = s.json("GET", url, &runner, None).await;
     assert_eq!(v, json!([]));
 }
+
+/// The OpenAPI document: served to users (not to strangers), listing every
+/// API route with its role, and valid OpenAPI 3.1 for an independent
+/// validator (PyPI's openapi-spec-validator).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_is_valid_and_complete() {
+    let s = Server::start();
+    let a = s
+        .call("GET", "/api/v1/openapi.json", Auth::None, None)
+        .await;
+    assert_eq!(a.status, 401);
+    let (status, doc) = s.json("GET", "/api/v1/openapi.json", &s.admin, None).await;
+    assert_eq!(status, 200);
+    for route in ROUTES
+        .iter()
+        .filter(|r| !firedrill_server::platform::routes::is_page(r.path))
+    {
+        assert!(
+            doc["paths"][route.path][route.method.as_str().to_lowercase()]["x-firedrill-role"]
+                .is_string(),
+            "{} {} is not in the document",
+            route.method,
+            route.path
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let out = std::process::Command::new("python3")
+        .env(
+            "PYTHONPATH",
+            firedrill_tests::toolchains::openapi_spec_validator(),
+        )
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -56,6 +56,7 @@ fn handler(method: &Method, path: &str) -> MethodRouter<Platform> {
         ("POST", "/api/v1/login") => on(filter, login),
         ("POST", "/api/v1/logout") => on(filter, logout),
         ("GET", "/api/v1/me") => on(filter, me),
+        ("GET", "/api/v1/openapi.json") => on(filter, openapi),
         ("GET", "/api/v1/users") => on(filter, list_users),
         ("POST", "/api/v1/users") => on(filter, create_user),
         ("DELETE", "/api/v1/users/{user}") => on(filter, delete_user),
@@ -119,6 +120,11 @@ async fn read_body(req: Request) -> Result<axum::body::Bytes, ApiError> {
         })
 }
 
+async fn openapi() -> Json<Value> {
+    static DOC: std::sync::LazyLock<Value> = std::sync::LazyLock::new(super::openapi::document);
+    Json(DOC.clone())
+}
+
 async fn healthz() -> &'static str {
     "ok\n"
 }
@@ -144,9 +150,9 @@ pub(super) fn issue_token(
     Ok(secret)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Login {
+pub(super) struct Login {
     user: String,
     password: String,
 }
@@ -269,9 +275,9 @@ async fn list_users(State(p): State<Platform>) -> ApiResult {
     Ok(Json(users).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct NewUser {
+pub(super) struct NewUser {
     name: String,
     #[serde(default)]
     password: Option<String>,
@@ -334,9 +340,9 @@ async fn delete_user(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct NewPassword {
+pub(super) struct NewPassword {
     password: String,
 }
 
@@ -376,9 +382,9 @@ async fn list_tokens(State(p): State<Platform>, Extension(who): Extension<Princi
     Ok(Json(tokens).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct NewToken {
+pub(super) struct NewToken {
     name: String,
     /// A duration, e.g. `30d`; none: it does not expire.
     #[serde(default)]
@@ -479,9 +485,9 @@ async fn list_teams(State(p): State<Platform>, Extension(who): Extension<Princip
     Ok(Json(out).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct NewTeam {
+pub(super) struct NewTeam {
     name: String,
 }
 
@@ -520,9 +526,9 @@ async fn show_team(State(p): State<Platform>, Path(name): Path<String>) -> ApiRe
     Ok(Json(team_view(&p.inner.store, &t)?).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Membership {
+pub(super) struct Membership {
     role: String,
 }
 
@@ -578,9 +584,9 @@ async fn remove_member(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Grant {
+pub(super) struct Grant {
     kinds: Vec<String>,
 }
 
@@ -645,9 +651,9 @@ async fn list_targets(
     Ok(Json(visible).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct NewTarget {
+pub(super) struct NewTarget {
     declaration: serde_json::Map<String, Value>,
 }
 
@@ -898,7 +904,7 @@ async fn audit_log(State(p): State<Platform>, Query(q): Query<AuditQuery>) -> Ap
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Launch {
     /// A package requirement: `acme:checkout-latency@^1.2`, or a bundled
@@ -1170,9 +1176,9 @@ async fn list_schedules(State(p): State<Platform>, Path(team_name): Path<String>
     Ok(Json(list).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct NewSchedule {
+pub(super) struct NewSchedule {
     cron: String,
     scenario: String,
     #[serde(default)]

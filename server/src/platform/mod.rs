@@ -17,6 +17,7 @@
 mod api;
 pub mod auth;
 pub mod model;
+pub mod openapi;
 pub mod routes;
 pub mod schedule;
 pub mod store;

@@ -2,12 +2,24 @@
 //! registered targets, API tokens, sessions, the audit log, and which
 //! team launched which run.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A role in a team, ordered: each may do what the ones before it may.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    Default,
+    JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -44,7 +56,7 @@ impl std::fmt::Display for Role {
 }
 
 /// A user.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct User {
     /// Login name.
     pub name: String,
@@ -91,7 +103,7 @@ impl User {
 }
 
 /// A user as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct UserView {
     /// Login name.
     pub name: String,
@@ -107,7 +119,7 @@ pub struct UserView {
 
 /// A team: its members are in [`User::teams`]; what it may do to which
 /// registered target is its grants (its maximum blast radius).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Team {
     /// Its name.
     pub name: String,
@@ -120,7 +132,7 @@ pub struct Team {
 
 /// A target an admin registered: a drill file's `[targets.NAME]` table
 /// without `grants` (teams get those).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Target {
     /// Its name.
     pub name: String,
@@ -132,7 +144,7 @@ pub struct Target {
 }
 
 /// An API token; the secret itself is stored only as a hash.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Token {
     /// Its public id (to list and revoke it).
     pub id: String,
@@ -150,7 +162,7 @@ pub struct Token {
 }
 
 /// A browser session; its id is stored only as a hash.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Session {
     /// Whose it is.
     pub user: String,
@@ -161,7 +173,7 @@ pub struct Session {
 }
 
 /// One line of the audit log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AuditEntry {
     /// When (Unix ms).
     pub at: u64,
@@ -179,7 +191,7 @@ pub struct AuditEntry {
 }
 
 /// A run launched through the server.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LaunchedRun {
     /// The engine's run id.
     pub run: String,

@@ -42,6 +42,7 @@ pub const ROUTES: &[Route] = &[
     route(Method::POST, "/api/v1/login", Need::Open),
     route(Method::POST, "/api/v1/logout", Need::User),
     route(Method::GET, "/api/v1/me", Need::User),
+    route(Method::GET, "/api/v1/openapi.json", Need::User),
     route(Method::GET, "/api/v1/users", Need::Admin),
     route(Method::POST, "/api/v1/users", Need::Admin),
     route(Method::DELETE, "/api/v1/users/{user}", Need::Admin),

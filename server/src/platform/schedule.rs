@@ -11,12 +11,13 @@ use super::api::{Launch, launch_run};
 use super::auth::{Principal, Via};
 use super::model::Role;
 use super::{Platform, now_ms};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// What a schedule does when it fires while its last run is going.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Concurrency {
     /// Skip the firing.
@@ -27,7 +28,7 @@ pub enum Concurrency {
 }
 
 /// A schedule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Schedule {
     /// Its id.
     pub id: String,
@@ -65,7 +66,7 @@ pub struct Schedule {
 pub const HISTORY: usize = 20;
 
 /// One firing.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Firing {
     /// When (Unix ms).
     pub at: u64,
