@@ -1154,3 +1154,108 @@ async fn the_openapi_document_is_valid_and_complete() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `firedrill run --server URL --team TEAM PACKAGE` from another machine's
+/// point of view (its own data dir): the timeline streams back and the
+/// exit code is the run's; refused launches exit 64 with the server's
+/// reasons; Ctrl-C halts the run on the server (exit 4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_on_a_server_streams_back_and_exits_like_a_local_run() {
+    let s = Server::start();
+    let upstream = firedrill_tests::Upstream::start("t").await;
+    for team in ["payments", "search"] {
+        s.admin("POST", "/api/v1/teams", json!({"name": team}), 201)
+            .await;
+    }
+    let runner = s.user("rita", Some(("payments", "runner"))).await;
+    s.admin(
+        "PUT",
+        "/api/v1/teams/search/members/rita",
+        json!({"role": "runner"}),
+        200,
+    )
+    .await;
+    s.admin(
+        "PUT",
+        "/api/v1/targets/staging-api",
+        json!({"declaration": {
+            "kind": "proxy", "mode": "http",
+            "listen": "127.0.0.1:0",
+            "upstream": upstream.addr.to_string(),
+        }}),
+        200,
+    )
+    .await;
+    s.admin(
+        "PUT",
+        "/api/v1/teams/payments/grants/staging-api",
+        json!({"kinds": ["delay"]}),
+        200,
+    )
+    .await;
+    let client = tempfile::tempdir().unwrap();
+    let url = format!("http://{}", s.addr);
+    let remote = |team: &str, steps: &str| {
+        let mut c = firedrill(client.path());
+        c.args(["run", "--server", &url, "--team", team])
+            .args(["--target", "api-link=staging-api"])
+            .arg("firedrill:latency-ramp@^0.2")
+            .args([
+                "-p",
+                &format!("steps={steps}"),
+                "-p",
+                "samples=2",
+                "-p",
+                "slo=60s",
+            ])
+            .args(["-p", "must-tolerate=0ms", "-p", "path=/"]);
+        c
+    };
+    let out = remote("payments", "1ms")
+        .env("FIREDRILL_TOKEN", &runner)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("fault 0 applied") && text.contains("PASSED"),
+        "{text}"
+    );
+
+    let out = remote("payments", "1ms").output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("FIREDRILL_TOKEN"));
+    // Beyond the team's grants: the server's reasons, exit 64.
+    let out = remote("search", "1ms")
+        .env("FIREDRILL_TOKEN", &runner)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains("refused") && err.contains("delay"), "{err}");
+
+    // Ctrl-C: halted on the server, exit 4.
+    let mut child = remote("payments", "400ms,400ms,400ms,400ms,400ms")
+        .env("FIREDRILL_TOKEN", &runner)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    loop {
+        let line = lines.next().expect("the stream").unwrap();
+        if line.contains("fault 0 applied") {
+            break;
+        }
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(4), "{rest:?}");
+    assert!(rest.iter().any(|l| l.contains("HALTED")), "{rest:?}");
+}

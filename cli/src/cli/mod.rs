@@ -12,6 +12,7 @@ mod packages;
 mod progress;
 mod proxy;
 mod recover;
+mod remote;
 mod replay;
 mod report;
 mod run;

@@ -2,6 +2,7 @@ use super::{
     Exit, Failure, open_engine, parse_params, progress, start_run, start_targets, stop::Stop, usage,
 };
 use firedrill::{Drill, RunSpec};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
@@ -23,9 +24,24 @@ pub(crate) struct Args {
     /// Resolve the drill's package again instead of using firedrill.lock
     #[arg(long)]
     update: bool,
+    /// Launch on a `firedrill serve` at this URL instead of here (the token
+    /// comes from FIREDRILL_TOKEN); TARGET is then a package (or a drill
+    /// naming one)
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// With --server: the team the run is for
+    #[arg(long, requires = "server")]
+    team: Option<String>,
+    /// With --server: the server's registered target that plays a target
+    /// the scenario needs, NEED=NAME (repeatable; default: the same name)
+    #[arg(long = "target", value_name = "NEED=NAME", requires = "server")]
+    targets: Vec<String>,
 }
 
 pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
+    if let Some(server) = args.server.clone() {
+        return remote(args, server).await;
+    }
     let stop = Stop::install()?;
     let reports = super::report::parse(&args.reports)?;
     let cli_params = parse_params(&args.params)?;
@@ -103,4 +119,34 @@ pub(crate) fn scenario_bytes(drill: &Drill, target: &str) -> Result<(Vec<u8>, St
         None => d.scenario.path = Some(PathBuf::from(target)),
     }
     d.scenario_bytes().map_err(|e| usage(e.message))
+}
+
+/// `run --server`: the package (from the drill, or named directly) and
+/// parameters, launched there.
+async fn remote(args: Args, server: String) -> Result<Exit, Failure> {
+    let mut params = BTreeMap::new();
+    let scenario = if is_drill(&args.target) {
+        let drill = load_drill(&args.target)?;
+        params = drill.params();
+        drill.scenario.package.clone().ok_or_else(|| {
+            usage(format!(
+                "{}: a run on a server names a package in [scenario] (`package = \"ns:name@^1\"`); its targets are the server's",
+                args.target
+            ))
+        })?
+    } else {
+        args.target.clone()
+    };
+    params.extend(parse_params(&args.params)?);
+    let targets = parse_params(&args.targets)?;
+    super::remote::run(super::remote::Remote {
+        server,
+        team: args.team,
+        scenario,
+        params,
+        targets,
+        dry_run: args.dry_run,
+        seed: args.seed,
+    })
+    .await
 }
