@@ -462,6 +462,43 @@ async fn a_team_launches_within_its_grants_and_halts() {
     // Not for viewers.
     let (status, _) = s.json("GET", "/api/v1/audit", &viewer, None).await;
     assert_eq!(status, 403);
+
+    // Prometheus metrics, for a token, in a format promtool accepts.
+    let a = s.call("GET", "/metrics", Auth::None, None).await;
+    assert_eq!(a.status, 401);
+    let a = s.call("GET", "/metrics", Auth::Token(&viewer), None).await;
+    assert_eq!(a.status, 200);
+    let text = String::from_utf8_lossy(&a.body).to_string();
+    for line in [
+        "firedrill_server_runs_total{status=\"passed\"} 1",
+        "firedrill_server_runs_total{status=\"halted\"} 1",
+        "firedrill_server_active_runs 0",
+        "firedrill_server_run_duration_seconds_count 2",
+    ] {
+        assert!(text.contains(line), "{line} in:\n{text}");
+    }
+    let promtool = firedrill_tests::debian_program("/usr/bin/promtool", &["prometheus"]);
+    let mut check = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = check.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Tokens are shown once, revocable and expire; sessions are HttpOnly,

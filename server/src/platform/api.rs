@@ -53,6 +53,7 @@ fn handler(method: &Method, path: &str) -> MethodRouter<Platform> {
     let filter = MethodFilter::try_from(method.clone()).expect("a routable method");
     match (method.as_str(), path) {
         ("GET", "/healthz") => on(filter, healthz),
+        ("GET", "/metrics") => on(filter, metrics),
         ("POST", "/api/v1/login") => on(filter, login),
         ("POST", "/api/v1/logout") => on(filter, logout),
         ("GET", "/api/v1/me") => on(filter, me),
@@ -123,6 +124,123 @@ async fn read_body(req: Request) -> Result<axum::body::Bytes, ApiError> {
 async fn openapi() -> Json<Value> {
     static DOC: std::sync::LazyLock<Value> = std::sync::LazyLock::new(super::openapi::document);
     Json(DOC.clone())
+}
+
+/// Prometheus' text exposition format: runs launched here by final
+/// status, what is running, the faults in effect, run durations, the
+/// schedules, the halt.
+async fn metrics(State(p): State<Platform>) -> ApiResult {
+    use std::fmt::Write as _;
+    let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
+    const BUCKETS: [f64; 8] = [1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, f64::INFINITY];
+    let mut counts = [0u64; 8];
+    let (mut sum, mut n) = (0.0, 0u64);
+    for launched in p.inner.store.runs()? {
+        let Ok(id) = launched.run.parse::<RunId>() else {
+            continue;
+        };
+        let Ok(Some(run)) = p.engine().history().get_run(id) else {
+            continue;
+        };
+        let Some(ended) = run.ended_at else {
+            continue;
+        };
+        *by_status
+            .entry(run.status.as_str().to_string())
+            .or_default() += 1;
+        let secs = ended.saturating_sub(run.started_at) as f64 / 1000.0;
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                counts[i] += 1;
+            }
+        }
+        sum += secs;
+        n += 1;
+    }
+    let (active, faults) = {
+        let active = p.inner.active.lock().unwrap();
+        let faults: usize = active.values().map(|h| h.active_faults().len()).sum();
+        (active.len(), faults)
+    };
+    let schedules = p.inner.store.schedules()?;
+    let paused = schedules.iter().filter(|s| s.paused).count();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP firedrill_server_runs_total Runs launched through the server that ended, by final status."
+    );
+    let _ = writeln!(out, "# TYPE firedrill_server_runs_total counter");
+    for (status, count) in &by_status {
+        let _ = writeln!(
+            out,
+            "firedrill_server_runs_total{{status=\"{status}\"}} {count}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP firedrill_server_active_runs Runs launched through the server that are going."
+    );
+    let _ = writeln!(out, "# TYPE firedrill_server_active_runs gauge");
+    let _ = writeln!(out, "firedrill_server_active_runs {active}");
+    let _ = writeln!(
+        out,
+        "# HELP firedrill_server_active_faults Faults in effect in those runs."
+    );
+    let _ = writeln!(out, "# TYPE firedrill_server_active_faults gauge");
+    let _ = writeln!(out, "firedrill_server_active_faults {faults}");
+    let _ = writeln!(
+        out,
+        "# HELP firedrill_server_run_duration_seconds How long ended runs took."
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE firedrill_server_run_duration_seconds histogram"
+    );
+    for (b, c) in BUCKETS.iter().zip(counts) {
+        let le = if b.is_infinite() {
+            "+Inf".to_string()
+        } else {
+            b.to_string()
+        };
+        let _ = writeln!(
+            out,
+            "firedrill_server_run_duration_seconds_bucket{{le=\"{le}\"}} {c}"
+        );
+    }
+    let _ = writeln!(out, "firedrill_server_run_duration_seconds_sum {sum}");
+    let _ = writeln!(out, "firedrill_server_run_duration_seconds_count {n}");
+    let _ = writeln!(
+        out,
+        "# HELP firedrill_server_schedules Schedules, by state."
+    );
+    let _ = writeln!(out, "# TYPE firedrill_server_schedules gauge");
+    let _ = writeln!(
+        out,
+        "firedrill_server_schedules{{state=\"active\"}} {}",
+        schedules.len() - paused
+    );
+    let _ = writeln!(
+        out,
+        "firedrill_server_schedules{{state=\"paused\"}} {paused}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP firedrill_server_halted 1 while a halt-all holds every run and schedule."
+    );
+    let _ = writeln!(out, "# TYPE firedrill_server_halted gauge");
+    let _ = writeln!(
+        out,
+        "firedrill_server_halted {}",
+        u8::from(p.engine().halt_state().is_some())
+    );
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response())
 }
 
 async fn healthz() -> &'static str {

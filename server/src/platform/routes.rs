@@ -39,6 +39,9 @@ const fn route(method: Method, path: &'static str, need: Need) -> Route {
 /// Every route of `firedrill serve`.
 pub const ROUTES: &[Route] = &[
     route(Method::GET, "/healthz", Need::Open),
+    // Prometheus scrapes with a token (`authorization` in its scrape
+    // config): any user, e.g. one made for it with no team.
+    route(Method::GET, "/metrics", Need::User),
     route(Method::POST, "/api/v1/login", Need::Open),
     route(Method::POST, "/api/v1/logout", Need::User),
     route(Method::GET, "/api/v1/me", Need::User),
@@ -160,7 +163,7 @@ pub const ROUTES: &[Route] = &[
 /// Whether `path` is a web page (answered in HTML; a stranger is sent to
 /// the login page) rather than the API.
 pub fn is_page(path: &str) -> bool {
-    !path.starts_with("/api/") && path != "/healthz"
+    !path.starts_with("/api/") && path != "/healthz" && path != "/metrics"
 }
 
 /// What the table says of `method` on the matched template `path`:
