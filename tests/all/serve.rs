@@ -1296,3 +1296,134 @@ async fn run_on_a_server_streams_back_and_exits_like_a_local_run() {
     assert_eq!(status.code(), Some(4), "{rest:?}");
     assert!(rest.iter().any(|l| l.contains("HALTED")), "{rest:?}");
 }
+
+/// A webhook hears of each run's end: a JSON POST whose HMAC-SHA256
+/// signature Debian's `openssl dgst -hmac` computes the same; its secret is
+/// shown once; the delivery is in the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_hear_of_each_run_end_signed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = Server::start();
+    let upstream = firedrill_tests::Upstream::start("t").await;
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_addr = receiver.local_addr().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, Vec<u8>)>(4);
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = receiver.accept().await {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let (head, body) = loop {
+                let n = conn.read(&mut chunk).await.unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    while buf.len() < end + 4 + len {
+                        let n = conn.read(&mut chunk).await.unwrap();
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                    break (head, buf[end + 4..end + 4 + len].to_vec());
+                }
+            };
+            conn.write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            let _ = tx.send((head, body)).await;
+        }
+    });
+    s.admin("POST", "/api/v1/teams", json!({"name": "payments"}), 201)
+        .await;
+    let runner = s.user("rita", Some(("payments", "runner"))).await;
+    s.admin(
+        "PUT",
+        "/api/v1/targets/api-link",
+        json!({"declaration": {"kind": "proxy", "mode": "http", "listen": "127.0.0.1:0",
+                               "upstream": upstream.addr.to_string()}}),
+        200,
+    )
+    .await;
+    s.admin(
+        "PUT",
+        "/api/v1/teams/payments/grants/api-link",
+        json!({"kinds": ["delay"]}),
+        200,
+    )
+    .await;
+    let v = s
+        .admin(
+            "PUT",
+            "/api/v1/webhooks/chat",
+            json!({"url": format!("http://{hook_addr}/hook"), "teams": ["payments"]}),
+            200,
+        )
+        .await;
+    let secret = v["secret"].as_str().unwrap().to_string();
+    let (_, list) = s.json("GET", "/api/v1/webhooks", &s.admin, None).await;
+    assert!(!list.to_string().contains(&secret), "shown once: {list}");
+
+    let (status, v) = s
+        .json(
+            "POST",
+            "/api/v1/teams/payments/runs",
+            &runner,
+            Some(json!({"scenario": "firedrill:latency-ramp",
+                        "params": {"steps": "1ms", "samples": 1, "slo": "5s", "must-tolerate": "0ms", "path": "/"}})),
+        )
+        .await;
+    assert_eq!(status, 202, "{v}");
+    let run = v["run"].as_str().unwrap().to_string();
+    let (head, body) = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .expect("a delivery")
+        .unwrap();
+    let event: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(event["event"], "run.ended");
+    assert_eq!(event["run"], run.as_str());
+    assert_eq!(event["status"], "passed");
+    assert_eq!(event["package"]["id"], "firedrill:latency-ramp@0.2.0");
+    let signature = head
+        .lines()
+        .find_map(|l| l.strip_prefix("x-firedrill-signature: "))
+        .expect("a signature header")
+        .to_string();
+    let openssl = firedrill_tests::debian_program("/usr/bin/openssl", &["openssl"]);
+    let mut dgst = std::process::Command::new(openssl)
+        .args(["dgst", "-sha256", "-hmac", &secret, "-r"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    dgst.stdin.take().unwrap().write_all(&body).unwrap();
+    let out = dgst.wait_with_output().unwrap();
+    let hex = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(signature, format!("sha256={hex}"));
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, log) = s.json("GET", "/api/v1/audit", &s.admin, None).await;
+        if log
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "webhook" && e["outcome"] == "ok")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "no audit entry for the delivery: {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -82,6 +82,9 @@ fn handler(method: &Method, path: &str) -> MethodRouter<Platform> {
         ("POST", "/api/v1/halt") => on(filter, halt_all),
         ("POST", "/api/v1/resume") => on(filter, resume),
         ("GET", "/api/v1/audit") => on(filter, audit_log),
+        ("GET", "/api/v1/webhooks") => on(filter, list_webhooks),
+        ("PUT", "/api/v1/webhooks/{name}") => on(filter, put_webhook),
+        ("DELETE", "/api/v1/webhooks/{name}") => on(filter, delete_webhook),
         ("GET", "/api/v1/teams/{team}/runs/{run}/events") => on(filter, web::events),
         ("GET", "/api/v1/teams/{team}/schedules") => on(filter, list_schedules),
         ("POST", "/api/v1/teams/{team}/schedules") => on(filter, create_schedule),
@@ -1256,6 +1259,7 @@ async fn launch_inner(
     };
     p.inner.store.put_run(&launched)?;
     let watcher = p.clone();
+    let launched_copy = launched.clone();
     p.inner.tasks.spawn(async move {
         let run = handle.wait().await;
         target_set.shutdown().await;
@@ -1267,6 +1271,7 @@ async fn launch_inner(
             run.status.as_str(),
             "",
         );
+        super::webhook::run_ended(&watcher, &launched_copy, &run).await;
     });
     Ok(launched)
 }
@@ -1413,5 +1418,76 @@ async fn delete_schedule(
         "ok",
         "",
     );
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn list_webhooks(State(p): State<Platform>) -> ApiResult {
+    let hooks: Vec<super::model::Webhook> = p
+        .inner
+        .store
+        .webhooks()?
+        .into_iter()
+        .map(|mut h| {
+            h.secret.clear();
+            h
+        })
+        .collect();
+    Ok(Json(hooks).into_response())
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewWebhook {
+    url: String,
+    #[serde(default)]
+    teams: Vec<String>,
+}
+
+async fn put_webhook(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Path(name): Path<String>,
+    req: Request,
+) -> ApiResult {
+    check_name("webhook name", &name)?;
+    let input: NewWebhook = body(&read_body(req).await?)?;
+    let url: reqwest::Url = input
+        .url
+        .parse()
+        .map_err(|e| bad(format!("url {:?}: {e}", input.url)))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad(format!("url {:?}: http or https", input.url)));
+    }
+    for t in &input.teams {
+        team(&p, t)?;
+    }
+    let hook = super::model::Webhook {
+        name: name.clone(),
+        url: url.to_string(),
+        teams: input.teams,
+        secret: auth::new_secret("fdw_"),
+        created_at: now_ms(),
+    };
+    p.inner.store.put_webhook(&hook)?;
+    p.audit(&who.user.name, "register-webhook", &name, "ok", &hook.url);
+    Ok(Json(json!({
+        "name": hook.name,
+        "url": hook.url,
+        "teams": hook.teams,
+        "secret": hook.secret,
+        "note": "the secret signs each delivery (x-firedrill-signature: sha256=HMAC); it is shown this once",
+    }))
+    .into_response())
+}
+
+async fn delete_webhook(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Path(name): Path<String>,
+) -> ApiResult {
+    if !p.inner.store.remove_webhook(&name)? {
+        return Err(not_found_error(format!("no webhook {name:?}")));
+    }
+    p.audit(&who.user.name, "remove-webhook", &name, "ok", "");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -22,6 +22,7 @@ pub mod routes;
 pub mod schedule;
 pub mod store;
 mod web;
+mod webhook;
 
 use auth::{AuthError, LoginLimiter, Via};
 use axum::Router;

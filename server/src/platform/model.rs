@@ -204,3 +204,23 @@ pub struct LaunchedRun {
     /// When (Unix ms).
     pub at: u64,
 }
+
+/// Where to say that a run ended: a JSON `POST`, signed with HMAC-SHA256
+/// (`x-firedrill-signature: sha256=<hex>`) under a secret shown once at
+/// registration. The secret is stored as it is, since signing needs it:
+/// it lets a receiver trust firedrill, not anyone into firedrill.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Webhook {
+    /// Its name.
+    pub name: String,
+    /// The URL to `POST` to.
+    pub url: String,
+    /// Only runs of these teams (none: every team).
+    #[serde(default)]
+    pub teams: Vec<String>,
+    /// The signing secret (never shown after registration).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub secret: String,
+    /// When it was registered (Unix ms).
+    pub created_at: u64,
+}

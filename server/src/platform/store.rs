@@ -2,7 +2,7 @@
 //! tree per kind (names below), values as JSON. Secrets are keyed by their
 //! SHA-256, so the database holds no usable token or session id.
 
-use super::model::{AuditEntry, LaunchedRun, Session, Target, Team, Token, User};
+use super::model::{AuditEntry, LaunchedRun, Session, Target, Team, Token, User, Webhook};
 use super::schedule::Schedule;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -26,6 +26,8 @@ pub const TREE_AUDIT: &str = "audit";
 pub const TREE_RUNS: &str = "runs";
 /// Schedules by id.
 pub const TREE_SCHEDULES: &str = "schedules";
+/// Webhooks by name.
+pub const TREE_WEBHOOKS: &str = "webhooks";
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +59,7 @@ pub struct PlatformStore {
     audit: sled::Tree,
     runs: sled::Tree,
     schedules: sled::Tree,
+    webhooks: sled::Tree,
 }
 
 fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>, StoreError> {
@@ -110,6 +113,7 @@ impl PlatformStore {
             audit: db.open_tree(TREE_AUDIT)?,
             runs: db.open_tree(TREE_RUNS)?,
             schedules: db.open_tree(TREE_SCHEDULES)?,
+            webhooks: db.open_tree(TREE_WEBHOOKS)?,
             db,
         })
     }
@@ -304,5 +308,20 @@ impl PlatformStore {
     /// Remove a schedule.
     pub fn remove_schedule(&self, id: &str) -> Result<bool, StoreError> {
         Ok(self.schedules.remove(id.as_bytes())?.is_some())
+    }
+
+    /// Every webhook.
+    pub fn webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
+        all(&self.webhooks)
+    }
+
+    /// Register (or replace) a webhook.
+    pub fn put_webhook(&self, hook: &Webhook) -> Result<(), StoreError> {
+        put(&self.webhooks, hook.name.as_bytes(), hook)
+    }
+
+    /// Remove a webhook.
+    pub fn remove_webhook(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.webhooks.remove(name.as_bytes())?.is_some())
     }
 }
