@@ -463,6 +463,27 @@ async fn a_team_launches_within_its_grants_and_halts() {
     let (status, _) = s.json("GET", "/api/v1/audit", &viewer, None).await;
     assert_eq!(status, 403);
 
+    // The admin's Halt all (a page form; a token needs no CSRF token):
+    // new launches are refused until Resume.
+    let a = s
+        .call("POST", "/halt-all", Auth::Token(&s.admin), None)
+        .await;
+    assert_eq!(a.status, 200);
+    assert!(String::from_utf8_lossy(&a.body).contains("Everything is halted"));
+    let (status, v) = s
+        .json(
+            "POST",
+            "/api/v1/teams/payments/runs",
+            &runner,
+            Some(launch.clone()),
+        )
+        .await;
+    assert_eq!(status, 409, "{v}");
+    let a = s
+        .call("POST", "/resume-all", Auth::Token(&s.admin), None)
+        .await;
+    assert_eq!(a.status, 303);
+
     // Prometheus metrics, for a token, in a format promtool accepts.
     let a = s.call("GET", "/metrics", Auth::None, None).await;
     assert_eq!(a.status, 401);
@@ -916,6 +937,18 @@ async fn a_runner_launches_watches_and_halts_in_a_real_browser() {
         .click()
         .await
         .unwrap();
+    // The results page, not the catalog it replaces.
+    let until = Instant::now() + Duration::from_secs(30);
+    while !c
+        .current_url()
+        .await
+        .unwrap()
+        .query()
+        .is_some_and(|q| q.contains("q=latency"))
+    {
+        assert!(Instant::now() < until, "the search did not load");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let link = c
         .wait()
         .for_element(Locator::Css(
@@ -999,7 +1032,22 @@ async fn a_runner_launches_watches_and_halts_in_a_real_browser() {
         "the run's proxy is gone"
     );
 
-    // The team's history lists it as halted.
+    // Once it ended, its reports are on the page.
+    let run_path = c.current_url().await.unwrap().path().to_string();
+    c.refresh().await.unwrap();
+    let link = c
+        .wait()
+        .for_element(Locator::Id("report-junit"))
+        .await
+        .unwrap();
+    let href = link.attr("href").await.unwrap().unwrap();
+    assert_eq!(href, format!("{run_path}/report/junit"));
+    let a = s.call("GET", &href, Auth::Token(&s.admin), None).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(header(&a, "content-type"), Some("application/xml"));
+    assert!(String::from_utf8_lossy(&a.body).contains("<testsuite"));
+
+    // The team's history lists it as halted, and filters by status.
     c.find(Locator::LinkText("payments runs"))
         .await
         .unwrap()
@@ -1009,6 +1057,22 @@ async fn a_runner_launches_watches_and_halts_in_a_real_browser() {
     let row = wait_text("#runs", "halted").await;
     assert!(row.contains("firedrill:latency-ramp"), "{row}");
     shot("06-history").await;
+    c.goto(&format!("{base}/teams/payments/runs?status=passed"))
+        .await
+        .unwrap();
+    let rows = c
+        .find_all(Locator::Css("#runs tr[data-run]"))
+        .await
+        .unwrap();
+    assert!(rows.is_empty(), "no passed run");
+    c.goto(&format!("{base}/teams/payments/runs?status=halted"))
+        .await
+        .unwrap();
+    let rows = c
+        .find_all(Locator::Css("#runs tr[data-run]"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
     c.close().await.unwrap();
     let _ = chromedriver.kill();
     let _ = chromedriver.wait();

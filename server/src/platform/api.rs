@@ -100,6 +100,9 @@ fn handler(method: &Method, path: &str) -> MethodRouter<Platform> {
         ("GET", "/teams/{team}/runs") => on(filter, web::history_page),
         ("GET", "/teams/{team}/runs/{run}") => on(filter, web::run_page),
         ("POST", "/teams/{team}/runs/{run}/halt") => on(filter, web::halt_form),
+        ("GET", "/teams/{team}/runs/{run}/report/{format}") => on(filter, web::report),
+        ("POST", "/halt-all") => on(filter, web::halt_all_form),
+        ("POST", "/resume-all") => on(filter, web::resume_all_form),
         _ => panic!("the route table lists {method} {path}, which has no handler"),
     }
 }
@@ -1122,6 +1125,13 @@ async fn launch_inner(
     input: &Launch,
 ) -> Result<LaunchedRun, Refused> {
     let t = team(p, team_name)?;
+    if let Some(halt) = p.engine().halt_state() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("{halt}: new runs are refused until an admin resumes (POST /api/v1/resume)"),
+        )
+        .into());
+    }
     if who.user.role_in(team_name).is_none_or(|r| r < Role::Runner) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

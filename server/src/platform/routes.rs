@@ -161,6 +161,13 @@ pub const ROUTES: &[Route] = &[
         "/teams/{team}/runs/{run}/halt",
         Need::Team(Role::Runner),
     ),
+    route(
+        Method::GET,
+        "/teams/{team}/runs/{run}/report/{format}",
+        Need::Team(Role::Viewer),
+    ),
+    route(Method::POST, "/halt-all", Need::Admin),
+    route(Method::POST, "/resume-all", Need::Admin),
 ];
 
 /// Whether `path` is a web page (answered in HTML; a stranger is sent to

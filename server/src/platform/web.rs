@@ -49,6 +49,14 @@ fn page(title: &str, who: Option<&Principal>, body: Markup) -> Response {
                             a href={ "/teams/" (team) "/runs" } { (team) " runs" }
                         }
                         span id="whoami" { (w.user.name) }
+                        @if w.user.admin {
+                            @if let Some(csrf) = &csrf {
+                                form method="post" action="/halt-all" {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    button id="halt-all" title="Halt every run and hold every schedule until resumed" { "Halt all" }
+                                }
+                            }
+                        }
                         @if let Some(csrf) = &csrf {
                             form method="post" action="/logout" {
                                 input type="hidden" name="csrf" value=(csrf);
@@ -474,6 +482,14 @@ pub(super) async fn run_page(
         .as_ref()
         .map_or("starting".to_string(), |r| r.status.as_str().to_string());
     let can_halt = who.user.role_in(&team).is_some_and(|r| r >= Role::Runner);
+    let faults = p
+        .inner
+        .active
+        .lock()
+        .unwrap()
+        .get(&id)
+        .map(|h| h.active_faults())
+        .unwrap_or_default();
     let events_url = format!("/api/v1/teams/{team}/runs/{run}/events");
     page(
         &format!("Run {run}"),
@@ -486,6 +502,31 @@ pub(super) async fn run_page(
                 form method="post" action={ "/teams/" (team) "/runs/" (run) "/halt" } id="halt-form" {
                     input type="hidden" name="csrf" value=(csrf_of(&who));
                     button type="submit" id="halt" { "Halt" }
+                }
+            }
+            @if !faults.is_empty() {
+                h2 { "Faults in effect" }
+                ul id="faults" { @for (fid, kind, target) in &faults { li { (fid) ": " (kind) " on " (target) } } }
+            }
+            @if let Some(o) = record.as_ref().and_then(|r| r.outcome.as_ref()) {
+                h2 { "Outcome" }
+                p id="summary" { (o.summary) }
+                @if !o.measurements.is_empty() {
+                    table id="measurements" {
+                        tr { th { "Measurement" } th { "Value" } }
+                        @for m in &o.measurements { tr { td { (m.name) } td { (m.value) " " (m.unit) } } }
+                    }
+                }
+                @if !o.findings.is_empty() {
+                    ul id="findings" { @for f in &o.findings { li { strong { (f.severity) } " " (f.title) ": " (f.detail) } } }
+                }
+            }
+            @if !active {
+                p id="reports" {
+                    "Reports: "
+                    a id="report-json" href={ "/teams/" (team) "/runs/" (run) "/report/json" } { "JSON" } " · "
+                    a id="report-junit" href={ "/teams/" (team) "/runs/" (run) "/report/junit" } { "JUnit" } " · "
+                    a id="report-markdown" href={ "/teams/" (team) "/runs/" (run) "/report/markdown" } { "Markdown" }
                 }
             }
             h2 { "Timeline" }
@@ -526,10 +567,19 @@ pub(super) async fn halt_form(
     Redirect::to(&format!("/teams/{team}/runs/{run}")).into_response()
 }
 
+#[derive(Deserialize)]
+pub(super) struct HistoryQuery {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    scenario: String,
+}
+
 pub(super) async fn history_page(
     State(p): State<Platform>,
     Extension(who): Extension<Principal>,
     Path(team): Path<String>,
+    Query(q): Query<HistoryQuery>,
 ) -> Response {
     let runs: Vec<LaunchedRun> = p
         .inner
@@ -551,12 +601,28 @@ pub(super) async fn history_page(
                 .map_or("?".to_string(), |run| run.status.as_str().to_string());
             (r, status)
         })
+        .filter(|(r, status)| {
+            (q.status.is_empty() || *status == q.status)
+                && (q.scenario.is_empty() || r.scenario.contains(&q.scenario))
+        })
         .collect();
     page(
         &format!("{team} runs"),
         Some(&who),
         html! {
             h1 { "Runs of " (team) }
+            form method="get" id="filter-form" {
+                input type="text" name="scenario" id="filter-scenario" value=(q.scenario) placeholder="scenario";
+                " "
+                select name="status" id="filter-status" {
+                    option value="" { "any status" }
+                    @for st in ["running", "passed", "failed", "steady-state-violated", "aborted", "halted", "revert-failed", "refused", "crashed"] {
+                        option value=(st) selected[q.status == st] { (st) }
+                    }
+                }
+                " "
+                button type="submit" id="filter" { "Filter" }
+            }
             table id="runs" {
                 tr { th { "Run" } th { "Scenario" } th { "Status" } th { "By" } }
                 @for (r, status) in &rows {
@@ -650,4 +716,78 @@ fn async_stream(
         f.done |= matches!(next.kind, EventKind::Ended { .. });
         Some((Ok(sse_of(&next)), f))
     })
+}
+
+pub(super) async fn report(
+    State(p): State<Platform>,
+    Path((team, run, format)): Path<(String, String, String)>,
+) -> Response {
+    let (_, id) = match team_run(&p, &team, &run) {
+        Ok(x) => x,
+        Err(e) => return error_page(e.0, &e.1),
+    };
+    let report = match firedrill::report::RunReport::load(p.engine(), id) {
+        Ok(Some(r)) => r,
+        Ok(None) => return error_page(StatusCode::NOT_FOUND, "no such run in the history"),
+        Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    let (text, kind, ext) = match format.as_str() {
+        "json" => (report.json(), "application/json", "json"),
+        "junit" => (report.junit(), "application/xml", "xml"),
+        "markdown" => (report.markdown(), "text/markdown; charset=utf-8", "md"),
+        other => {
+            return error_page(
+                StatusCode::NOT_FOUND,
+                &format!("report format {other:?}: json, junit or markdown"),
+            );
+        }
+    };
+    (
+        [
+            (header::CONTENT_TYPE, kind.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"firedrill-{run}.{ext}\""),
+            ),
+        ],
+        text,
+    )
+        .into_response()
+}
+
+pub(super) async fn halt_all_form(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+) -> Response {
+    match p.engine().halt() {
+        Ok(n) => {
+            p.audit(&who.user.name, "halt-all", "*", "ok", &format!("{n} runs"));
+            page(
+                "Halted",
+                Some(&who),
+                html! {
+                    h1 { "Everything is halted" }
+                    p id="halted" { (n) " run(s) halted; new runs and schedules are held until you resume." }
+                    form method="post" action="/resume-all" {
+                        input type="hidden" name="csrf" value=(csrf_of(&who));
+                        button id="resume-all" { "Resume" }
+                    }
+                },
+            )
+        }
+        Err(e) => error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+pub(super) async fn resume_all_form(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+) -> Response {
+    match p.engine().resume() {
+        Ok(_) => {
+            p.audit(&who.user.name, "resume", "*", "ok", "");
+            Redirect::to("/").into_response()
+        }
+        Err(e) => error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
 }
