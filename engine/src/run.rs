@@ -181,6 +181,9 @@ struct ActiveFault {
 pub(crate) struct Recorder {
     run: RunId,
     start: Instant,
+    /// The wall clock at `start` (Unix ms): the run's `started_at`, so
+    /// `started_at + at_us` is when an event happened.
+    started_unix_ms: u64,
     seq: AtomicU32,
     history: HistoryStore,
     live: broadcast::Sender<Event>,
@@ -672,6 +675,7 @@ pub(crate) fn new_ctx(
         recorder: Recorder {
             run: id,
             start,
+            started_unix_ms: unix_ms(),
             seq: AtomicU32::new(0),
             history,
             live,
@@ -809,7 +813,7 @@ pub(crate) async fn execute(
         drill: spec.drill.clone(),
         drill_text: spec.drill_text.clone(),
         dry_run: spec.dry_run,
-        started_at: unix_ms(),
+        started_at: ctx.recorder.started_unix_ms,
         ended_at: None,
         status: RunStatus::Running,
         outcome: None,

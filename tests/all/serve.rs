@@ -756,6 +756,11 @@ async fn shutdown_halts_what_is_running() {
     let run = v["run"].as_str().unwrap().to_string();
     tokio::time::sleep(Duration::from_millis(700)).await;
     let data = s.data.clone();
+    // The CLI still reads the data dir the server holds (through its
+    // control socket).
+    let out = firedrill(&data).arg("history").output().unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && listed.contains(&run), "{listed}");
     let status = s.stop(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(status.code(), Some(4));
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());

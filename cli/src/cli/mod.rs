@@ -318,13 +318,23 @@ pub(crate) fn open_engine(
     data_dir: &std::path::Path,
     control: bool,
 ) -> Result<firedrill::Engine, Failure> {
+    open_engine_for(data_dir, control, CLI_MAX_CONCURRENT_RUNS)
+}
+
+/// [`open_engine`] with room for `max_runs` runs at once (`serve` runs
+/// many teams' drills).
+pub(crate) fn open_engine_for(
+    data_dir: &std::path::Path,
+    control: bool,
+    max_runs: u32,
+) -> Result<firedrill::Engine, Failure> {
     use firedrill::EngineError::Store;
     use firedrill::store::StoreError;
     let engine = firedrill::EngineBuilder::new()
         .data_dir(data_dir)
         .control_socket(control)
         .protected_ports(protected_ports()?)
-        .max_concurrent_runs(CLI_MAX_CONCURRENT_RUNS)
+        .max_concurrent_runs(max_runs)
         .build()
         .map_err(|e| match e {
             Store(StoreError::Locked(_)) => Failure {

@@ -9,6 +9,9 @@ use firedrill_server::platform::{Platform, router, store::PlatformStore};
 use std::net::SocketAddr;
 use std::path::Path;
 
+/// Runs a server holds at once, across its teams.
+const SERVE_MAX_CONCURRENT_RUNS: u32 = 128;
+
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Where to listen (loopback by default; anything else is reachable by
@@ -23,7 +26,7 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
         .await
         .map_err(|e| usage(format!("--listen {}: {e}", args.listen)))?;
     let addr = listener.local_addr()?;
-    let engine = super::open_engine(data_dir, true)?;
+    let engine = super::open_engine_for(data_dir, true, SERVE_MAX_CONCURRENT_RUNS)?;
     let store = PlatformStore::open(data_dir).map_err(usage)?;
     let platform = Platform::new(engine, data_dir.to_path_buf(), store);
     if let Some(first) = platform.bootstrap().map_err(usage)? {

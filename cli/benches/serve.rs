@@ -1,0 +1,349 @@
+//! Server figures for docs/PERFORMANCE.md (issue 17), against the real
+//! `firedrill serve` process on loopback:
+//!
+//! - idle memory (VmRSS) after start;
+//! - the catalog page over 1,000 published packages (time to the last
+//!   byte, a bound on server time);
+//! - 50 runs launched at once through the API against real proxy targets,
+//!   with 200 live viewers on their server-sent events: the time from an
+//!   engine event to a viewer (p50/p99), the API's latency under that load
+//!   (p50/p99), and whether every run ended in history with nothing left
+//!   in effect.
+//!
+//! Run it with `cargo bench -p firedrill-cli --bench serve` (`-- --quick`:
+//! 100 packages, 5 runs, 20 viewers).
+
+use serde_json::{Value, json};
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+fn now_ms_f() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1e3
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (packages, runs, viewers) = if quick { (100, 5, 20) } else { (1000, 50, 200) };
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let bin = env!("CARGO_BIN_EXE_firedrill");
+    let fd = || {
+        let mut c = Command::new(bin);
+        c.env("FIREDRILL_DATA_DIR", &data).stdin(Stdio::null());
+        c
+    };
+    // A registry of many packages with its signed index, trusted.
+    let keys = dir.path().join("keys");
+    fd().args(["key", "generate", "--out"])
+        .arg(&keys)
+        .output()?;
+    fd().args(["trust", "add"])
+        .arg(keys.join("firedrill.pub"))
+        .args(["--namespace", "acme"])
+        .output()?;
+    let wasm = dir.path().join("slow-link.wasm");
+    std::fs::write(&wasm, firedrill_tests::SLOW_LINK)?;
+    let out = fd()
+        .arg("publish")
+        .arg(&wasm)
+        .args(["--namespace", "acme", "--key"])
+        .arg(keys.join("firedrill.key"))
+        .output()?;
+    anyhow::ensure!(out.status.success(), "publish: {out:?}");
+    let registry = data.join("registry");
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(registry.join("acme/slow-link/0.1.0.json"))?)?;
+    for i in 0..packages {
+        let d = registry.join("acme").join(format!("scenario-{i}"));
+        std::fs::create_dir_all(&d)?;
+        let mut m = meta.clone();
+        m["package"] = format!("acme:scenario-{i}@0.1.0").into();
+        std::fs::write(d.join("0.1.0.json"), serde_json::to_vec(&m)?)?;
+    }
+    fd().args(["reindex", "--key"])
+        .arg(keys.join("firedrill.key"))
+        .output()?;
+
+    let mut child = fd()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut admin, mut addr) = (String::new(), String::new());
+    while addr.is_empty() {
+        let line = lines.next().unwrap()?;
+        if line.trim().starts_with("fdt_") {
+            admin = line.trim().to_string();
+        }
+        if let Some(rest) = line.strip_prefix("firedrill serve: http://") {
+            addr = rest.split_whitespace().next().unwrap().to_string();
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_kib: u64 = std::fs::read_to_string(format!("/proc/{}/status", child.id()))?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+
+    let base = format!("http://{addr}");
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, token: &str, body: Option<Value>| {
+        let mut r = http
+            .request(method, format!("{base}{path}"))
+            .header("authorization", format!("Bearer {token}"));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        r.send()
+    };
+    use reqwest::Method;
+    call(
+        Method::POST,
+        "/api/v1/teams",
+        &admin,
+        Some(json!({"name": "payments"})),
+    )
+    .await?;
+    call(
+        Method::POST,
+        "/api/v1/users",
+        &admin,
+        Some(json!({"name": "rita"})),
+    )
+    .await?;
+    call(
+        Method::PUT,
+        "/api/v1/teams/payments/members/rita",
+        &admin,
+        Some(json!({"role": "runner"})),
+    )
+    .await?;
+    let runner: Value = call(
+        Method::POST,
+        "/api/v1/tokens",
+        &admin,
+        Some(json!({"name": "bench", "user": "rita"})),
+    )
+    .await?
+    .json()
+    .await?;
+    let runner = runner["token"].as_str().unwrap().to_string();
+    let upstream = firedrill_tests::Upstream::start("t").await;
+    call(
+        Method::PUT,
+        "/api/v1/targets/api-link",
+        &admin,
+        Some(
+            json!({"declaration": {"kind": "proxy", "mode": "http", "listen": "127.0.0.1:0",
+                                    "upstream": upstream.addr.to_string()}}),
+        ),
+    )
+    .await?;
+    call(
+        Method::PUT,
+        "/api/v1/teams/payments/grants/api-link",
+        &admin,
+        Some(json!({"kinds": ["delay"]})),
+    )
+    .await?;
+
+    // The catalog page: the first request syncs the index; then timed.
+    let page = call(Method::GET, "/?q=scenario", &admin, None)
+        .await?
+        .text()
+        .await?;
+    anyhow::ensure!(
+        page.contains("acme:scenario-1@"),
+        "the catalog lists the packages"
+    );
+    let mut catalog = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        call(Method::GET, "/", &admin, None).await?.text().await?;
+        catalog.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+
+    // Runs at once, viewers on them, API load meanwhile.
+    let launch = json!({"scenario": "firedrill:latency-ramp@^0.2",
+        "params": {"steps": "100ms,100ms,100ms", "samples": 5, "slo": "60s", "must-tolerate": "0ms", "path": "/"}});
+    let mut launched = Vec::new();
+    let starts: Vec<_> = (0..runs)
+        .map(|_| {
+            call(
+                Method::POST,
+                "/api/v1/teams/payments/runs",
+                &runner,
+                Some(launch.clone()),
+            )
+        })
+        .collect();
+    for r in futures_util::future::join_all(starts).await {
+        let v: Value = r?.json().await?;
+        let id = v["run"].as_str().unwrap_or_default().to_string();
+        anyhow::ensure!(!id.is_empty(), "a launch was refused: {v}");
+        launched.push(id);
+    }
+    let event_lag = Arc::new(Mutex::new(Vec::<f64>::new()));
+    let mut tasks = Vec::new();
+    for v in 0..viewers {
+        let run = launched[v % launched.len()].clone();
+        let (http, base, token, lag) = (
+            http.clone(),
+            base.clone(),
+            runner.clone(),
+            event_lag.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let view: Value = http
+                .get(format!("{base}/api/v1/teams/payments/runs/{run}"))
+                .header("authorization", format!("Bearer {token}"))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let started = view["record"]["started_at"].as_f64().unwrap_or(0.0);
+            let mut events = http
+                .get(format!("{base}/api/v1/teams/payments/runs/{run}/events"))
+                .header("authorization", format!("Bearer {token}"))
+                .send()
+                .await?;
+            let connected = now_ms_f();
+            let mut buf = String::new();
+            while let Some(chunk) = events.chunk().await? {
+                let got = now_ms_f();
+                buf.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buf.find("\n\n") {
+                    let msg: String = buf.drain(..end + 2).collect();
+                    let data: String = msg
+                        .lines()
+                        .filter_map(|l| l.strip_prefix("data:"))
+                        .collect();
+                    let Ok(e) = serde_json::from_str::<Value>(data.trim()) else {
+                        continue;
+                    };
+                    let at = started + e["at_us"].as_f64().unwrap_or(0.0) / 1e3;
+                    // Only events that happened after this viewer connected
+                    // (the rest are the history it is sent first).
+                    if at >= connected {
+                        lag.lock().unwrap().push(got - at);
+                    }
+                    if e["status"].is_string() {
+                        return Ok::<_, anyhow::Error>(());
+                    }
+                }
+            }
+            Ok(())
+        }));
+    }
+    let api_lat = Arc::new(Mutex::new(Vec::<f64>::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for c in 0..8 {
+        let (http, base, token, lat, stop) = (
+            http.clone(),
+            base.clone(),
+            runner.clone(),
+            api_lat.clone(),
+            stop.clone(),
+        );
+        let run = launched[c % launched.len()].clone();
+        load.push(tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                let r = http
+                    .get(format!("{base}/api/v1/teams/payments/runs/{run}"))
+                    .header("authorization", format!("Bearer {token}"))
+                    .send()
+                    .await;
+                if let Ok(r) = r {
+                    let _ = r.bytes().await;
+                    lat.lock().unwrap().push(t.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for l in load {
+        l.await?;
+    }
+    // Every run in history, ended, nothing in effect.
+    let mut ended = 0;
+    for run in &launched {
+        let v: Value = call(
+            Method::GET,
+            &format!("/api/v1/teams/payments/runs/{run}"),
+            &runner,
+            None,
+        )
+        .await?
+        .json()
+        .await?;
+        if v["record"]["status"] == "passed" {
+            ended += 1;
+        }
+    }
+    let metrics = call(Method::GET, "/metrics", &admin, None)
+        .await?
+        .text()
+        .await?;
+    let clean = metrics.contains("firedrill_server_active_faults 0");
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let mut lag = event_lag.lock().unwrap().clone();
+    let mut api = api_lat.lock().unwrap().clone();
+    println!("| figure | value | n |");
+    println!("|---|---|---|");
+    println!(
+        "| `firedrill serve` idle memory (VmRSS after start) | {:.1} MiB | 1 |",
+        rss_kib as f64 / 1024.0
+    );
+    println!(
+        "| catalog page over {packages} packages, time to last byte (p50 / p99) | {:.1} / {:.1} ms | {} |",
+        pct(&mut catalog, 0.5),
+        pct(&mut catalog, 0.99),
+        catalog.len()
+    );
+    println!(
+        "| engine event → a live viewer, {runs} runs, {viewers} viewers (p50 / p99) | {:.1} / {:.1} ms | {} |",
+        pct(&mut lag, 0.5),
+        pct(&mut lag, 0.99),
+        lag.len()
+    );
+    println!(
+        "| API `GET /api/v1/teams/{{team}}/runs/{{run}}` under that load, 8 clients (p50 / p99) | {:.1} / {:.1} ms | {} |",
+        pct(&mut api, 0.5),
+        pct(&mut api, 0.99),
+        api.len()
+    );
+    println!(
+        "| runs launched at once that passed and are in history | {ended} of {runs} | {runs} |"
+    );
+    println!(
+        "| faults in effect after the last run | {} | 1 |",
+        if clean { "none" } else { "SOME" }
+    );
+    anyhow::ensure!(ended == runs && clean, "runs lost or faults left");
+    Ok(())
+}
