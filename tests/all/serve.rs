@@ -787,42 +787,8 @@ async fn a_runner_launches_watches_and_halts_in_a_real_browser() {
     use fantoccini::Locator;
     let s = Server::start();
     let upstream = firedrill_tests::Upstream::start("t").await;
-    s.admin("POST", "/api/v1/teams", json!({"name": "payments"}), 201)
-        .await;
     let password = "rita's long passphrase";
-    s.admin(
-        "POST",
-        "/api/v1/users",
-        json!({"name": "rita", "password": password}),
-        201,
-    )
-    .await;
-    s.admin(
-        "PUT",
-        "/api/v1/teams/payments/members/rita",
-        json!({"role": "runner"}),
-        200,
-    )
-    .await;
     let port = crate::support::free_port();
-    s.admin(
-        "PUT",
-        "/api/v1/targets/api-link",
-        json!({"declaration": {
-            "kind": "proxy", "mode": "http",
-            "listen": format!("127.0.0.1:{port}"),
-            "upstream": upstream.addr.to_string(),
-        }}),
-        200,
-    )
-    .await;
-    s.admin(
-        "PUT",
-        "/api/v1/teams/payments/grants/api-link",
-        json!({"kinds": ["delay"]}),
-        200,
-    )
-    .await;
 
     let driver =
         firedrill_tests::debian_program("/usr/bin/chromedriver", &["chromium-driver", "chromium"]);
@@ -885,6 +851,96 @@ async fn a_runner_launches_watches_and_halts_in_a_real_browser() {
             }
         }
     };
+
+    // The admin's first visit, with the token the first start printed:
+    // a team, a runner, a target and the team's grant on it.
+    let type_in = |id: &'static str, text: String| {
+        let c = c.clone();
+        async move {
+            let e = c.find(Locator::Id(id)).await.unwrap();
+            e.clear().await.unwrap();
+            e.send_keys(&text).await.unwrap();
+        }
+    };
+    let click = |id: &'static str| {
+        let c = c.clone();
+        async move {
+            c.find(Locator::Id(id))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap()
+        }
+    };
+    c.goto(&format!("{base}/login")).await.unwrap();
+    c.find(Locator::Css("details summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    type_in("token", s.admin.clone()).await;
+    click("token-login").await;
+    wait_text("#whoami", "admin").await;
+    click("nav-admin").await;
+    type_in("team-name", "payments".into()).await;
+    click("create-team").await;
+    wait_text("#done", "Team payments created").await;
+    type_in("user-name", "rita".into()).await;
+    type_in("user-password", password.into()).await;
+    click("create-user").await;
+    wait_text("#done", "User rita created").await;
+    c.find(Locator::Id("member-team"))
+        .await
+        .unwrap()
+        .select_by_value("payments")
+        .await
+        .unwrap();
+    c.find(Locator::Id("member-user"))
+        .await
+        .unwrap()
+        .select_by_value("rita")
+        .await
+        .unwrap();
+    c.find(Locator::Id("member-role"))
+        .await
+        .unwrap()
+        .select_by_value("runner")
+        .await
+        .unwrap();
+    click("set-member").await;
+    wait_text("#done", "rita is runner in payments").await;
+    type_in("target-name", "api-link".into()).await;
+    type_in(
+        "target-declaration",
+        format!(
+            "kind = \"proxy\"\nmode = \"http\"\nlisten = \"127.0.0.1:{port}\"\nupstream = \"{}\"\n",
+            upstream.addr
+        ),
+    )
+    .await;
+    click("register-target").await;
+    wait_text("#done", "Target api-link registered").await;
+    c.find(Locator::Id("grant-team"))
+        .await
+        .unwrap()
+        .select_by_value("payments")
+        .await
+        .unwrap();
+    c.find(Locator::Id("grant-target"))
+        .await
+        .unwrap()
+        .select_by_value("api-link")
+        .await
+        .unwrap();
+    type_in("grant-kinds", "delay".into()).await;
+    click("set-grant").await;
+    wait_text("#done", "Grants of payments set").await;
+    let teams = wait_text("#teams", "api-link: delay").await;
+    assert!(teams.contains("rita (runner)"), "{teams}");
+    shot("00-admin").await;
+    click("logout").await;
 
     // A stranger is sent to the login page.
     c.goto(&format!("{base}/")).await.unwrap();

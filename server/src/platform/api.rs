@@ -102,6 +102,13 @@ fn handler(method: &Method, path: &str) -> MethodRouter<Platform> {
         ("POST", "/teams/{team}/runs/{run}/halt") => on(filter, web::halt_form),
         ("GET", "/teams/{team}/runs/{run}/report/{format}") => on(filter, web::report),
         ("POST", "/halt-all") => on(filter, web::halt_all_form),
+        ("POST", "/login/token") => on(filter, web::token_login),
+        ("GET", "/admin") => on(filter, web::admin_page),
+        ("POST", "/admin/teams") => on(filter, web::admin_form),
+        ("POST", "/admin/users") => on(filter, web::admin_form),
+        ("POST", "/admin/members") => on(filter, web::admin_form),
+        ("POST", "/admin/targets") => on(filter, web::admin_form),
+        ("POST", "/admin/grants") => on(filter, web::admin_form),
         ("POST", "/resume-all") => on(filter, web::resume_all_form),
         _ => panic!("the route table lists {method} {path}, which has no handler"),
     }
@@ -360,6 +367,22 @@ pub(super) fn open_session(
     })
 }
 
+/// A session for `user`, who proved who they are another way (an API
+/// token): its `Set-Cookie`.
+pub(super) fn open_token_session(p: &Platform, user: &User) -> Result<HeaderValue, ApiError> {
+    let id = auth::new_secret("fds_");
+    p.inner.store.put_session(
+        &auth::hash_secret(&id),
+        &super::model::Session {
+            user: user.name.clone(),
+            csrf: auth::new_secret(""),
+            expires_at: now_ms() + auth::SESSION_TTL.as_millis() as u64,
+        },
+    )?;
+    p.audit(&user.name, "login", &user.name, "ok", "with an API token");
+    Ok(HeaderValue::from_str(&auth::session_set_cookie(Some(&id))).expect("a cookie header"))
+}
+
 async fn login(State(p): State<Platform>, req: Request) -> ApiResult {
     let ip = client_ip(&req);
     let input: Login = body(&read_body(req).await?)?;
@@ -424,17 +447,35 @@ async fn create_user(
     req: Request,
 ) -> ApiResult {
     let input: NewUser = body(&read_body(req).await?)?;
-    check_name("user name", &input.name)?;
-    if p.inner.store.user(&input.name)?.is_some() {
+    let user = new_user(
+        &p,
+        &who,
+        &input.name,
+        input.password.as_deref(),
+        input.admin,
+    )?;
+    Ok((StatusCode::CREATED, Json(user.view())).into_response())
+}
+
+/// Make a user (the API's and the admin page's).
+pub(super) fn new_user(
+    p: &Platform,
+    who: &Principal,
+    name: &str,
+    password: Option<&str>,
+    admin: bool,
+) -> Result<User, ApiError> {
+    check_name("user name", name)?;
+    if p.inner.store.user(name)?.is_some() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            format!("user {:?} exists", input.name),
+            format!("user {name:?} exists"),
         ));
     }
     let user = User {
-        name: input.name.clone(),
-        password: input.password.as_deref().map(check_password).transpose()?,
-        admin: input.admin,
+        name: name.to_string(),
+        password: password.map(check_password).transpose()?,
+        admin,
         teams: BTreeMap::new(),
         created_at: now_ms(),
     };
@@ -446,7 +487,7 @@ async fn create_user(
         "ok",
         if user.admin { "admin" } else { "" },
     );
-    Ok((StatusCode::CREATED, Json(user.view())).into_response())
+    Ok(user)
 }
 
 async fn delete_user(
@@ -621,21 +662,27 @@ async fn create_team(
     req: Request,
 ) -> ApiResult {
     let input: NewTeam = body(&read_body(req).await?)?;
-    check_name("team name", &input.name)?;
-    if p.inner.store.team(&input.name)?.is_some() {
+    let team = new_team(&p, &who, &input.name)?;
+    Ok((StatusCode::CREATED, Json(team_view(&p.inner.store, &team)?)).into_response())
+}
+
+/// Make a team.
+pub(super) fn new_team(p: &Platform, who: &Principal, name: &str) -> Result<Team, ApiError> {
+    check_name("team name", name)?;
+    if p.inner.store.team(name)?.is_some() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            format!("team {:?} exists", input.name),
+            format!("team {name:?} exists"),
         ));
     }
     let team = Team {
-        name: input.name,
+        name: name.to_string(),
         grants: BTreeMap::new(),
         created_at: now_ms(),
     };
     p.inner.store.put_team(&team)?;
     p.audit(&who.user.name, "create-team", &team.name, "ok", "");
-    Ok((StatusCode::CREATED, Json(team_view(&p.inner.store, &team)?)).into_response())
+    Ok(team)
 }
 
 fn team(p: &Platform, name: &str) -> Result<Team, ApiError> {
@@ -663,14 +710,26 @@ async fn set_member(
     req: Request,
 ) -> ApiResult {
     let input: Membership = body(&read_body(req).await?)?;
-    let role = parse_role(&input.role)?;
-    team(&p, &team_name)?;
+    let user = set_role(&p, &who, &team_name, &user_name, &input.role)?;
+    Ok(Json(user.view()).into_response())
+}
+
+/// Give a user a role in a team.
+pub(super) fn set_role(
+    p: &Platform,
+    who: &Principal,
+    team_name: &str,
+    user_name: &str,
+    role: &str,
+) -> Result<User, ApiError> {
+    let role = parse_role(role)?;
+    team(p, team_name)?;
     let mut user = p
         .inner
         .store
-        .user(&user_name)?
+        .user(user_name)?
         .ok_or_else(|| not_found_error(format!("no user {user_name:?}")))?;
-    user.teams.insert(team_name.clone(), role);
+    user.teams.insert(team_name.to_string(), role);
     p.inner.store.put_user(&user)?;
     p.audit(
         &who.user.name,
@@ -679,7 +738,7 @@ async fn set_member(
         "ok",
         role.as_str(),
     );
-    Ok(Json(user.view()).into_response())
+    Ok(user)
 }
 
 async fn remove_member(
@@ -721,14 +780,26 @@ async fn set_grant(
     req: Request,
 ) -> ApiResult {
     let input: Grant = body(&read_body(req).await?)?;
-    let mut t = team(&p, &team_name)?;
-    if p.inner.store.target(&target)?.is_none() {
+    let t = grant(&p, &who, &team_name, &target, input.kinds)?;
+    Ok(Json(team_view(&p.inner.store, &t)?).into_response())
+}
+
+/// Set a team's grants on a target (none: remove them).
+pub(super) fn grant(
+    p: &Platform,
+    who: &Principal,
+    team_name: &str,
+    target: &str,
+    requested: Vec<String>,
+) -> Result<Team, ApiError> {
+    let mut t = team(p, team_name)?;
+    if p.inner.store.target(target)?.is_none() {
         return Err(not_found_error(format!(
             "no target {target:?}: register it first (PUT /api/v1/targets/{target})"
         )));
     }
     let mut kinds = BTreeSet::new();
-    for k in input.kinds {
+    for k in requested {
         serde_json::from_value::<firedrill::policy::FaultKind>(Value::String(k.clone())).map_err(
             |_| {
                 bad(format!(
@@ -740,9 +811,9 @@ async fn set_grant(
     }
     let detail = kinds.iter().cloned().collect::<Vec<_>>().join(",");
     if kinds.is_empty() {
-        t.grants.remove(&target);
+        t.grants.remove(target);
     } else {
-        t.grants.insert(target.clone(), kinds);
+        t.grants.insert(target.to_string(), kinds);
     }
     p.inner.store.put_team(&t)?;
     p.audit(
@@ -752,7 +823,7 @@ async fn set_grant(
         "ok",
         &detail,
     );
-    Ok(Json(team_view(&p.inner.store, &t)?).into_response())
+    Ok(t)
 }
 
 async fn list_targets(
@@ -813,9 +884,20 @@ async fn put_target(
     Path(name): Path<String>,
     req: Request,
 ) -> ApiResult {
-    check_name("target name", &name)?;
     let input: NewTarget = body(&read_body(req).await?)?;
-    if input.declaration.contains_key("grants") {
+    let target = register_target(&p, &who, &name, input.declaration)?;
+    Ok(Json(target).into_response())
+}
+
+/// Register (or replace) a target, checked as a drill file's would be.
+pub(super) fn register_target(
+    p: &Platform,
+    who: &Principal,
+    name: &str,
+    declaration: serde_json::Map<String, Value>,
+) -> Result<Target, ApiError> {
+    check_name("target name", name)?;
+    if declaration.contains_key("grants") {
         return Err(bad(
             "a registered target has no `grants`: teams get those (PUT /api/v1/teams/{team}/grants/{target})",
         ));
@@ -824,7 +906,7 @@ async fn put_target(
     let text = drill_text(
         &format!("target {name}"),
         "firedrill:kill-and-recover",
-        &[(name.clone(), &input.declaration, Vec::new())],
+        &[(name.to_string(), &declaration, Vec::new())],
     )?;
     firedrill::Drill::parse(&text, std::path::Path::new(&format!("target {name}"))).map_err(
         |e| {
@@ -835,13 +917,13 @@ async fn put_target(
         },
     )?;
     let target = Target {
-        name: name.clone(),
-        declaration: input.declaration,
+        name: name.to_string(),
+        declaration,
         created_at: now_ms(),
     };
     p.inner.store.put_target(&target)?;
-    p.audit(&who.user.name, "register-target", &name, "ok", "");
-    Ok(Json(target).into_response())
+    p.audit(&who.user.name, "register-target", name, "ok", "");
+    Ok(target)
 }
 
 async fn delete_target(

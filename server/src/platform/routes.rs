@@ -166,6 +166,13 @@ pub const ROUTES: &[Route] = &[
         "/teams/{team}/runs/{run}/report/{format}",
         Need::Team(Role::Viewer),
     ),
+    route(Method::POST, "/login/token", Need::Open),
+    route(Method::GET, "/admin", Need::Admin),
+    route(Method::POST, "/admin/teams", Need::Admin),
+    route(Method::POST, "/admin/users", Need::Admin),
+    route(Method::POST, "/admin/members", Need::Admin),
+    route(Method::POST, "/admin/targets", Need::Admin),
+    route(Method::POST, "/admin/grants", Need::Admin),
     route(Method::POST, "/halt-all", Need::Admin),
     route(Method::POST, "/resume-all", Need::Admin),
 ];

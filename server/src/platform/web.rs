@@ -19,6 +19,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::time::Duration;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margin:1rem auto;padding:0 1rem;color:#222}\
 nav{display:flex;gap:1rem;align-items:center;border-bottom:1px solid #ccc;padding-bottom:.5rem}\
@@ -48,6 +49,7 @@ fn page(title: &str, who: Option<&Principal>, body: Markup) -> Response {
                         @for team in w.user.teams.keys() {
                             a href={ "/teams/" (team) "/runs" } { (team) " runs" }
                         }
+                        @if w.user.admin { a href="/admin" id="nav-admin" { "Admin" } }
                         span id="whoami" { (w.user.name) }
                         @if w.user.admin {
                             @if let Some(csrf) = &csrf {
@@ -117,6 +119,13 @@ pub(super) async fn login_page(Query(q): Query<LoginQuery>) -> Response {
                 label { "User " input type="text" name="user" id="user" autocomplete="username" required; }
                 label { "Password " input type="password" name="password" id="password" autocomplete="current-password" required; }
                 button type="submit" id="login" { "Log in" }
+            }
+            details {
+                summary { "Log in with an API token (e.g. the one the first start printed)" }
+                form method="post" action="/login/token" id="token-form" {
+                    label { "Token " input type="password" name="token" id="token" autocomplete="off" required; }
+                    button type="submit" id="token-login" { "Log in" }
+                }
             }
         },
     )
@@ -661,7 +670,12 @@ pub(super) async fn events(
     let ended = past
         .iter()
         .any(|e| matches!(e.kind, EventKind::Ended { .. }));
-    let stream = async_stream(past, if ended { None } else { live });
+    let stream = async_stream(
+        p.engine().history().clone(),
+        id,
+        past,
+        if ended { None } else { live },
+    );
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
@@ -684,11 +698,17 @@ fn sse_of(e: &firedrill::history::Event) -> SseEvent {
 struct Feed {
     past: std::collections::VecDeque<firedrill::history::Event>,
     live: Option<tokio::sync::broadcast::Receiver<firedrill::history::Event>>,
+    history: firedrill::history::HistoryStore,
+    run: RunId,
     last: Option<u32>,
     done: bool,
 }
 
+/// The history so far, then live events; every second without one, the
+/// history is read again, so a stream never waits on a run that ended.
 fn async_stream(
+    history: firedrill::history::HistoryStore,
+    id: RunId,
     past: Vec<firedrill::history::Event>,
     live: Option<tokio::sync::broadcast::Receiver<firedrill::history::Event>>,
 ) -> impl futures_util::Stream<Item = Result<SseEvent, Infallible>> {
@@ -696,21 +716,45 @@ fn async_stream(
     let feed = Feed {
         past: past.into(),
         live,
+        history,
+        run: id,
         last: None,
         done: false,
     };
     futures_util::stream::unfold(feed, |mut f| async move {
-        let next = match f.past.pop_front() {
-            Some(e) => e,
-            None if f.done => return None,
-            None => loop {
-                match f.live.as_mut()?.recv().await {
-                    Ok(e) if f.last.is_some_and(|l| e.seq <= l) => continue,
-                    Ok(e) => break e,
-                    Err(RecvError::Lagged(_)) => continue,
-                    Err(RecvError::Closed) => return None,
+        let next = loop {
+            if let Some(e) = f.past.pop_front() {
+                if f.last.is_some_and(|l| e.seq <= l) {
+                    continue;
                 }
-            },
+                break e;
+            }
+            if f.done {
+                return None;
+            }
+            let recv = async {
+                match f.live.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            match tokio::time::timeout(Duration::from_secs(1), recv).await {
+                Ok(Ok(e)) if f.last.is_some_and(|l| e.seq <= l) => {}
+                Ok(Ok(e)) => break e,
+                Ok(Err(RecvError::Lagged(_))) | Err(_) | Ok(Err(RecvError::Closed)) => {
+                    if f.live.as_ref().is_some_and(|rx| rx.is_closed()) {
+                        f.live = None; // then wait on the clock, not a closed channel
+                    }
+                    let tail = f.history.timeline(f.run).unwrap_or_default();
+                    let ended = tail
+                        .iter()
+                        .any(|e| matches!(e.kind, EventKind::Ended { .. }));
+                    f.past.extend(tail);
+                    if f.past.iter().all(|e| f.last.is_some_and(|l| e.seq <= l)) && ended {
+                        return None;
+                    }
+                }
+            }
         };
         f.last = Some(next.seq);
         f.done |= matches!(next.kind, EventKind::Ended { .. });
@@ -789,5 +833,179 @@ pub(super) async fn resume_all_form(
             Redirect::to("/").into_response()
         }
         Err(e) => error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct TokenForm {
+    token: String,
+}
+
+/// A session for the user of a valid API token (how the first admin, who
+/// has only the token the first start printed, gets into the pages).
+pub(super) async fn token_login(State(p): State<Platform>, Form(f): Form<TokenForm>) -> Response {
+    let mut headers = http::HeaderMap::new();
+    if let Ok(v) = http::HeaderValue::from_str(&format!("Bearer {}", f.token.trim())) {
+        headers.insert(header::AUTHORIZATION, v);
+    }
+    let who = match super::auth::authenticate(&p.inner.store, &headers, super::now_ms()) {
+        Ok(who) => who,
+        Err(_) => {
+            p.audit("?", "login", "token", "failed", "not a valid token");
+            return Redirect::to("/login?failed=Not%20a%20valid%20token.").into_response();
+        }
+    };
+    match api::open_token_session(&p, &who.user) {
+        Ok(cookie) => {
+            let mut r = Redirect::to("/").into_response();
+            r.headers_mut().insert(header::SET_COOKIE, cookie);
+            r
+        }
+        Err(e) => error_page(e.0, &e.1),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct AdminQuery {
+    #[serde(default)]
+    done: String,
+}
+
+pub(super) async fn admin_page(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Query(q): Query<AdminQuery>,
+) -> Response {
+    let store = &p.inner.store;
+    let (teams, users, targets) = (
+        store.teams().unwrap_or_default(),
+        store.users().unwrap_or_default(),
+        store.targets().unwrap_or_default(),
+    );
+    let csrf = csrf_of(&who);
+    page(
+        "Admin",
+        Some(&who),
+        html! {
+            h1 { "Administration" }
+            @if !q.done.is_empty() { p.ok role="status" id="done" { (q.done) } }
+            h2 { "Teams" }
+            table id="teams" {
+                tr { th { "Team" } th { "Members" } th { "Grants (its blast radius)" } }
+                @for t in &teams {
+                    tr data-team=(t.name) {
+                        td { (t.name) }
+                        td { @for u in &users { @if let Some(r) = u.teams.get(&t.name) { (u.name) " (" (r) ") " } } }
+                        td { @for (target, kinds) in &t.grants { (target) ": " (kinds.iter().cloned().collect::<Vec<_>>().join(", ")) "; " } }
+                    }
+                }
+            }
+            form method="post" action="/admin/teams" id="team-form" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="action" value="team";
+                label { "New team " input type="text" name="name" id="team-name" required; }
+                button id="create-team" { "Create team" }
+            }
+            h2 { "Users" }
+            ul id="users" { @for u in &users { li { (u.name) @if u.admin { " (server admin)" } } } }
+            form method="post" action="/admin/users" id="user-form" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="action" value="user";
+                label { "Name " input type="text" name="name" id="user-name" required; }
+                label { "Password (12 characters or more) " input type="password" name="password" id="user-password" autocomplete="new-password" required; }
+                button id="create-user" { "Create user" }
+            }
+            form method="post" action="/admin/members" id="member-form" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="action" value="member";
+                label { "Team " select name="team" id="member-team" { @for t in &teams { option value=(t.name) { (t.name) } } } }
+                label { "User " select name="user" id="member-user" { @for u in &users { option value=(u.name) { (u.name) } } } }
+                label { "Role " select name="role" id="member-role" {
+                    @for r in Role::ALL { option value=(r.as_str()) { (r.as_str()) } }
+                } }
+                button id="set-member" { "Set role" }
+            }
+            h2 { "Targets" }
+            table id="targets" {
+                tr { th { "Target" } th { "Declaration" } }
+                @for t in &targets {
+                    tr { td { (t.name) } td { code { (toml::Table::try_from(&t.declaration).map(|d| d.to_string()).unwrap_or_default()) } } }
+                }
+            }
+            form method="post" action="/admin/targets" id="target-form" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="action" value="target";
+                label { "Name " input type="text" name="name" id="target-name" required; }
+                label { "Declaration, as a drill file's [targets.NAME] keys (no grants)" br;
+                    textarea name="declaration" id="target-declaration" rows="6" cols="70" required {
+                        "kind = \"proxy\"\nmode = \"http\"\nlisten = \"127.0.0.1:9090\"\nupstream = \"127.0.0.1:8080\""
+                    }
+                }
+                button id="register-target" { "Register target" }
+            }
+            h2 { "Grants" }
+            form method="post" action="/admin/grants" id="grant-form" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="action" value="grant";
+                label { "Team " select name="team" id="grant-team" { @for t in &teams { option value=(t.name) { (t.name) } } } }
+                label { "Target " select name="target" id="grant-target" { @for t in &targets { option value=(t.name) { (t.name) } } } }
+                label { "Fault kinds, comma-separated (empty: none) " input type="text" name="kinds" id="grant-kinds"; }
+                button id="set-grant" { "Set grants" }
+            }
+        },
+    )
+}
+
+/// The admin page's forms: each calls what the API's route does.
+pub(super) async fn admin_form(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Form(f): Form<BTreeMap<String, String>>,
+) -> Response {
+    let get = |k: &str| f.get(k).map(String::as_str).unwrap_or_default();
+    let done = match get("action") {
+        "team" => api::new_team(&p, &who, get("name")).map(|t| format!("Team {} created.", t.name)),
+        "user" => api::new_user(&p, &who, get("name"), Some(get("password")), false)
+            .map(|u| format!("User {} created.", u.name)),
+        "member" => api::set_role(&p, &who, get("team"), get("user"), get("role"))
+            .map(|u| format!("{} is {} in {}.", u.name, get("role"), get("team"))),
+        "target" => match get("declaration").parse::<toml::Table>() {
+            Ok(decl) => match serde_json::to_value(decl) {
+                Ok(serde_json::Value::Object(map)) => {
+                    api::register_target(&p, &who, get("name"), map)
+                        .map(|t| format!("Target {} registered.", t.name))
+                }
+                _ => Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "the declaration is not a table",
+                )),
+            },
+            Err(e) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("the declaration is not TOML: {e}"),
+            )),
+        },
+        "grant" => {
+            let kinds: Vec<String> = get("kinds")
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(str::to_string)
+                .collect();
+            api::grant(&p, &who, get("team"), get("target"), kinds)
+                .map(|t| format!("Grants of {} set.", t.name))
+        }
+        other => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("no action {other:?}"),
+        )),
+    };
+    match done {
+        Ok(message) => Redirect::to(&format!(
+            "/admin?done={}",
+            form_urlencoded::byte_serialize(message.as_bytes()).collect::<String>()
+        ))
+        .into_response(),
+        Err(e) => error_page(e.0, &e.1),
     }
 }
