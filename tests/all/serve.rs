@@ -26,6 +26,12 @@ impl Server {
     fn start() -> Server {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
+        Self::start_in(dir, data, None)
+    }
+
+    /// Start on `data` (in `dir`); `admin`: the admin token of an earlier
+    /// start (a first start prints one).
+    fn start_in(dir: tempfile::TempDir, data: PathBuf, admin: Option<String>) -> Server {
         let mut child = firedrill(&data)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
@@ -33,7 +39,7 @@ impl Server {
             .spawn()
             .unwrap();
         let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let (mut admin, mut addr) = (None, None);
+        let (mut admin, mut addr) = (admin, None);
         while addr.is_none() {
             let line = lines.next().expect("serve printed its address").unwrap();
             if let Some(t) = line.trim().strip_prefix("fdt_") {
@@ -52,6 +58,14 @@ impl Server {
             data,
             _dir: dir,
         }
+    }
+
+    /// SIGKILL it (no revert, no record), keeping its data dir.
+    fn crash(mut self) -> (tempfile::TempDir, PathBuf, String) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+        (dir, self.data.clone(), self.admin.clone())
     }
 
     async fn call(
@@ -1551,4 +1565,86 @@ async fn webhooks_hear_of_each_run_end_signed() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// SIGKILL the server while a team's run has a process paused: the process
+/// stays stopped (nothing could revert it), and the next start recovers:
+/// the process runs again and the run is closed in history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_server_is_recovered_on_its_next_start() {
+    let s = Server::start();
+    let upstream = firedrill_tests::Upstream::start("t").await;
+    let (mut victim, pid_file) = crate::support::victim(s._dir.path());
+    let pid = victim.id();
+    s.admin("POST", "/api/v1/teams", json!({"name": "payments"}), 201)
+        .await;
+    s.admin(
+        "PUT",
+        "/api/v1/targets/db",
+        json!({"declaration": {"kind": "process", "pid_file": pid_file.display().to_string(),
+                               "address": upstream.addr.to_string()}}),
+        200,
+    )
+    .await;
+    s.admin(
+        "PUT",
+        "/api/v1/teams/payments/grants/db",
+        json!({"kinds": ["pause"]}),
+        200,
+    )
+    .await;
+    let admin = s.admin.clone();
+    let (status, v) = s
+        .json(
+            "POST",
+            "/api/v1/teams/payments/runs",
+            &admin,
+            Some(json!({"scenario": "firedrill:hung-dependency",
+                        "params": {"hold": "60s", "probe": "tcp", "probe_target": "db"}})),
+        )
+        .await;
+    assert_eq!(status, 202, "{v}");
+    let run = v["run"].as_str().unwrap().to_string();
+    let until = Instant::now() + Duration::from_secs(20);
+    while crate::support::proc_state(pid) != Some('T') {
+        if Instant::now() >= until {
+            let (_, v) = s
+                .json(
+                    "GET",
+                    &format!("/api/v1/teams/payments/runs/{run}"),
+                    &admin,
+                    None,
+                )
+                .await;
+            panic!("the process was never paused: {v}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (dir, data, admin) = s.crash();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        crate::support::proc_state(pid),
+        Some('T'),
+        "left paused by the crash"
+    );
+
+    let s = Server::start_in(dir, data, Some(admin));
+    assert_eq!(
+        crate::support::proc_state(pid),
+        Some('S'),
+        "the next start resumed it"
+    );
+    let (status, v) = s
+        .json(
+            "GET",
+            &format!("/api/v1/teams/payments/runs/{run}"),
+            &s.admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(v["active"], false);
+    assert_ne!(v["record"]["status"], "running", "{v}");
+    let _ = victim.kill();
+    let _ = victim.wait();
 }
