@@ -477,6 +477,44 @@ async fn a_team_launches_within_its_grants_and_halts() {
     let (status, _) = s.json("GET", "/api/v1/audit", &viewer, None).await;
     assert_eq!(status, 403);
 
+    // The team's history page: a trend per scenario (one dot per run,
+    // coloured by status) and a diff of the two runs.
+    let a = s
+        .call("GET", "/teams/payments/runs", Auth::Token(&viewer), None)
+        .await;
+    let page = String::from_utf8_lossy(&a.body).to_string();
+    assert!(
+        page.contains("data-scenario=\"firedrill:latency-ramp@^0.2\"")
+            && page.contains("data-status=\"passed\"")
+            && page.contains("data-status=\"halted\""),
+        "{page}"
+    );
+    let (_, list) = s
+        .json("GET", "/api/v1/teams/payments/runs", &viewer, None)
+        .await;
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run"].as_str().unwrap())
+        .collect();
+    let a = s
+        .call(
+            "GET",
+            &format!("/teams/payments/diff?a={}&b={}", ids[0], ids[1]),
+            Auth::Token(&viewer),
+            None,
+        )
+        .await;
+    let diff = String::from_utf8_lossy(&a.body).to_string();
+    assert_eq!(a.status, 200, "{diff}");
+    assert!(
+        diff.contains("data-row=\"param.steps\"")
+            && diff.contains("halted")
+            && diff.contains("passed"),
+        "{diff}"
+    );
+
     // The admin's Halt all (a page form; a token needs no CSRF token):
     // new launches are refused until Resume.
     let a = s
@@ -1241,6 +1279,35 @@ async fn schedules_fire_skip_overlaps_pause_and_are_held_by_halt_all() {
             .iter()
             .all(|r| r["launched_by"] == "rita")
     );
+
+    // The team's schedules page shows it with its next times; its Pause
+    // button (a form) pauses it.
+    let a = s
+        .call(
+            "GET",
+            "/teams/payments/schedules",
+            Auth::Token(&runner),
+            None,
+        )
+        .await;
+    let page = String::from_utf8_lossy(&a.body).to_string();
+    assert!(
+        page.contains(&format!("data-schedule=\"{id}\"")) && page.contains("UTC"),
+        "{page}"
+    );
+    let a = s
+        .call(
+            "POST",
+            &format!("/teams/payments/schedules/{id}/pause"),
+            Auth::Token(&runner),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 303);
+    let (_, v) = s.json("GET", url, &runner, None).await;
+    assert_eq!(v[0]["paused"], true);
+    s.json("POST", &format!("{url}/{id}/resume"), &runner, None)
+        .await;
 
     // Paused: no firing at all.
     let (status, v) = s

@@ -103,6 +103,10 @@ fn handler(method: &Method, path: &str) -> MethodRouter<Platform> {
         ("GET", "/teams/{team}/runs/{run}/report/{format}") => on(filter, web::report),
         ("POST", "/halt-all") => on(filter, web::halt_all_form),
         ("POST", "/login/token") => on(filter, web::token_login),
+        ("GET", "/teams/{team}/schedules") => on(filter, web::schedules_page),
+        ("POST", "/teams/{team}/schedules") => on(filter, web::schedule_form),
+        ("POST", "/teams/{team}/schedules/{id}/{action}") => on(filter, web::schedule_action),
+        ("GET", "/teams/{team}/diff") => on(filter, web::diff_page),
         ("GET", "/admin") => on(filter, web::admin_page),
         ("POST", "/admin/teams") => on(filter, web::admin_form),
         ("POST", "/admin/users") => on(filter, web::admin_form),
@@ -1394,16 +1398,16 @@ async fn list_schedules(State(p): State<Platform>, Path(team_name): Path<String>
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewSchedule {
-    cron: String,
-    scenario: String,
+    pub(super) cron: String,
+    pub(super) scenario: String,
     #[serde(default)]
-    params: BTreeMap<String, Value>,
+    pub(super) params: BTreeMap<String, Value>,
     #[serde(default)]
-    targets: BTreeMap<String, String>,
+    pub(super) targets: BTreeMap<String, String>,
     #[serde(default)]
-    dry_run: bool,
+    pub(super) dry_run: bool,
     #[serde(default)]
-    concurrency: super::schedule::Concurrency,
+    pub(super) concurrency: super::schedule::Concurrency,
 }
 
 async fn create_schedule(
@@ -1413,7 +1417,18 @@ async fn create_schedule(
     req: Request,
 ) -> ApiResult {
     let input: NewSchedule = body(&read_body(req).await?)?;
-    team(&p, &team_name)?;
+    let schedule = new_schedule(&p, &who, &team_name, input)?;
+    Ok((StatusCode::CREATED, Json(schedule_view(&schedule))).into_response())
+}
+
+/// Make a schedule for a team.
+pub(super) fn new_schedule(
+    p: &Platform,
+    who: &Principal,
+    team_name: &str,
+    input: NewSchedule,
+) -> Result<super::schedule::Schedule, ApiError> {
+    team(p, team_name)?;
     super::schedule::parse_cron(&input.cron).map_err(bad)?;
     input
         .scenario
@@ -1421,7 +1436,7 @@ async fn create_schedule(
         .map_err(|e| bad(e.to_string()))?;
     let schedule = super::schedule::Schedule {
         id: auth::hash_secret(&auth::new_secret(""))[..12].to_string(),
-        team: team_name.clone(),
+        team: team_name.to_string(),
         author: who.user.name.clone(),
         cron: input.cron,
         scenario: input.scenario,
@@ -1441,7 +1456,7 @@ async fn create_schedule(
         "ok",
         &format!("{} {}", schedule.cron, schedule.scenario),
     );
-    Ok((StatusCode::CREATED, Json(schedule_view(&schedule))).into_response())
+    Ok(schedule)
 }
 
 fn team_schedule(
@@ -1463,6 +1478,18 @@ async fn set_paused(
     id: &str,
     paused: bool,
 ) -> ApiResult {
+    let s = pause_schedule_core(p, who, team_name, id, paused)?;
+    Ok(Json(schedule_view(&s)).into_response())
+}
+
+/// Pause or resume a team's schedule.
+pub(super) fn pause_schedule_core(
+    p: &Platform,
+    who: &Principal,
+    team_name: &str,
+    id: &str,
+    paused: bool,
+) -> Result<super::schedule::Schedule, ApiError> {
     let mut s = team_schedule(p, team_name, id)?;
     s.paused = paused;
     p.inner.store.put_schedule(&s)?;
@@ -1477,7 +1504,7 @@ async fn set_paused(
         "ok",
         "",
     );
-    Ok(Json(schedule_view(&s)).into_response())
+    Ok(s)
 }
 
 async fn pause_schedule(

@@ -167,6 +167,22 @@ pub const ROUTES: &[Route] = &[
         Need::Team(Role::Viewer),
     ),
     route(Method::POST, "/login/token", Need::Open),
+    route(
+        Method::GET,
+        "/teams/{team}/schedules",
+        Need::Team(Role::Viewer),
+    ),
+    route(
+        Method::POST,
+        "/teams/{team}/schedules",
+        Need::Team(Role::Runner),
+    ),
+    route(
+        Method::POST,
+        "/teams/{team}/schedules/{id}/{action}",
+        Need::Team(Role::Runner),
+    ),
+    route(Method::GET, "/teams/{team}/diff", Need::Team(Role::Viewer)),
     route(Method::GET, "/admin", Need::Admin),
     route(Method::POST, "/admin/teams", Need::Admin),
     route(Method::POST, "/admin/users", Need::Admin),

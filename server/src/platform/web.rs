@@ -48,6 +48,7 @@ fn page(title: &str, who: Option<&Principal>, body: Markup) -> Response {
                         a href="/" id="nav-catalog" { "Catalog" }
                         @for team in w.user.teams.keys() {
                             a href={ "/teams/" (team) "/runs" } { (team) " runs" }
+                            a href={ "/teams/" (team) "/schedules" } { (team) " schedules" }
                         }
                         @if w.user.admin { a href="/admin" id="nav-admin" { "Admin" } }
                         span id="whoami" { (w.user.name) }
@@ -599,15 +600,27 @@ pub(super) async fn history_page(
         .filter(|r| r.team == team)
         .rev()
         .collect();
+    let mut series: BTreeMap<String, Vec<(u64, f64, String)>> = BTreeMap::new();
     let rows: Vec<(LaunchedRun, String)> = runs
         .into_iter()
         .map(|r| {
-            let status = r
+            let record = r
                 .run
                 .parse::<RunId>()
                 .ok()
-                .and_then(|id| p.engine().history().get_run(id).ok().flatten())
+                .and_then(|id| p.engine().history().get_run(id).ok().flatten());
+            let status = record
+                .as_ref()
                 .map_or("?".to_string(), |run| run.status.as_str().to_string());
+            if let Some(run) = &record
+                && let Some(end) = run.ended_at
+            {
+                series.entry(r.scenario.clone()).or_default().push((
+                    run.started_at,
+                    end.saturating_sub(run.started_at) as f64 / 1000.0,
+                    status.clone(),
+                ));
+            }
             (r, status)
         })
         .filter(|(r, status)| {
@@ -631,6 +644,23 @@ pub(super) async fn history_page(
                 }
                 " "
                 button type="submit" id="filter" { "Filter" }
+            }
+            @if !series.is_empty() {
+                h2 { "Trends" }
+                @for (scenario, points) in &series {
+                    figure.trend data-scenario=(scenario) {
+                        figcaption { (scenario) ": duration of each run, coloured by status" }
+                        (trend_svg(points))
+                    }
+                }
+            }
+            form method="get" action={ "/teams/" (team) "/diff" } id="diff-form" {
+                "Compare runs "
+                input type="text" name="a" id="diff-a" placeholder="run id";
+                " and "
+                input type="text" name="b" id="diff-b" placeholder="run id";
+                " "
+                button id="diff" { "Diff" }
             }
             table id="runs" {
                 tr { th { "Run" } th { "Scenario" } th { "Status" } th { "By" } }
@@ -1006,6 +1036,253 @@ pub(super) async fn admin_form(
             form_urlencoded::byte_serialize(message.as_bytes()).collect::<String>()
         ))
         .into_response(),
+        Err(e) => error_page(e.0, &e.1),
+    }
+}
+
+/// An inline SVG chart: one dot per run (time left to right, duration
+/// bottom to top), green for passed, red for anything else.
+fn trend_svg(points: &[(u64, f64, String)]) -> Markup {
+    let (w, h, pad) = (600.0, 120.0, 10.0);
+    let mut pts = points.to_vec();
+    pts.sort_by_key(|p| p.0);
+    let max = pts.iter().map(|p| p.1).fold(0.001_f64, f64::max);
+    let n = pts.len().max(2) as f64 - 1.0;
+    let xy: Vec<(f64, f64, f64, &str)> = pts
+        .iter()
+        .enumerate()
+        .map(|(i, (_, secs, status))| {
+            let x = pad + (w - 2.0 * pad) * (i as f64 / n);
+            let y = h - pad - (h - 2.0 * pad) * (secs / max);
+            (x, y, *secs, status.as_str())
+        })
+        .collect();
+    let line: String = xy
+        .iter()
+        .map(|(x, y, ..)| format!("{x:.1},{y:.1} "))
+        .collect();
+    html! {
+        svg xmlns="http://www.w3.org/2000/svg" width=(w) height=(h) role="img"
+            aria-label=(format!("durations, longest {max:.1} s")) {
+            polyline points=(line) fill="none" stroke="#888" {}
+            @for (x, y, secs, status) in &xy {
+                circle cx=(format!("{x:.1}")) cy=(format!("{y:.1}")) r="4"
+                    fill=(if *status == "passed" { "#2a2" } else { "#c33" }) data-status=(status) {
+                    title { (format!("{secs:.1} s, {status}")) }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct DiffQuery {
+    #[serde(default)]
+    a: String,
+    #[serde(default)]
+    b: String,
+}
+
+/// Two runs of a team side by side: status, scenario build, seed, the
+/// parameters that differ, measurements, faults applied.
+pub(super) async fn diff_page(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Path(team): Path<String>,
+    Query(q): Query<DiffQuery>,
+) -> Response {
+    let load =
+        |run: &str| -> Result<(firedrill::history::Run, Vec<firedrill::history::Event>), ApiError> {
+            let (_, id) = team_run(&p, &team, run.trim())?;
+            let record = p
+                .engine()
+                .history()
+                .get_run(id)
+                .ok()
+                .flatten()
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        format!("no run {run:?} in the history"),
+                    )
+                })?;
+            Ok((
+                record,
+                p.engine().history().timeline(id).unwrap_or_default(),
+            ))
+        };
+    let ((a, ta), (b, tb)) = match (load(&q.a), load(&q.b)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return error_page(e.0, &e.1),
+    };
+    let faults = |t: &[firedrill::history::Event]| {
+        t.iter()
+            .filter(|e| matches!(e.kind, EventKind::FaultApplied { .. }))
+            .count()
+    };
+    let mut keys: Vec<&String> = a.params.keys().chain(b.params.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let measure = |r: &firedrill::history::Run| -> BTreeMap<String, String> {
+        r.outcome
+            .iter()
+            .flat_map(|o| o.measurements.iter())
+            .map(|m| (m.name.clone(), format!("{} {}", m.value, m.unit)))
+            .collect()
+    };
+    let (ma, mb) = (measure(&a), measure(&b));
+    let mut mkeys: Vec<&String> = ma.keys().chain(mb.keys()).collect();
+    mkeys.sort();
+    mkeys.dedup();
+    let secret = |r: &firedrill::history::Run, k: &str| r.is_secret_param(k);
+    page(
+        "Diff",
+        Some(&who),
+        html! {
+            h1 { "Runs " code { (a.id) } " and " code { (b.id) } }
+            table id="diff" {
+                tr { th { "" } th { (a.id) } th { (b.id) } }
+                tr data-row="status" { td { "status" } td { (a.status.as_str()) } td { (b.status.as_str()) } }
+                tr data-row="scenario" { td { "scenario" } td { (a.scenario.name) " " (a.scenario.version) } td { (b.scenario.name) " " (b.scenario.version) } }
+                tr data-row="build" { td { "build" } td { (&a.scenario.sha256[..a.scenario.sha256.len().min(12)]) } td { (&b.scenario.sha256[..b.scenario.sha256.len().min(12)]) } }
+                tr data-row="seed" { td { "seed" } td { (a.seed) } td { (b.seed) } }
+                tr data-row="faults" { td { "faults applied" } td { (faults(&ta)) } td { (faults(&tb)) } }
+                @for k in &keys {
+                    @let (va, vb) = (a.params.get(*k), b.params.get(*k));
+                    @if va != vb {
+                        tr data-row={ "param." (k) } {
+                            td { (k) }
+                            td { @if secret(&a, k) { "(secret)" } @else { (va.map(String::as_str).unwrap_or("-")) } }
+                            td { @if secret(&b, k) { "(secret)" } @else { (vb.map(String::as_str).unwrap_or("-")) } }
+                        }
+                    }
+                }
+                @for k in &mkeys {
+                    tr data-row={ "measurement." (k) } {
+                        td { (k) }
+                        td { (ma.get(*k).map(String::as_str).unwrap_or("-")) }
+                        td { (mb.get(*k).map(String::as_str).unwrap_or("-")) }
+                    }
+                }
+            }
+        },
+    )
+}
+
+pub(super) async fn schedules_page(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Path(team): Path<String>,
+) -> Response {
+    let list: Vec<super::schedule::Schedule> = p
+        .inner
+        .store
+        .schedules()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| s.team == team)
+        .collect();
+    let runner = who.user.role_in(&team).is_some_and(|r| r >= Role::Runner);
+    let csrf = csrf_of(&who);
+    let when = |ms: u64| {
+        chrono::DateTime::from_timestamp_millis(ms as i64)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_default()
+    };
+    page(
+        &format!("{team} schedules"),
+        Some(&who),
+        html! {
+            h1 { "Schedules of " (team) }
+            table id="schedules" {
+                tr { th { "Schedule" } th { "Cron" } th { "Scenario" } th { "Next" } th { "Last firings" } th { "" } }
+                @for s in &list {
+                    tr data-schedule=(s.id) {
+                        td { code { (s.id) } }
+                        td { code { (s.cron) } }
+                        td { (s.scenario) }
+                        td.next {
+                            @if s.paused { "paused" } @else {
+                                @for t in super::schedule::next_times(&s.cron, super::now_ms(), 3) { (when(t)) br; }
+                            }
+                        }
+                        td { @for f in s.firings.iter().rev().take(3) { (when(f.at)) ": " (f.outcome) " " (f.detail) br; } }
+                        td {
+                            @if runner {
+                                form method="post" action={ "/teams/" (team) "/schedules/" (s.id) "/" (if s.paused { "resume" } else { "pause" }) } {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    button { (if s.paused { "Resume" } else { "Pause" }) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if runner {
+                h2 { "New schedule" }
+                form method="post" action={ "/teams/" (team) "/schedules" } id="schedule-form" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label { "Cron (five fields, or six with seconds first) " input type="text" name="cron" id="schedule-cron" placeholder="*/15 * * * *" required; }
+                    label { "Package " input type="text" name="scenario" id="schedule-scenario" placeholder="firedrill:latency-ramp@^0.2" required; }
+                    label { "Parameters, NAME=VALUE per line " br; textarea name="params" id="schedule-params" rows="4" cols="50" {} }
+                    label { "Overlaps " select name="concurrency" id="schedule-concurrency" {
+                        option value="forbid" { "forbid: skip a firing while the last run goes" }
+                        option value="allow" { "allow: start another" }
+                    } }
+                    button id="create-schedule" { "Create schedule" }
+                }
+            }
+        },
+    )
+}
+
+pub(super) async fn schedule_form(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Path(team): Path<String>,
+    Form(f): Form<BTreeMap<String, String>>,
+) -> Response {
+    let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+    let params = get("params")
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| {
+            (
+                k.trim().to_string(),
+                serde_json::Value::String(v.trim().to_string()),
+            )
+        })
+        .collect();
+    let input = api::NewSchedule {
+        cron: get("cron"),
+        scenario: get("scenario"),
+        params,
+        targets: BTreeMap::new(),
+        dry_run: false,
+        concurrency: if get("concurrency") == "allow" {
+            super::schedule::Concurrency::Allow
+        } else {
+            super::schedule::Concurrency::Forbid
+        },
+    };
+    match api::new_schedule(&p, &who, &team, input) {
+        Ok(_) => Redirect::to(&format!("/teams/{team}/schedules")).into_response(),
+        Err(e) => error_page(e.0, &e.1),
+    }
+}
+
+pub(super) async fn schedule_action(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Path((team, id, action)): Path<(String, String, String)>,
+) -> Response {
+    let paused = match action.as_str() {
+        "pause" => true,
+        "resume" => false,
+        other => return error_page(StatusCode::NOT_FOUND, &format!("no action {other:?}")),
+    };
+    match api::pause_schedule_core(&p, &who, &team, &id, paused) {
+        Ok(_) => Redirect::to(&format!("/teams/{team}/schedules")).into_response(),
         Err(e) => error_page(e.0, &e.1),
     }
 }
