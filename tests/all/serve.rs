@@ -1715,3 +1715,160 @@ async fn a_crashed_server_is_recovered_on_its_next_start() {
     let _ = victim.kill();
     let _ = victim.wait();
 }
+
+/// A team's publisher publishes a signed component to the team's
+/// namespace through the server: verified against the server's trusted
+/// keys, pushed to the registry, installed, listed in the catalog (the
+/// index signed by the server's key), shown with its README and versions,
+/// and run by the team. Another namespace, a runner, a tampered component
+/// and a second publish of the same version are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_publishes_to_the_teams_namespace() {
+    use base64::Engine as _;
+    let s = Server::start();
+    let upstream = firedrill_tests::Upstream::start("t").await;
+    s.admin("POST", "/api/v1/teams", json!({"name": "payments"}), 201)
+        .await;
+    s.admin(
+        "PUT",
+        "/api/v1/teams/payments/namespaces",
+        json!({"namespaces": ["acme"]}),
+        200,
+    )
+    .await;
+    let publisher = s.user("pia", Some(("payments", "publisher"))).await;
+    let runner = s.user("rita", Some(("payments", "runner"))).await;
+    s.admin(
+        "PUT",
+        "/api/v1/targets/api-link",
+        json!({"declaration": {"kind": "proxy", "mode": "http", "listen": "127.0.0.1:0",
+                               "upstream": upstream.addr.to_string()}}),
+        200,
+    )
+    .await;
+    s.admin(
+        "PUT",
+        "/api/v1/teams/payments/grants/api-link",
+        json!({"kinds": ["delay"]}),
+        200,
+    )
+    .await;
+    // The publisher's key, trusted for `acme` on the server.
+    let client = tempfile::tempdir().unwrap();
+    let keys = client.path().join("keys");
+    let out = firedrill(client.path())
+        .args(["key", "generate", "--out"])
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = firedrill(&s.data)
+        .args(["trust", "add"])
+        .arg(keys.join("firedrill.pub"))
+        .args(["--namespace", "acme"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let id: firedrill_packages::PackageId = "acme:slow-link@0.1.0".parse().unwrap();
+    let signature =
+        firedrill_packages::sign(&keys.join("firedrill.key"), &id, firedrill_tests::SLOW_LINK)
+            .unwrap();
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let body = |namespace: &str, component: &[u8]| {
+        json!({"namespace": namespace, "component": b64(component), "signature": signature,
+               "readme": "# Slow link\nAdds latency to a link.", "keywords": ["latency"]})
+    };
+    let url = "/api/v1/teams/payments/packages";
+    let (status, _) = s
+        .json(
+            "POST",
+            url,
+            &runner,
+            Some(body("acme", firedrill_tests::SLOW_LINK)),
+        )
+        .await;
+    assert_eq!(status, 403, "runners do not publish");
+    let (status, v) = s
+        .json(
+            "POST",
+            url,
+            &publisher,
+            Some(body("globex", firedrill_tests::SLOW_LINK)),
+        )
+        .await;
+    assert_eq!(status, 403, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("acme"), "{v}");
+    let mut tampered = firedrill_tests::SLOW_LINK.to_vec();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let (status, v) = s
+        .json("POST", url, &publisher, Some(body("acme", &tampered)))
+        .await;
+    assert!(status == 400 || status == 403, "{status} {v}");
+    let (status, v) = s
+        .json(
+            "POST",
+            url,
+            &publisher,
+            Some(body("acme", firedrill_tests::SLOW_LINK)),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["package"], "acme:slow-link@0.1.0");
+    let (status, _) = s
+        .json(
+            "POST",
+            url,
+            &publisher,
+            Some(body("acme", firedrill_tests::SLOW_LINK)),
+        )
+        .await;
+    assert_eq!(status, 409, "versions are immutable");
+
+    // In the catalog, verified; its page has the README and versions.
+    let (_, found) = s
+        .json("GET", "/api/v1/packages?q=slow", &runner, None)
+        .await;
+    assert_eq!(found[0]["package"], "acme:slow-link@0.1.0", "{found}");
+    let a = s
+        .call(
+            "GET",
+            "/packages/acme:slow-link@0.1.0",
+            Auth::Token(&runner),
+            None,
+        )
+        .await;
+    let page = String::from_utf8_lossy(&a.body).to_string();
+    assert_eq!(a.status, 200, "{page}");
+    assert!(
+        page.contains("Adds latency to a link.")
+            && page.contains("id=\"versions\"")
+            && page.contains("0.1.0"),
+        "{page}"
+    );
+    // And the team runs it.
+    let (status, v) = s
+        .json(
+            "POST",
+            "/api/v1/teams/payments/runs",
+            &runner,
+            Some(json!({"scenario": "acme:slow-link@^0.1", "params": {"latency": "0ms"}})),
+        )
+        .await;
+    assert_eq!(status, 202, "{v}");
+    let run = v["run"].as_str().unwrap().to_string();
+    let done = wait_for_run(&s, &runner, "payments", &run).await;
+    assert_eq!(done["record"]["status"], "passed", "{done}");
+    assert_eq!(
+        done["record"]["scenario"]["package"]["id"],
+        "acme:slow-link@0.1.0"
+    );
+    let (_, log) = s.json("GET", "/api/v1/audit", &s.admin, None).await;
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["actor"] == "pia" && e["action"] == "publish" && e["outcome"] == "ok"),
+        "{log}"
+    );
+}

@@ -75,6 +75,10 @@ fn handler(method: &Method, path: &str) -> MethodRouter<Platform> {
         ("PUT", "/api/v1/targets/{target}") => on(filter, put_target),
         ("DELETE", "/api/v1/targets/{target}") => on(filter, delete_target),
         ("GET", "/api/v1/packages") => on(filter, packages),
+        ("PUT", "/api/v1/teams/{team}/namespaces") => on(filter, set_namespaces),
+        ("POST", "/api/v1/teams/{team}/packages") => {
+            on(filter, publish).layer(axum::extract::DefaultBodyLimit::max(MAX_PUBLISH_BODY))
+        }
         ("GET", "/api/v1/teams/{team}/runs") => on(filter, list_runs),
         ("POST", "/api/v1/teams/{team}/runs") => on(filter, launch),
         ("GET", "/api/v1/teams/{team}/runs/{run}") => on(filter, show_run),
@@ -128,12 +132,20 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 async fn read_body(req: Request) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(req.into_body(), super::MAX_BODY)
+    read_body_up_to(req, super::MAX_BODY).await
+}
+
+/// The largest publish request: a component at the package cap, in base64.
+const MAX_PUBLISH_BODY: usize =
+    (firedrill_packages::registry::MAX_COMPONENT_BYTES as usize) * 4 / 3 + (1 << 20);
+
+async fn read_body_up_to(req: Request, cap: usize) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(req.into_body(), cap)
         .await
         .map_err(|e| {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the request body: {e} (at most {} bytes)", super::MAX_BODY),
+                format!("the request body: {e} (at most {cap} bytes)"),
             )
         })
 }
@@ -682,6 +694,7 @@ pub(super) fn new_team(p: &Platform, who: &Principal, name: &str) -> Result<Team
     let team = Team {
         name: name.to_string(),
         grants: BTreeMap::new(),
+        namespaces: Vec::new(),
         created_at: now_ms(),
     };
     p.inner.store.put_team(&team)?;
@@ -1609,4 +1622,203 @@ async fn delete_webhook(
     }
     p.audit(&who.user.name, "remove-webhook", &name, "ok", "");
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Namespaces {
+    namespaces: Vec<String>,
+}
+
+async fn set_namespaces(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Path(team_name): Path<String>,
+    req: Request,
+) -> ApiResult {
+    let input: Namespaces = body(&read_body(req).await?)?;
+    let mut t = team(&p, &team_name)?;
+    for ns in &input.namespaces {
+        check_name("namespace", ns)?;
+        if ns == firedrill_packages::bundled::NAMESPACE {
+            return Err(bad("the `firedrill` namespace is the bundled scenarios'"));
+        }
+    }
+    t.namespaces = input.namespaces;
+    p.inner.store.put_team(&t)?;
+    p.audit(
+        &who.user.name,
+        "set-namespaces",
+        &team_name,
+        "ok",
+        &t.namespaces.join(","),
+    );
+    Ok(Json(team_view(&p.inner.store, &t)?).into_response())
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Publish {
+    /// One of the team's namespaces.
+    namespace: String,
+    /// The component, base64.
+    component: String,
+    /// Its minisign signature (the `.minisig` text), made by the publisher
+    /// with a key this server trusts for the namespace.
+    signature: String,
+    #[serde(default)]
+    readme: Option<String>,
+    #[serde(default)]
+    keywords: Vec<String>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    license: Option<String>,
+}
+
+/// The server's own key, which signs the registry indexes its publishes
+/// rewrite (made on first use, readable by the server only). The server
+/// trusts it for no package namespace of anyone's: only for
+/// `firedrill-server`, so its own catalog reads the index as verified.
+fn server_key(p: &Platform) -> Result<std::path::PathBuf, ApiError> {
+    let dir = p.inner.data_dir.join("server-key");
+    let secret = dir.join("firedrill.key");
+    let failed = |e: firedrill_packages::PackageError| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    };
+    if !secret.exists() {
+        let pair = firedrill_packages::KeyPair::generate(&dir).map_err(failed)?;
+        let mut trust = Trust::load(&p.inner.data_dir).map_err(failed)?;
+        trust
+            .add(&pair.public.display().to_string(), "firedrill-server")
+            .map_err(failed)?;
+    }
+    Ok(secret)
+}
+
+/// Publish a signed component to a team's namespace, through the server:
+/// checked as `firedrill publish` checks it, verified against the server's
+/// trusted keys, pushed to the namespace's registry (whose index the
+/// server signs), and installed here so the team can run it.
+async fn publish(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Path(team_name): Path<String>,
+    req: Request,
+) -> ApiResult {
+    use base64::Engine as _;
+    use firedrill_packages::{
+        IndexEntry, Installed, PackageId, PackageMeta, Registry, RegistryConfig, digest,
+    };
+    let input: Publish = body(&read_body_up_to(req, MAX_PUBLISH_BODY).await?)?;
+    let t = team(&p, &team_name)?;
+    if !t.namespaces.contains(&input.namespace) {
+        p.audit(
+            &who.user.name,
+            "publish",
+            &input.namespace,
+            "denied",
+            "not the team's namespace",
+        );
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "team {team_name:?} publishes to {:?}, not {:?}; an admin sets a team's namespaces",
+                t.namespaces, input.namespace
+            ),
+        ));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(input.component.trim())
+        .map_err(|e| bad(format!("component: not base64 ({e})")))?;
+    let engine = p.engine();
+    let scenario = engine
+        .load(&bytes, &format!("publish to {}", input.namespace))
+        .map_err(|e| bad(e.to_string()))?;
+    let meta = engine
+        .inspect(&scenario, &Default::default())
+        .await
+        .map_err(|e| bad(e.to_string()))?;
+    let id: PackageId = format!("{}:{}@{}", input.namespace, meta.name, meta.version)
+        .parse()
+        .map_err(|e: firedrill_packages::PackageError| bad(format!("its describe(): {e}")))?;
+    let dir = &p.inner.data_dir;
+    let trust = Trust::load(dir).map_err(|e| bad(e.to_string()))?;
+    let signer =
+        firedrill_packages::verify(&trust, &id, &bytes, &input.signature).map_err(|e| {
+            p.audit(
+                &who.user.name,
+                "publish",
+                &id.to_string(),
+                "denied",
+                &e.to_string(),
+            );
+            ApiError::new(StatusCode::FORBIDDEN, e.to_string())
+        })?;
+    let config = RegistryConfig::load(dir).map_err(|e| bad(e.to_string()))?;
+    let registry = Registry::open(&config.registry_for(Some(&id.namespace)), &config)
+        .map_err(|e| bad(e.to_string()))?;
+    let package = PackageMeta {
+        package: id.to_string(),
+        digest: digest(&bytes),
+        size: bytes.len() as u64,
+        metadata: meta,
+        keywords: input.keywords,
+        readme: input.readme,
+        key_id: signer.key_id.clone(),
+        published_at: now_ms(),
+        yanked: false,
+        source: input.source,
+        license: input.license,
+    };
+    let failed = |e: firedrill_packages::PackageError| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("{e} (registry {})", registry.name()),
+        )
+    };
+    registry
+        .publish(&package, &bytes, &input.signature)
+        .await
+        .map_err(|e| match e {
+            firedrill_packages::PackageError::Exists { .. } => {
+                ApiError::new(StatusCode::CONFLICT, e.to_string())
+            }
+            e => failed(e),
+        })?;
+    let key = server_key(&p)?;
+    registry
+        .update_index(&key, now_ms(), |index| {
+            index.upsert(IndexEntry::of(&package));
+            Ok(())
+        })
+        .await
+        .map_err(failed)?;
+    engine
+        .precompile(&bytes, &id.to_string())
+        .map_err(|e| bad(e.to_string()))?;
+    firedrill_packages::Store::new(dir)
+        .install(
+            &Installed {
+                meta: package.clone(),
+                signer,
+                registry: registry.name(),
+                installed_at: now_ms(),
+            },
+            &bytes,
+            &input.signature,
+        )
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    p.audit(
+        &who.user.name,
+        "publish",
+        &id.to_string(),
+        "ok",
+        &package.digest,
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"package": id.to_string(), "digest": package.digest, "registry": registry.name(), "installed": true})),
+    )
+        .into_response())
 }

@@ -126,6 +126,9 @@ pub struct Team {
     /// Fault kinds (as drill files name them) per registered target.
     #[serde(default)]
     pub grants: BTreeMap<String, BTreeSet<String>>,
+    /// The package namespaces its publishers publish to.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
     /// When it was made (Unix ms).
     pub created_at: u64,
 }

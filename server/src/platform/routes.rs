@@ -81,6 +81,12 @@ pub const ROUTES: &[Route] = &[
     route(Method::PUT, "/api/v1/targets/{target}", Need::Admin),
     route(Method::DELETE, "/api/v1/targets/{target}", Need::Admin),
     route(Method::GET, "/api/v1/packages", Need::AnyTeam(Role::Viewer)),
+    route(Method::PUT, "/api/v1/teams/{team}/namespaces", Need::Admin),
+    route(
+        Method::POST,
+        "/api/v1/teams/{team}/packages",
+        Need::Team(Role::Publisher),
+    ),
     route(
         Method::GET,
         "/api/v1/teams/{team}/runs",

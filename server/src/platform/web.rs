@@ -237,6 +237,10 @@ struct Runnable {
     signer: String,
     registry: String,
     meta: firedrill::Metadata,
+    readme: Option<String>,
+    /// Every version known here (installed, or in the catalog of the
+    /// namespace's registry), newest first.
+    versions: Vec<String>,
 }
 
 async fn runnable(p: &Platform, package: &str) -> Result<Runnable, ApiError> {
@@ -248,6 +252,8 @@ async fn runnable(p: &Platform, package: &str) -> Result<Runnable, ApiError> {
         })?;
     let dir = &p.inner.data_dir;
     let engine = p.engine();
+    let mut readme = None;
+    let mut versions: Vec<semver::Version> = Vec::new();
     let (bytes, digest, signer, registry) = if id.namespace == bundled::NAMESPACE {
         let req: PackageReq = format!("{}:{}@={}", id.namespace, id.name, id.version)
             .parse()
@@ -274,6 +280,27 @@ async fn runnable(p: &Platform, package: &str) -> Result<Runnable, ApiError> {
                 format!("{e}; an admin installs it on the server with `firedrill install {id}`"),
             )
         })?;
+        readme = installed.meta.readme.clone();
+        for i in Store::new(dir)
+            .versions(&id.namespace, &id.name)
+            .unwrap_or_default()
+        {
+            versions.extend(i.meta.id().ok().map(|i| i.version));
+        }
+        if let Ok(config) = firedrill_packages::RegistryConfig::load(dir)
+            && let Ok(catalog) = firedrill_packages::Catalog::open(dir)
+        {
+            let registry = config.registry_for(Some(&id.namespace));
+            let name = firedrill_packages::Registry::open(&registry, &config)
+                .map(|r| r.name())
+                .unwrap_or(registry);
+            for e in catalog
+                .versions(&name, &id.namespace, &id.name)
+                .unwrap_or_default()
+            {
+                versions.extend(e.version());
+            }
+        }
         (
             bytes,
             installed.meta.digest,
@@ -281,6 +308,10 @@ async fn runnable(p: &Platform, package: &str) -> Result<Runnable, ApiError> {
             installed.registry,
         )
     };
+    versions.push(id.version.clone());
+    versions.sort();
+    versions.dedup();
+    versions.reverse();
     let scenario = engine
         .load(&bytes, &format!("package {id}"))
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
@@ -293,6 +324,8 @@ async fn runnable(p: &Platform, package: &str) -> Result<Runnable, ApiError> {
         signer,
         registry,
         meta,
+        readme,
+        versions: versions.iter().map(|v| v.to_string()).collect(),
     })
 }
 
@@ -346,6 +379,16 @@ pub(super) async fn package_page(
                 tr { th { "Digest" } td id="digest" { (r.digest) } }
                 tr { th { "Signed by" } td id="signer" { (r.signer) } }
                 tr { th { "From" } td { (r.registry) } }
+                tr { th { "Versions" } td id="versions" {
+                    @for v in &r.versions {
+                        @let other = format!("{}:{}@{v}", package.split(':').next().unwrap_or(""), package.split(':').nth(1).and_then(|x| x.split('@').next()).unwrap_or(""));
+                        @if other == package { strong { (v) } " " } @else { a href={ "/packages/" (other) } { (v) } " " }
+                    }
+                } }
+            }
+            @if let Some(readme) = &r.readme {
+                h2 { "README" }
+                pre id="readme" { (readme) }
             }
             h2 { "What it may do" }
             ul id="review" {
