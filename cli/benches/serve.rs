@@ -308,6 +308,64 @@ async fn main() -> anyhow::Result<()> {
             ended += 1;
         }
     }
+    // Halt: from the request to the fault's revert in the run's timeline
+    // (`started_at + at_us`, the same clock), over long runs, one at a time.
+    let long = json!({"scenario": "firedrill:latency-ramp@^0.2",
+        "params": {"steps": "300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms", "samples": 10,
+                   "slo": "60s", "must-tolerate": "0ms", "path": "/"}});
+    let mut halt_ms = Vec::new();
+    for _ in 0..10 {
+        let v: Value = call(
+            Method::POST,
+            "/api/v1/teams/payments/runs",
+            &runner,
+            Some(long.clone()),
+        )
+        .await?
+        .json()
+        .await?;
+        let run = v["run"].as_str().unwrap_or_default().to_string();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let sent = now_ms_f();
+        call(
+            Method::POST,
+            &format!("/api/v1/teams/payments/runs/{run}/halt"),
+            &runner,
+            None,
+        )
+        .await?;
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let view: Value = call(
+                Method::GET,
+                &format!("/api/v1/teams/payments/runs/{run}"),
+                &runner,
+                None,
+            )
+            .await?
+            .json()
+            .await?;
+            if view["record"]["ended_at"].is_number() {
+                let started = view["record"]["started_at"].as_f64().unwrap_or(0.0);
+                let reverted = view["timeline"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|e| e["event"] == "fault-reverted")
+                    .filter_map(|e| e["at_us"].as_f64())
+                    .map(|us| started + us / 1e3)
+                    .fold(f64::NAN, f64::max);
+                anyhow::ensure!(reverted.is_finite(), "no revert in run {run}'s timeline");
+                halt_ms.push(reverted - sent);
+                break;
+            }
+            anyhow::ensure!(
+                Instant::now() < until,
+                "run {run} did not end after its halt"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     let metrics = call(Method::GET, "/metrics", &admin, None)
         .await?
         .text()
@@ -341,6 +399,12 @@ async fn main() -> anyhow::Result<()> {
         pct(&mut api, 0.5),
         pct(&mut api, 0.99),
         api.len()
+    );
+    println!(
+        "| Halt (API) → the fault reverted, one run at a time (p50 / max) | {:.1} / {:.1} ms | {} |",
+        pct(&mut halt_ms, 0.5),
+        pct(&mut halt_ms, 1.0),
+        halt_ms.len()
     );
     println!(
         "| runs launched at once that passed and are in history | {ended} of {runs} | {runs} |"

@@ -358,6 +358,16 @@ pub(super) async fn package_page(
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
+    // The targets the user's runner teams were granted something on.
+    let granted: std::collections::BTreeSet<String> = p
+        .inner
+        .store
+        .teams()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| teams.contains(&t.name))
+        .flat_map(|t| t.grants.into_keys())
+        .collect();
     let registered: Vec<String> = p
         .inner
         .store
@@ -365,6 +375,7 @@ pub(super) async fn package_page(
         .unwrap_or_default()
         .into_iter()
         .map(|t| t.name)
+        .filter(|t| granted.contains(t))
         .collect();
     let needed: std::collections::BTreeSet<&str> =
         r.meta.needs.iter().map(|n| n.target.as_str()).collect();
@@ -535,6 +546,8 @@ pub(super) async fn run_page(
         .as_ref()
         .map_or("starting".to_string(), |r| r.status.as_str().to_string());
     let can_halt = who.user.role_in(&team).is_some_and(|r| r >= Role::Runner);
+    let started = record.as_ref().map_or(launched.at, |r| r.started_at);
+    let ended = record.as_ref().and_then(|r| r.ended_at);
     let faults = p
         .inner
         .active
@@ -550,7 +563,11 @@ pub(super) async fn run_page(
         html! {
             h1 { "Run " code { (run) } }
             p { (launched.scenario) " for team " (team) ", launched by " (launched.launched_by) }
-            p { "Status: " strong id="status" data-active=(active) { (status) } }
+            p { "Status: " strong id="status" data-active=(active) { (status) }
+                " · elapsed " span id="elapsed" data-started=(started) data-ended=(ended.unwrap_or(0)) {
+                    (format!("{:.1}", (ended.unwrap_or_else(super::now_ms).saturating_sub(started)) as f64 / 1000.0)) " s"
+                }
+            }
             @if active && can_halt {
                 form method="post" action={ "/teams/" (team) "/runs/" (run) "/halt" } id="halt-form" {
                     input type="hidden" name="csrf" value=(csrf_of(&who));
@@ -591,11 +608,13 @@ pub(super) async fn run_page(
             @if active {
                 script { (PreEscaped(format!(
                     "(function(){{var list=document.getElementById('timeline');var st=document.getElementById('status');\
+                     var el=document.getElementById('elapsed');var t0=+el.dataset.started;\
+                     var tick=setInterval(function(){{el.textContent=((Date.now()-t0)/1000).toFixed(1)+' s';}},100);\
                      var es=new EventSource({url:?});\
                      es.addEventListener('timeline',function(m){{var e=JSON.parse(m.data);\
                      if(list.querySelector('[data-seq=\"'+e.seq+'\"]'))return;\
                      var li=document.createElement('li');li.dataset.seq=e.seq;li.textContent=e.line;list.appendChild(li);\
-                     if(e.status){{st.textContent=e.status;st.dataset.active='false';var h=document.getElementById('halt-form');if(h)h.remove();es.close();}}}});}})();",
+                     if(e.status){{st.textContent=e.status;st.dataset.active='false';clearInterval(tick);var h=document.getElementById('halt-form');if(h)h.remove();es.close();}}}});}})();",
                     url = events_url
                 ))) }
             }
@@ -626,6 +645,9 @@ pub(super) struct HistoryQuery {
     status: String,
     #[serde(default)]
     scenario: String,
+    /// Only runs launched within this long (e.g. `24h`).
+    #[serde(default)]
+    since: String,
 }
 
 pub(super) async fn history_page(
@@ -667,8 +689,11 @@ pub(super) async fn history_page(
             (r, status)
         })
         .filter(|(r, status)| {
+            let recent = humantime::parse_duration(q.since.trim())
+                .map_or(true, |d| r.at + d.as_millis() as u64 >= super::now_ms());
             (q.status.is_empty() || *status == q.status)
                 && (q.scenario.is_empty() || r.scenario.contains(&q.scenario))
+                && recent
         })
         .collect();
     page(
@@ -685,6 +710,8 @@ pub(super) async fn history_page(
                         option value=(st) selected[q.status == st] { (st) }
                     }
                 }
+                " within "
+                input type="text" name="since" id="filter-since" value=(q.since) placeholder="e.g. 24h" size="6";
                 " "
                 button type="submit" id="filter" { "Filter" }
             }
