@@ -515,6 +515,29 @@ async fn a_team_launches_within_its_grants_and_halts() {
         "{diff}"
     );
 
+    // The same through the API.
+    let (status, v) = s
+        .json(
+            "GET",
+            &format!("/api/v1/teams/payments/diff?a={}&b={}", ids[0], ids[1]),
+            &viewer,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v["params_differing"]["steps"].is_array(), "{v}");
+    let a = s
+        .call(
+            "GET",
+            &format!("/api/v1/teams/payments/runs/{}/report/json", ids[0]),
+            Auth::Token(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    let report: Value = serde_json::from_slice(&a.body).unwrap();
+    assert!(report["run"]["id"].is_string(), "{report}");
+
     // The admin's Halt all (a page form; a token needs no CSRF token):
     // new launches are refused until Resume.
     let a = s

@@ -86,6 +86,8 @@ fn handler(method: &Method, path: &str) -> MethodRouter<Platform> {
         ("POST", "/api/v1/halt") => on(filter, halt_all),
         ("POST", "/api/v1/resume") => on(filter, resume),
         ("GET", "/api/v1/audit") => on(filter, audit_log),
+        ("GET", "/api/v1/teams/{team}/runs/{run}/report/{format}") => on(filter, web::report),
+        ("GET", "/api/v1/teams/{team}/diff") => on(filter, web::diff_json),
         ("GET", "/api/v1/webhooks") => on(filter, list_webhooks),
         ("PUT", "/api/v1/webhooks/{name}") => on(filter, put_webhook),
         ("DELETE", "/api/v1/webhooks/{name}") => on(filter, delete_webhook),

@@ -110,6 +110,16 @@ pub const ROUTES: &[Route] = &[
     route(Method::POST, "/api/v1/halt", Need::Admin),
     route(Method::POST, "/api/v1/resume", Need::Admin),
     route(Method::GET, "/api/v1/audit", Need::Admin),
+    route(
+        Method::GET,
+        "/api/v1/teams/{team}/runs/{run}/report/{format}",
+        Need::Team(Role::Viewer),
+    ),
+    route(
+        Method::GET,
+        "/api/v1/teams/{team}/diff",
+        Need::Team(Role::Viewer),
+    ),
     route(Method::GET, "/api/v1/webhooks", Need::Admin),
     route(Method::PUT, "/api/v1/webhooks/{name}", Need::Admin),
     route(Method::DELETE, "/api/v1/webhooks/{name}", Need::Admin),

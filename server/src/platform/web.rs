@@ -1356,3 +1356,67 @@ pub(super) async fn schedule_action(
         Err(e) => error_page(e.0, &e.1),
     }
 }
+
+/// The diff page's comparison as JSON: both runs' records, the parameters
+/// that differ, each measurement side by side, faults applied.
+pub(super) async fn diff_json(
+    State(p): State<Platform>,
+    Path(team): Path<String>,
+    Query(q): Query<DiffQuery>,
+) -> Response {
+    let load = |run: &str| -> Result<(firedrill::history::Run, usize), ApiError> {
+        let (_, id) = team_run(&p, &team, run.trim())?;
+        let record = p
+            .engine()
+            .history()
+            .get_run(id)
+            .ok()
+            .flatten()
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("no run {run:?} in the history"),
+                )
+            })?;
+        let faults = p
+            .engine()
+            .history()
+            .timeline(id)
+            .unwrap_or_default()
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::FaultApplied { .. }))
+            .count();
+        Ok((record, faults))
+    };
+    let ((a, fa), (b, fb)) = match (load(&q.a), load(&q.b)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return e.into_response(),
+    };
+    let mut params = serde_json::Map::new();
+    for k in a.params.keys().chain(b.params.keys()) {
+        let (va, vb) = (a.params.get(k), b.params.get(k));
+        if va != vb {
+            let shown = |r: &firedrill::history::Run, v: Option<&String>| {
+                if r.is_secret_param(k) {
+                    serde_json::json!("(secret)")
+                } else {
+                    serde_json::json!(v)
+                }
+            };
+            params.insert(k.clone(), serde_json::json!([shown(&a, va), shown(&b, vb)]));
+        }
+    }
+    let measure = |r: &firedrill::history::Run| -> BTreeMap<String, f64> {
+        r.outcome
+            .iter()
+            .flat_map(|o| o.measurements.iter())
+            .map(|m| (m.name.clone(), m.value))
+            .collect()
+    };
+    axum::Json(serde_json::json!({
+        "a": {"run": a.id.to_string(), "status": a.status.as_str(), "scenario": a.scenario, "seed": a.seed, "faults_applied": fa, "measurements": measure(&a)},
+        "b": {"run": b.id.to_string(), "status": b.status.as_str(), "scenario": b.scenario, "seed": b.seed, "faults_applied": fb, "measurements": measure(&b)},
+        "params_differing": params,
+    }))
+    .into_response()
+}
