@@ -1151,6 +1151,8 @@ async fn a_runner_launches_watches_and_halts_in_a_real_browser() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     wait_text("#timeline", "fault 0 applied").await;
+    // The faults in effect follow the stream too.
+    wait_text("#faults", "delay on api-link").await;
     shot("04-live-run").await;
 
     c.find(Locator::Id("halt"))
@@ -1160,6 +1162,16 @@ async fn a_runner_launches_watches_and_halts_in_a_real_browser() {
         .await
         .unwrap();
     wait_text("#status", "halted").await;
+    let until = Instant::now() + Duration::from_secs(10);
+    while !c
+        .find_all(Locator::Css("#faults li"))
+        .await
+        .map(|l| l.is_empty())
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < until, "a reverted fault stays listed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let timeline = wait_text("#timeline", "reverted").await;
     assert!(timeline.contains("fault 0 reverted"), "{timeline}");
     shot("05-halted").await;

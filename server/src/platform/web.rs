@@ -542,9 +542,15 @@ pub(super) async fn run_page(
     let record = p.engine().history().get_run(id).ok().flatten();
     let timeline = p.engine().history().timeline(id).unwrap_or_default();
     let active = p.inner.active.lock().unwrap().contains_key(&id);
-    let status = record
-        .as_ref()
-        .map_or("starting".to_string(), |r| r.status.as_str().to_string());
+    // The timeline's end, if it has one, is ahead of the record's status.
+    let status = timeline
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::Ended { status, .. } => Some(status.as_str().to_string()),
+            _ => None,
+        })
+        .or_else(|| record.as_ref().map(|r| r.status.as_str().to_string()))
+        .unwrap_or_else(|| "starting".to_string());
     let can_halt = who.user.role_in(&team).is_some_and(|r| r >= Role::Runner);
     let started = record.as_ref().map_or(launched.at, |r| r.started_at);
     let ended = record.as_ref().and_then(|r| r.ended_at);
@@ -574,9 +580,9 @@ pub(super) async fn run_page(
                     button type="submit" id="halt" { "Halt" }
                 }
             }
-            @if !faults.is_empty() {
+            @if active || !faults.is_empty() {
                 h2 { "Faults in effect" }
-                ul id="faults" { @for (fid, kind, target) in &faults { li { (fid) ": " (kind) " on " (target) } } }
+                ul id="faults" { @for (fid, kind, target) in &faults { li data-fault=(fid) { (fid) ": " (kind) " on " (target) } } }
             }
             @if let Some(o) = record.as_ref().and_then(|r| r.outcome.as_ref()) {
                 h2 { "Outcome" }
@@ -605,6 +611,9 @@ pub(super) async fn run_page(
                     li data-seq=(e.seq) { (format!("{:>9.3}s  {}", e.at_us as f64 / 1e6, e.kind)) }
                 }
             }
+            // The stream repeats what the page has (joined by `seq`): the
+            // status and the faults still follow it, since a run can end
+            // between the page's history read and its status read.
             @if active {
                 script { (PreEscaped(format!(
                     "(function(){{var list=document.getElementById('timeline');var st=document.getElementById('status');\
@@ -612,8 +621,10 @@ pub(super) async fn run_page(
                      var tick=setInterval(function(){{el.textContent=((Date.now()-t0)/1000).toFixed(1)+' s';}},100);\
                      var es=new EventSource({url:?});\
                      es.addEventListener('timeline',function(m){{var e=JSON.parse(m.data);\
-                     if(list.querySelector('[data-seq=\"'+e.seq+'\"]'))return;\
-                     var li=document.createElement('li');li.dataset.seq=e.seq;li.textContent=e.line;list.appendChild(li);\
+                     var seen=list.querySelector('[data-seq=\"'+e.seq+'\"]');var fl=document.getElementById('faults');\
+                     if(!seen){{var li=document.createElement('li');li.dataset.seq=e.seq;li.textContent=e.line;list.appendChild(li);\
+                     if(fl&&e.applied){{var f=document.createElement('li');f.dataset.fault=e.applied.split(':')[0];f.textContent=e.applied;fl.appendChild(f);}}}}\
+                     if(fl&&e.reverted!==null){{var g=fl.querySelector('[data-fault=\"'+e.reverted+'\"]');if(g)g.remove();}}\
                      if(e.status){{st.textContent=e.status;st.dataset.active='false';clearInterval(tick);var h=document.getElementById('halt-form');if(h)h.remove();es.close();}}}});}})();",
                     url = events_url
                 ))) }
@@ -719,7 +730,7 @@ pub(super) async fn history_page(
                 h2 { "Trends" }
                 @for (scenario, points) in &series {
                     figure.trend data-scenario=(scenario) {
-                        figcaption { (scenario) ": duration of each run, coloured by status" }
+                        figcaption { (scenario) ": duration of each run; passed ● (green), otherwise ■ (red)" }
                         (trend_svg(points))
                     }
                 }
@@ -786,11 +797,24 @@ fn sse_of(e: &firedrill::history::Event) -> SseEvent {
         EventKind::Ended { status, .. } => Some(status.as_str()),
         _ => None,
     };
+    let (applied, reverted) = match &e.kind {
+        EventKind::FaultApplied {
+            fault,
+            kind,
+            target,
+            planned: false,
+            ..
+        } => (Some(format!("{fault}: {kind} on {target}")), None),
+        EventKind::FaultReverted { fault, .. } => (None, Some(*fault)),
+        _ => (None, None),
+    };
     let data = serde_json::json!({
         "seq": e.seq,
         "at_us": e.at_us,
         "line": format!("{:>9.3}s  {}", e.at_us as f64 / 1e6, e.kind),
         "status": status,
+        "applied": applied,
+        "reverted": reverted,
     });
     SseEvent::default().event("timeline").data(data.to_string())
 }
@@ -1135,10 +1159,17 @@ fn trend_svg(points: &[(u64, f64, String)]) -> Markup {
         svg xmlns="http://www.w3.org/2000/svg" width=(w) height=(h) role="img"
             aria-label=(format!("durations, longest {max:.1} s")) {
             polyline points=(line) fill="none" stroke="#888" {}
+            // Passed runs are circles, the others squares: readable
+            // without colour.
             @for (x, y, secs, status) in &xy {
-                circle cx=(format!("{x:.1}")) cy=(format!("{y:.1}")) r="4"
-                    fill=(if *status == "passed" { "#2a2" } else { "#c33" }) data-status=(status) {
-                    title { (format!("{secs:.1} s, {status}")) }
+                @if *status == "passed" {
+                    circle cx=(format!("{x:.1}")) cy=(format!("{y:.1}")) r="4" fill="#2a2" data-status=(status) {
+                        title { (format!("{secs:.1} s, {status}")) }
+                    }
+                } @else {
+                    rect x=(format!("{:.1}", x - 4.0)) y=(format!("{:.1}", y - 4.0)) width="8" height="8" fill="#c33" data-status=(status) {
+                        title { (format!("{secs:.1} s, {status}")) }
+                    }
                 }
             }
         }
