@@ -434,3 +434,125 @@ impl Drop for DockerRegistry {
         let _ = self.child.wait();
     }
 }
+
+/// Debian's Prometheus, Alertmanager and blackbox exporter (installed on
+/// first use), wired as teams wire them: the exporter probes `probe_url`
+/// over HTTP every second, Prometheus fires `CheckoutSlow` (label
+/// `service=checkout`) when a probe takes over 300 ms or fails after
+/// having answered, and Alertmanager delivers to `webhook_url` with
+/// `Authorization: Bearer <token>` (payload version 4). Stopped on drop.
+pub struct Alerting {
+    children: Vec<std::process::Child>,
+    /// Prometheus' address.
+    pub prometheus: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Alerting {
+    /// Start the three, configured in `dir`.
+    pub fn start(
+        dir: &std::path::Path,
+        probe_url: &str,
+        webhook_url: &str,
+        token: &str,
+    ) -> Alerting {
+        let prometheus = debian_program("/usr/bin/prometheus", &["prometheus"]);
+        let alertmanager = debian_program(
+            "/usr/bin/prometheus-alertmanager",
+            &["prometheus-alertmanager"],
+        );
+        let blackbox = debian_program(
+            "/usr/bin/prometheus-blackbox-exporter",
+            &["prometheus-blackbox-exporter"],
+        );
+        std::fs::create_dir_all(dir).unwrap();
+        let (bb, am, prom) = (free_port(), free_port(), free_port());
+        let write = |name: &str, text: String| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let bb_config = write(
+            "blackbox.yml",
+            "modules:\n  http_fast:\n    prober: http\n    timeout: 900ms\n    http:\n      preferred_ip_protocol: ip4\n".into(),
+        );
+        write(
+            "rules.yml",
+            "groups:\n- name: drill\n  rules:\n  - alert: CheckoutSlow\n    expr: probe_duration_seconds{job=\"blackbox\"} > 0.3\n    for: 0s\n    labels:\n      service: checkout\n".into(),
+        );
+        let prom_config = write(
+            "prometheus.yml",
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n  scrape_timeout: 1s\nrule_files: [rules.yml]\n\
+                 alerting:\n  alertmanagers:\n  - static_configs:\n    - targets: ['127.0.0.1:{am}']\n\
+                 scrape_configs:\n- job_name: blackbox\n  metrics_path: /probe\n  params:\n    module: [http_fast]\n    target: ['{probe_url}']\n  static_configs:\n  - targets: ['127.0.0.1:{bb}']\n"
+            ),
+        );
+        let am_config = write(
+            "alertmanager.yml",
+            format!(
+                "route:\n  receiver: firedrill\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+                 receivers:\n- name: firedrill\n  webhook_configs:\n  - url: '{webhook_url}'\n    send_resolved: true\n    http_config:\n      authorization:\n        type: Bearer\n        credentials: '{token}'\n"
+            ),
+        );
+        let spawn = |cmd: &mut std::process::Command| {
+            cmd.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        };
+        let children = vec![
+            spawn(
+                std::process::Command::new(blackbox)
+                    .arg(format!("--config.file={}", bb_config.display()))
+                    .arg(format!("--web.listen-address=127.0.0.1:{bb}")),
+            ),
+            spawn(
+                std::process::Command::new(alertmanager)
+                    .arg(format!("--config.file={}", am_config.display()))
+                    .arg(format!("--storage.path={}", dir.join("am").display()))
+                    .arg(format!("--web.listen-address=127.0.0.1:{am}"))
+                    .arg("--cluster.listen-address="),
+            ),
+            spawn(
+                std::process::Command::new(prometheus)
+                    .arg(format!("--config.file={}", prom_config.display()))
+                    .arg(format!(
+                        "--storage.tsdb.path={}",
+                        dir.join("tsdb").display()
+                    ))
+                    .arg(format!("--web.listen-address=127.0.0.1:{prom}")),
+            ),
+        ];
+        let started = std::time::Instant::now();
+        for port in [bb, am, prom] {
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(
+                    started.elapsed().as_secs() < 30,
+                    "the alerting stack did not listen on {port}"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+        Alerting {
+            children,
+            prometheus: format!("127.0.0.1:{prom}"),
+        }
+    }
+}
+
+impl Drop for Alerting {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -1907,3 +1907,94 @@ async fn a_publisher_publishes_to_the_teams_namespace() {
         "{log}"
     );
 }
+
+/// Teams notice incidents by alerts: Debian's blackbox exporter probes a
+/// service through a team's proxy target, Prometheus fires on slow probes,
+/// and Alertmanager delivers (webhook payload version 4, a bearer token)
+/// to the server, which records the firing alert by name — and its
+/// resolution once the run's delay is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanager_delivers_the_alerts_a_drill_causes() {
+    let s = Server::start();
+    let upstream = firedrill_tests::Upstream::start("t").await;
+    s.admin("POST", "/api/v1/teams", json!({"name": "payments"}), 201)
+        .await;
+    let runner = s.user("rita", Some(("payments", "runner"))).await;
+    let alertmanager_token = s.user("alertmanager", None).await;
+    let port = crate::support::free_port();
+    s.admin(
+        "PUT",
+        "/api/v1/targets/api-link",
+        json!({"declaration": {"kind": "proxy", "mode": "http",
+                               "listen": format!("127.0.0.1:{port}"),
+                               "upstream": upstream.addr.to_string()}}),
+        200,
+    )
+    .await;
+    s.admin(
+        "PUT",
+        "/api/v1/teams/payments/grants/api-link",
+        json!({"kinds": ["delay"]}),
+        200,
+    )
+    .await;
+    let stack = firedrill_tests::Alerting::start(
+        &s._dir.path().join("alerting"),
+        &format!("http://127.0.0.1:{port}/"),
+        &format!("http://{}/api/v1/alerts", s.addr),
+        &alertmanager_token,
+    );
+    let (status, v) = s
+        .json(
+            "POST",
+            "/api/v1/teams/payments/runs",
+            &runner,
+            Some(json!({"scenario": "firedrill:latency-ramp",
+                        "params": {"steps": "600ms,600ms,600ms", "samples": 15, "slo": "60s",
+                                   "must-tolerate": "0ms", "path": "/"}})),
+        )
+        .await;
+    assert_eq!(status, 202, "{v}");
+    let run = v["run"].as_str().unwrap().to_string();
+    let alerts = |state: &'static str| {
+        let s = &s;
+        async move {
+            let (_, v) = s.json("GET", "/api/v1/alerts", &s.admin, None).await;
+            v.as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| a["alertname"] == "CheckoutSlow" && a["status"] == state)
+                .cloned()
+                .collect::<Vec<_>>()
+        }
+    };
+    let until = Instant::now() + Duration::from_secs(60);
+    let firing = loop {
+        let found = alerts("firing").await;
+        if let Some(a) = found.first() {
+            break a.clone();
+        }
+        assert!(
+            Instant::now() < until,
+            "no firing alert reached the server (Prometheus at {})",
+            stack.prometheus
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(firing["labels"]["service"], "checkout", "{firing}");
+    assert_eq!(firing["receiver"], "firedrill");
+    // The run ends (halted): its delay goes, the probes are fast (or
+    // refused) again, and the resolution is delivered too.
+    s.json(
+        "POST",
+        &format!("/api/v1/teams/payments/runs/{run}/halt"),
+        &runner,
+        None,
+    )
+    .await;
+    let until = Instant::now() + Duration::from_secs(60);
+    while alerts("resolved").await.is_empty() {
+        assert!(Instant::now() < until, "no resolution reached the server");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

@@ -86,6 +86,8 @@ fn handler(method: &Method, path: &str) -> MethodRouter<Platform> {
         ("POST", "/api/v1/halt") => on(filter, halt_all),
         ("POST", "/api/v1/resume") => on(filter, resume),
         ("GET", "/api/v1/audit") => on(filter, audit_log),
+        ("POST", "/api/v1/alerts") => on(filter, receive_alerts),
+        ("GET", "/api/v1/alerts") => on(filter, list_alerts),
         ("GET", "/api/v1/teams/{team}/runs/{run}/report/{format}") => on(filter, web::report),
         ("GET", "/api/v1/teams/{team}/diff") => on(filter, web::diff_json),
         ("GET", "/api/v1/webhooks") => on(filter, list_webhooks),
@@ -1823,4 +1825,67 @@ async fn publish(
         Json(json!({"package": id.to_string(), "digest": package.digest, "registry": registry.name(), "installed": true})),
     )
         .into_response())
+}
+
+/// Alertmanager's webhook payload, version 4 (what is read of it).
+#[derive(Deserialize, schemars::JsonSchema)]
+pub(super) struct AlertmanagerPayload {
+    version: String,
+    #[serde(default)]
+    receiver: String,
+    alerts: Vec<AlertmanagerAlert>,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct AlertmanagerAlert {
+    status: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default, rename = "startsAt")]
+    starts_at: String,
+    #[serde(default)]
+    fingerprint: String,
+}
+
+async fn receive_alerts(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    req: Request,
+) -> ApiResult {
+    let input: AlertmanagerPayload = body(&read_body(req).await?)?;
+    if input.version != "4" {
+        return Err(bad(format!(
+            "Alertmanager webhook payload version {:?}: this server reads version 4",
+            input.version
+        )));
+    }
+    let now = now_ms();
+    for a in &input.alerts {
+        let record = super::model::AlertRecord {
+            received_at: now,
+            alertname: a.labels.get("alertname").cloned().unwrap_or_default(),
+            status: a.status.clone(),
+            labels: a.labels.clone(),
+            starts_at: a.starts_at.clone(),
+            fingerprint: a.fingerprint.clone(),
+            receiver: input.receiver.clone(),
+        };
+        p.inner.store.put_alert(&record)?;
+        p.audit(
+            &who.user.name,
+            "alert",
+            &record.alertname,
+            "ok",
+            &record.status,
+        );
+    }
+    Ok((
+        StatusCode::OK,
+        Json(json!({"received": input.alerts.len()})),
+    )
+        .into_response())
+}
+
+async fn list_alerts(State(p): State<Platform>) -> ApiResult {
+    Ok(Json(p.inner.store.alerts()?).into_response())
 }

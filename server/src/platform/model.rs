@@ -227,3 +227,28 @@ pub struct Webhook {
     /// When it was registered (Unix ms).
     pub created_at: u64,
 }
+
+/// An alert Alertmanager delivered (its webhook payload, version 4): the
+/// signal by which teams notice incidents, and how game days will time
+/// detection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AlertRecord {
+    /// When firedrill received it (Unix ms).
+    pub received_at: u64,
+    /// Its `alertname` label.
+    pub alertname: String,
+    /// `firing` or `resolved`.
+    pub status: String,
+    /// Its labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// When it started, as Alertmanager says (RFC 3339).
+    #[serde(default)]
+    pub starts_at: String,
+    /// Alertmanager's fingerprint.
+    #[serde(default)]
+    pub fingerprint: String,
+    /// The Alertmanager receiver that sent it.
+    #[serde(default)]
+    pub receiver: String,
+}

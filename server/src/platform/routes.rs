@@ -110,6 +110,10 @@ pub const ROUTES: &[Route] = &[
     route(Method::POST, "/api/v1/halt", Need::Admin),
     route(Method::POST, "/api/v1/resume", Need::Admin),
     route(Method::GET, "/api/v1/audit", Need::Admin),
+    // Alertmanager delivers with a token (`http_config.authorization` in
+    // its webhook config): any user, e.g. one made for it with no team.
+    route(Method::POST, "/api/v1/alerts", Need::User),
+    route(Method::GET, "/api/v1/alerts", Need::Admin),
     route(
         Method::GET,
         "/api/v1/teams/{team}/runs/{run}/report/{format}",

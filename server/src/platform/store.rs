@@ -2,7 +2,9 @@
 //! tree per kind (names below), values as JSON. Secrets are keyed by their
 //! SHA-256, so the database holds no usable token or session id.
 
-use super::model::{AuditEntry, LaunchedRun, Session, Target, Team, Token, User, Webhook};
+use super::model::{
+    AlertRecord, AuditEntry, LaunchedRun, Session, Target, Team, Token, User, Webhook,
+};
 use super::schedule::Schedule;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -28,6 +30,8 @@ pub const TREE_RUNS: &str = "runs";
 pub const TREE_SCHEDULES: &str = "schedules";
 /// Webhooks by name.
 pub const TREE_WEBHOOKS: &str = "webhooks";
+/// Alerts Alertmanager delivered, by a big-endian sequence number.
+pub const TREE_ALERTS: &str = "alerts";
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +64,7 @@ pub struct PlatformStore {
     runs: sled::Tree,
     schedules: sled::Tree,
     webhooks: sled::Tree,
+    alerts: sled::Tree,
 }
 
 fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>, StoreError> {
@@ -114,6 +119,7 @@ impl PlatformStore {
             runs: db.open_tree(TREE_RUNS)?,
             schedules: db.open_tree(TREE_SCHEDULES)?,
             webhooks: db.open_tree(TREE_WEBHOOKS)?,
+            alerts: db.open_tree(TREE_ALERTS)?,
             db,
         })
     }
@@ -323,5 +329,16 @@ impl PlatformStore {
     /// Remove a webhook.
     pub fn remove_webhook(&self, name: &str) -> Result<bool, StoreError> {
         Ok(self.webhooks.remove(name.as_bytes())?.is_some())
+    }
+
+    /// Record an alert.
+    pub fn put_alert(&self, alert: &AlertRecord) -> Result<(), StoreError> {
+        let id = self.db.generate_id()?;
+        put(&self.alerts, &id.to_be_bytes(), alert)
+    }
+
+    /// Every alert received, oldest first.
+    pub fn alerts(&self) -> Result<Vec<AlertRecord>, StoreError> {
+        all(&self.alerts)
     }
 }
