@@ -15,18 +15,31 @@ pub const REGISTRY: &str = "firedrill (bundled)";
 /// The key id runs record as their signer.
 pub const SIGNER: &str = "bundled";
 
+/// What identifies this build's bundled scenarios (hashed once per
+/// process: they are in the binary).
+fn fingerprint() -> &'static str {
+    static FINGERPRINT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    FINGERPRINT.get_or_init(|| {
+        let mut all = Vec::new();
+        for (_, bytes) in firedrill::bundled::ALL {
+            all.extend_from_slice(digest(bytes).as_bytes());
+        }
+        format!("{} {}", env!("CARGO_PKG_VERSION"), digest(&all))
+    })
+}
+
+/// Whether the catalog lists this build's bundled scenarios already (if
+/// so, [`sync`] has nothing to do and needs no engine).
+pub fn current(catalog: &Catalog) -> Result<bool, PackageError> {
+    Ok(catalog
+        .state(REGISTRY)?
+        .is_some_and(|s| s.version == fingerprint()))
+}
+
 /// Bring the catalog's list of the bundled scenarios up to date: their
 /// `describe()`, run in `engine` once per firedrill build.
 pub async fn sync(engine: &firedrill::Engine, catalog: &Catalog) -> Result<(), PackageError> {
-    let mut all = Vec::new();
-    for (_, bytes) in firedrill::bundled::ALL {
-        all.extend_from_slice(digest(bytes).as_bytes());
-    }
-    let version = format!("{} {}", env!("CARGO_PKG_VERSION"), digest(&all));
-    if catalog
-        .state(REGISTRY)?
-        .is_some_and(|s| s.version == version)
-    {
+    if current(catalog)? {
         return Ok(());
     }
     let mut index = Index::default();
@@ -56,7 +69,7 @@ pub async fn sync(engine: &firedrill::Engine, catalog: &Catalog) -> Result<(), P
         });
     }
     let state = SyncState {
-        version,
+        version: fingerprint().to_string(),
         stamp: 0,
         signer: IndexSigner {
             key_id: SIGNER.into(),

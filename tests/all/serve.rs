@@ -141,6 +141,26 @@ impl Server {
         v["token"].as_str().unwrap().to_string()
     }
 
+    /// As the admin: register `api-link`, an HTTP proxy on `listen` in
+    /// front of `upstream`, and grant team `payments` `delay` on it.
+    async fn api_link(&self, upstream: std::net::SocketAddr, listen: &str) {
+        self.admin(
+            "PUT",
+            "/api/v1/targets/api-link",
+            json!({"declaration": {"kind": "proxy", "mode": "http", "listen": listen,
+                                   "upstream": upstream.to_string()}}),
+            200,
+        )
+        .await;
+        self.admin(
+            "PUT",
+            "/api/v1/teams/payments/grants/api-link",
+            json!({"kinds": ["delay"]}),
+            200,
+        )
+        .await;
+    }
+
     fn stop(&mut self, signal: nix::sys::signal::Signal) -> std::process::ExitStatus {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal).unwrap();
         self.child.wait().unwrap()
@@ -797,24 +817,8 @@ async fn shutdown_halts_what_is_running() {
     s.admin("POST", "/api/v1/teams", json!({"name": "payments"}), 201)
         .await;
     let port = crate::support::free_port();
-    s.admin(
-        "PUT",
-        "/api/v1/targets/api-link",
-        json!({"declaration": {
-            "kind": "proxy", "mode": "http",
-            "listen": format!("127.0.0.1:{port}"),
-            "upstream": upstream.addr.to_string(),
-        }}),
-        200,
-    )
-    .await;
-    s.admin(
-        "PUT",
-        "/api/v1/teams/payments/grants/api-link",
-        json!({"kinds": ["delay"]}),
-        200,
-    )
-    .await;
+    s.api_link(upstream.addr, &format!("127.0.0.1:{port}"))
+        .await;
     let admin = s.admin.clone();
     let (status, v) = s
         .json(
@@ -1237,24 +1241,7 @@ async fn schedules_fire_skip_overlaps_pause_and_are_held_by_halt_all() {
     s.admin("POST", "/api/v1/teams", json!({"name": "payments"}), 201)
         .await;
     let runner = s.user("rita", Some(("payments", "runner"))).await;
-    s.admin(
-        "PUT",
-        "/api/v1/targets/api-link",
-        json!({"declaration": {
-            "kind": "proxy", "mode": "http",
-            "listen": "127.0.0.1:0",
-            "upstream": upstream.addr.to_string(),
-        }}),
-        200,
-    )
-    .await;
-    s.admin(
-        "PUT",
-        "/api/v1/teams/payments/grants/api-link",
-        json!({"kinds": ["delay"]}),
-        200,
-    )
-    .await;
+    s.api_link(upstream.addr, "127.0.0.1:0").await;
     let url = "/api/v1/teams/payments/schedules";
     let (status, v) = s
         .json(
@@ -1582,21 +1569,7 @@ async fn webhooks_hear_of_each_run_end_signed() {
     s.admin("POST", "/api/v1/teams", json!({"name": "payments"}), 201)
         .await;
     let runner = s.user("rita", Some(("payments", "runner"))).await;
-    s.admin(
-        "PUT",
-        "/api/v1/targets/api-link",
-        json!({"declaration": {"kind": "proxy", "mode": "http", "listen": "127.0.0.1:0",
-                               "upstream": upstream.addr.to_string()}}),
-        200,
-    )
-    .await;
-    s.admin(
-        "PUT",
-        "/api/v1/teams/payments/grants/api-link",
-        json!({"kinds": ["delay"]}),
-        200,
-    )
-    .await;
+    s.api_link(upstream.addr, "127.0.0.1:0").await;
     let v = s
         .admin(
             "PUT",
@@ -1773,21 +1746,7 @@ async fn a_publisher_publishes_to_the_teams_namespace() {
     .await;
     let publisher = s.user("pia", Some(("payments", "publisher"))).await;
     let runner = s.user("rita", Some(("payments", "runner"))).await;
-    s.admin(
-        "PUT",
-        "/api/v1/targets/api-link",
-        json!({"declaration": {"kind": "proxy", "mode": "http", "listen": "127.0.0.1:0",
-                               "upstream": upstream.addr.to_string()}}),
-        200,
-    )
-    .await;
-    s.admin(
-        "PUT",
-        "/api/v1/teams/payments/grants/api-link",
-        json!({"kinds": ["delay"]}),
-        200,
-    )
-    .await;
+    s.api_link(upstream.addr, "127.0.0.1:0").await;
     // The publisher's key, trusted for `acme` on the server.
     let client = tempfile::tempdir().unwrap();
     let keys = client.path().join("keys");
@@ -1922,22 +1881,8 @@ async fn alertmanager_delivers_the_alerts_a_drill_causes() {
     let runner = s.user("rita", Some(("payments", "runner"))).await;
     let alertmanager_token = s.user("alertmanager", None).await;
     let port = crate::support::free_port();
-    s.admin(
-        "PUT",
-        "/api/v1/targets/api-link",
-        json!({"declaration": {"kind": "proxy", "mode": "http",
-                               "listen": format!("127.0.0.1:{port}"),
-                               "upstream": upstream.addr.to_string()}}),
-        200,
-    )
-    .await;
-    s.admin(
-        "PUT",
-        "/api/v1/teams/payments/grants/api-link",
-        json!({"kinds": ["delay"]}),
-        200,
-    )
-    .await;
+    s.api_link(upstream.addr, &format!("127.0.0.1:{port}"))
+        .await;
     let stack = firedrill_tests::Alerting::start(
         &s._dir.path().join("alerting"),
         &format!("http://127.0.0.1:{port}/"),

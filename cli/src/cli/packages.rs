@@ -404,8 +404,11 @@ pub(crate) async fn search(args: SearchArgs, data_dir: &Path) -> Result<Exit, Fa
         },
     };
     if args.registry.is_embedded(data_dir)? {
-        let engine = super::scratch_engine(data_dir)?;
-        sync_bundled(&engine, &catalog).await?;
+        // An engine only when this build's bundled scenarios are not
+        // catalogued yet: making one is most of a search's time.
+        if !firedrill_packages::bundled::current(&catalog).map_err(refused)? {
+            sync_bundled(&super::scratch_engine(data_dir)?, &catalog).await?;
+        }
         found.extend(
             catalog
                 .search(BUNDLED_REGISTRY, &args.query, args.needs.as_deref())

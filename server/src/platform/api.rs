@@ -365,42 +365,30 @@ pub(super) fn open_session(
         ));
     };
     p.inner.limiter.succeeded(&name, ip);
+    new_session(p, user, "").map_err(|e| Box::new(e.into_response()))
+}
+
+/// A new session for `user`, who proved who they are (a password, or an
+/// API token: `how`): always a new id, so a cookie planted before login is
+/// never promoted.
+pub(super) fn new_session(p: &Platform, user: User, how: &str) -> Result<LoggedIn, ApiError> {
     let id = auth::new_secret("fds_");
     let csrf = auth::new_secret("");
-    p.inner
-        .store
-        .put_session(
-            &auth::hash_secret(&id),
-            &super::model::Session {
-                user: user.name.clone(),
-                csrf: csrf.clone(),
-                expires_at: now_ms() + auth::SESSION_TTL.as_millis() as u64,
-            },
-        )
-        .map_err(|e| Box::new(ApiError::from(e).into_response()))?;
-    p.audit(&user.name, "login", &user.name, "ok", "");
+    p.inner.store.put_session(
+        &auth::hash_secret(&id),
+        &super::model::Session {
+            user: user.name.clone(),
+            csrf: csrf.clone(),
+            expires_at: now_ms() + auth::SESSION_TTL.as_millis() as u64,
+        },
+    )?;
+    p.audit(&user.name, "login", &user.name, "ok", how);
     Ok(LoggedIn {
         set_cookie: HeaderValue::from_str(&auth::session_set_cookie(Some(&id)))
             .expect("a cookie header"),
         csrf,
         user,
     })
-}
-
-/// A session for `user`, who proved who they are another way (an API
-/// token): its `Set-Cookie`.
-pub(super) fn open_token_session(p: &Platform, user: &User) -> Result<HeaderValue, ApiError> {
-    let id = auth::new_secret("fds_");
-    p.inner.store.put_session(
-        &auth::hash_secret(&id),
-        &super::model::Session {
-            user: user.name.clone(),
-            csrf: auth::new_secret(""),
-            expires_at: now_ms() + auth::SESSION_TTL.as_millis() as u64,
-        },
-    )?;
-    p.audit(&user.name, "login", &user.name, "ok", "with an API token");
-    Ok(HeaderValue::from_str(&auth::session_set_cookie(Some(&id))).expect("a cookie header"))
 }
 
 async fn login(State(p): State<Platform>, req: Request) -> ApiResult {
@@ -1038,21 +1026,52 @@ async fn list_runs(State(p): State<Platform>, Path(team_name): Path<String>) -> 
     Ok(Json(runs?).into_response())
 }
 
-fn team_run(p: &Platform, team_name: &str, run: &str) -> Result<LaunchedRun, ApiError> {
-    p.inner
+/// A run launched for `team_name`, and its id (another team's is not
+/// found).
+pub(super) fn team_run(
+    p: &Platform,
+    team_name: &str,
+    run: &str,
+) -> Result<(LaunchedRun, RunId), ApiError> {
+    let launched = p
+        .inner
         .store
         .run(run)?
         .filter(|r| r.team == team_name)
-        .ok_or_else(|| not_found_error(format!("team {team_name:?} has no run {run:?}")))
+        .ok_or_else(|| not_found_error(format!("team {team_name:?} has no run {run:?}")))?;
+    let id = launched.run.parse().map_err(not_found_error)?;
+    Ok((launched, id))
+}
+
+/// Halt a team's run; whether it was going.
+pub(super) fn halt_team_run(
+    p: &Platform,
+    who: &Principal,
+    team_name: &str,
+    run: &str,
+) -> Result<bool, ApiError> {
+    let (_, id) = team_run(p, team_name, run)?;
+    let halter = p.inner.active.lock().unwrap().get(&id).cloned();
+    let Some(halter) = halter else {
+        return Ok(false);
+    };
+    halter.halt();
+    p.audit(
+        &who.user.name,
+        "halt",
+        &format!("{team_name} {run}"),
+        "ok",
+        "",
+    );
+    Ok(true)
 }
 
 async fn show_run(
     State(p): State<Platform>,
     Path((team_name, run)): Path<(String, String)>,
 ) -> ApiResult {
-    let launched = team_run(&p, &team_name, &run)?;
+    let (launched, id) = team_run(&p, &team_name, &run)?;
     let mut view = run_view(&p, &launched)?;
-    let id: RunId = launched.run.parse().map_err(bad)?;
     view["timeline"] = json!(
         p.engine()
             .history()
@@ -1067,23 +1086,12 @@ async fn halt_run(
     Extension(who): Extension<Principal>,
     Path((team_name, run)): Path<(String, String)>,
 ) -> ApiResult {
-    let launched = team_run(&p, &team_name, &run)?;
-    let id: RunId = launched.run.parse().map_err(bad)?;
-    let halter = p.inner.active.lock().unwrap().get(&id).cloned();
-    let Some(halter) = halter else {
+    if !halt_team_run(&p, &who, &team_name, &run)? {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("run {run} is not running"),
         ));
-    };
-    halter.halt();
-    p.audit(
-        &who.user.name,
-        "halt",
-        &format!("{team_name} {run}"),
-        "ok",
-        "",
-    );
+    }
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"run": run, "halting": true})),

@@ -5,7 +5,7 @@
 //! (maud, escaped by default); the only script is the live run page's
 //! `EventSource`. Elements a browser test drives carry stable ids.
 
-use super::api::{self, Launch};
+use super::api::{self, Launch, team_run};
 use super::auth::{Principal, Via};
 use super::model::{LaunchedRun, Role};
 use super::{ApiError, Platform};
@@ -19,7 +19,6 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::time::Duration;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margin:1rem auto;padding:0 1rem;color:#222}\
 nav{display:flex;gap:1rem;align-items:center;border-bottom:1px solid #ccc;padding-bottom:.5rem}\
@@ -511,25 +510,6 @@ pub(super) async fn launch_form(
     }
 }
 
-fn team_run(p: &Platform, team: &str, run: &str) -> Result<(LaunchedRun, RunId), ApiError> {
-    let launched = p
-        .inner
-        .store
-        .run(run)?
-        .filter(|r| r.team == team)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("team {team:?} has no run {run:?}"),
-            )
-        })?;
-    let id: RunId = launched
-        .run
-        .parse()
-        .map_err(|e: String| ApiError::new(StatusCode::NOT_FOUND, e))?;
-    Ok((launched, id))
-}
-
 pub(super) async fn run_page(
     State(p): State<Platform>,
     Extension(who): Extension<Principal>,
@@ -638,14 +618,9 @@ pub(super) async fn halt_form(
     Extension(who): Extension<Principal>,
     Path((team, run)): Path<(String, String)>,
 ) -> Response {
-    let (_, id) = match team_run(&p, &team, &run) {
-        Ok(x) => x,
-        Err(e) => return error_page(e.0, &e.1),
-    };
-    let halter = p.inner.active.lock().unwrap().get(&id).cloned();
-    if let Some(h) = halter {
-        h.halt();
-        p.audit(&who.user.name, "halt", &format!("{team} {run}"), "ok", "");
+    // A run that already ended needs no halt: its page says so.
+    if let Err(e) = api::halt_team_run(&p, &who, &team, &run) {
+        return error_page(e.0, &e.1);
     }
     Redirect::to(&format!("/teams/{team}/runs/{run}")).into_response()
 }
@@ -828,8 +803,9 @@ struct Feed {
     done: bool,
 }
 
-/// The history so far, then live events; every second without one, the
-/// history is read again, so a stream never waits on a run that ended.
+/// The history so far, then live events. Events the channel skipped
+/// (lagging) or did not carry (it closed) are read from the history,
+/// which has every one.
 fn async_stream(
     history: firedrill::history::HistoryStore,
     id: RunId,
@@ -856,27 +832,16 @@ fn async_stream(
             if f.done {
                 return None;
             }
-            let recv = async {
-                match f.live.as_mut() {
-                    Some(rx) => rx.recv().await,
-                    None => std::future::pending().await,
+            let rx = f.live.as_mut()?;
+            match rx.recv().await {
+                Ok(e) if f.last.is_some_and(|l| e.seq <= l) => {}
+                Ok(e) => break e,
+                Err(RecvError::Lagged(_)) => {
+                    f.past.extend(f.history.timeline(f.run).unwrap_or_default());
                 }
-            };
-            match tokio::time::timeout(Duration::from_secs(1), recv).await {
-                Ok(Ok(e)) if f.last.is_some_and(|l| e.seq <= l) => {}
-                Ok(Ok(e)) => break e,
-                Ok(Err(RecvError::Lagged(_))) | Err(_) | Ok(Err(RecvError::Closed)) => {
-                    if f.live.as_ref().is_some_and(|rx| rx.is_closed()) {
-                        f.live = None; // then wait on the clock, not a closed channel
-                    }
-                    let tail = f.history.timeline(f.run).unwrap_or_default();
-                    let ended = tail
-                        .iter()
-                        .any(|e| matches!(e.kind, EventKind::Ended { .. }));
-                    f.past.extend(tail);
-                    if f.past.iter().all(|e| f.last.is_some_and(|l| e.seq <= l)) && ended {
-                        return None;
-                    }
+                Err(RecvError::Closed) => {
+                    f.live = None;
+                    f.past.extend(f.history.timeline(f.run).unwrap_or_default());
                 }
             }
         };
@@ -979,10 +944,10 @@ pub(super) async fn token_login(State(p): State<Platform>, Form(f): Form<TokenFo
             return Redirect::to("/login?failed=Not%20a%20valid%20token.").into_response();
         }
     };
-    match api::open_token_session(&p, &who.user) {
-        Ok(cookie) => {
+    match api::new_session(&p, who.user, "with an API token") {
+        Ok(done) => {
             let mut r = Redirect::to("/").into_response();
-            r.headers_mut().insert(header::SET_COOKIE, cookie);
+            r.headers_mut().insert(header::SET_COOKIE, done.set_cookie);
             r
         }
         Err(e) => error_page(e.0, &e.1),
@@ -1184,6 +1149,74 @@ pub(super) struct DiffQuery {
     b: String,
 }
 
+/// Two runs of a team compared: what the diff page shows and its JSON
+/// returns.
+struct Comparison {
+    runs: [firedrill::history::Run; 2],
+    /// Faults applied in each.
+    faults: [usize; 2],
+    /// The parameters whose values differ, each value as shown (secret
+    /// ones masked).
+    params: BTreeMap<String, [Option<String>; 2]>,
+    /// Every measurement of either, with its unit.
+    measurements: BTreeMap<String, [Option<(f64, String)>; 2]>,
+}
+
+fn compare(p: &Platform, team: &str, q: &DiffQuery) -> Result<Comparison, ApiError> {
+    let load = |run: &str| -> Result<(firedrill::history::Run, usize), ApiError> {
+        let (_, id) = team_run(p, team, run.trim())?;
+        let record = p
+            .engine()
+            .history()
+            .get_run(id)
+            .ok()
+            .flatten()
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("no run {run:?} in the history"),
+                )
+            })?;
+        let faults = p
+            .engine()
+            .history()
+            .timeline(id)
+            .unwrap_or_default()
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::FaultApplied { .. }))
+            .count();
+        Ok((record, faults))
+    };
+    let ((a, fa), (b, fb)) = (load(&q.a)?, load(&q.b)?);
+    let shown = |r: &firedrill::history::Run, k: &str| {
+        r.params.get(k).map(|v| {
+            if r.is_secret_param(k) {
+                "(secret)".to_string()
+            } else {
+                v.clone()
+            }
+        })
+    };
+    let mut params = BTreeMap::new();
+    for k in a.params.keys().chain(b.params.keys()) {
+        if a.params.get(k) != b.params.get(k) {
+            params.insert(k.clone(), [shown(&a, k), shown(&b, k)]);
+        }
+    }
+    let mut measurements: BTreeMap<String, [Option<(f64, String)>; 2]> = BTreeMap::new();
+    for (i, r) in [&a, &b].into_iter().enumerate() {
+        for m in r.outcome.iter().flat_map(|o| o.measurements.iter()) {
+            measurements.entry(m.name.clone()).or_default()[i] = Some((m.value, m.unit.clone()));
+        }
+    }
+    Ok(Comparison {
+        runs: [a, b],
+        faults: [fa, fb],
+        params,
+        measurements,
+    })
+}
+
 /// Two runs of a team side by side: status, scenario build, seed, the
 /// parameters that differ, measurements, faults applied.
 pub(super) async fn diff_page(
@@ -1192,50 +1225,18 @@ pub(super) async fn diff_page(
     Path(team): Path<String>,
     Query(q): Query<DiffQuery>,
 ) -> Response {
-    let load =
-        |run: &str| -> Result<(firedrill::history::Run, Vec<firedrill::history::Event>), ApiError> {
-            let (_, id) = team_run(&p, &team, run.trim())?;
-            let record = p
-                .engine()
-                .history()
-                .get_run(id)
-                .ok()
-                .flatten()
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::NOT_FOUND,
-                        format!("no run {run:?} in the history"),
-                    )
-                })?;
-            Ok((
-                record,
-                p.engine().history().timeline(id).unwrap_or_default(),
-            ))
-        };
-    let ((a, ta), (b, tb)) = match (load(&q.a), load(&q.b)) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => return error_page(e.0, &e.1),
+    let c = match compare(&p, &team, &q) {
+        Ok(c) => c,
+        Err(e) => return error_page(e.0, &e.1),
     };
-    let faults = |t: &[firedrill::history::Event]| {
-        t.iter()
-            .filter(|e| matches!(e.kind, EventKind::FaultApplied { .. }))
-            .count()
+    let [a, b] = &c.runs;
+    let build =
+        |r: &firedrill::history::Run| r.scenario.sha256.chars().take(12).collect::<String>();
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let measured = |v: &Option<(f64, String)>| {
+        v.as_ref()
+            .map_or("-".to_string(), |(value, unit)| format!("{value} {unit}"))
     };
-    let mut keys: Vec<&String> = a.params.keys().chain(b.params.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    let measure = |r: &firedrill::history::Run| -> BTreeMap<String, String> {
-        r.outcome
-            .iter()
-            .flat_map(|o| o.measurements.iter())
-            .map(|m| (m.name.clone(), format!("{} {}", m.value, m.unit)))
-            .collect()
-    };
-    let (ma, mb) = (measure(&a), measure(&b));
-    let mut mkeys: Vec<&String> = ma.keys().chain(mb.keys()).collect();
-    mkeys.sort();
-    mkeys.dedup();
-    let secret = |r: &firedrill::history::Run, k: &str| r.is_secret_param(k);
     page(
         "Diff",
         Some(&who),
@@ -1245,25 +1246,14 @@ pub(super) async fn diff_page(
                 tr { th { "" } th { (a.id) } th { (b.id) } }
                 tr data-row="status" { td { "status" } td { (a.status.as_str()) } td { (b.status.as_str()) } }
                 tr data-row="scenario" { td { "scenario" } td { (a.scenario.name) " " (a.scenario.version) } td { (b.scenario.name) " " (b.scenario.version) } }
-                tr data-row="build" { td { "build" } td { (&a.scenario.sha256[..a.scenario.sha256.len().min(12)]) } td { (&b.scenario.sha256[..b.scenario.sha256.len().min(12)]) } }
+                tr data-row="build" { td { "build" } td { (build(a)) } td { (build(b)) } }
                 tr data-row="seed" { td { "seed" } td { (a.seed) } td { (b.seed) } }
-                tr data-row="faults" { td { "faults applied" } td { (faults(&ta)) } td { (faults(&tb)) } }
-                @for k in &keys {
-                    @let (va, vb) = (a.params.get(*k), b.params.get(*k));
-                    @if va != vb {
-                        tr data-row={ "param." (k) } {
-                            td { (k) }
-                            td { @if secret(&a, k) { "(secret)" } @else { (va.map(String::as_str).unwrap_or("-")) } }
-                            td { @if secret(&b, k) { "(secret)" } @else { (vb.map(String::as_str).unwrap_or("-")) } }
-                        }
-                    }
+                tr data-row="faults" { td { "faults applied" } td { (c.faults[0]) } td { (c.faults[1]) } }
+                @for (k, [va, vb]) in &c.params {
+                    tr data-row={ "param." (k) } { td { (k) } td { (or_dash(va)) } td { (or_dash(vb)) } }
                 }
-                @for k in &mkeys {
-                    tr data-row={ "measurement." (k) } {
-                        td { (k) }
-                        td { (ma.get(*k).map(String::as_str).unwrap_or("-")) }
-                        td { (mb.get(*k).map(String::as_str).unwrap_or("-")) }
-                    }
+                @for (k, [ma, mb]) in &c.measurements {
+                    tr data-row={ "measurement." (k) } { td { (k) } td { (measured(ma)) } td { (measured(mb)) } }
                 }
             }
         },
@@ -1395,59 +1385,20 @@ pub(super) async fn diff_json(
     Path(team): Path<String>,
     Query(q): Query<DiffQuery>,
 ) -> Response {
-    let load = |run: &str| -> Result<(firedrill::history::Run, usize), ApiError> {
-        let (_, id) = team_run(&p, &team, run.trim())?;
-        let record = p
-            .engine()
-            .history()
-            .get_run(id)
-            .ok()
-            .flatten()
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    format!("no run {run:?} in the history"),
-                )
-            })?;
-        let faults = p
-            .engine()
-            .history()
-            .timeline(id)
-            .unwrap_or_default()
+    let c = match compare(&p, &team, &q) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let side = |i: usize| {
+        let r = &c.runs[i];
+        let measurements: BTreeMap<&String, f64> = c
+            .measurements
             .iter()
-            .filter(|e| matches!(e.kind, EventKind::FaultApplied { .. }))
-            .count();
-        Ok((record, faults))
+            .filter_map(|(k, v)| v[i].as_ref().map(|(value, _)| (k, *value)))
+            .collect();
+        serde_json::json!({"run": r.id.to_string(), "status": r.status.as_str(), "scenario": r.scenario,
+                           "seed": r.seed, "faults_applied": c.faults[i], "measurements": measurements})
     };
-    let ((a, fa), (b, fb)) = match (load(&q.a), load(&q.b)) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => return e.into_response(),
-    };
-    let mut params = serde_json::Map::new();
-    for k in a.params.keys().chain(b.params.keys()) {
-        let (va, vb) = (a.params.get(k), b.params.get(k));
-        if va != vb {
-            let shown = |r: &firedrill::history::Run, v: Option<&String>| {
-                if r.is_secret_param(k) {
-                    serde_json::json!("(secret)")
-                } else {
-                    serde_json::json!(v)
-                }
-            };
-            params.insert(k.clone(), serde_json::json!([shown(&a, va), shown(&b, vb)]));
-        }
-    }
-    let measure = |r: &firedrill::history::Run| -> BTreeMap<String, f64> {
-        r.outcome
-            .iter()
-            .flat_map(|o| o.measurements.iter())
-            .map(|m| (m.name.clone(), m.value))
-            .collect()
-    };
-    axum::Json(serde_json::json!({
-        "a": {"run": a.id.to_string(), "status": a.status.as_str(), "scenario": a.scenario, "seed": a.seed, "faults_applied": fa, "measurements": measure(&a)},
-        "b": {"run": b.id.to_string(), "status": b.status.as_str(), "scenario": b.scenario, "seed": b.seed, "faults_applied": fb, "measurements": measure(&b)},
-        "params_differing": params,
-    }))
-    .into_response()
+    axum::Json(serde_json::json!({"a": side(0), "b": side(1), "params_differing": c.params}))
+        .into_response()
 }
