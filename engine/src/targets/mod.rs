@@ -119,7 +119,7 @@ impl TargetSet {
     pub async fn shutdown(&self) {
         for t in self.targets.values() {
             match t {
-                Target::Proxy(p) => p.shutdown(),
+                Target::Proxy(p) => p.stop().await,
                 Target::Process(p) => p.stop().await,
                 Target::Remote(r) => r.shutdown().await,
                 Target::Host(_) => {}

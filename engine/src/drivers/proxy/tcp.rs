@@ -53,7 +53,11 @@ pub(super) async fn serve(mut client: TcpStream, conn: &Conn, shared: &Shared) {
         tokio::pin!(up, down, watchdog);
         let (mut up_done, mut down_done) = (false, false);
         loop {
+            // The watchdog first: a `reset-peer` due now wins over bytes
+            // that are ready to go.
             tokio::select! {
+                biased;
+                e = &mut watchdog => break e,
                 e = &mut up, if !up_done => {
                     up_done = true;
                     if e != End::Eof { break e; }
@@ -62,7 +66,6 @@ pub(super) async fn serve(mut client: TcpStream, conn: &Conn, shared: &Shared) {
                     down_done = true;
                     if e != End::Eof { break e; }
                 }
-                e = &mut watchdog => break e,
             }
             if up_done && down_done {
                 break End::Eof;
@@ -117,6 +120,10 @@ async fn watchdog(conn: &Conn, shared: &Shared) -> End {
             }
         }
         match due {
+            // Due already (`after = 0`, or a fault applied to an old
+            // connection): now, not at the timer's next tick, or a short
+            // exchange would get through first.
+            Some((at, end)) if at <= Instant::now() => return end,
             Some((at, end)) => tokio::select! {
                 _ = tokio::time::sleep_until(at.into()) => return end,
                 r = changes.changed() => if r.is_err() { return End::Close },
