@@ -14,16 +14,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: String,
-    admin: String,
-    _dir: tempfile::TempDir,
+    pub(crate) addr: String,
+    pub(crate) admin: String,
+    pub(crate) _dir: tempfile::TempDir,
     data: PathBuf,
 }
 
 impl Server {
-    fn start() -> Server {
+    pub(crate) fn start() -> Server {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         Self::start_in(dir, data, None)
@@ -31,7 +31,7 @@ impl Server {
 
     /// Start on `data` (in `dir`); `admin`: the admin token of an earlier
     /// start (a first start prints one).
-    fn start_in(dir: tempfile::TempDir, data: PathBuf, admin: Option<String>) -> Server {
+    pub(crate) fn start_in(dir: tempfile::TempDir, data: PathBuf, admin: Option<String>) -> Server {
         let mut child = firedrill(&data)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
@@ -61,14 +61,14 @@ impl Server {
     }
 
     /// SIGKILL it (no revert, no record), keeping its data dir.
-    fn crash(mut self) -> (tempfile::TempDir, PathBuf, String) {
+    pub(crate) fn crash(mut self) -> (tempfile::TempDir, PathBuf, String) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
         (dir, self.data.clone(), self.admin.clone())
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: &str,
         path: &str,
@@ -98,7 +98,7 @@ impl Server {
         probe::http(&self.addr, &p).await.unwrap()
     }
 
-    async fn json(
+    pub(crate) async fn json(
         &self,
         method: &str,
         path: &str,
@@ -111,14 +111,14 @@ impl Server {
     }
 
     /// As the admin: `method path body`, which must answer `status`.
-    async fn admin(&self, method: &str, path: &str, body: Value, status: u16) -> Value {
+    pub(crate) async fn admin(&self, method: &str, path: &str, body: Value, status: u16) -> Value {
         let (s, v) = self.json(method, path, &self.admin, Some(body)).await;
         assert_eq!(s, status, "{method} {path}: {v}");
         v
     }
 
     /// A user with `role` in team `team` (none: no team) and a token.
-    async fn user(&self, name: &str, team: Option<(&str, &str)>) -> String {
+    pub(crate) async fn user(&self, name: &str, team: Option<(&str, &str)>) -> String {
         self.admin("POST", "/api/v1/users", json!({"name": name}), 201)
             .await;
         if let Some((team, role)) = team {
@@ -143,7 +143,7 @@ impl Server {
 
     /// As the admin: register `api-link`, an HTTP proxy on `listen` in
     /// front of `upstream`, and grant team `payments` `delay` on it.
-    async fn api_link(&self, upstream: std::net::SocketAddr, listen: &str) {
+    pub(crate) async fn api_link(&self, upstream: std::net::SocketAddr, listen: &str) {
         self.admin(
             "PUT",
             "/api/v1/targets/api-link",
@@ -161,7 +161,7 @@ impl Server {
         .await;
     }
 
-    fn stop(&mut self, signal: nix::sys::signal::Signal) -> std::process::ExitStatus {
+    pub(crate) fn stop(&mut self, signal: nix::sys::signal::Signal) -> std::process::ExitStatus {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal).unwrap();
         self.child.wait().unwrap()
     }
@@ -174,14 +174,105 @@ impl Drop for Server {
     }
 }
 
+/// Debian's chromium driven over WebDriver by its chromedriver (both
+/// installed on first use): headless, `--no-sandbox`, a fresh profile.
+pub(crate) struct Chromium {
+    pub(crate) client: fantoccini::Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Chromium {
+    pub(crate) async fn start() -> Chromium {
+        let driver = firedrill_tests::debian_program(
+            "/usr/bin/chromedriver",
+            &["chromium-driver", "chromium"],
+        );
+        let port = crate::support::free_port();
+        let mut driver = std::process::Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if started.elapsed() > Duration::from_secs(20) {
+                let _ = driver.kill();
+                panic!("chromedriver did not listen");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--window-size=1280,1000", format!("--user-data-dir={}", profile.path().display())],
+            }),
+        );
+        let client = fantoccini::ClientBuilder::new(
+            hyper_util::client::legacy::connect::HttpConnector::new(),
+        )
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a chromium session");
+        Chromium {
+            client,
+            driver,
+            _profile: profile,
+        }
+    }
+
+    /// Save a screenshot as `target/tmp/screenshots/<name>.png`.
+    pub(crate) async fn shot(&self, name: &str) {
+        let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+        std::fs::create_dir_all(&shots).unwrap();
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(shots.join(format!("{name}.png")), png).unwrap();
+    }
+
+    /// Wait until the element `css` shows `want`; its text.
+    pub(crate) async fn wait_text(&self, css: &str, want: &str) -> String {
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(e) = self.client.find(fantoccini::Locator::Css(css)).await
+                && let Ok(t) = e.text().await
+                && t.contains(want)
+            {
+                return t;
+            }
+            assert!(Instant::now() < until, "{css} never showed {want:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub(crate) async fn close(mut self) {
+        self.client.clone().close().await.unwrap();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for Chromium {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
 #[derive(Clone, Copy)]
-enum Auth<'a> {
+pub(crate) enum Auth<'a> {
     None,
     Token(&'a str),
     Cookie(&'a str, Option<&'a str>),
 }
 
-fn header<'a>(a: &'a probe::HttpAnswer, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(a: &'a probe::HttpAnswer, name: &str) -> Option<&'a str> {
     a.headers
         .iter()
         .find(|(n, _)| n == name)
@@ -869,67 +960,11 @@ async fn a_runner_launches_watches_and_halts_in_a_real_browser() {
     let password = "rita's long passphrase";
     let port = crate::support::free_port();
 
-    let driver =
-        firedrill_tests::debian_program("/usr/bin/chromedriver", &["chromium-driver", "chromium"]);
-    let driver_port = crate::support::free_port();
-    let mut chromedriver = std::process::Command::new(driver)
-        .arg(format!("--port={driver_port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", driver_port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "chromedriver did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let profile = tempfile::tempdir().unwrap();
-    let mut caps = serde_json::Map::new();
-    caps.insert("browserName".into(), json!("chrome"));
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1280,1000", format!("--user-data-dir={}", profile.path().display())],
-        }),
-    );
-    let c =
-        fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{driver_port}"))
-            .await
-            .expect("a chromium session");
-    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
-    let shot = |name: &'static str| {
-        let c = c.clone();
-        let shots = shots.clone();
-        async move {
-            let png = c.screenshot().await.unwrap();
-            std::fs::write(shots.join(format!("{name}.png")), png).unwrap();
-        }
-    };
+    let chromium = Chromium::start().await;
+    let c = chromium.client.clone();
     let base = format!("http://{}", s.addr);
-    let wait_text = |css: &'static str, want: &'static str| {
-        let c = c.clone();
-        async move {
-            let until = Instant::now() + Duration::from_secs(30);
-            loop {
-                if let Ok(e) = c.find(Locator::Css(css)).await
-                    && let Ok(t) = e.text().await
-                    && t.contains(want)
-                {
-                    return t;
-                }
-                assert!(Instant::now() < until, "{css} never showed {want:?}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    };
+    let shot = |name: &'static str| chromium.shot(name);
+    let wait_text = |css: &'static str, want: &'static str| chromium.wait_text(css, want);
 
     // The admin's first visit, with the token the first start printed:
     // a team, a runner, a target and the team's grant on it.
@@ -1225,9 +1260,7 @@ async fn a_runner_launches_watches_and_halts_in_a_real_browser() {
         .await
         .unwrap();
     assert_eq!(rows.len(), 1);
-    c.close().await.unwrap();
-    let _ = chromedriver.kill();
-    let _ = chromedriver.wait();
+    chromium.close().await;
 }
 
 /// A runner's schedule fires every second: the first firing launches a

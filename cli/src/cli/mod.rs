@@ -4,6 +4,7 @@ mod check;
 mod demo;
 mod demo_service;
 mod diff;
+mod gameday;
 mod halt;
 mod history;
 mod inspect;
@@ -153,6 +154,10 @@ enum Command {
     /// Serve the team platform: teams, roles, targets and grants, launches
     /// and history over a JSON API
     Serve(serve::Args),
+    /// Game days on a `firedrill serve`: report as a responder, show one;
+    /// `gameday demo` runs a whole drill here
+    #[command(subcommand)]
+    Gameday(gameday::Command),
     /// Signing keys for packages
     #[command(subcommand)]
     Key(packages::KeyCommand),
@@ -232,6 +237,7 @@ pub(crate) async fn dispatch(cli: Cli) -> Exit {
         Command::Diff(a) => diff::run(a, &data_dir).await,
         Command::Proxy(a) => proxy::run(a).await,
         Command::Serve(a) => serve::run(a, &data_dir).await,
+        Command::Gameday(c) => gameday::run(c, &data_dir).await,
         Command::Key(c) => packages::key(c),
         Command::Trust(c) => packages::trust(c, &data_dir),
         Command::Publish(a) => packages::publish(a, &data_dir).await,

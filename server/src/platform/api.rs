@@ -122,7 +122,9 @@ fn handler(method: &Method, path: &str) -> MethodRouter<Platform> {
         ("POST", "/admin/targets") => on(filter, web::admin_form),
         ("POST", "/admin/grants") => on(filter, web::admin_form),
         ("POST", "/resume-all") => on(filter, web::resume_all_form),
-        _ => panic!("the route table lists {method} {path}, which has no handler"),
+        (m, p) => super::gameday::api::handler(filter, m, p).unwrap_or_else(|| {
+            panic!("the route table lists {method} {path}, which has no handler")
+        }),
     }
 }
 
@@ -168,7 +170,11 @@ async fn metrics(State(p): State<Platform>) -> ApiResult {
     const BUCKETS: [f64; 8] = [1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, f64::INFINITY];
     let mut counts = [0u64; 8];
     let (mut sum, mut n) = (0.0, 0u64);
+    // A game day's runs would tell responders when its faults start.
     for launched in p.inner.store.runs()? {
+        if super::gameday::of_run(&launched).is_some() {
+            continue;
+        }
         let Ok(id) = launched.run.parse::<RunId>() else {
             continue;
         };
@@ -190,11 +196,26 @@ async fn metrics(State(p): State<Platform>) -> ApiResult {
         sum += secs;
         n += 1;
     }
+    let hidden: Vec<RunId> = p
+        .inner
+        .gamedays
+        .lock()
+        .unwrap()
+        .values()
+        .flat_map(|live| live.runs())
+        .collect();
     let (active, faults) = {
         let active = p.inner.active.lock().unwrap();
-        let faults: usize = active.values().map(|h| h.active_faults().len()).sum();
-        (active.len(), faults)
+        let shown: Vec<&firedrill::Halter> = active
+            .iter()
+            .filter(|(id, _)| !hidden.contains(id))
+            .map(|(_, h)| h)
+            .collect();
+        let faults: usize = shown.iter().map(|h| h.active_faults().len()).sum();
+        (shown.len(), faults)
     };
+    let gamedays = p.inner.store.gamedays()?;
+    let announced = gamedays.iter().filter(|g| g.phase.active()).count();
     let schedules = p.inner.store.schedules()?;
     let paused = schedules.iter().filter(|s| s.paused).count();
     let mut out = String::new();
@@ -256,6 +277,12 @@ async fn metrics(State(p): State<Platform>) -> ApiResult {
         out,
         "firedrill_server_schedules{{state=\"paused\"}} {paused}"
     );
+    let _ = writeln!(
+        out,
+        "# HELP firedrill_server_gamedays_active Game days announced to their responders and not over (their runs are in no other figure)."
+    );
+    let _ = writeln!(out, "# TYPE firedrill_server_gamedays_active gauge");
+    let _ = writeln!(out, "firedrill_server_gamedays_active {announced}");
     let _ = writeln!(
         out,
         "# HELP firedrill_server_halted 1 while a halt-all holds every run and schedule."
@@ -694,7 +721,7 @@ pub(super) fn new_team(p: &Platform, who: &Principal, name: &str) -> Result<Team
     Ok(team)
 }
 
-fn team(p: &Platform, name: &str) -> Result<Team, ApiError> {
+pub(super) fn team(p: &Platform, name: &str) -> Result<Team, ApiError> {
     p.inner
         .store
         .team(name)?
@@ -863,7 +890,7 @@ pub(super) struct NewTarget {
 
 /// The drill text of targets `(name in the drill, declaration, grants)`
 /// for `scenario` (a package requirement).
-fn drill_text(
+pub(super) fn drill_text(
     header: &str,
     scenario: &str,
     targets: &[(String, &serde_json::Map<String, Value>, Vec<String>)],
@@ -1236,13 +1263,7 @@ async fn launch_inner(
     input: &Launch,
 ) -> Result<LaunchedRun, Refused> {
     let t = team(p, team_name)?;
-    if let Some(halt) = p.engine().halt_state() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("{halt}: new runs are refused until an admin resumes (POST /api/v1/resume)"),
-        )
-        .into());
-    }
+    refuse_when_halted(p)?;
     if who.user.role_in(team_name).is_none_or(|r| r < Role::Runner) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -1250,6 +1271,73 @@ async fn launch_inner(
         )
         .into());
     }
+    let header = format!(
+        "Launched through firedrill serve by {} for team {team_name}",
+        who.user.name
+    );
+    let prepared = prepare_launch(p, &t, input, &header, true).await?;
+    let target_set = p
+        .engine()
+        .start_targets(&prepared.drill.targets)
+        .await
+        .map_err(|e| {
+            Refused::from(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                format!("the targets did not start: {e}"),
+            ))
+        })?;
+    let launched = LaunchedRun {
+        run: String::new(),
+        team: team_name.to_string(),
+        launched_by: who.user.name.clone(),
+        scenario: input.scenario.clone(),
+        at: now_ms(),
+    };
+    start_prepared(
+        p,
+        launched,
+        prepared,
+        target_set,
+        true,
+        input.seed,
+        input.dry_run,
+    )
+    .await
+}
+
+/// New runs are refused while everything is halted.
+pub(super) fn refuse_when_halted(p: &Platform) -> Result<(), ApiError> {
+    match p.engine().halt_state() {
+        Some(halt) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("{halt}: new runs are refused until an admin resumes (POST /api/v1/resume)"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A launch resolved and checked, ready to start.
+pub(super) struct Prepared {
+    pub(super) scenario: firedrill::Scenario,
+    pub(super) params: BTreeMap<String, String>,
+    pub(super) drill: firedrill::Drill,
+    pub(super) text: String,
+    /// The exact package (`ns:name@version`).
+    pub(super) package: String,
+    /// What the scenario will do: (fault kind, target) pairs.
+    pub(super) needs: Vec<(String, String)>,
+}
+
+/// Resolve a launch's package (installed, or bundled), load it, map the
+/// targets it needs to registered ones with `t`'s grants on them, and
+/// (with `preflight`) check it by the same policy as `firedrill run`.
+pub(super) async fn prepare_launch(
+    p: &Platform,
+    t: &Team,
+    input: &Launch,
+    header: &str,
+    preflight: bool,
+) -> Result<Prepared, Refused> {
     let req: PackageReq = input
         .scenario
         .parse()
@@ -1292,6 +1380,7 @@ async fn launch_inner(
             package,
         )
     };
+    let package_id = package.id.clone();
     let params: BTreeMap<String, String> = input
         .params
         .iter()
@@ -1309,7 +1398,6 @@ async fn launch_inner(
         .await
         .map_err(|e| bad(e.to_string()))?;
     let needed: BTreeSet<String> = meta.needs.iter().map(|n| n.target.clone()).collect();
-    let mut targets = Vec::new();
     let mut registered = Vec::new();
     for name in &needed {
         let real = input.targets.get(name).unwrap_or(name);
@@ -1325,17 +1413,16 @@ async fn launch_inner(
         let grants: Vec<String> = t.grants.get(real).into_iter().flatten().cloned().collect();
         registered.push((name.clone(), target, grants));
     }
-    for (name, target, grants) in &registered {
-        targets.push((name.clone(), &target.declaration, grants.clone()));
-    }
-    let header = format!(
-        "Launched through firedrill serve by {} for team {team_name}",
-        who.user.name
-    );
-    let text = drill_text(&header, &input.scenario, &targets)?;
-    let drill = firedrill::Drill::parse(&text, std::path::Path::new(&format!("team {team_name}")))
+    let targets: Vec<_> = registered
+        .iter()
+        .map(|(name, target, grants)| (name.clone(), &target.declaration, grants.clone()))
+        .collect();
+    let text = drill_text(header, &input.scenario, &targets)?;
+    let drill = firedrill::Drill::parse(&text, std::path::Path::new(&format!("team {}", t.name)))
         .map_err(|e| bad(format!("{}: {}", e.field, e.message)))?;
-    if let Err(problems) = firedrill::check::preflight(engine, &drill, &scenario, &params).await {
+    if preflight
+        && let Err(problems) = firedrill::check::preflight(engine, &drill, &scenario, &params).await
+    {
         let lines: Vec<String> = problems.iter().map(|d| d.message.clone()).collect();
         return Err(Refused {
             status: StatusCode::FORBIDDEN,
@@ -1346,53 +1433,73 @@ async fn launch_inner(
             problems: lines,
         });
     }
-    let target_set = engine.start_targets(&drill.targets).await.map_err(|e| {
-        Refused::from(ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            format!("the targets did not start: {e}"),
-        ))
-    })?;
-    let mut spec = firedrill::RunSpec::new(scenario);
-    spec.params = params;
-    spec.seed = input.seed;
+    let needs = meta
+        .needs
+        .iter()
+        .map(|n| (n.kind.to_string(), n.target.clone()))
+        .collect();
+    Ok(Prepared {
+        scenario,
+        params,
+        drill,
+        text,
+        package: package_id,
+        needs,
+    })
+}
+
+/// Start a prepared launch on `target_set` (shut down when the run ends
+/// if `owned`) and record it as `launched` (its `run` filled in here).
+pub(super) async fn start_prepared(
+    p: &Platform,
+    mut launched: LaunchedRun,
+    prepared: Prepared,
+    target_set: std::sync::Arc<firedrill::targets::TargetSet>,
+    owned: bool,
+    seed: Option<u64>,
+    dry_run: bool,
+) -> Result<LaunchedRun, Refused> {
+    let engine = p.engine();
+    let mut spec = firedrill::RunSpec::new(prepared.scenario);
+    spec.params = prepared.params;
+    spec.seed = seed;
     spec.targets = target_set.clone();
-    spec.policy = drill.policy.clone();
-    spec.limits = drill.limits.clone();
-    spec.checks = drill.checks.clone();
-    spec.dry_run = input.dry_run;
-    spec.drill = Some(format!("team {team_name}"));
-    spec.drill_text = Some(text);
+    spec.policy = prepared.drill.policy.clone();
+    spec.limits = prepared.drill.limits.clone();
+    spec.checks = prepared.drill.checks.clone();
+    spec.dry_run = dry_run;
+    spec.drill = Some(format!("team {}", launched.team));
+    spec.drill_text = Some(prepared.text);
     let handle = match engine.start(spec) {
         Ok(h) => h,
         Err(e) => {
-            target_set.shutdown().await;
+            if owned {
+                target_set.shutdown().await;
+            }
             return Err(ApiError::new(StatusCode::CONFLICT, e.to_string()).into());
         }
     };
     let id = handle.id;
     p.inner.active.lock().unwrap().insert(id, handle.halter());
-    let launched = LaunchedRun {
-        run: id.to_string(),
-        team: team_name.to_string(),
-        launched_by: who.user.name.clone(),
-        scenario: input.scenario.clone(),
-        at: now_ms(),
-    };
+    launched.run = id.to_string();
     p.inner.store.put_run(&launched)?;
     let watcher = p.clone();
     let launched_copy = launched.clone();
     p.inner.tasks.spawn(async move {
         let run = handle.wait().await;
-        target_set.shutdown().await;
+        if owned {
+            target_set.shutdown().await;
+        }
         watcher.inner.active.lock().unwrap().remove(&id);
-        watcher.audit(
-            "firedrill",
-            "run-ended",
-            &format!("{} {id}", run.scenario.name),
-            run.status.as_str(),
-            "",
-        );
-        super::webhook::run_ended(&watcher, &launched_copy, &run).await;
+        // A game day's runs say nothing of their plan until it is revealed.
+        let subject = match super::gameday::of_run(&launched_copy) {
+            Some(gameday) => format!("game day {gameday} {id}"),
+            None => format!("{} {id}", run.scenario.name),
+        };
+        watcher.audit("firedrill", "run-ended", &subject, run.status.as_str(), "");
+        if super::gameday::of_run(&launched_copy).is_none() {
+            super::webhook::run_ended(&watcher, &launched_copy, &run).await;
+        }
     });
     Ok(launched)
 }
@@ -1879,6 +1986,7 @@ async fn receive_alerts(
             receiver: input.receiver.clone(),
         };
         p.inner.store.put_alert(&record)?;
+        super::gameday::on_alert(&p, &record);
         p.audit(
             &who.user.name,
             "alert",

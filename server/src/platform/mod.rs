@@ -16,6 +16,7 @@
 
 mod api;
 pub mod auth;
+pub mod gameday;
 pub mod model;
 pub mod openapi;
 pub mod routes;
@@ -56,6 +57,12 @@ struct Inner {
     limiter: LoginLimiter,
     active: Mutex<HashMap<RunId, Halter>>,
     tasks: tokio_util::task::TaskTracker,
+    /// Started game days.
+    gamedays: Mutex<HashMap<String, Arc<gameday::Live>>>,
+    /// Held while a game day record is read, changed and written.
+    gameday_lock: Mutex<()>,
+    /// Cancelled when the server shuts down.
+    closing: tokio_util::sync::CancellationToken,
 }
 
 impl std::fmt::Debug for Platform {
@@ -92,6 +99,9 @@ impl Platform {
                 limiter: LoginLimiter::default(),
                 active: Mutex::default(),
                 tasks: tokio_util::task::TaskTracker::new(),
+                gamedays: Mutex::default(),
+                gameday_lock: Mutex::default(),
+                closing: tokio_util::sync::CancellationToken::new(),
             }),
         }
     }
@@ -122,6 +132,7 @@ impl Platform {
     /// Start firing the schedules (in the background, for the life of the
     /// process).
     pub fn start_scheduler(&self) {
+        gameday::recover(self);
         tokio::spawn(self.clone().run_schedules());
     }
 
@@ -157,6 +168,7 @@ impl Platform {
     /// faults and ended: the server's graceful shutdown. How many runs
     /// were halted.
     pub async fn shutdown(&self) -> usize {
+        self.inner.closing.cancel();
         let halted = {
             let active = self.inner.active.lock().unwrap();
             for h in active.values() {

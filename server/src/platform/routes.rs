@@ -157,6 +157,27 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/teams/{team}/schedules/{id}",
         Need::Team(Role::Runner),
     ),
+    // Game days: any user, then the seat at the game day decides (the
+    // handler): the plan's seats, responders, or "no such game day".
+    route(Method::GET, "/api/v1/gamedays", Need::User),
+    // Checked again in the handler: the runner role in the villains' team.
+    route(
+        Method::POST,
+        "/api/v1/gamedays",
+        Need::AnyTeam(Role::Runner),
+    ),
+    route(Method::GET, "/api/v1/gamedays/{id}", Need::User),
+    route(Method::POST, "/api/v1/gamedays/{id}/{action}", Need::User),
+    route(
+        Method::GET,
+        "/api/v1/gamedays/{id}/review/{format}",
+        Need::User,
+    ),
+    route(
+        Method::GET,
+        "/api/v1/scoreboard",
+        Need::AnyTeam(Role::Viewer),
+    ),
     // The web pages.
     route(Method::GET, "/login", Need::Open),
     route(Method::POST, "/login", Need::Open),
@@ -203,6 +224,11 @@ pub const ROUTES: &[Route] = &[
         Need::Team(Role::Runner),
     ),
     route(Method::GET, "/teams/{team}/diff", Need::Team(Role::Viewer)),
+    route(Method::GET, "/gamedays", Need::User),
+    route(Method::POST, "/gamedays", Need::AnyTeam(Role::Runner)),
+    route(Method::GET, "/gamedays/{id}", Need::User),
+    route(Method::POST, "/gamedays/{id}/{action}", Need::User),
+    route(Method::GET, "/scoreboard", Need::AnyTeam(Role::Viewer)),
     route(Method::GET, "/admin", Need::Admin),
     route(Method::POST, "/admin/teams", Need::Admin),
     route(Method::POST, "/admin/users", Need::Admin),

@@ -2,6 +2,7 @@
 //! tree per kind (names below), values as JSON. Secrets are keyed by their
 //! SHA-256, so the database holds no usable token or session id.
 
+use super::gameday::GameDay;
 use super::model::{
     AlertRecord, AuditEntry, LaunchedRun, Session, Target, Team, Token, User, Webhook,
 };
@@ -32,6 +33,8 @@ pub const TREE_SCHEDULES: &str = "schedules";
 pub const TREE_WEBHOOKS: &str = "webhooks";
 /// Alerts Alertmanager delivered, by a big-endian sequence number.
 pub const TREE_ALERTS: &str = "alerts";
+/// Game days by id.
+pub const TREE_GAMEDAYS: &str = "gamedays";
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +68,7 @@ pub struct PlatformStore {
     schedules: sled::Tree,
     webhooks: sled::Tree,
     alerts: sled::Tree,
+    gamedays: sled::Tree,
 }
 
 fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>, StoreError> {
@@ -120,6 +124,7 @@ impl PlatformStore {
             schedules: db.open_tree(TREE_SCHEDULES)?,
             webhooks: db.open_tree(TREE_WEBHOOKS)?,
             alerts: db.open_tree(TREE_ALERTS)?,
+            gamedays: db.open_tree(TREE_GAMEDAYS)?,
             db,
         })
     }
@@ -340,5 +345,20 @@ impl PlatformStore {
     /// Every alert received, oldest first.
     pub fn alerts(&self) -> Result<Vec<AlertRecord>, StoreError> {
         all(&self.alerts)
+    }
+
+    /// A game day.
+    pub fn gameday(&self, id: &str) -> Result<Option<GameDay>, StoreError> {
+        get(&self.gamedays, id.as_bytes())
+    }
+
+    /// Every game day, by id.
+    pub fn gamedays(&self) -> Result<Vec<GameDay>, StoreError> {
+        all(&self.gamedays)
+    }
+
+    /// Store a game day.
+    pub fn put_gameday(&self, gd: &GameDay) -> Result<(), StoreError> {
+        put(&self.gamedays, gd.id.as_bytes(), gd)
     }
 }

@@ -27,7 +27,7 @@ nav form{margin-left:auto}table{border-collapse:collapse;width:100%}td,th{text-a
 label{display:block;margin:.5rem 0}input[type=text],input[type=number],select{min-width:20rem}\
 #timeline li{font-family:monospace;font-size:.9rem}";
 
-fn page(title: &str, who: Option<&Principal>, body: Markup) -> Response {
+pub(crate) fn page(title: &str, who: Option<&Principal>, body: Markup) -> Response {
     let csrf = who.and_then(|w| match &w.via {
         Via::Session { csrf, .. } => Some(csrf.clone()),
         Via::Token(_) => None,
@@ -49,6 +49,7 @@ fn page(title: &str, who: Option<&Principal>, body: Markup) -> Response {
                             a href={ "/teams/" (team) "/runs" } { (team) " runs" }
                             a href={ "/teams/" (team) "/schedules" } { (team) " schedules" }
                         }
+                        a href="/gamedays" id="nav-gamedays" { "Game days" }
                         @if w.user.admin { a href="/admin" id="nav-admin" { "Admin" } }
                         span id="whoami" { (w.user.name) }
                         @if w.user.admin {
@@ -78,7 +79,7 @@ fn page(title: &str, who: Option<&Principal>, body: Markup) -> Response {
         .into_response()
 }
 
-fn csrf_of(who: &Principal) -> String {
+pub(crate) fn csrf_of(who: &Principal) -> String {
     match &who.via {
         Via::Session { csrf, .. } => csrf.clone(),
         Via::Token(_) => String::new(),
@@ -86,7 +87,7 @@ fn csrf_of(who: &Principal) -> String {
 }
 
 /// An error as a page.
-pub(super) fn error_page(status: StatusCode, message: &str) -> Response {
+pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {
     let mut r = page(
         "Error",
         None,
