@@ -16,13 +16,7 @@ fn run(data: &Path, args: &[&str]) -> Output {
     firedrill(data).args(args).output().unwrap()
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use crate::support::text;
 
 /// Run `args`; assert the exit code and that the output names `needle`.
 fn fails_with(data: &Path, args: &[&str], code: i32, needle: &str) {

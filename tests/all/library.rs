@@ -3,15 +3,8 @@
 
 use crate::support::*;
 use std::io::{Read, Write};
-use std::process::Output;
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use crate::support::text;
 
 /// A real client's `PING` to Redis at `addr`.
 fn redis_ping(addr: &str) -> bool {

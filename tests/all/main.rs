@@ -24,11 +24,16 @@
 //! - `serve`: `firedrill serve`: the route × role matrix, teams launching
 //!   within their grants, halts, the audit log, tokens, sessions, CSRF,
 //!   shutdown.
+//! - `gameday`: game days end to end: a hidden start on Debian's nginx,
+//!   Prometheus + blackbox exporter + Alertmanager detecting it, reports
+//!   through the CLI, the API and chromium, the reveal, review, scoreboard;
+//!   responders see nothing of the plan; a guardrail breach aborts.
 //! - `toolchains`: Python and JavaScript scenarios built with componentize-py
 //!   and componentize-js, installed on first use.
 
 mod cli;
 mod faults;
+mod gameday;
 mod http;
 mod input;
 mod library;

@@ -129,3 +129,12 @@ pub(crate) async fn victim_target(
     let drill = firedrill::Drill::parse(&text, Path::new("victim.toml")).unwrap();
     (victim, engine.start_targets(&drill.targets).await.unwrap())
 }
+
+/// A finished command's stdout then stderr, as one text.
+pub(crate) fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}

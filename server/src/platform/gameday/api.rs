@@ -501,6 +501,7 @@ pub(crate) async fn perform(
             referee_only(&seat, "reveal")?;
             let ((), gd) = update(p, id, |gd| match gd.phase {
                 Phase::Ended => {
+                    drive::settle_ledger(p, gd);
                     gd.phase = Phase::Revealed;
                     gd.push(event("revealed", me, "the plan is revealed", false));
                     Ok(())

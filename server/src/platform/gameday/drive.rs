@@ -659,6 +659,16 @@ pub(crate) fn end_now(gd: &mut GameDay, by: &str, reason: &str) {
     ));
 }
 
+/// Set `gd`'s first fault and last revert from the ledger's timelines
+/// (the driver's own look, once per tick, can be a tick late).
+pub(crate) fn settle_ledger(p: &Platform, gd: &mut GameDay) {
+    let runs: Vec<RunId> = gd.runs.iter().filter_map(|r| r.parse().ok()).collect();
+    if let Some((first, cleared)) = ledger_times(p, &runs) {
+        gd.first_fault_at = Some(first);
+        gd.faults_cleared_at = cleared.or(gd.faults_cleared_at);
+    }
+}
+
 /// The first fault applied and the last reverted, from the ledger's
 /// timelines (Unix ms); `None` when no fault was applied.
 fn ledger_times(p: &Platform, runs: &[RunId]) -> Option<(u64, Option<u64>)> {
@@ -696,7 +706,7 @@ pub(crate) async fn abort(p: &Platform, who: &str, id: &str) -> Result<(GameDay,
     if let Some(live) = &live {
         live.halt();
     }
-    let ((), gd) = update(p, id, |gd| {
+    update(p, id, |gd| {
         if !gd.phase.active() {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
@@ -712,8 +722,23 @@ pub(crate) async fn abort(p: &Platform, who: &str, id: &str) -> Result<(GameDay,
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
+    let took = began.elapsed().as_millis() as u64;
+    // The runs record their reverts as they end.
+    if let Some(live) = &live {
+        let until = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until && {
+            let active = p.inner.active.lock().unwrap();
+            live.runs().iter().any(|id| active.contains_key(id))
+        } {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let ((), gd) = update(p, id, |gd| {
+        settle_ledger(p, gd);
+        Ok(())
+    })?;
     p.audit(who, "gameday-abort", &format!("game day {id}"), "ok", "");
-    Ok((gd, began.elapsed().as_millis() as u64))
+    Ok((gd, took))
 }
 
 /// On a start: game days that were active when the server stopped are

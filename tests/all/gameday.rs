@@ -1,0 +1,757 @@
+//! Game days on `firedrill serve`, with real parts: Debian's nginx as the
+//! responders' service (attached by its pid file) behind a proxy target,
+//! Debian's blackbox exporter, Prometheus and Alertmanager noticing the
+//! incident and posting to the server, a responder reporting through the
+//! CLI, the API and Debian's headless chromium, and /proc showing what the
+//! faults did.
+
+use crate::serve::{Auth, Chromium, Server};
+use crate::support::{firedrill, free_port};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// Debian's nginx (master and two workers), its pid file, and its port.
+struct Nginx {
+    child: Child,
+    pid_file: PathBuf,
+    port: u16,
+}
+
+impl Nginx {
+    fn start(dir: &Path) -> Nginx {
+        let port = free_port();
+        let (program, args) = firedrill_tests::nginx(dir, port);
+        let child = std::process::Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid_file = dir.join("nginx.pid");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() || !pid_file.exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "nginx did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Nginx {
+            child,
+            pid_file,
+            port,
+        }
+    }
+
+    /// The master and its workers.
+    fn pids(&self) -> Vec<u32> {
+        let master: u32 = std::fs::read_to_string(&self.pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
+            .unwrap_or_default();
+        std::iter::once(master)
+            .chain(children.split_whitespace().filter_map(|p| p.parse().ok()))
+            .collect()
+    }
+
+    /// Whether any of its processes is stopped (`T` in /proc).
+    fn stopped(&self) -> bool {
+        self.pids().into_iter().any(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .map(|(_, r)| r.trim_start().starts_with('T'))
+                })
+                .unwrap_or(false)
+        })
+    }
+
+    /// What a responder does on finding it stopped: `kill -CONT` each.
+    fn resume(&self) {
+        for pid in self.pids() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGCONT,
+            );
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        self.resume();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The shop: teams `chaos` (villains; runner `vera`) and `checkout`
+/// (responders; runner `rico`, viewer `rhea` with a password), referee
+/// `reese`, targets `checkout-app` (nginx by its pid file) and `checkout`
+/// (an HTTP proxy in front of it), and the villains' grant: `pause` on
+/// `checkout-app`.
+struct Shop {
+    nginx: Nginx,
+    proxy_port: u16,
+    vera: String,
+    reese: String,
+    rico: String,
+}
+
+const RHEA_PASSWORD: &str = "rhea's long passphrase";
+
+async fn shop(s: &Server) -> Shop {
+    let nginx = Nginx::start(&s._dir.path().join("nginx"));
+    for team in ["chaos", "checkout"] {
+        s.admin("POST", "/api/v1/teams", json!({"name": team}), 201)
+            .await;
+    }
+    let vera = s.user("vera", Some(("chaos", "runner"))).await;
+    let reese = s.user("reese", None).await;
+    let rico = s.user("rico", Some(("checkout", "runner"))).await;
+    s.admin(
+        "POST",
+        "/api/v1/users",
+        json!({"name": "rhea", "password": RHEA_PASSWORD}),
+        201,
+    )
+    .await;
+    s.admin(
+        "PUT",
+        "/api/v1/teams/checkout/members/rhea",
+        json!({"role": "viewer"}),
+        200,
+    )
+    .await;
+    let proxy_port = free_port();
+    s.admin(
+        "PUT",
+        "/api/v1/targets/checkout-app",
+        json!({"declaration": {"kind": "process", "pid_file": nginx.pid_file.display().to_string(),
+                               "address": format!("127.0.0.1:{}", nginx.port)}}),
+        200,
+    )
+    .await;
+    s.admin(
+        "PUT",
+        "/api/v1/targets/checkout",
+        json!({"declaration": {"kind": "proxy", "mode": "http",
+                               "listen": format!("127.0.0.1:{proxy_port}"),
+                               "upstream": format!("127.0.0.1:{}", nginx.port)}}),
+        200,
+    )
+    .await;
+    s.admin(
+        "PUT",
+        "/api/v1/teams/chaos/grants/checkout-app",
+        json!({"kinds": ["pause"]}),
+        200,
+    )
+    .await;
+    Shop {
+        nginx,
+        proxy_port,
+        vera,
+        reese,
+        rico,
+    }
+}
+
+/// A plan: nginx paused for `hold`, started 1 to 3 s after the referee
+/// starts; the guardrail probes the shop through its proxy.
+fn plan(name: &str, hold: &str, abort_after: &str) -> Value {
+    json!({
+        "name": name, "villains": "chaos", "referee": "reese", "responders": ["checkout"],
+        "plan": {
+            "steps": [{"scenario": "firedrill:hung-dependency", "params": {
+                "service": "checkout-app", "hold": hold, "probe_target": "checkout", "path": "/",
+                "interval": "250ms", "probe_timeout": "400ms", "recover_within": "20s"}}],
+            "start_earliest": "1s", "start_latest": "3s", "max_duration": "2m",
+            "guardrails": [{"name": "checkout answers", "target": "checkout", "http": "/",
+                            "max_latency": "400ms", "abort_after": abort_after}],
+            "restore_hold": "2s",
+            "expected": {"signals": ["CheckoutSlow"], "cause_target": "checkout-app", "cause_fault": "pause"},
+        },
+    })
+}
+
+/// Poll `path` with `token` until `done` holds for its JSON.
+async fn until(
+    s: &Server,
+    token: &str,
+    path: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (status, v) = s.json("GET", path, token, None).await;
+        assert_eq!(status, 200, "{path}: {v}");
+        if done(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what} never happened: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn has_event(v: &Value, kind: &str, by: Option<&str>) -> bool {
+    v["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|e| e["kind"] == kind && by.is_none_or(|b| e["by"] == b))
+}
+
+/// A whole drill. The villain's plan is sealed and its start hidden;
+/// responders (token and browser) see only that a drill is active, on
+/// every surface; the first fault the ledger applied is t0; Prometheus,
+/// the blackbox exporter and Alertmanager detect it and post to the
+/// server; a responder reports through the CLI, the API and a real
+/// browser, resumes nginx, and the guardrail confirms the restore; the
+/// referee aborts (reverted before the answer), reveals; the times, the
+/// diagnosis, the review, the scoreboard and a replay follow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_game_day_from_a_hidden_start_to_the_review() {
+    let s = Server::start();
+    let shop = shop(&s).await;
+    let alertmanager = s.user("alertmanager", None).await;
+    let stack = firedrill_tests::Alerting::start(
+        &s._dir.path().join("alerting"),
+        &format!("http://127.0.0.1:{}/", shop.proxy_port),
+        &format!("http://{}/api/v1/alerts", s.addr),
+        &alertmanager,
+    );
+
+    // Only the villains write plans, and responders are not villains.
+    let (status, v) = s
+        .json(
+            "POST",
+            "/api/v1/gamedays",
+            &shop.rico,
+            Some(plan("x", "60s", "60s")),
+        )
+        .await;
+    assert_eq!(status, 403, "{v}");
+    let mut bad = plan("x", "60s", "60s");
+    bad["responders"] = json!(["chaos"]);
+    let (status, v) = s
+        .json("POST", "/api/v1/gamedays", &shop.vera, Some(bad))
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("villains"), "{v}");
+    // A plan beyond the villains' grants is refused, naming what is missing.
+    let mut beyond = plan("x", "60s", "60s");
+    beyond["plan"]["steps"][0]["scenario"] = json!("firedrill:kill-and-recover");
+    beyond["plan"]["steps"][0]["params"] = json!({"target": "checkout-app"});
+    let (status, v) = s
+        .json("POST", "/api/v1/gamedays", &shop.vera, Some(beyond))
+        .await;
+    assert_eq!(status, 403, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("kill"), "{v}");
+
+    let (status, v) = s
+        .json(
+            "POST",
+            "/api/v1/gamedays",
+            &shop.vera,
+            Some(plan("Checkout hangs", "60s", "60s")),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let gd = format!("/api/v1/gamedays/{id}");
+    assert_eq!(v["planned"], json!([["pause", "checkout-app"]]));
+    // Planned: responders do not even see it; only the referee starts it.
+    let (status, _) = s.json("GET", &gd, &shop.rico, None).await;
+    assert_eq!(status, 404);
+    let (status, _) = s
+        .json("POST", &format!("{gd}/start"), &shop.vera, None)
+        .await;
+    assert_eq!(status, 403);
+    let (status, v) = s
+        .json("POST", &format!("{gd}/start"), &shop.reese, None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let start_at = v["start_at"].as_u64().unwrap();
+    let armed_at = v["armed_at"].as_u64().unwrap();
+    assert!(
+        (armed_at + 1000..=armed_at + 3000).contains(&start_at),
+        "{v}"
+    );
+
+    // The first fault the ledger applied; nginx is stopped (/proc).
+    let villains_view = until(&s, &shop.vera, &gd, "the first fault", |v| {
+        v["first_fault_at"].is_u64()
+    })
+    .await;
+    let run = villains_view["runs"][0].as_str().unwrap().to_string();
+    let started = Instant::now();
+    while !shop.nginx.stopped() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "nginx was not paused"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // What a responder's token sees while the fault is on: that a drill
+    // is active, and nothing of the plan, on every surface.
+    // (`checkout-app` stays a secret until a responder names it.)
+    let secrets = [
+        "hung-dependency",
+        "checkout-app",
+        "start_at",
+        "first_fault_at",
+        run.as_str(),
+        "\"plan\"",
+        "guardrail",
+    ];
+    let leaks = |text: &str| -> Vec<&str> {
+        secrets
+            .iter()
+            .copied()
+            .filter(|s| text.contains(s))
+            .collect()
+    };
+    let leaks_after_report = |text: &str| -> Vec<&str> {
+        leaks(text)
+            .into_iter()
+            .filter(|s| *s != "checkout-app")
+            .collect()
+    };
+    let (status, v) = s.json("GET", &gd, &shop.rico, None).await;
+    assert_eq!((status, v["status"].as_str()), (200, Some("active")), "{v}");
+    assert!(
+        leaks(&v.to_string()).is_empty(),
+        "{:?} in {v}",
+        leaks(&v.to_string())
+    );
+    let (_, v) = s.json("GET", "/api/v1/gamedays", &shop.rico, None).await;
+    assert!(leaks(&v.to_string()).is_empty(), "{v}");
+    let (_, v) = s
+        .json("GET", "/api/v1/teams/checkout/runs", &shop.rico, None)
+        .await;
+    assert_eq!(v, json!([]), "the responders' runs");
+    for path in [
+        format!("/api/v1/teams/gameday:{id}/runs"),
+        format!("/api/v1/teams/gameday:{id}/runs/{run}"),
+        format!("/api/v1/teams/gameday:{id}/runs/{run}/events"),
+        "/api/v1/teams/chaos/runs".to_string(),
+        "/api/v1/audit".to_string(),
+        "/api/v1/alerts".to_string(),
+    ] {
+        let (status, _) = s.json("GET", &path, &shop.rico, None).await;
+        assert_eq!(status, 403, "{path}");
+    }
+    for path in [
+        format!("/api/v1/teams/checkout/runs/{run}"),
+        format!("/api/v1/teams/checkout/runs/{run}/events"),
+    ] {
+        let (status, _) = s.json("GET", &path, &shop.rico, None).await;
+        assert_eq!(status, 404, "{path}");
+    }
+    let metrics = s
+        .call("GET", "/metrics", Auth::Token(&shop.rico), None)
+        .await;
+    let metrics = String::from_utf8_lossy(&metrics.body).to_string();
+    for line in [
+        "firedrill_server_active_runs 0",
+        "firedrill_server_active_faults 0",
+        "firedrill_server_gamedays_active 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    assert!(leaks(&metrics).is_empty(), "{metrics}");
+    // Even the admin's audit log names the game day, not its plan.
+    let (_, audit) = s.json("GET", "/api/v1/audit", &s.admin, None).await;
+    assert!(
+        !audit.to_string().contains("hung-dependency"),
+        "the audit log: {audit}"
+    );
+
+    // Alertmanager's first firing alert for the shop is a detection.
+    let v = until(&s, &shop.vera, &gd, "the alert's detection", |v| {
+        has_event(v, "detected", Some("alertmanager"))
+    })
+    .await;
+    let alert = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "detected")
+        .unwrap()
+        .clone();
+    assert_eq!(alert["source"], "alert CheckoutSlow", "{alert}");
+    assert!(
+        alert["at"].as_u64().unwrap() >= v["first_fault_at"].as_u64().unwrap(),
+        "{v}"
+    );
+
+    // The responder reports through the CLI: detected, with a diagnosis.
+    let o = firedrill(&s._dir.path().join("cli-data"))
+        .env("FIREDRILL_TOKEN", &shop.rico)
+        .args([
+            "gameday",
+            "report",
+            "--server",
+            &format!("http://{}", s.addr),
+            &id,
+            "detected",
+            "--source",
+            "alert CheckoutSlow",
+            "--target",
+            "checkout-app",
+            "--fault",
+            "pause",
+            "--text",
+            "nginx answers nothing; its processes are in state T",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", crate::support::text(&o));
+    assert!(
+        crate::support::text(&o).contains("reported detected"),
+        "{}",
+        crate::support::text(&o)
+    );
+    // A villain may not report; a report needs its kind right.
+    let (status, _) = s
+        .json(
+            "POST",
+            &format!("{gd}/reports"),
+            &shop.vera,
+            Some(json!({"kind": "detected", "source": "x"})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, v) = s
+        .json(
+            "POST",
+            &format!("{gd}/reports"),
+            &shop.rico,
+            Some(json!({"kind": "fixed"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("kind"), "{v}");
+
+    // The guardrail fails while nginx is stopped; the responder resumes
+    // it (the fault is still on in the ledger): mitigated, by the checks.
+    until(&s, &shop.vera, &gd, "the guardrail failing", |v| {
+        has_event(v, "guardrail-red", None)
+    })
+    .await;
+    shop.nginx.resume();
+    assert!(!shop.nginx.stopped());
+    let (status, v) = s
+        .json(
+            "POST",
+            &format!("{gd}/reports"),
+            &shop.rico,
+            Some(json!({"kind": "mitigated", "text": "kill -CONT on nginx"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    until(&s, &shop.vera, &gd, "mitigation by the checks", |v| {
+        v["mitigated_at"].is_u64()
+    })
+    .await;
+
+    // Restored, from the responders' page in a real browser: the page
+    // says a drill is active and shows nothing of the plan.
+    let chromium = Chromium::start().await;
+    let c = chromium.client.clone();
+    use fantoccini::Locator;
+    let base = format!("http://{}", s.addr);
+    c.goto(&format!("{base}/login")).await.unwrap();
+    c.find(Locator::Id("user"))
+        .await
+        .unwrap()
+        .send_keys("rhea")
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(RHEA_PASSWORD)
+        .await
+        .unwrap();
+    c.find(Locator::Id("login"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    chromium.wait_text("#whoami", "rhea").await;
+    c.find(Locator::Id("nav-gamedays"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    chromium.wait_text("#gamedays", "Checkout hangs").await;
+    c.find(Locator::LinkText("Checkout hangs"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    chromium
+        .wait_text("#drill-active", "A drill is active")
+        .await;
+    let html = c.source().await.unwrap();
+    for secret in ["hung-dependency", run.as_str(), "guardrail", "start window"] {
+        assert!(
+            !html.contains(secret),
+            "the responder's page shows {secret:?}"
+        );
+    }
+    chromium.shot("10-gameday-responder").await;
+    c.find(Locator::Id("report-kind"))
+        .await
+        .unwrap()
+        .select_by_value("restored")
+        .await
+        .unwrap();
+    c.find(Locator::Id("report-text"))
+        .await
+        .unwrap()
+        .send_keys("checkout answers again")
+        .await
+        .unwrap();
+    c.find(Locator::Id("report-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    chromium.wait_text("#reports", "restored by rhea").await;
+    // The checks hold for the restore hold: confirmed, shown to her.
+    let v = until(&s, &shop.vera, &gd, "the restore's confirmation", |v| {
+        v["restore"]["confirmed_at"].is_u64()
+    })
+    .await;
+    assert_eq!(v["restore"]["by"], "rhea");
+    c.refresh().await.unwrap();
+    chromium.wait_text("#reports", "confirmed").await;
+
+    // The referee aborts: every fault is reverted before the answer.
+    let (status, v) = s
+        .json("POST", &format!("{gd}/pause"), &shop.reese, None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = s
+        .json("POST", &format!("{gd}/resume"), &shop.reese, None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = s
+        .json("POST", &format!("{gd}/abort"), &shop.reese, None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v["reverted_in_ms"].is_u64(), "{v}");
+    assert!(!shop.nginx.stopped());
+    // Ended, not revealed: still nothing of the plan for responders.
+    let (_, v) = s.json("GET", &gd, &shop.rico, None).await;
+    assert_eq!(v["status"], "ended", "{v}");
+    assert!(leaks_after_report(&v.to_string()).is_empty(), "{v}");
+    let (status, _) = s
+        .json("GET", &format!("{gd}/review/md"), &shop.rico, None)
+        .await;
+    assert_eq!(status, 409);
+    let (status, _) = s
+        .json(
+            "POST",
+            &format!("{gd}/reports"),
+            &shop.rico,
+            Some(json!({"kind": "restored"})),
+        )
+        .await;
+    assert_eq!(status, 409);
+
+    // The reveal: the times from t0, the diagnosis, one timeline.
+    let (status, _) = s
+        .json("POST", &format!("{gd}/reveal"), &shop.reese, None)
+        .await;
+    assert_eq!(status, 200);
+    let (_, v) = s.json("GET", &gd, &shop.rico, None).await;
+    assert_eq!(v["status"], "revealed");
+    let t = &v["times"];
+    assert_eq!(t["detected_by"], "alert CheckoutSlow", "{t}");
+    let (detect, mitigate, restore) = (
+        t["detect_ms"].as_u64().unwrap(),
+        t["mitigate_ms"].as_u64().unwrap(),
+        t["restore_ms"].as_u64().unwrap(),
+    );
+    assert!(detect <= mitigate && mitigate <= restore + 1000, "{t}");
+    assert_eq!(t["restored_by_team"], true, "{t}");
+    assert!(t["paused_ms"].as_u64().is_some(), "{t}");
+    assert_eq!(v["diagnosis"]["target_right"], true, "{}", v["diagnosis"]);
+    assert_eq!(v["diagnosis"]["fault_right"], true);
+    let lanes: Vec<&str> = v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["lane"].as_str().unwrap())
+        .collect();
+    for lane in ["villains", "checks", "alerts", "responders", "referee"] {
+        assert!(lanes.contains(&lane), "{lane} in {lanes:?}");
+    }
+    assert!(
+        v["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["kind"] == "fault-applied" && l["from_t0_ms"] == 0),
+        "t0 is the ledger's first fault: {}",
+        v["timeline"]
+    );
+    c.refresh().await.unwrap();
+    chromium.wait_text("#diagnosis", "Target right").await;
+    chromium
+        .wait_text("#times", "confirmed by the guardrails")
+        .await;
+    chromium.shot("11-gameday-revealed").await;
+    chromium.close().await;
+
+    // Notes and action items, then the review in Markdown and JSON.
+    let (status, _) = s
+        .json(
+            "POST",
+            &format!("{gd}/notes"),
+            &shop.rico,
+            Some(json!({"text": "the alert came before any of us looked"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, _) = s
+        .json(
+            "POST",
+            &format!("{gd}/actions"),
+            &shop.vera,
+            Some(json!({"text": "page on CheckoutSlow", "owner": "checkout"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let a = s
+        .call(
+            "GET",
+            &format!("{gd}/review/md"),
+            Auth::Token(&shop.rico),
+            None,
+        )
+        .await;
+    let md = String::from_utf8_lossy(&a.body).to_string();
+    for want in [
+        "# Game day review: Checkout hangs",
+        "Time to detect:",
+        "(first: alert CheckoutSlow)",
+        "confirmed by the guardrails",
+        "| cause: fault | pause | pause (right) |",
+        "aborted by the referee (reese)",
+        "the alert came before any of us looked",
+        "- [ ] page on CheckoutSlow — checkout",
+        "fault 0: pause on checkout-app",
+    ] {
+        assert!(md.contains(want), "{want:?} in the review:\n{md}");
+    }
+    let (status, review) = s
+        .json("GET", &format!("{gd}/review/json"), &shop.rico, None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(review["times"]["restore_ms"], restore);
+
+    // The scoreboard: medians and every point, per team and scenario.
+    let (_, board) = s.json("GET", "/api/v1/scoreboard", &shop.rico, None).await;
+    assert_eq!(board["by_team"]["checkout"]["drills"], 1, "{board}");
+    assert_eq!(
+        board["by_team"]["checkout"]["detect_ms"]["points"],
+        json!([detect])
+    );
+    assert_eq!(
+        board["by_scenario"]["firedrill:hung-dependency"]["restore_ms"]["median"],
+        restore
+    );
+
+    // A replay for training: the exact package, the same seed.
+    let (status, replay) = s
+        .json(
+            "POST",
+            &format!("{gd}/replay"),
+            &shop.vera,
+            Some(json!({"name": "Checkout hangs, again"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{replay}");
+    let (_, original) = s.json("GET", &gd, &shop.vera, None).await;
+    assert_eq!(replay["seed"], original["seed"]);
+    assert_eq!(replay["replay_of"], id);
+    assert_eq!(
+        replay["plan"]["steps"][0]["package"],
+        "firedrill:hung-dependency@0.1.0"
+    );
+
+    // The alert resolves once nginx answers; Alertmanager says so too.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, v) = s.json("GET", "/api/v1/alerts", &s.admin, None).await;
+        if v.as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["alertname"] == "CheckoutSlow" && a["status"] == "resolved")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no resolution reached the server (Prometheus at {})",
+            stack.prometheus
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The safety net: a guardrail past its bound aborts the drill, reverts
+/// its faults and reveals it; the drill's end is never the team's restore.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guardrail_breach_aborts_reverts_and_reveals() {
+    let s = Server::start();
+    let shop = shop(&s).await;
+    let (status, v) = s
+        .json(
+            "POST",
+            "/api/v1/gamedays",
+            &shop.vera,
+            Some(plan("Breach", "60s", "1s")),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let gd = format!("/api/v1/gamedays/{}", v["id"].as_str().unwrap());
+    let (status, v) = s
+        .json("POST", &format!("{gd}/start"), &shop.reese, None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let v = until(&s, &shop.rico, &gd, "the breach's reveal", |v| {
+        v["status"] == "revealed"
+    })
+    .await;
+    assert!(
+        v["end_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("guardrail `checkout answers` failed for 1s"),
+        "{v}"
+    );
+    assert!(!shop.nginx.stopped(), "the pause was reverted");
+    assert_eq!(v["times"]["restored_by_team"], false);
+    assert!(v["times"]["restore_ms"].is_null());
+    assert!(v["faults_cleared_at"].is_u64(), "{v}");
+    // Nothing is left running: the proxy target is down with the drill.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", shop.proxy_port)).is_err());
+}
