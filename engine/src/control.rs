@@ -108,6 +108,21 @@ pub enum Response {
     },
 }
 
+/// A sealed run as lists show it: when it ran and how it ended, nothing
+/// of what it did.
+fn masked(mut r: Run, why: &str) -> Run {
+    r.scenario.name = format!("sealed ({why})");
+    r.scenario.version = String::new();
+    r.scenario.sha256 = String::new();
+    r.scenario.source = String::new();
+    r.scenario.package = None;
+    r.params.clear();
+    r.drill_text = None;
+    r.outcome = None;
+    r.error = None;
+    r
+}
+
 /// Answer `request` from `engine`.
 pub fn answer(engine: &Engine, request: Request) -> Response {
     let h = engine.history();
@@ -125,7 +140,13 @@ pub fn answer(engine: &Engine, request: Request) -> Response {
                 limit,
             })
             .map(|runs| Response::Runs {
-                runs,
+                runs: runs
+                    .into_iter()
+                    .map(|r| match h.sealed(r.id) {
+                        Ok(Some(why)) => masked(r, &why),
+                        _ => r,
+                    })
+                    .collect(),
                 halt: engine.halt_state(),
             }),
         Request::Show { run } => {
@@ -134,6 +155,13 @@ pub fn answer(engine: &Engine, request: Request) -> Response {
                 None => h.last_run(),
             };
             match found {
+                Ok(Some(r)) if matches!(h.sealed(r.id), Ok(Some(_))) => Ok(Response::Error {
+                    message: format!(
+                        "run {} is sealed ({}) until it is revealed: its scenario, parameters and timeline stay hidden",
+                        r.id,
+                        h.sealed(r.id).ok().flatten().unwrap_or_default()
+                    ),
+                }),
                 Ok(Some(r)) => h.timeline(r.id).map(|timeline| Response::Show {
                     run: Box::new(r),
                     timeline,

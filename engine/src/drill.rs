@@ -378,6 +378,7 @@ struct RawTarget {
     token_env: Option<String>,
     #[serde(default)]
     lease: RawValue,
+    seal_toxics: Option<bool>,
     path: Option<PathBuf>,
     helper: Option<PathBuf>,
 }
@@ -1283,12 +1284,20 @@ fn remote_keys(
     span: &std::ops::Range<usize>,
     raw: &RawTarget,
 ) -> Result<(), DrillError> {
-    const THEIRS: [&str; 6] = ["api", "proxy", "token_env", "lease", "path", "helper"];
+    const THEIRS: [&str; 7] = [
+        "api",
+        "proxy",
+        "token_env",
+        "lease",
+        "seal_toxics",
+        "path",
+        "helper",
+    ];
     match keys_set(raw).find(|k| THEIRS.contains(k)) {
         Some(key) => Err(cx.err(
             span.clone(),
             format!("targets.{name}.{key}"),
-            "only `kind = \"toxiproxy\"` (api, proxy, token_env, lease) or `kind = \"host\"` (path, helper) targets have this key".into(),
+            "only `kind = \"toxiproxy\"` (api, proxy, token_env, lease, seal_toxics) or `kind = \"host\"` (path, helper) targets have this key".into(),
         )),
         None => Ok(()),
     }
@@ -1308,6 +1317,7 @@ fn keys_set(raw: &RawTarget) -> impl Iterator<Item = &'static str> {
         (raw.proxy.is_some(), "proxy"),
         (raw.token_env.is_some(), "token_env"),
         (raw.lease.is_some(), "lease"),
+        (raw.seal_toxics.is_some(), "seal_toxics"),
         (raw.path.is_some(), "path"),
         (raw.helper.is_some(), "helper"),
     ]
@@ -1324,7 +1334,8 @@ fn remote(
 ) -> Result<TargetSpec, DrillError> {
     use crate::targets::remote::{DEFAULT_LEASE, RemoteSpec};
     let field = |f: &str| format!("targets.{name}.{f}");
-    if let Some(key) = keys_set(&raw).find(|k| !["api", "proxy", "token_env", "lease"].contains(k))
+    if let Some(key) =
+        keys_set(&raw).find(|k| !["api", "proxy", "token_env", "lease", "seal_toxics"].contains(k))
     {
         return Err(cx.err(
             span,
@@ -1372,11 +1383,20 @@ fn remote(
             ));
         }
     }
+    let seal = raw.seal_toxics.unwrap_or(false);
+    if seal && lease.is_none() {
+        return Err(cx.err(
+            span,
+            field("seal_toxics"),
+            "sealing toxics takes a lease, which only `firedrill proxy serve` has: drop `lease = \"off\"`".into(),
+        ));
+    }
     Ok(TargetSpec::Remote(RemoteSpec {
         api,
         proxy,
         token_env: raw.token_env.unwrap_or_else(|| "FIREDRILL_TOKEN".into()),
         lease,
+        seal,
     }))
 }
 

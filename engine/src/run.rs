@@ -63,6 +63,10 @@ pub struct RunSpec {
     pub drill: Option<String>,
     /// The drill's text, recorded so `replay` can rebuild the targets.
     pub drill_text: Option<String>,
+    /// Sealed from the start, for this reason (a game day's plan): the
+    /// control socket (`history`, `show`, `diff`) masks the run until
+    /// [`crate::history::HistoryStore::unseal`].
+    pub sealed: Option<String>,
 }
 
 impl RunSpec {
@@ -79,6 +83,7 @@ impl RunSpec {
             dry_run: false,
             drill: None,
             drill_text: None,
+            sealed: None,
         }
     }
 }
@@ -820,6 +825,11 @@ pub(crate) async fn execute(
         error: None,
         secret_params: Vec::new(),
     };
+    if let Some(why) = &spec.sealed
+        && let Err(e) = history.seal(run.id, why)
+    {
+        tracing::error!("cannot seal run {}: {e}", run.id);
+    }
     save(history, &run);
     ctx.recorder.record(EventKind::Started);
 

@@ -45,13 +45,14 @@ impl Nginx {
         }
     }
 
-    /// The master and its workers.
+    /// The master and its workers (none once its directory is gone).
     fn pids(&self) -> Vec<u32> {
-        let master: u32 = std::fs::read_to_string(&self.pid_file)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let Some(master) = std::fs::read_to_string(&self.pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+        else {
+            return Vec::new();
+        };
         let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
             .unwrap_or_default();
         std::iter::once(master)
@@ -754,4 +755,246 @@ async fn a_guardrail_breach_aborts_reverts_and_reveals() {
     assert!(v["faults_cleared_at"].is_u64(), "{v}");
     // Nothing is left running: the proxy target is down with the drill.
     assert!(std::net::TcpStream::connect(("127.0.0.1", shop.proxy_port)).is_err());
+}
+
+/// A game day's faults stay sealed wherever firedrill shows faults: its
+/// toxics on a `firedrill proxy serve` act on traffic but are left out of
+/// that server's Toxiproxy API (toxics, proxies, leases, metrics), and the
+/// CLI on the served data dir (`history`, `show`, through the control
+/// socket) masks its run until the reveal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_game_days_toxics_and_runs_stay_sealed_until_the_reveal() {
+    use firedrill::probe::{self, HttpProbe};
+    let s = Server::start();
+    let upstream = firedrill_tests::Upstream::start("t").await;
+    let api_port = free_port();
+    let proxy_dir = tempfile::tempdir().unwrap();
+    let mut proxy_server = firedrill(proxy_dir.path())
+        .args([
+            "proxy",
+            "serve",
+            "--port",
+            &api_port.to_string(),
+            "--allow-anonymous",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let api = format!("127.0.0.1:{api_port}");
+    let call = |method: &'static str, path: &str, body: Option<Value>| {
+        let mut p = HttpProbe::get(path);
+        p.method = method.into();
+        if let Some(b) = body {
+            p.headers
+                .push(("content-type".into(), "application/json".into()));
+            p.body = serde_json::to_vec(&b).unwrap();
+        }
+        let api = api.clone();
+        async move { probe::http(&api, &p).await }
+    };
+    let started = Instant::now();
+    while call("GET", "/version", None).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "proxy serve did not answer"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let created = call(
+        "POST",
+        "/proxies",
+        Some(
+            json!({"name": "shop", "listen": "127.0.0.1:0", "upstream": upstream.addr.to_string()}),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status, 201);
+    let listen = serde_json::from_slice::<Value>(&created.body).unwrap()["listen"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    for team in ["chaos", "checkout"] {
+        s.admin("POST", "/api/v1/teams", json!({"name": team}), 201)
+            .await;
+    }
+    let vera = s.user("vera", Some(("chaos", "runner"))).await;
+    let reese = s.user("reese", None).await;
+    s.admin(
+        "PUT",
+        "/api/v1/targets/shop-link",
+        json!({"declaration": {"kind": "toxiproxy", "api": api, "proxy": "shop"}}),
+        200,
+    )
+    .await;
+    s.admin(
+        "PUT",
+        "/api/v1/teams/chaos/grants/shop-link",
+        json!({"kinds": ["delay"]}),
+        200,
+    )
+    .await;
+    let (status, v) = s
+        .json(
+            "POST",
+            "/api/v1/gamedays",
+            &vera,
+            Some(json!({
+                "name": "Slow shop", "villains": "chaos", "referee": "reese", "responders": ["checkout"],
+                "plan": {
+                    "steps": [{"scenario": "firedrill:latency-ramp", "params": {
+                        "link": "shop-link", "steps": "1500ms", "samples": 30, "slo": "60s",
+                        "must-tolerate": "0ms", "path": "/"}}],
+                    "max_duration": "2m",
+                },
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let gd = format!("/api/v1/gamedays/{id}");
+    let (status, v) = s.json("POST", &format!("{gd}/start"), &reese, None).await;
+    assert_eq!(status, 200, "{v}");
+    let v = until(&s, &vera, &gd, "the first fault", |v| {
+        v["first_fault_at"].is_u64()
+    })
+    .await;
+    let run = v["runs"][0].as_str().unwrap().to_string();
+
+    // The toxic acts on traffic…
+    let through = probe::http(&listen, &HttpProbe::get("/")).await.unwrap();
+    assert!(
+        through.latency >= Duration::from_millis(1500),
+        "{:?}",
+        through.latency
+    );
+    // … and the Toxiproxy API shows none of it.
+    let json_of = |a: probe::HttpAnswer| serde_json::from_slice::<Value>(&a.body).unwrap();
+    assert_eq!(
+        json_of(call("GET", "/proxies/shop/toxics", None).await.unwrap()),
+        json!([])
+    );
+    assert_eq!(
+        json_of(call("GET", "/proxies", None).await.unwrap())["shop"]["toxics"],
+        json!([])
+    );
+    assert_eq!(
+        json_of(call("GET", "/leases", None).await.unwrap()),
+        json!([])
+    );
+    let metrics = call("GET", "/metrics", None).await.unwrap();
+    let metrics = String::from_utf8_lossy(&metrics.body).to_string();
+    let toxics_line = metrics
+        .lines()
+        .find(|l| l.starts_with("firedrill_proxy_toxics{"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(toxics_line.ends_with(" 0"), "{toxics_line}");
+
+    // The CLI on the served data dir: masked in `history`, refused by `show`.
+    let o = firedrill(&s.data).args(["history"]).output().unwrap();
+    let text = crate::support::text(&o);
+    assert!(text.contains(&format!("sealed (game day {id})")), "{text}");
+    assert!(!text.contains("latency-ramp"), "{text}");
+    let o = firedrill(&s.data).args(["show", &run]).output().unwrap();
+    assert!(!o.status.success());
+    assert!(
+        crate::support::text(&o).contains("sealed"),
+        "{}",
+        crate::support::text(&o)
+    );
+
+    // Aborted and revealed: the toxic is gone, and `show` tells it all.
+    let (status, _) = s.json("POST", &format!("{gd}/abort"), &reese, None).await;
+    assert_eq!(status, 200);
+    let fast = probe::http(&listen, &HttpProbe::get("/")).await.unwrap();
+    assert!(
+        fast.latency < Duration::from_millis(1500),
+        "{:?}",
+        fast.latency
+    );
+    let (status, _) = s.json("POST", &format!("{gd}/reveal"), &reese, None).await;
+    assert_eq!(status, 200);
+    let o = firedrill(&s.data).args(["show", &run]).output().unwrap();
+    let text = crate::support::text(&o);
+    assert!(text.contains("delay on shop-link"), "{text}");
+    let _ = proxy_server.kill();
+    let _ = proxy_server.wait();
+}
+
+/// The engine's promise holds for game days: a server killed mid-drill
+/// leaves nginx paused only until it starts again, when crash recovery
+/// resumes it and the game day is ended (never restored by the team).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_drill_reverts_on_restart_and_ends_the_game_day() {
+    let s = Server::start();
+    let shop = shop(&s).await;
+    let (status, v) = s
+        .json(
+            "POST",
+            "/api/v1/gamedays",
+            &shop.vera,
+            Some(plan("Crash", "60s", "60s")),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let gd = format!("/api/v1/gamedays/{}", v["id"].as_str().unwrap());
+    let (status, v) = s
+        .json("POST", &format!("{gd}/start"), &shop.reese, None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let started = Instant::now();
+    while !shop.nginx.stopped() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "nginx was not paused"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (dir, data, admin) = s.crash();
+    assert!(shop.nginx.stopped(), "the kill left nginx paused");
+    let s = Server::start_in(dir, data, Some(admin));
+    assert!(!shop.nginx.stopped(), "recovery resumed nginx");
+    let (_, v) = s.json("GET", &gd, &shop.reese, None).await;
+    assert_eq!(v["phase"], "ended", "{v}");
+    assert!(
+        v["end_reason"]
+            .as_str()
+            .unwrap()
+            .contains("the server stopped during the drill"),
+        "{v}"
+    );
+    let (status, v) = s
+        .json("POST", &format!("{gd}/reveal"), &shop.reese, None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["times"]["restored_by_team"], false);
+}
+
+/// `firedrill gameday demo`: the whole loop in one command, on a fresh
+/// data dir, passing (the scripted responder restores the shop).
+#[test]
+fn the_gameday_demo_runs_the_whole_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = firedrill(dir.path())
+        .args(["gameday", "demo"])
+        .output()
+        .unwrap();
+    let text = crate::support::text(&o);
+    assert!(o.status.success(), "{text}");
+    for want in [
+        "responder sam sees: \"active\" (plan shown: false)",
+        "fault 0: pause on shop-app",
+        "time to detect:",
+        "(confirmed by the guardrail)",
+        "target right, fault right",
+    ] {
+        assert!(text.contains(want), "{want:?} in:\n{text}");
+    }
+    let review = std::fs::read_to_string(dir.path().join("gameday-demo/review.md")).unwrap();
+    assert!(
+        review.starts_with("# Game day review: The shop hangs"),
+        "{review}"
+    );
 }

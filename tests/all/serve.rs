@@ -19,7 +19,7 @@ pub(crate) struct Server {
     pub(crate) addr: String,
     pub(crate) admin: String,
     pub(crate) _dir: tempfile::TempDir,
-    data: PathBuf,
+    pub(crate) data: PathBuf,
 }
 
 impl Server {

@@ -30,6 +30,11 @@ pub struct RunFilter {
 /// decoded on several threads while the rest is read.
 const DECODE_CHUNK: usize = 4096;
 
+/// The meta tree's key of a sealed run.
+fn sealed_key(id: RunId) -> Vec<u8> {
+    [b"sealed:".as_slice(), &id.to_be_bytes()].concat()
+}
+
 impl HistoryStore {
     /// History over an opened store.
     pub fn new(store: Store) -> HistoryStore {
@@ -66,6 +71,28 @@ impl HistoryStore {
     pub fn flush(&self) -> Result<(), StoreError> {
         self.store.events.flush()?;
         Ok(())
+    }
+
+    /// Seal a run (a game day's, until its reveal): [`crate::control`]
+    /// masks it, so `history`, `show` and `diff` tell nothing of it.
+    pub fn seal(&self, id: RunId, why: &str) -> Result<(), StoreError> {
+        self.store.meta.insert(sealed_key(id), why.as_bytes())?;
+        Ok(())
+    }
+
+    /// Unseal a run.
+    pub fn unseal(&self, id: RunId) -> Result<(), StoreError> {
+        self.store.meta.remove(sealed_key(id))?;
+        Ok(())
+    }
+
+    /// Why a run is sealed, if it is.
+    pub fn sealed(&self, id: RunId) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .store
+            .meta
+            .get(sealed_key(id))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     /// One run.

@@ -38,6 +38,9 @@ pub struct RemoteSpec {
     /// Lease ttl for the dead-man's switch; `None` drives a server without
     /// leases (Toxiproxy itself).
     pub lease: Option<Duration>,
+    /// Take the lease sealed: the server leaves this engine's toxics out
+    /// of its listings (`seal_toxics = true`, set for a game day's runs).
+    pub seal: bool,
 }
 
 /// One toxic to make.
@@ -274,7 +277,7 @@ async fn renew(
         token,
         "PUT",
         &format!("/leases/{holder}"),
-        Some(json!({ "ttl": ttl.as_millis() as u64 })),
+        Some(json!({ "ttl": ttl.as_millis() as u64, "sealed": spec.seal })),
     )
     .await
 }
@@ -380,6 +383,7 @@ pub fn delete_blocking(
         proxy: proxy.to_string(),
         token_env: token_env.to_string(),
         lease: None,
+        seal: false,
     };
     let names = names.to_vec();
     std::thread::spawn(move || {

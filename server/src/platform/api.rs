@@ -1470,6 +1470,7 @@ pub(super) async fn start_prepared(
     spec.dry_run = dry_run;
     spec.drill = Some(format!("team {}", launched.team));
     spec.drill_text = Some(prepared.text);
+    spec.sealed = super::gameday::of_run(&launched).map(|id| format!("game day {id}"));
     let handle = match engine.start(spec) {
         Ok(h) => h,
         Err(e) => {

@@ -359,6 +359,9 @@ async fn remove_toxic(
 struct LeaseInput {
     /// Milliseconds.
     ttl: u64,
+    /// Leave its toxics out of every listing (a firedrill game day's).
+    #[serde(default)]
+    sealed: bool,
 }
 
 async fn leases(State(s): State<AppState>) -> Response {
@@ -373,7 +376,11 @@ async fn renew(
     let r = match parse::<LeaseInput>(&body) {
         Ok(input) => {
             s.registry
-                .renew(&holder, std::time::Duration::from_millis(input.ttl))
+                .renew(
+                    &holder,
+                    std::time::Duration::from_millis(input.ttl),
+                    input.sealed,
+                )
                 .await
         }
         Err(e) => Err(e),

@@ -26,7 +26,7 @@ pub use firedrill::toxiproxy::ApiError;
 use firedrill::toxiproxy::toxic;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -170,6 +170,9 @@ struct Toxic {
 struct Lease {
     ttl: Duration,
     expires: Instant,
+    /// Its toxics act on traffic but are left out of every listing and
+    /// count (a game day's faults, hidden from responders).
+    sealed: bool,
 }
 
 #[derive(Debug)]
@@ -222,21 +225,34 @@ impl Registry {
             .wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
+    /// The holders of sealed leases.
+    fn sealed(&self) -> BTreeSet<String> {
+        self.leases
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, l)| l.sealed)
+            .map(|(h, _)| h.clone())
+            .collect()
+    }
+
     /// Every proxy by name.
     pub async fn list(&self) -> BTreeMap<String, ProxyView> {
+        let hidden = self.sealed();
         let proxies = self.proxies.lock().await;
         proxies
             .iter()
-            .map(|(name, e)| (name.clone(), view(name, e)))
+            .map(|(name, e)| (name.clone(), view(name, e, &hidden)))
             .collect()
     }
 
     /// One proxy.
     pub async fn get(&self, name: &str) -> Result<ProxyView, ApiError> {
+        let hidden = self.sealed();
         let proxies = self.proxies.lock().await;
         proxies
             .get(name)
-            .map(|e| view(name, e))
+            .map(|e| view(name, e, &hidden))
             .ok_or_else(ApiError::proxy_not_found)
     }
 
@@ -248,7 +264,7 @@ impl Registry {
             return Err(ApiError::new(409, "proxy already exists"));
         }
         let entry = self.entry(&name, &input, upstream).await?;
-        let v = view(&name, &entry);
+        let v = view(&name, &entry, &BTreeSet::new());
         proxies.insert(name, entry);
         Ok(v)
     }
@@ -314,6 +330,7 @@ impl Registry {
 
     /// `POST /proxies/{name}`: change listen, upstream, enabled.
     pub async fn update(&self, name: &str, input: ProxyInput) -> Result<ProxyView, ApiError> {
+        let hidden = self.sealed();
         let mut proxies = self.proxies.lock().await;
         let entry = proxies
             .get_mut(name)
@@ -334,7 +351,7 @@ impl Registry {
         } else if !enabled {
             stop(entry).await;
         }
-        Ok(view(name, entry))
+        Ok(view(name, entry, &hidden))
     }
 
     /// `DELETE /proxies/{name}`.
@@ -358,6 +375,7 @@ impl Registry {
             .map(|(i, input)| Ok((required(&input, Some(i + 1))?, input)))
             .collect::<Result<Vec<_>, ApiError>>()
             .map_err(|e| (e, Vec::new()))?;
+        let hidden = self.sealed();
         let mut done = Vec::new();
         for ((name, upstream), input) in checked {
             let mut proxies = self.proxies.lock().await;
@@ -370,7 +388,7 @@ impl Registry {
                     (l, _) => l.unwrap_or_default() == existing.listen,
                 };
                 if same_listen && existing.upstream == upstream {
-                    done.push(view(&name, existing));
+                    done.push(view(&name, existing, &hidden));
                     continue;
                 }
                 let mut old = proxies.remove(&name).expect("present");
@@ -378,7 +396,7 @@ impl Registry {
             }
             match self.entry(&name, &input, upstream).await {
                 Ok(entry) => {
-                    done.push(view(&name, &entry));
+                    done.push(view(&name, &entry, &hidden));
                     proxies.insert(name, entry);
                 }
                 Err(e) => return Err((e, done)),
@@ -405,9 +423,10 @@ impl Registry {
 
     /// `GET /proxies/{name}/toxics`.
     pub async fn toxics(&self, name: &str) -> Result<Vec<ToxicView>, ApiError> {
+        let hidden = self.sealed();
         let proxies = self.proxies.lock().await;
         let entry = proxies.get(name).ok_or_else(ApiError::proxy_not_found)?;
-        Ok(toxic_views(entry))
+        Ok(toxic_views(entry, &hidden))
     }
 
     /// `GET /proxies/{name}/toxics/{toxic}`.
@@ -446,7 +465,10 @@ impl Registry {
         check_name("name", &toxic_name, "")?;
         let toxicity = input.toxicity.unwrap_or(1.0);
         check_toxicity(toxicity)?;
-        if toxic_views(entry).iter().any(|t| t.name == toxic_name) {
+        if toxic_views(entry, &BTreeSet::new())
+            .iter()
+            .any(|t| t.name == toxic_name)
+        {
             return Err(ApiError::new(409, "toxic already exists"));
         }
         let attributes = toxic::attributes(&kind, &input.attributes.unwrap_or_default())?;
@@ -540,8 +562,14 @@ impl Registry {
         Err(ApiError::toxic_not_found())
     }
 
-    /// `PUT /leases/{holder}`: take or renew a lease for `ttl`.
-    pub async fn renew(&self, holder: &str, ttl: Duration) -> Result<LeaseView, ApiError> {
+    /// `PUT /leases/{holder}`: take or renew a lease for `ttl`; a sealed
+    /// lease stays sealed.
+    pub async fn renew(
+        &self,
+        holder: &str,
+        ttl: Duration,
+        sealed: bool,
+    ) -> Result<LeaseView, ApiError> {
         check_name("holder", holder, "")?;
         if !LEASE_TTL.contains(&ttl) {
             return Err(ApiError::bad_request(format!(
@@ -549,13 +577,18 @@ impl Registry {
                 ttl.as_millis()
             )));
         }
-        self.leases.lock().unwrap().insert(
-            holder.to_string(),
-            Lease {
-                ttl,
-                expires: Instant::now() + ttl,
-            },
-        );
+        {
+            let mut leases = self.leases.lock().unwrap();
+            let sealed = sealed || leases.get(holder).is_some_and(|l| l.sealed);
+            leases.insert(
+                holder.to_string(),
+                Lease {
+                    ttl,
+                    expires: Instant::now() + ttl,
+                    sealed,
+                },
+            );
+        }
         let proxies = self.proxies.lock().await;
         Ok(LeaseView {
             holder: holder.to_string(),
@@ -571,6 +604,7 @@ impl Registry {
             .lock()
             .unwrap()
             .iter()
+            .filter(|(_, l)| !l.sealed)
             .map(|(h, l)| (h.clone(), l.ttl))
             .collect();
         let proxies = self.proxies.lock().await;
@@ -683,6 +717,7 @@ impl Registry {
                 &[("", |p| p.fault_count() as u64)],
             ),
         ];
+        let hidden = self.sealed();
         let proxies = self.proxies.lock().await;
         let mut out = String::new();
         for (metric, kind, help, values) in &series {
@@ -690,13 +725,22 @@ impl Registry {
             for (name, e) in proxies.iter() {
                 let Some(p) = &e.proxy else { continue };
                 for (extra, read) in values.iter() {
+                    let mut value = read(p);
+                    if *metric == "firedrill_proxy_toxics" {
+                        let sealed = e
+                            .toxics
+                            .iter()
+                            .filter(|t| t.lease.as_ref().is_some_and(|l| hidden.contains(l)))
+                            .count();
+                        value = value.saturating_sub(sealed as u64);
+                    }
                     let _ = writeln!(
                         out,
                         "{metric}{{{extra}proxy=\"{}\",listener=\"{}\",upstream=\"{}\"}} {}",
                         escape(name),
                         escape(&e.listen),
                         escape(&e.upstream),
-                        read(p)
+                        value
                     );
                 }
             }
@@ -766,13 +810,13 @@ fn root_cause(e: &std::io::Error) -> String {
     }
 }
 
-fn view(name: &str, e: &Entry) -> ProxyView {
+fn view(name: &str, e: &Entry, hidden: &BTreeSet<String>) -> ProxyView {
     ProxyView {
         name: name.to_string(),
         listen: e.listen.clone(),
         upstream: e.upstream.clone(),
         enabled: e.proxy.is_some(),
-        toxics: toxic_views(e),
+        toxics: toxic_views(e, hidden),
     }
 }
 
@@ -801,8 +845,13 @@ fn fault_name(f: &ProxyFault) -> String {
 
 /// The toxics of `e` and, after them, faults on its proxy that no toxic
 /// made; upstream stream first, as Toxiproxy lists them.
-fn toxic_views(e: &Entry) -> Vec<ToxicView> {
-    let mut all: Vec<ToxicView> = e.toxics.iter().map(toxic_view).collect();
+fn toxic_views(e: &Entry, hidden: &BTreeSet<String>) -> Vec<ToxicView> {
+    let mut all: Vec<ToxicView> = e
+        .toxics
+        .iter()
+        .filter(|t| !t.lease.as_ref().is_some_and(|l| hidden.contains(l)))
+        .map(toxic_view)
+        .collect();
     if let Some(p) = &e.proxy {
         for f in p.faults().iter().filter(|f| f.name.is_none()) {
             let (kind, attributes) = toxic::describe(&f.effect);

@@ -502,6 +502,7 @@ pub(crate) async fn perform(
             let ((), gd) = update(p, id, |gd| match gd.phase {
                 Phase::Ended => {
                     drive::settle_ledger(p, gd);
+                    drive::unseal(p, gd);
                     gd.phase = Phase::Revealed;
                     gd.push(event("revealed", me, "the plan is revealed", false));
                     Ok(())

@@ -12,6 +12,7 @@ use firedrill::drill::CheckSpec;
 use firedrill::history::{EventKind, RunId};
 use firedrill::targets::TargetSet;
 use http::StatusCode;
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -175,7 +176,15 @@ pub(crate) fn plan_drill(
             .flatten()
             .cloned()
             .collect();
-        decls.push((name.clone(), t.declaration, grants));
+        // A game day's toxics on a `firedrill proxy serve` are left out of
+        // its listings, so its Toxiproxy API shows responders nothing.
+        let mut declaration = t.declaration;
+        if declaration.get("kind").and_then(|k| k.as_str()) == Some("toxiproxy")
+            && declaration.get("lease").and_then(|l| l.as_str()) != Some("off")
+        {
+            declaration.insert("seal_toxics".into(), Value::Bool(true));
+        }
+        decls.push((name.clone(), declaration, grants));
     }
     let borrowed: Vec<_> = decls
         .iter()
@@ -508,19 +517,17 @@ impl Driver {
         self.wait_runs().await;
         self.targets.shutdown().await;
         self.p.inner.gamedays.lock().unwrap().remove(&self.id);
-        let ledger = ledger_times(&self.p, &self.live.runs());
         let breach = end_reason
             .as_deref()
             .is_some_and(|r| r.starts_with("guardrail"));
+        let p = self.p.clone();
         self.update(|gd| {
-            if let Some((first, cleared)) = ledger {
-                gd.first_fault_at = Some(first);
-                gd.faults_cleared_at = cleared.or(gd.faults_cleared_at);
-            }
+            settle_ledger(&p, gd);
             if let Some(reason) = end_reason {
                 end_now(gd, "firedrill", &reason);
             }
             if breach {
+                unseal(&p, gd);
                 gd.phase = Phase::Revealed;
                 gd.push(event(
                     "revealed",
@@ -657,6 +664,15 @@ pub(crate) fn end_now(gd: &mut GameDay, by: &str, reason: &str) {
         format!("the drill ended: {reason}"),
         false,
     ));
+}
+
+/// Unseal a revealed game day's runs in the engine's history.
+pub(crate) fn unseal(p: &Platform, gd: &GameDay) {
+    for id in gd.runs.iter().filter_map(|r| r.parse::<RunId>().ok()) {
+        if let Err(e) = p.engine().history().unseal(id) {
+            tracing::error!("game day {}: unsealing run {id}: {e}", gd.id);
+        }
+    }
 }
 
 /// Set `gd`'s first fault and last revert from the ledger's timelines
