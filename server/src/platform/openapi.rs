@@ -7,6 +7,8 @@ use super::api::{
     Grant, Launch, Login, Membership, NewPassword, NewSchedule, NewTarget, NewTeam, NewToken,
     NewUser,
 };
+use super::gameday::GameDay;
+use super::gameday::api::{NewGameDay, Report};
 use super::model::{AuditEntry, Target, Token, UserView};
 use super::routes::{Need, ROUTES, is_page};
 use super::schedule::Schedule;
@@ -40,6 +42,10 @@ fn bodies(g: &mut SchemaGenerator, method: &str, path: &str) -> (Option<Value>, 
         ("GET", "/api/v1/audit") => (None, of!(Vec<AuditEntry>)),
         ("GET", "/api/v1/teams/{team}/schedules") => (None, of!(Vec<Schedule>)),
         ("POST", "/api/v1/teams/{team}/schedules") => (of!(NewSchedule), of!(Schedule)),
+        ("POST", "/api/v1/gamedays") => (of!(NewGameDay), of!(GameDay)),
+        // Reports, notes, action items, replays and the referee's actions
+        // share the route; a report's body is the one responders send.
+        ("POST", "/api/v1/gamedays/{id}/{action}") => (of!(Report), None),
         _ => (None, None),
     }
 }
