@@ -719,25 +719,27 @@ async fn a_whole_game_day_from_a_hidden_start_to_the_review() {
 }
 
 /// The safety net: a guardrail past its bound aborts the drill, reverts
-/// its faults and reveals it; the drill's end is never the team's restore.
+/// its faults and reveals it; a drill never outlives its maximum
+/// duration; halt-all ends a drill. The drill's end is never the team's
+/// restore.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_guardrail_breach_aborts_reverts_and_reveals() {
+async fn guardrails_the_maximum_duration_and_halt_all_end_a_drill_and_revert() {
     let s = Server::start();
     let shop = shop(&s).await;
-    let (status, v) = s
-        .json(
-            "POST",
-            "/api/v1/gamedays",
-            &shop.vera,
-            Some(plan("Breach", "60s", "1s")),
-        )
-        .await;
-    assert_eq!(status, 201, "{v}");
-    let gd = format!("/api/v1/gamedays/{}", v["id"].as_str().unwrap());
-    let (status, v) = s
-        .json("POST", &format!("{gd}/start"), &shop.reese, None)
-        .await;
-    assert_eq!(status, 200, "{v}");
+    let start = |body: Value| {
+        let s = &s;
+        let (vera, reese) = (shop.vera.clone(), shop.reese.clone());
+        async move {
+            let (status, v) = s.json("POST", "/api/v1/gamedays", &vera, Some(body)).await;
+            assert_eq!(status, 201, "{v}");
+            let gd = format!("/api/v1/gamedays/{}", v["id"].as_str().unwrap());
+            let (status, v) = s.json("POST", &format!("{gd}/start"), &reese, None).await;
+            assert_eq!(status, 200, "{v}");
+            gd
+        }
+    };
+
+    let gd = start(plan("Breach", "60s", "1s")).await;
     let v = until(&s, &shop.rico, &gd, "the breach's reveal", |v| {
         v["status"] == "revealed"
     })
@@ -755,6 +757,53 @@ async fn a_guardrail_breach_aborts_reverts_and_reveals() {
     assert!(v["faults_cleared_at"].is_u64(), "{v}");
     // Nothing is left running: the proxy target is down with the drill.
     assert!(std::net::TcpStream::connect(("127.0.0.1", shop.proxy_port)).is_err());
+
+    // A 60 s pause in a drill of at most 3 s.
+    let mut short = plan("Short", "60s", "10m");
+    short["plan"]["max_duration"] = json!("3s");
+    short["plan"]["start_latest"] = json!("1s");
+    let gd = start(short).await;
+    let v = until(&s, &shop.reese, &gd, "the maximum duration", |v| {
+        v["phase"] == "ended"
+    })
+    .await;
+    assert_eq!(
+        v["end_reason"], "the maximum duration (3s) was reached",
+        "{v}"
+    );
+    assert!(!shop.nginx.stopped(), "the pause was reverted");
+
+    // Halt-all ends a drill too, and holds new starts.
+    let gd = start(plan("Halted", "60s", "10m")).await;
+    until(&s, &shop.reese, &gd, "the first fault", |v| {
+        v["first_fault_at"].is_u64()
+    })
+    .await;
+    s.admin("POST", "/api/v1/halt", json!({}), 200).await;
+    let v = until(&s, &shop.reese, &gd, "the halt's end", |v| {
+        v["phase"] == "ended"
+    })
+    .await;
+    assert!(v["end_reason"].as_str().unwrap().contains("halted"), "{v}");
+    assert!(!shop.nginx.stopped(), "the pause was reverted");
+    let (status, v) = s
+        .json(
+            "POST",
+            "/api/v1/gamedays",
+            &shop.vera,
+            Some(plan("Next", "60s", "10m")),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = s
+        .json(
+            "POST",
+            &format!("/api/v1/gamedays/{}/start", v["id"].as_str().unwrap()),
+            &shop.reese,
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "{v}");
 }
 
 /// A game day's faults stay sealed wherever firedrill shows faults: its
