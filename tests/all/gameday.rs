@@ -472,24 +472,7 @@ async fn a_whole_game_day_from_a_hidden_start_to_the_review() {
     use fantoccini::Locator;
     let base = format!("http://{}", s.addr);
     c.goto(&format!("{base}/login")).await.unwrap();
-    c.find(Locator::Id("user"))
-        .await
-        .unwrap()
-        .send_keys("rhea")
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(RHEA_PASSWORD)
-        .await
-        .unwrap();
-    c.find(Locator::Id("login"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    chromium.log_in("rhea", RHEA_PASSWORD).await;
     chromium.wait_text("#whoami", "rhea").await;
     c.find(Locator::Id("nav-gamedays"))
         .await

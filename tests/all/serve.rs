@@ -251,6 +251,23 @@ impl Chromium {
         }
     }
 
+    /// Fill in the login form (on the page it is on) and submit it.
+    pub(crate) async fn log_in(&self, user: &str, password: &str) {
+        use fantoccini::Locator;
+        for (id, text) in [("user", user), ("password", password)] {
+            let e = self.client.find(Locator::Id(id)).await.unwrap();
+            e.clear().await.unwrap();
+            e.send_keys(text).await.unwrap();
+        }
+        self.client
+            .find(Locator::Id("login"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
     pub(crate) async fn close(mut self) {
         self.client.clone().close().await.unwrap();
         let _ = self.driver.kill();
@@ -1079,24 +1096,7 @@ async fn a_runner_launches_watches_and_halts_in_a_real_browser() {
         .await
         .unwrap();
     wait_text("#login-error", "Wrong user or password").await;
-    c.find(Locator::Id("user"))
-        .await
-        .unwrap()
-        .send_keys("rita")
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(password)
-        .await
-        .unwrap();
-    c.find(Locator::Id("login"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    chromium.log_in("rita", password).await;
     wait_text("#whoami", "rita").await;
 
     // The catalog: search, then open the package.
