@@ -2,8 +2,8 @@
 //! login, the catalog, a package page with its capability review and a
 //! launch form generated from `describe()`, a live run page (server-sent
 //! events, a Halt button), and a team's history. Server-rendered HTML
-//! (maud, escaped by default); the only script is the live run page's
-//! `EventSource`. Elements a browser test drives carry stable ids.
+//! (maud, escaped by default); the only scripts are the live run page's
+//! `EventSource` and a game day's reload while it runs (`gameday/web.rs`). Elements a browser test drives carry stable ids.
 
 use super::api::{self, Launch, team_run};
 use super::auth::{Principal, Via};

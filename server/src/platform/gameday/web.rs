@@ -1,7 +1,8 @@
 //! The game day pages: the list (and a form to write a plan), one game
 //! day's page cut per seat (the plan's seats get the plan, the referee's
-//! controls and the live timeline; responders get "a drill is active" and
-//! the report form, nothing else, until the reveal), and the scoreboard.
+//! controls and the timeline, reloaded every 3 s while the drill runs;
+//! responders get "a drill is active" and the report form, nothing else,
+//! until the reveal), and the scoreboard.
 
 use super::api::{Line, full_view, perform, seated, timeline};
 use super::{GameDay, Phase, Seat, duration_text};
@@ -264,6 +265,10 @@ fn plan_side(p: &Platform, gd: &GameDay, seat: &Seat, who: &Principal) -> Markup
         }
     };
     html! {
+        // The plan's seats watch it live: the page reloads while it runs.
+        @if gd.phase.active() {
+            script { (maud::PreEscaped("setTimeout(function(){location.reload()},3000)")) }
+        }
         h1 { (gd.name) }
         p id="gameday-status" data-phase=(v["phase"].as_str().unwrap_or("")) {
             "Status: " strong { (status_for(gd, seat)) }
