@@ -10,10 +10,15 @@
 //!   fault-proxy peer;
 //! - direct loopback as the physical limit.
 //!
-//! Figures: added round-trip latency (64 B, no fault), bulk throughput as a
-//! ratio to direct loopback, and 10,000 connections held with 1,000 active
-//! (errors, the proxy's memory per connection). Clients and servers live in
-//! this process; rounds rotate through the targets so noise hits all alike.
+//! Figures: added round-trip latency (64 B, no fault), small requests
+//! pipelined 16 deep on 50 connections (a cache client's shape), bulk
+//! throughput as a ratio to direct loopback, and 10,000 connections held
+//! with 1,000 active (errors, the proxy's memory per connection). Clients
+//! and servers live in this process; rounds rotate through the targets so
+//! noise hits all alike. A second table: HTTP/1.1 keep-alive through
+//! firedrill's HTTP-mode proxy (`firedrill proxy run --mode http`) and
+//! nginx's `proxy_pass` (keep-alive upstream) in front of one nginx origin,
+//! with Debian's wrk at 8, 64 and 256 connections.
 //!
 //! Run it with `cargo bench -p firedrill-cli --bench peers` (add `-- --quick`
 //! for a smoke run of firedrill alone, as CI does).
@@ -28,6 +33,9 @@ use tokio::net::TcpStream;
 
 struct Sizes {
     pings: usize,
+    pipe_conns: usize,
+    pipe_depth: usize,
+    pipe_rounds: usize,
     bulk: u64,
     bulk_rounds: usize,
     held: usize,
@@ -41,6 +49,9 @@ async fn main() -> anyhow::Result<()> {
     let mut n = if quick {
         Sizes {
             pings: 300,
+            pipe_conns: 10,
+            pipe_depth: 16,
+            pipe_rounds: 20,
             bulk: 16 << 20,
             bulk_rounds: 1,
             held: 300,
@@ -50,6 +61,9 @@ async fn main() -> anyhow::Result<()> {
     } else {
         Sizes {
             pings: 20_000,
+            pipe_conns: 50,
+            pipe_depth: 16,
+            pipe_rounds: 500,
             bulk: 512 << 20,
             bulk_rounds: 5,
             held: 10_000,
@@ -96,8 +110,18 @@ async fn main() -> anyhow::Result<()> {
     println!("| figure | direct loopback | {} | n |", names(&peers));
     println!("|---|---|{}---|", "---|".repeat(peers.len()));
     latency(&n, echo, &peers).await?;
+    pipelined(&n, echo, &peers).await?;
     throughput(&n, source, &peers).await?;
     connections(&n, &peers).await?;
+    drop(peers);
+    if quick {
+        println!("\n(HTTP rows: not in the smoke run; they install wrk)");
+    } else {
+        println!();
+        if let Err(e) = http_rows(&dir).await {
+            println!("HTTP rows not measured: {e:#}");
+        }
+    }
     Ok(())
 }
 
@@ -228,23 +252,30 @@ fn firedrill(dir: &Path, echo: SocketAddr, source: SocketAddr) -> anyhow::Result
     })
 }
 
+/// Debian packages, installed with apt-get unless `present` exists.
+fn debian(present: &str, packages: &[&str]) -> anyhow::Result<()> {
+    if Path::new(present).exists() {
+        return Ok(());
+    }
+    let install = |update: bool| -> anyhow::Result<()> {
+        if update {
+            quiet(Command::new("apt-get").arg("update"))?;
+        }
+        quiet(
+            Command::new("apt-get")
+                .args(["install", "-y", "--no-install-recommends"])
+                .args(packages)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )
+    };
+    install(false).or_else(|_| install(true))
+}
+
 /// nginx's stream proxy as Debian ships it (`worker_processes auto`).
 fn nginx(dir: &Path, echo: SocketAddr, source: SocketAddr) -> anyhow::Result<Peer> {
     const MODULE: &str = "/usr/lib/nginx/modules/ngx_stream_module.so";
-    if !Path::new("/usr/sbin/nginx").exists() || !Path::new(MODULE).exists() {
-        let install = |update: bool| -> anyhow::Result<()> {
-            if update {
-                quiet(Command::new("apt-get").arg("update"))?;
-            }
-            quiet(
-                Command::new("apt-get")
-                    .args(["install", "-y", "--no-install-recommends"])
-                    .args(["nginx", "libnginx-mod-stream"])
-                    .env("DEBIAN_FRONTEND", "noninteractive"),
-            )
-        };
-        install(false).or_else(|_| install(true))?;
-    }
+    debian("/usr/sbin/nginx", &["nginx"])?;
+    debian(MODULE, &["nginx", "libnginx-mod-stream"])?;
     let (e, s) = (free_port()?, free_port()?);
     let prefix = dir.join("nginx");
     std::fs::create_dir_all(prefix.join("logs"))?;
@@ -534,5 +565,233 @@ async fn echo_once(c: &mut TcpStream) -> anyhow::Result<()> {
     c.write_all(&msg).await?;
     c.read_exact(&mut back).await?;
     anyhow::ensure!(back == msg, "echo came back different");
+    Ok(())
+}
+
+/// Small requests pipelined, as a cache or database client sends them:
+/// `pipe_conns` connections each writing `pipe_depth` 64-byte requests at
+/// once and reading every answer, `pipe_rounds` times; requests/s, the
+/// median of three rounds that rotate through the targets.
+async fn pipelined(n: &Sizes, echo: SocketAddr, peers: &[Peer]) -> anyhow::Result<()> {
+    let mut targets = vec![echo];
+    targets.extend(peers.iter().map(|p| p.echo));
+    let mut rates = vec![Vec::new(); targets.len()];
+    for round in 0..3 {
+        for k in 0..targets.len() {
+            let j = (round + k) % targets.len();
+            rates[j].push(pipeline_rate(targets[j], n).await?);
+        }
+    }
+    let medians: Vec<f64> = rates.iter_mut().map(|r| median(r)).collect();
+    let cells: Vec<String> = medians[1..]
+        .iter()
+        .map(|m| format!("{m:.0} (**{:.2}×**)", m / medians[0]))
+        .collect();
+    println!(
+        "| small requests pipelined {} deep on {} connections, requests/s (ratio to direct) | {:.0} | {} | 3 × {} |",
+        n.pipe_depth,
+        n.pipe_conns,
+        medians[0],
+        cells.join(" | "),
+        n.pipe_conns * n.pipe_depth * n.pipe_rounds
+    );
+    Ok(())
+}
+
+async fn pipeline_rate(addr: SocketAddr, n: &Sizes) -> anyhow::Result<f64> {
+    let (depth, rounds) = (n.pipe_depth, n.pipe_rounds);
+    let t = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..n.pipe_conns {
+        set.spawn(async move {
+            let mut c = TcpStream::connect(addr).await?;
+            c.set_nodelay(true)?;
+            let burst = vec![7u8; 64 * depth];
+            let mut back = vec![0u8; 64 * depth];
+            for _ in 0..rounds {
+                c.write_all(&burst).await?;
+                c.read_exact(&mut back).await?;
+                anyhow::ensure!(back == burst, "{addr}: the answers came back different");
+            }
+            anyhow::Ok(())
+        });
+    }
+    for r in set.join_all().await {
+        r?;
+    }
+    Ok((n.pipe_conns * depth * rounds) as f64 / t.elapsed().as_secs_f64())
+}
+
+/// What wrk measured: requests/s, p50, p99.
+struct Wrk {
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// `wrk -t1 -cC -dD --latency url`, parsed.
+fn wrk(url: &str, connections: usize, secs: u64) -> anyhow::Result<Wrk> {
+    let out = Command::new("/usr/bin/wrk")
+        .args([
+            "-t1",
+            &format!("-c{connections}"),
+            &format!("-d{secs}s"),
+            "--latency",
+            url,
+        ])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    anyhow::ensure!(
+        out.status.success(),
+        "wrk: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    anyhow::ensure!(
+        !text.contains("Non-2xx") && !text.contains("Socket errors"),
+        "wrk saw errors against {url}:\n{text}"
+    );
+    let time = |v: &str| -> Option<Duration> {
+        let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic())?);
+        let x: f64 = num.parse().ok()?;
+        Some(Duration::from_secs_f64(match unit {
+            "us" => x / 1e6,
+            "ms" => x / 1e3,
+            "s" => x,
+            _ => return None,
+        }))
+    };
+    let field = |label: &str| -> Option<&str> {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .map(str::trim)
+    };
+    let parsed = (|| {
+        Some(Wrk {
+            rate: field("Requests/sec:")?.parse().ok()?,
+            p50: time(field("50%")?)?,
+            p99: time(field("99%")?)?,
+        })
+    })();
+    parsed.ok_or_else(|| anyhow::anyhow!("cannot read wrk's output:\n{text}"))
+}
+
+/// HTTP/1.1 keep-alive through firedrill's HTTP-mode proxy and through
+/// nginx as a reverse proxy (`proxy_pass` to a keep-alive upstream), both
+/// in front of the same origin (an nginx answering `ok`), with wrk at a
+/// few concurrency levels, rotating the order; direct to the origin as
+/// the limit. A second table, since the peers differ from the TCP rows.
+async fn http_rows(dir: &Path) -> anyhow::Result<()> {
+    debian("/usr/sbin/nginx", &["nginx"])?;
+    debian("/usr/bin/wrk", &["wrk"])?;
+    let (origin, via_nginx, via_firedrill) = (free_port()?, free_port()?, free_port()?);
+    let conf = |name: &str, workers: &str, body: String| -> anyhow::Result<Child> {
+        let prefix = dir.join(name);
+        std::fs::create_dir_all(prefix.join("logs"))?;
+        let p = prefix.display();
+        std::fs::write(
+            prefix.join("nginx.conf"),
+            format!(
+                "worker_processes {workers};\nworker_rlimit_nofile 65536;\npid {p}/nginx.pid;\n\
+                 error_log {p}/logs/error.log warn;\nevents {{ worker_connections 32768; }}\n\
+                 http {{ access_log off; client_body_temp_path {p}; proxy_temp_path {p}; \
+                 fastcgi_temp_path {p}; uwsgi_temp_path {p}; scgi_temp_path {p};\n{body}\n}}\n"
+            ),
+        )?;
+        Ok(Command::new("/usr/sbin/nginx")
+            .arg("-p")
+            .arg(&prefix)
+            .arg("-c")
+            .arg(prefix.join("nginx.conf"))
+            .args(["-g", "daemon off;"])
+            .stderr(Stdio::null())
+            .spawn()?)
+    };
+    let targets = vec![
+        Peer {
+            name: "origin",
+            children: vec![conf(
+                "origin",
+                "1",
+                format!(
+                    "server {{ listen 127.0.0.1:{origin}; keepalive_requests 1000000; location / {{ return 200 \"ok\\n\"; }} }}"
+                ),
+            )?],
+            echo: local(origin),
+            source: local(origin),
+        },
+        Peer {
+            name: "firedrill (HTTP mode)",
+            children: vec![
+                Command::new(env!("CARGO_BIN_EXE_firedrill"))
+                    .args(["proxy", "run", "--mode", "http", "--listen"])
+                    .arg(local(via_firedrill).to_string())
+                    .arg("--upstream")
+                    .arg(local(origin).to_string())
+                    .stdout(Stdio::null())
+                    .spawn()?,
+            ],
+            echo: local(via_firedrill),
+            source: local(via_firedrill),
+        },
+        Peer {
+            name: "nginx proxy_pass",
+            children: vec![conf(
+                "nginx-http",
+                "auto",
+                format!(
+                    "upstream origin {{ server 127.0.0.1:{origin}; keepalive 64; keepalive_requests 1000000; }}\n\
+                     server {{ listen 127.0.0.1:{via_nginx}; keepalive_requests 1000000; location / {{ proxy_pass http://origin; \
+                     proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_buffering off; }} }}"
+                ),
+            )?],
+            echo: local(via_nginx),
+            source: local(via_nginx),
+        },
+    ];
+    for t in &targets {
+        t.ready().await?;
+    }
+    println!(
+        "| HTTP/1.1 keep-alive (wrk -t1, 5 s each) | direct to the origin | {} | n |",
+        targets[1..]
+            .iter()
+            .map(|t| t.name)
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    println!("|---|---|---|---|---|");
+    for (level, connections) in [8usize, 64, 256].into_iter().enumerate() {
+        let mut got: Vec<Option<Wrk>> = (0..targets.len()).map(|_| None).collect();
+        for k in 0..targets.len() {
+            let j = (level + k) % targets.len();
+            let url = format!("http://{}/", targets[j].echo);
+            got[j] = Some(wrk(&url, connections, 5)?);
+        }
+        let got: Vec<Wrk> = got.into_iter().flatten().collect();
+        let base = got[0].rate;
+        let cell = |w: &Wrk, ratio: bool| {
+            format!(
+                "{:.0} req/s{}; {:.0} / {:.0} µs",
+                w.rate,
+                if ratio {
+                    format!(" (**{:.2}×**)", w.rate / base)
+                } else {
+                    String::new()
+                },
+                us(w.p50),
+                us(w.p99)
+            )
+        };
+        println!(
+            "| {connections} connections: requests/s; latency p50 / p99 | {} | {} | 5 s |",
+            cell(&got[0], false),
+            got[1..]
+                .iter()
+                .map(|w| cell(w, true))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+    }
+    println!("(h2c: not measured; wrk speaks HTTP/1.1 only)");
     Ok(())
 }

@@ -18,6 +18,52 @@ pub(crate) struct Args {
 enum Command {
     /// Run proxies with a Toxiproxy 2.x compatible control API
     Serve(Serve),
+    /// One proxy with no control API and no faults: what the relay itself
+    /// costs (the peers bench measures it against nginx)
+    #[command(hide = true)]
+    Run(RunOne),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunOne {
+    /// Where clients connect
+    #[arg(long)]
+    listen: std::net::SocketAddr,
+    /// Where traffic goes, `host:port`
+    #[arg(long)]
+    upstream: String,
+    /// `tcp` (bytes) or `http` (HTTP/1.1 keep-alive and h2c)
+    #[arg(long, default_value = "tcp")]
+    mode: String,
+}
+
+/// `proxy run`: until SIGINT, SIGTERM or SIGHUP.
+async fn run_one(a: RunOne) -> Result<Exit, Failure> {
+    use firedrill::drivers::proxy::{Proxy, ProxyConfig, ProxyMode};
+    let mode = match a.mode.as_str() {
+        "tcp" => ProxyMode::Tcp,
+        "http" => ProxyMode::Http,
+        other => return Err(usage(format!("--mode {other}: tcp or http"))),
+    };
+    let stop = super::stop::Stop::install()?;
+    raise_open_file_limit();
+    let proxy = Proxy::start(ProxyConfig {
+        name: "proxy".into(),
+        listen: a.listen,
+        upstream: a.upstream.clone(),
+        mode,
+    })
+    .await
+    .map_err(|e| usage(format!("--listen {}: {e}", a.listen)))?;
+    println!(
+        "proxy ({}): {} -> {}",
+        a.mode,
+        proxy.local_addr(),
+        a.upstream
+    );
+    stop.wait().await;
+    proxy.stop().await;
+    Ok(Exit::Pass)
 }
 
 #[derive(Debug, clap::Args)]
@@ -44,7 +90,10 @@ struct Serve {
 }
 
 pub(crate) async fn run(args: Args) -> Result<Exit, Failure> {
-    let Command::Serve(a) = args.command;
+    let a = match args.command {
+        Command::Serve(a) => a,
+        Command::Run(one) => return run_one(one).await,
+    };
     let access = match (a.token, a.allow_anonymous) {
         (Some(t), _) if t.len() < 16 => {
             return Err(usage(

@@ -496,7 +496,11 @@ impl Driver {
                 self.live.runs().iter().any(|id| active.contains_key(id))
             };
             if all_launched && !going {
-                break Some("the plan ran to its end".into());
+                // A halt-all may have ended the runs since this tick began.
+                break Some(match self.p.engine().halt_state() {
+                    Some(halt) => format!("{halt}: everything was halted"),
+                    None => "the plan ran to its end".into(),
+                });
             }
             if !paused && now >= start + self.max.as_millis() as u64 + shift {
                 self.live.halt();
