@@ -511,6 +511,9 @@ pub(crate) struct Shared {
     next_key: AtomicU64,
     /// Bumped on every change to `faults`, so waiting connections re-read.
     changes: watch::Sender<u64>,
+    /// The same news for each TCP connection's watchdog, without the
+    /// shared lock a `watch` receiver takes on every poll.
+    watchers: Watchers,
     shutdown: CancellationToken,
     stats: Stats,
 }
@@ -530,7 +533,86 @@ pub struct Stats {
     pub refused: AtomicU64,
 }
 
+/// Wakes the connections that wait for a change to a proxy's faults. A
+/// connection task polls its watchdog on every wake-up (each read and
+/// write): with a `watch` receiver that poll takes the channel's waiter
+/// lock, shared by every connection of the proxy, so busy connections on
+/// two threads contended for it. Here each connection has its own
+/// `AtomicWaker` (registering is a compare on its own memory) and reads a
+/// shared generation; the lock is taken only when a connection opens or
+/// closes and when the faults change.
+#[derive(Debug, Default)]
+pub(crate) struct Watchers {
+    generation: AtomicU64,
+    next: AtomicU64,
+    wakers: Mutex<std::collections::HashMap<u64, Arc<atomic_waker::AtomicWaker>>>,
+}
+
+impl Watchers {
+    fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        for w in self.wakers.lock().unwrap().values() {
+            w.wake();
+        }
+    }
+}
+
+/// One connection's place among a proxy's [`Watchers`].
+pub(super) struct Watch<'a> {
+    watchers: &'a Watchers,
+    id: u64,
+    waker: Arc<atomic_waker::AtomicWaker>,
+    seen: u64,
+}
+
+impl<'a> Watch<'a> {
+    pub(super) fn new(shared: &'a Shared) -> Watch<'a> {
+        let watchers = &shared.watchers;
+        let id = watchers.next.fetch_add(1, Ordering::Relaxed);
+        let waker = Arc::new(atomic_waker::AtomicWaker::new());
+        watchers.wakers.lock().unwrap().insert(id, waker.clone());
+        Watch {
+            watchers,
+            id,
+            waker,
+            seen: watchers.generation.load(Ordering::Acquire),
+        }
+    }
+
+    /// Note the faults as they are now: [`Watch::changed`] waits for any
+    /// change after this.
+    pub(super) fn mark(&mut self) {
+        self.seen = self.watchers.generation.load(Ordering::Acquire);
+    }
+
+    /// Until the faults change after the last [`Watch::mark`].
+    pub(super) async fn changed(&mut self) {
+        std::future::poll_fn(|cx| {
+            self.waker.register(cx.waker());
+            let now = self.watchers.generation.load(Ordering::Acquire);
+            if now == self.seen {
+                return std::task::Poll::Pending;
+            }
+            self.seen = now;
+            std::task::Poll::Ready(())
+        })
+        .await
+    }
+}
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        self.watchers.wakers.lock().unwrap().remove(&self.id);
+    }
+}
+
 impl Shared {
+    /// Tell everything waiting that the faults changed.
+    fn changed(&self) {
+        self.changes.send_modify(|v| *v += 1);
+        self.watchers.bump();
+    }
+
     /// True while no fault at all is active (no lock taken).
     fn quiet(&self) -> bool {
         self.active.load(Ordering::Acquire) == 0
@@ -597,6 +679,7 @@ impl Proxy {
             active: AtomicUsize::new(0),
             next_key: AtomicU64::new(1),
             changes: watch::Sender::new(0),
+            watchers: Watchers::default(),
             shutdown: shutdown.clone(),
             stats: Stats::default(),
         });
@@ -637,7 +720,7 @@ impl Proxy {
         self.shared.active.store(next.len(), Ordering::Release);
         *guard = Arc::new(next);
         drop(guard);
-        self.shared.changes.send_modify(|v| *v += 1);
+        self.shared.changed();
         key
     }
 
@@ -650,7 +733,7 @@ impl Proxy {
         self.shared.active.store(next.len(), Ordering::Release);
         *guard = Arc::new(next);
         drop(guard);
-        self.shared.changes.send_modify(|v| *v += 1);
+        self.shared.changed();
         removed
     }
 

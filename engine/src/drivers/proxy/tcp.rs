@@ -11,7 +11,7 @@
 //! acts on the next byte and a revert releases held data at once.
 
 use super::fast::{self, Stop};
-use super::{Conn, Direction, Effect, ProxyFault, Shared, sleep_until_precisely};
+use super::{Conn, Direction, Effect, ProxyFault, Shared, Watch, sleep_until_precisely};
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -84,10 +84,11 @@ pub(super) async fn serve(mut client: TcpStream, conn: &Conn, shared: &Shared) {
 
 /// Waits for a `timeout` or `reset-peer` to come due for this connection.
 async fn watchdog(conn: &Conn, shared: &Shared) -> End {
-    let mut changes = shared.changes.subscribe();
+    let mut watch = Watch::new(shared);
     // `timeout` faults that close the connection when they go away.
     let mut closing: Vec<u64> = Vec::new();
     loop {
+        watch.mark();
         let faults = shared.faults();
         if closing
             .iter()
@@ -126,13 +127,9 @@ async fn watchdog(conn: &Conn, shared: &Shared) -> End {
             Some((at, end)) if at <= Instant::now() => return end,
             Some((at, end)) => tokio::select! {
                 _ = tokio::time::sleep_until(at.into()) => return end,
-                r = changes.changed() => if r.is_err() { return End::Close },
+                () = watch.changed() => {}
             },
-            None => {
-                if changes.changed().await.is_err() {
-                    return End::Close;
-                }
-            }
+            None => watch.changed().await,
         }
     }
 }
