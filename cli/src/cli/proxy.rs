@@ -47,6 +47,7 @@ async fn run_one(a: RunOne) -> Result<Exit, Failure> {
     };
     let stop = super::stop::Stop::install()?;
     raise_open_file_limit();
+    serve_on_threads()?;
     let proxy = Proxy::start(ProxyConfig {
         name: "proxy".into(),
         listen: a.listen,
@@ -121,6 +122,7 @@ pub(crate) async fn run(args: Args) -> Result<Exit, Failure> {
             .unwrap_or(0)
     });
     raise_open_file_limit();
+    serve_on_threads()?;
     let registry = Arc::new(Registry::new(seed));
     if let Some(path) = &a.config {
         let text = std::fs::read_to_string(path)
@@ -181,6 +183,13 @@ pub(crate) async fn run(args: Args) -> Result<Exit, Failure> {
 
 /// Every proxied connection takes two descriptors: lift the soft limit
 /// (often 1,024) to the hard one, as nginx's `worker_rlimit_nofile` would.
+/// A long-lived proxy process serves its connections on a thread per core.
+fn serve_on_threads() -> Result<(), Failure> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    firedrill::drivers::proxy::serve_connections_on_threads(cores)?;
+    Ok(())
+}
+
 fn raise_open_file_limit() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)

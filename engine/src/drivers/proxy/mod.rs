@@ -22,9 +22,9 @@ use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -765,6 +765,40 @@ impl Proxy {
     }
 }
 
+/// Threads that serve proxied connections, each with a single-threaded
+/// runtime of its own (set by [`serve_connections_on_threads`]).
+struct Workers {
+    handles: Vec<tokio::runtime::Handle>,
+    next: AtomicUsize,
+}
+
+static WORKERS: OnceLock<Workers> = OnceLock::new();
+
+/// From now on, serve every proxied connection of this process on one of
+/// `n` threads, each with a single-threaded runtime (connections are
+/// dealt out in turn; a connection's two sockets stay on its thread).
+/// Nginx's model: no work stealing, no wake-up crossing threads, no task
+/// stuck behind a preempted worker. For long-lived proxy processes
+/// (`firedrill proxy serve`); without it, connections run on the runtime
+/// that started the proxy.
+pub fn serve_connections_on_threads(n: usize) -> std::io::Result<()> {
+    let mut handles = Vec::new();
+    for i in 0..n.max(1) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        handles.push(rt.handle().clone());
+        std::thread::Builder::new()
+            .name(format!("proxy-{i}"))
+            .spawn(move || rt.block_on(std::future::pending::<()>()))?;
+    }
+    let _ = WORKERS.set(Workers {
+        handles,
+        next: AtomicUsize::new(0),
+    });
+    Ok(())
+}
+
 /// Accept clients until shutdown; close the listener while `refuse` holds
 /// it down and bind the same address again once it is reverted.
 async fn accept_loop(
@@ -810,7 +844,7 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         shared.stats.connections.fetch_add(1, Ordering::Relaxed);
         let shared = shared.clone();
-        tokio::spawn(async move {
+        let serve = move |stream: TcpStream| async move {
             shared.stats.open.fetch_add(1, Ordering::Relaxed);
             let token = shared.shutdown.clone();
             tokio::select! {
@@ -824,7 +858,21 @@ async fn accept_loop(
                 } => {}
             }
             shared.stats.open.fetch_sub(1, Ordering::Relaxed);
-        });
+        };
+        match WORKERS.get() {
+            None => {
+                tokio::spawn(serve(stream));
+            }
+            Some(w) => {
+                let i = w.next.fetch_add(1, Ordering::Relaxed) % w.handles.len();
+                let Ok(std) = stream.into_std() else { continue };
+                w.handles[i].spawn(async move {
+                    if let Ok(stream) = TcpStream::from_std(std) {
+                        serve(stream).await;
+                    }
+                });
+            }
+        }
     }
 }
 
