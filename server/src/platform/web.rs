@@ -79,6 +79,18 @@ pub(crate) fn page(title: &str, who: Option<&Principal>, body: Markup) -> Respon
         .into_response()
 }
 
+/// The names of the registered targets (none if the store fails: a page
+/// shows fewer choices rather than an error).
+pub(crate) fn target_names(p: &Platform) -> Vec<String> {
+    p.inner
+        .store
+        .targets()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| t.name)
+        .collect()
+}
+
 pub(crate) fn csrf_of(who: &Principal) -> String {
     match &who.via {
         Via::Session { csrf, .. } => csrf.clone(),
@@ -368,13 +380,8 @@ pub(super) async fn package_page(
         .filter(|t| teams.contains(&t.name))
         .flat_map(|t| t.grants.into_keys())
         .collect();
-    let registered: Vec<String> = p
-        .inner
-        .store
-        .targets()
-        .unwrap_or_default()
+    let registered: Vec<String> = target_names(&p)
         .into_iter()
-        .map(|t| t.name)
         .filter(|t| granted.contains(t))
         .collect();
     let needed: std::collections::BTreeSet<&str> =

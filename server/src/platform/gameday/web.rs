@@ -195,14 +195,7 @@ pub(crate) async fn gameday_page(
 
 fn responder(p: &Platform, gd: &GameDay, team: &str, who: &Principal) -> Markup {
     let csrf = csrf_of(who);
-    let targets: Vec<String> = p
-        .inner
-        .store
-        .targets()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|t| t.name)
-        .collect();
+    let targets = crate::platform::web::target_names(p);
     let view = super::responder_view(gd, team);
     let events = view["events"].as_array().cloned().unwrap_or_default();
     html! {
