@@ -30,6 +30,13 @@ fn now_ms_f() -> f64 {
         * 1e3
 }
 
+/// A table row: two percentiles of `v` (ms, `digits` after the point)
+/// and how many values.
+fn row(label: &str, v: &mut [f64], p: f64, q: f64, digits: usize) {
+    let (a, b) = (pct(v, p), pct(v, q));
+    println!("| {label} | {a:.digits$} / {b:.digits$} ms | {} |", v.len());
+}
+
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     if v.is_empty() {
@@ -477,41 +484,47 @@ async fn main() -> anyhow::Result<()> {
         "| `firedrill serve` idle memory (VmRSS after start) | {:.1} MiB | 1 |",
         rss_kib as f64 / 1024.0
     );
-    println!(
-        "| catalog page over {packages} packages, time to last byte (p50 / p99) | {:.1} / {:.1} ms | {} |",
-        pct(&mut catalog, 0.5),
-        pct(&mut catalog, 0.99),
-        catalog.len()
+    row(
+        &format!("catalog page over {packages} packages, time to last byte (p50 / p99)"),
+        &mut catalog,
+        0.5,
+        0.99,
+        1,
     );
-    println!(
-        "| engine event → a live viewer, {runs} runs, {viewers} viewers (p50 / p99) | {:.1} / {:.1} ms | {} |",
-        pct(&mut lag, 0.5),
-        pct(&mut lag, 0.99),
-        lag.len()
+    row(
+        &format!("engine event → a live viewer, {runs} runs, {viewers} viewers (p50 / p99)"),
+        &mut lag,
+        0.5,
+        0.99,
+        1,
     );
-    println!(
-        "| API `GET /api/v1/teams/{{team}}/runs/{{run}}` under that load, 8 clients (p50 / p99) | {:.1} / {:.1} ms | {} |",
-        pct(&mut api, 0.5),
-        pct(&mut api, 0.99),
-        api.len()
+    row(
+        "API `GET /api/v1/teams/{team}/runs/{run}` under that load, 8 clients (p50 / p99)",
+        &mut api,
+        0.5,
+        0.99,
+        1,
     );
-    println!(
-        "| Halt (API) → the fault reverted, one run at a time (p50 / max) | {:.1} / {:.1} ms | {} |",
-        pct(&mut halt_ms, 0.5),
-        pct(&mut halt_ms, 1.0),
-        halt_ms.len()
+    row(
+        "Halt (API) → the fault reverted, one run at a time (p50 / max)",
+        &mut halt_ms,
+        0.5,
+        1.0,
+        1,
     );
-    println!(
-        "| Game day abort (API) → every fault reverted, ledger time (p50 / max) | {:.1} / {:.1} ms | {} |",
-        pct(&mut abort_ms, 0.5),
-        pct(&mut abort_ms, 1.0),
-        abort_ms.len()
+    row(
+        "Game day abort (API) → every fault reverted, ledger time (p50 / max)",
+        &mut abort_ms,
+        0.5,
+        1.0,
+        1,
     );
-    println!(
-        "| Game day abort, the server's `reverted_in_ms` before it answers (p50 / max) | {:.0} / {:.0} ms | {} |",
-        pct(&mut abort_server_ms, 0.5),
-        pct(&mut abort_server_ms, 1.0),
-        abort_server_ms.len()
+    row(
+        "Game day abort, the server's `reverted_in_ms` before it answers (p50 / max)",
+        &mut abort_server_ms,
+        0.5,
+        1.0,
+        0,
     );
     println!(
         "| runs launched at once that passed and are in history | {ended} of {runs} | {runs} |"

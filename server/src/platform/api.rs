@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 type ApiResult = Result<Response, ApiError>;
 
-fn bad(message: impl Into<String>) -> ApiError {
+pub(super) fn bad(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, message)
 }
 
@@ -133,11 +133,11 @@ pub(super) async fn not_found(req: Request) -> ApiError {
 }
 
 /// Parse a JSON body, naming what is wrong.
-fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(super) fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| bad(format!("the request body: {e}")))
 }
 
-async fn read_body(req: Request) -> Result<axum::body::Bytes, ApiError> {
+pub(super) async fn read_body(req: Request) -> Result<axum::body::Bytes, ApiError> {
     read_body_up_to(req, super::MAX_BODY).await
 }
 
@@ -164,6 +164,12 @@ async fn openapi() -> Json<Value> {
 /// Prometheus' text exposition format: runs launched here by final
 /// status, what is running, the faults in effect, run durations, the
 /// schedules, the halt.
+/// A metric family's `# HELP` and `# TYPE` lines.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    use std::fmt::Write as _;
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
 async fn metrics(State(p): State<Platform>) -> ApiResult {
     use std::fmt::Write as _;
     let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
@@ -219,36 +225,37 @@ async fn metrics(State(p): State<Platform>) -> ApiResult {
     let schedules = p.inner.store.schedules()?;
     let paused = schedules.iter().filter(|s| s.paused).count();
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# HELP firedrill_server_runs_total Runs launched through the server that ended, by final status."
+    family(
+        &mut out,
+        "firedrill_server_runs_total",
+        "counter",
+        "Runs launched through the server that ended, by final status.",
     );
-    let _ = writeln!(out, "# TYPE firedrill_server_runs_total counter");
     for (status, count) in &by_status {
         let _ = writeln!(
             out,
             "firedrill_server_runs_total{{status=\"{status}\"}} {count}"
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP firedrill_server_active_runs Runs launched through the server that are going."
+    family(
+        &mut out,
+        "firedrill_server_active_runs",
+        "gauge",
+        "Runs launched through the server that are going.",
     );
-    let _ = writeln!(out, "# TYPE firedrill_server_active_runs gauge");
     let _ = writeln!(out, "firedrill_server_active_runs {active}");
-    let _ = writeln!(
-        out,
-        "# HELP firedrill_server_active_faults Faults in effect in those runs."
+    family(
+        &mut out,
+        "firedrill_server_active_faults",
+        "gauge",
+        "Faults in effect in those runs.",
     );
-    let _ = writeln!(out, "# TYPE firedrill_server_active_faults gauge");
     let _ = writeln!(out, "firedrill_server_active_faults {faults}");
-    let _ = writeln!(
-        out,
-        "# HELP firedrill_server_run_duration_seconds How long ended runs took."
-    );
-    let _ = writeln!(
-        out,
-        "# TYPE firedrill_server_run_duration_seconds histogram"
+    family(
+        &mut out,
+        "firedrill_server_run_duration_seconds",
+        "histogram",
+        "How long ended runs took.",
     );
     for (b, c) in BUCKETS.iter().zip(counts) {
         let le = if b.is_infinite() {
@@ -263,11 +270,12 @@ async fn metrics(State(p): State<Platform>) -> ApiResult {
     }
     let _ = writeln!(out, "firedrill_server_run_duration_seconds_sum {sum}");
     let _ = writeln!(out, "firedrill_server_run_duration_seconds_count {n}");
-    let _ = writeln!(
-        out,
-        "# HELP firedrill_server_schedules Schedules, by state."
+    family(
+        &mut out,
+        "firedrill_server_schedules",
+        "gauge",
+        "Schedules, by state.",
     );
-    let _ = writeln!(out, "# TYPE firedrill_server_schedules gauge");
     let _ = writeln!(
         out,
         "firedrill_server_schedules{{state=\"active\"}} {}",
@@ -277,17 +285,19 @@ async fn metrics(State(p): State<Platform>) -> ApiResult {
         out,
         "firedrill_server_schedules{{state=\"paused\"}} {paused}"
     );
-    let _ = writeln!(
-        out,
-        "# HELP firedrill_server_gamedays_active Game days announced to their responders and not over (their runs are in no other figure)."
+    family(
+        &mut out,
+        "firedrill_server_gamedays_active",
+        "gauge",
+        "Game days announced to their responders and not over (their runs are in no other figure).",
     );
-    let _ = writeln!(out, "# TYPE firedrill_server_gamedays_active gauge");
     let _ = writeln!(out, "firedrill_server_gamedays_active {announced}");
-    let _ = writeln!(
-        out,
-        "# HELP firedrill_server_halted 1 while a halt-all holds every run and schedule."
+    family(
+        &mut out,
+        "firedrill_server_halted",
+        "gauge",
+        "1 while a halt-all holds every run and schedule.",
     );
-    let _ = writeln!(out, "# TYPE firedrill_server_halted gauge");
     let _ = writeln!(
         out,
         "firedrill_server_halted {}",

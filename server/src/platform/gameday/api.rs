@@ -6,7 +6,7 @@
 
 use super::drive::{self, event, update};
 use super::{GameDay, Phase, Plan, Seat, responder_view};
-use crate::platform::api::team;
+use crate::platform::api::{bad, body, read_body, team};
 use crate::platform::auth::Principal;
 use crate::platform::{ApiError, Platform, now_ms};
 use axum::extract::{Path, Request, State};
@@ -41,10 +41,6 @@ pub(crate) fn handler(
         ("GET", "/scoreboard") => on(filter, super::web::scoreboard_page),
         _ => return None,
     })
-}
-
-fn bad(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, message)
 }
 
 fn conflict(message: impl Into<String>) -> ApiError {
@@ -124,22 +120,10 @@ pub struct Replay {
     pub targets: BTreeMap<String, String>,
 }
 
+/// A body as `T`; an empty body reads as `{}` (the referee's actions
+/// take none).
 fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    if bytes.is_empty() {
-        return serde_json::from_slice(b"{}").map_err(|e| bad(format!("the request body: {e}")));
-    }
-    serde_json::from_slice(bytes).map_err(|e| bad(format!("the request body: {e}")))
-}
-
-async fn read(req: Request) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(req.into_body(), crate::platform::MAX_BODY)
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the request body: {e}"),
-            )
-        })
+    body(if bytes.is_empty() { b"{}" } else { bytes })
 }
 
 /// The game day `id` and the caller's seat; no seat reads as "no such
@@ -311,7 +295,7 @@ async fn create(
     Extension(who): Extension<Principal>,
     req: Request,
 ) -> ApiResult {
-    let input: NewGameDay = parse(&read(req).await?)?;
+    let input: NewGameDay = parse(&read_body(req).await?)?;
     let gd = plan(&p, &who, input, None).await?;
     Ok((StatusCode::CREATED, Json(full_view(&p, &gd))).into_response())
 }
@@ -429,7 +413,7 @@ async fn act(
     Path((id, action)): Path<(String, String)>,
     req: Request,
 ) -> ApiResult {
-    let bytes = read(req).await?;
+    let bytes = read_body(req).await?;
     let (status, v) = perform(&p, &who, &id, &action, &bytes).await?;
     Ok((status, Json(v)).into_response())
 }

@@ -340,6 +340,12 @@ struct Driver {
 type PendingStep = Option<(usize, Duration, Prepared)>;
 
 impl Driver {
+    fn update_if(&self, changed: bool, f: impl FnOnce(&mut GameDay)) {
+        if changed {
+            self.update(f);
+        }
+    }
+
     fn update(&self, f: impl FnOnce(&mut GameDay)) -> Option<GameDay> {
         update(&self.p, &self.id, |gd| {
             f(gd);
@@ -389,10 +395,8 @@ impl Driver {
                 }
             }
             let faults = self.live.active_faults();
+            let faults_seen_at = now_ms();
             let first_fault = gd.first_fault_at.is_some() || faults > 0;
-            if faults > 0 && gd.first_fault_at.is_none() {
-                self.update(|gd| gd.first_fault_at = Some(now));
-            }
             let results = futures_util::future::join_all(
                 self.checks
                     .iter()
@@ -444,7 +448,24 @@ impl Driver {
             };
             let mitigated = faults > 0 && all_green && red_after_fault && gd.mitigated_at.is_none();
             let hold = self.hold.as_millis() as u64;
-            self.update(|gd| {
+            // Written back only when this tick changed something (it runs
+            // five times a second).
+            let restore_pending = gd
+                .restore
+                .as_ref()
+                .is_some_and(|r| r.confirmed_at.is_none());
+            let cleared_changes = (first_fault && faults == 0 && gd.faults_cleared_at.is_none())
+                || (faults > 0 && gd.faults_cleared_at.is_some());
+            let first_now = faults > 0 && gd.first_fault_at.is_none();
+            let changed = !transitions.is_empty()
+                || mitigated
+                || restore_pending
+                || cleared_changes
+                || first_now;
+            self.update_if(changed, |gd| {
+                if first_now {
+                    gd.first_fault_at = Some(faults_seen_at);
+                }
                 gd.events.extend(transitions);
                 if first_fault && faults == 0 && gd.faults_cleared_at.is_none() {
                     gd.faults_cleared_at = Some(now);

@@ -479,7 +479,8 @@ pub(crate) fn responder_view(gd: &GameDay, team: &str) -> Value {
     })
 }
 
-fn fmt_ms(ms: Option<u64>) -> String {
+/// `ms` as people read a duration (`—` for none).
+pub(crate) fn duration_text(ms: Option<u64>) -> String {
     match ms {
         Some(ms) if ms >= 60_000 => format!("{}m {:.1}s", ms / 60_000, (ms % 60_000) as f64 / 1e3),
         Some(ms) => format!("{:.1}s", ms as f64 / 1e3),
@@ -487,9 +488,13 @@ fn fmt_ms(ms: Option<u64>) -> String {
     }
 }
 
-/// `ms` as people read a duration (`—` for none).
-pub(crate) fn duration_text(ms: Option<u64>) -> String {
-    fmt_ms(ms)
+/// A time from t0, signed (`—` for none).
+pub(crate) fn from_t0_text(ms: Option<i64>) -> String {
+    match ms {
+        Some(ms) if ms < 0 => format!("-{}", duration_text(Some(ms.unsigned_abs()))),
+        Some(ms) => format!("+{}", duration_text(Some(ms as u64))),
+        None => "—".into(),
+    }
 }
 
 /// Median and 90th percentile (nearest rank) of `values`.

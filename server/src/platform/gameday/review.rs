@@ -4,20 +4,12 @@
 //! point (never means: with few incidents a mean misleads).
 
 use super::api::timeline;
-use super::{GameDay, Phase, duration_text, median_p90};
+use super::{GameDay, Phase, duration_text, from_t0_text, median_p90};
 use crate::platform::store::StoreError;
 use crate::platform::{Platform, now_ms};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-
-fn when(ms: Option<i64>) -> String {
-    match ms {
-        Some(ms) if ms < 0 => format!("-{}", duration_text(Some(ms.unsigned_abs()))),
-        Some(ms) => format!("+{}", duration_text(Some(ms as u64))),
-        None => "—".into(),
-    }
-}
 
 fn clock_time(unix_ms: u64) -> String {
     chrono::DateTime::from_timestamp_millis(unix_ms as i64)
@@ -166,7 +158,7 @@ pub(crate) fn markdown(p: &Platform, gd: &GameDay) -> String {
         let _ = writeln!(
             o,
             "| {} | {} | {} | {} | {} |",
-            when(l.from_t0_ms),
+            from_t0_text(l.from_t0_ms),
             clock_time(l.at),
             l.lane,
             l.who.replace('|', "/"),

@@ -5,7 +5,7 @@
 //! until the reveal), and the scoreboard.
 
 use super::api::{Line, full_view, perform, seated, timeline};
-use super::{GameDay, Phase, Seat, duration_text};
+use super::{GameDay, Phase, Seat, duration_text, from_t0_text};
 use crate::platform::auth::Principal;
 use crate::platform::web::{csrf_of, error_page, page};
 use crate::platform::{ApiError, Platform};
@@ -358,11 +358,7 @@ fn timeline_table(lines: &[Line]) -> Markup {
             tr { th { "from t0" } th { "lane" } th { "who" } th { "what" } }
             @for l in lines {
                 tr data-lane=(l.lane) data-kind=(l.kind) {
-                    td { (match l.from_t0_ms {
-                        Some(ms) if ms < 0 => format!("-{}", duration_text(Some(ms.unsigned_abs()))),
-                        Some(ms) => format!("+{}", duration_text(Some(ms as u64))),
-                        None => "—".into(),
-                    }) }
+                    td { (from_t0_text(l.from_t0_ms)) }
                     td { (l.lane) } td { (l.who) } td { (l.text) }
                 }
             }
