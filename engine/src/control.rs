@@ -155,18 +155,19 @@ pub fn answer(engine: &Engine, request: Request) -> Response {
                 None => h.last_run(),
             };
             match found {
-                Ok(Some(r)) if matches!(h.sealed(r.id), Ok(Some(_))) => Ok(Response::Error {
-                    message: format!(
-                        "run {} is sealed ({}) until it is revealed: its scenario, parameters and timeline stay hidden",
-                        r.id,
-                        h.sealed(r.id).ok().flatten().unwrap_or_default()
-                    ),
-                }),
-                Ok(Some(r)) => h.timeline(r.id).map(|timeline| Response::Show {
-                    run: Box::new(r),
-                    timeline,
-                    halt: engine.halt_state(),
-                }),
+                Ok(Some(r)) => match h.sealed(r.id) {
+                    Ok(Some(why)) => Ok(Response::Error {
+                        message: format!(
+                            "run {} is sealed ({why}) until it is revealed: its scenario, parameters and timeline stay hidden",
+                            r.id
+                        ),
+                    }),
+                    _ => h.timeline(r.id).map(|timeline| Response::Show {
+                        run: Box::new(r),
+                        timeline,
+                        halt: engine.halt_state(),
+                    }),
+                },
                 Ok(None) => Ok(Response::Error {
                     message: match run {
                         Some(id) => format!("no run {id} in history"),
