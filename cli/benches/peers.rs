@@ -18,7 +18,10 @@
 //! noise hits all alike. A second table: HTTP/1.1 keep-alive through
 //! firedrill's HTTP-mode proxy (`firedrill proxy run --mode http`) and
 //! nginx's `proxy_pass` (keep-alive upstream) in front of one nginx origin,
-//! with Debian's wrk at 8, 64 and 256 connections.
+//! with Debian's wrk at 8, 64 and 256 connections; then h2c (HTTP/2 with
+//! prior knowledge) with nghttp2's h2load: firedrill forwards HTTP/2 as
+//! HTTP/2 (to the origin's h2c port), nginx takes h2c and forwards HTTP/1.1,
+//! as it can.
 //!
 //! Run it with `cargo bench -p firedrill-cli --bench peers` (add `-- --quick`
 //! for a smoke run of firedrill alone, as CI does).
@@ -629,6 +632,18 @@ struct Wrk {
     p99: Duration,
 }
 
+/// A time as wrk and h2load print it (`812.00us`, `1.27ms`, `2s`).
+fn duration(v: &str) -> Option<Duration> {
+    let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic())?);
+    let x: f64 = num.parse().ok()?;
+    Some(Duration::from_secs_f64(match unit {
+        "us" => x / 1e6,
+        "ms" => x / 1e3,
+        "s" => x,
+        _ => return None,
+    }))
+}
+
 /// `wrk -t1 -cC -dD --latency url`, parsed.
 fn wrk(url: &str, connections: usize, secs: u64) -> anyhow::Result<Wrk> {
     let out = Command::new("/usr/bin/wrk")
@@ -650,16 +665,6 @@ fn wrk(url: &str, connections: usize, secs: u64) -> anyhow::Result<Wrk> {
         !text.contains("Non-2xx") && !text.contains("Socket errors"),
         "wrk saw errors against {url}:\n{text}"
     );
-    let time = |v: &str| -> Option<Duration> {
-        let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic())?);
-        let x: f64 = num.parse().ok()?;
-        Some(Duration::from_secs_f64(match unit {
-            "us" => x / 1e6,
-            "ms" => x / 1e3,
-            "s" => x,
-            _ => return None,
-        }))
-    };
     let field = |label: &str| -> Option<&str> {
         text.lines()
             .find_map(|l| l.trim().strip_prefix(label))
@@ -668,8 +673,8 @@ fn wrk(url: &str, connections: usize, secs: u64) -> anyhow::Result<Wrk> {
     let parsed = (|| {
         Some(Wrk {
             rate: field("Requests/sec:")?.parse().ok()?,
-            p50: time(field("50%")?)?,
-            p99: time(field("99%")?)?,
+            p50: duration(field("50%")?)?,
+            p99: duration(field("99%")?)?,
         })
     })();
     parsed.ok_or_else(|| anyhow::anyhow!("cannot read wrk's output:\n{text}"))
@@ -683,7 +688,9 @@ fn wrk(url: &str, connections: usize, secs: u64) -> anyhow::Result<Wrk> {
 async fn http_rows(dir: &Path) -> anyhow::Result<()> {
     debian("/usr/sbin/nginx", &["nginx"])?;
     debian("/usr/bin/wrk", &["wrk"])?;
+    debian("/usr/bin/h2load", &["nghttp2-client"])?;
     let (origin, via_nginx, via_firedrill) = (free_port()?, free_port()?, free_port()?);
+    let (origin_h2, via_nginx_h2, via_firedrill_h2) = (free_port()?, free_port()?, free_port()?);
     let conf = |name: &str, workers: &str, body: String| -> anyhow::Result<Child> {
         let prefix = dir.join(name);
         std::fs::create_dir_all(prefix.join("logs"))?;
@@ -693,7 +700,7 @@ async fn http_rows(dir: &Path) -> anyhow::Result<()> {
             format!(
                 "worker_processes {workers};\nworker_rlimit_nofile 65536;\npid {p}/nginx.pid;\n\
                  error_log {p}/logs/error.log warn;\nevents {{ worker_connections 32768; }}\n\
-                 http {{ access_log off; client_body_temp_path {p}; proxy_temp_path {p}; \
+                 http {{ access_log off; http2_max_requests 1000000000; client_body_temp_path {p}; proxy_temp_path {p}; \
                  fastcgi_temp_path {p}; uwsgi_temp_path {p}; scgi_temp_path {p};\n{body}\n}}\n"
             ),
         )?;
@@ -713,11 +720,12 @@ async fn http_rows(dir: &Path) -> anyhow::Result<()> {
                 "origin",
                 "1",
                 format!(
-                    "server {{ listen 127.0.0.1:{origin}; keepalive_requests 1000000; location / {{ return 200 \"ok\\n\"; }} }}"
+                    "server {{ listen 127.0.0.1:{origin}; keepalive_requests 1000000; location / {{ return 200 \"ok\\n\"; }} }}\n\
+                     server {{ listen 127.0.0.1:{origin_h2} http2; location / {{ return 200 \"ok\\n\"; }} }}"
                 ),
             )?],
             echo: local(origin),
-            source: local(origin),
+            source: local(origin_h2),
         },
         Peer {
             name: "firedrill (HTTP mode)",
@@ -729,9 +737,16 @@ async fn http_rows(dir: &Path) -> anyhow::Result<()> {
                     .arg(local(origin).to_string())
                     .stdout(Stdio::null())
                     .spawn()?,
+                Command::new(env!("CARGO_BIN_EXE_firedrill"))
+                    .args(["proxy", "run", "--mode", "http", "--listen"])
+                    .arg(local(via_firedrill_h2).to_string())
+                    .arg("--upstream")
+                    .arg(local(origin_h2).to_string())
+                    .stdout(Stdio::null())
+                    .spawn()?,
             ],
             echo: local(via_firedrill),
-            source: local(via_firedrill),
+            source: local(via_firedrill_h2),
         },
         Peer {
             name: "nginx proxy_pass",
@@ -739,15 +754,17 @@ async fn http_rows(dir: &Path) -> anyhow::Result<()> {
                 "nginx-http",
                 "auto",
                 format!(
-                    "upstream origin {{ server 127.0.0.1:{origin}; keepalive 64; keepalive_requests 1000000; }}\n\
-                     server {{ listen 127.0.0.1:{via_nginx}; keepalive_requests 1000000; location / {{ proxy_pass http://origin; \
+                    "upstream origin {{ server 127.0.0.1:{origin}; keepalive 1024; keepalive_requests 1000000; }}\n\
+                     server {{ listen 127.0.0.1:{via_nginx}; listen 127.0.0.1:{via_nginx_h2} http2; keepalive_requests 1000000; \
+                     location / {{ proxy_pass http://origin; \
                      proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_buffering off; }} }}"
                 ),
             )?],
             echo: local(via_nginx),
-            source: local(via_nginx),
+            source: local(via_nginx_h2),
         },
     ];
+    // Here `echo` is each target's HTTP/1.1 port, `source` its h2c port.
     for t in &targets {
         t.ready().await?;
     }
@@ -792,6 +809,72 @@ async fn http_rows(dir: &Path) -> anyhow::Result<()> {
                 .join(" | ")
         );
     }
-    println!("(h2c: not measured; wrk speaks HTTP/1.1 only)");
+    println!(
+        "\n| h2c, prior knowledge (h2load, 10 streams per connection, 5 s each) | direct to the origin | {} | n |",
+        targets[1..]
+            .iter()
+            .map(|t| t.name)
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    println!("|---|---|---|---|---|");
+    for (level, connections) in [8usize, 64].into_iter().enumerate() {
+        let mut got = vec![(0.0, Duration::ZERO); targets.len()];
+        for k in 0..targets.len() {
+            let j = (level + k) % targets.len();
+            got[j] = h2load(&format!("http://{}/", targets[j].source), connections, 5)?;
+        }
+        let base = got[0].0;
+        println!(
+            "| {connections} connections: requests/s; mean latency | {:.0} req/s; {:.0} µs | {} | 5 s |",
+            base,
+            us(got[0].1),
+            got[1..]
+                .iter()
+                .map(|(rate, mean)| format!(
+                    "{rate:.0} req/s (**{:.2}×**); {:.0} µs",
+                    rate / base,
+                    us(*mean)
+                ))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+    }
     Ok(())
+}
+
+/// `h2load -cC -m10 -DD url` (h2c with prior knowledge), parsed: requests/s
+/// and the mean time per request.
+fn h2load(url: &str, connections: usize, secs: u64) -> anyhow::Result<(f64, Duration)> {
+    let out = Command::new("/usr/bin/h2load")
+        .args([
+            &format!("-c{connections}"),
+            "-m10",
+            &format!("-D{secs}"),
+            url,
+        ])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    anyhow::ensure!(
+        out.status.success() && text.contains(" 0 failed, 0 errored"),
+        "h2load against {url}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parsed = (|| {
+        let rate = text
+            .lines()
+            .find_map(|l| l.strip_prefix("finished in "))?
+            .split(", ")
+            .nth(1)?
+            .strip_suffix(" req/s")?
+            .parse()
+            .ok()?;
+        let mean = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("time for request:"))?
+            .split_whitespace()
+            .nth(2)?;
+        Some((rate, duration(mean)?))
+    })();
+    parsed.ok_or_else(|| anyhow::anyhow!("cannot read h2load's output:\n{text}"))
 }

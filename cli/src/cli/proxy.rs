@@ -181,8 +181,6 @@ pub(crate) async fn run(args: Args) -> Result<Exit, Failure> {
     Ok(Exit::Pass)
 }
 
-/// Every proxied connection takes two descriptors: lift the soft limit
-/// (often 1,024) to the hard one, as nginx's `worker_rlimit_nofile` would.
 /// A long-lived proxy process serves its connections on a thread per core.
 fn serve_on_threads() -> Result<(), Failure> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -190,6 +188,8 @@ fn serve_on_threads() -> Result<(), Failure> {
     Ok(())
 }
 
+/// Every proxied connection takes two descriptors: lift the soft limit
+/// (often 1,024) to the hard one, as nginx's `worker_rlimit_nofile` would.
 fn raise_open_file_limit() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)

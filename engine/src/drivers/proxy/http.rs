@@ -8,6 +8,7 @@
 //! `http-modify`, response-body `bandwidth` and `http-abort` at the response.
 
 use super::body::{Aborted, BoxBody, Cut, Throttled};
+use super::h1::Rewound;
 use super::{AbortPoint, AuthMode, Direction, Effect, ResponsePatch, Shared};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -31,11 +32,14 @@ type Body = BoxBody;
 /// before hyper closes it: the close is then a RST.
 type Resetter = Arc<std::sync::Mutex<Option<std::os::fd::OwnedFd>>>;
 
-pub(super) async fn serve(client: TcpStream, shared: Arc<Shared>) {
+/// Serve a client connection whose first bytes, `prefix`, the fast path
+/// ([`super::h1`]) already read.
+pub(super) async fn serve(client: TcpStream, prefix: Bytes, shared: Arc<Shared>) {
     use std::os::fd::AsFd;
     let Ok(dup) = client.as_fd().try_clone_to_owned() else {
         return;
     };
+    let client = Rewound { prefix, io: client };
     let resetter: Resetter = Arc::new(std::sync::Mutex::new(Some(dup)));
     let upstream = Arc::new(Upstream::default());
     let service = service_fn(move |req: Request<hyper::body::Incoming>| {
@@ -190,15 +194,7 @@ async fn handle(
             502,
             &format!("firedrill proxy: upstream {}: {e}", shared.upstream),
         ),
-        Err(e) => local(
-            502,
-            "application/json",
-            format!(
-                r#"{{"error":"bad_gateway","detail":"firedrill proxy: upstream {}: {e}"}}"#,
-                shared.upstream
-            ),
-            &[],
-        ),
+        Err(e) => local(502, "application/json", bad_gateway(shared, &e), &[]),
     };
     if !back.delay.is_empty() {
         shared.hold(std::time::Instant::now(), &back.delay).await;
@@ -260,12 +256,32 @@ fn full(b: Bytes) -> Body {
     Full::new(b).map_err(|n| match n {}).boxed()
 }
 
-async fn connect(shared: &Shared) -> Result<TokioIo<TcpStream>, String> {
+/// Open a connection upstream.
+pub(super) async fn connect(shared: &Shared) -> Result<TcpStream, String> {
     let stream = TcpStream::connect(&shared.upstream)
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let _ = stream.set_nodelay(true);
-    Ok(TokioIo::new(stream))
+    Ok(stream)
+}
+
+/// The body of a 502 for an upstream that failed with `e`.
+fn bad_gateway(shared: &Shared, e: &str) -> String {
+    format!(
+        r#"{{"error":"bad_gateway","detail":"firedrill proxy: upstream {}: {e}"}}"#,
+        shared.upstream
+    )
+}
+
+/// The fast path's 502: the full path's answer as bytes on the wire.
+pub(super) fn bad_gateway_bytes(shared: &Shared, e: &str) -> Vec<u8> {
+    let body = bad_gateway(shared, e);
+    format!(
+        "HTTP/1.1 502 Bad Gateway\r\ncontent-type: application/json\r\n\
+         x-firedrill-fault: 1\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 async fn forward(
@@ -280,10 +296,12 @@ async fn forward(
             match guard.as_ref().filter(|s| !s.is_closed()) {
                 Some(s) => s.clone(),
                 None => {
-                    let (sender, conn) =
-                        http2::handshake(TokioExecutor::new(), connect(shared).await?)
-                            .await
-                            .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
+                    let (sender, conn) = http2::handshake(
+                        TokioExecutor::new(),
+                        TokioIo::new(connect(shared).await?),
+                    )
+                    .await
+                    .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
                     tokio::spawn(conn);
                     *guard = Some(sender.clone());
                     sender
@@ -298,7 +316,7 @@ async fn forward(
         None => false,
     };
     if !reusable {
-        let (sender, conn) = http1::handshake(connect(shared).await?)
+        let (sender, conn) = http1::handshake(TokioIo::new(connect(shared).await?))
             .await
             .map_err(|e| format!("handshake: {e}"))?;
         tokio::spawn(conn);
