@@ -1,6 +1,7 @@
-//! Any bytes a client sends to an HTTP-mode proxy with faults active get an
-//! answer or a closed connection, and the proxy keeps serving valid
-//! requests afterwards.
+//! Any bytes a client sends to an HTTP-mode proxy get an answer or a
+//! closed connection, and the proxy keeps serving valid requests
+//! afterwards: with faults active (the full path), and, when the input's
+//! first byte is odd, on a proxy with none (the HTTP/1.1 fast path).
 #![no_main]
 
 use firedrill::drivers::proxy::{
@@ -15,7 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 struct Setup {
     rt: tokio::runtime::Runtime,
     proxy: SocketAddr,
-    _keep: std::sync::Arc<Proxy>,
+    quiet: SocketAddr,
+    _keep: [std::sync::Arc<Proxy>; 2],
 }
 
 fn setup() -> &'static Setup {
@@ -26,16 +28,18 @@ fn setup() -> &'static Setup {
             .enable_all()
             .build()
             .unwrap();
-        let proxy = rt.block_on(async {
+        let (proxy, quiet) = rt.block_on(async {
             let upstream = firedrill_tests::Upstream::start("t").await;
-            let proxy = Proxy::start(ProxyConfig {
-                name: "fuzz".into(),
-                listen: "127.0.0.1:0".parse().unwrap(),
-                upstream: upstream.addr.to_string(),
-                mode: ProxyMode::Http,
-            })
-            .await
-            .unwrap();
+            let start = || {
+                Proxy::start(ProxyConfig {
+                    name: "fuzz".into(),
+                    listen: "127.0.0.1:0".parse().unwrap(),
+                    upstream: upstream.addr.to_string(),
+                    mode: ProxyMode::Http,
+                })
+            };
+            let proxy = start().await.unwrap();
+            let quiet = start().await.unwrap();
             proxy.add_fault(ProxyFault::new(
                 Effect::FailAuth {
                     mode: AuthMode::Corrupt,
@@ -69,12 +73,13 @@ fn setup() -> &'static Setup {
                 None,
                 3,
             ));
-            proxy
+            (proxy, quiet)
         });
         Setup {
             rt,
             proxy: proxy.local_addr(),
-            _keep: proxy,
+            quiet: quiet.local_addr(),
+            _keep: [proxy, quiet],
         }
     })
 }
@@ -93,10 +98,14 @@ async fn exchange(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Vec<u8> {
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     static RUNS: AtomicU64 = AtomicU64::new(0);
     let s = setup();
-    s.rt.block_on(exchange(s.proxy, data, Duration::from_millis(200)));
+    let addr = match data.first() {
+        Some(b) if b % 2 == 1 => s.quiet,
+        _ => s.proxy,
+    };
+    s.rt.block_on(exchange(addr, data, Duration::from_millis(200)));
     if RUNS.fetch_add(1, Ordering::Relaxed) % 64 == 0 {
         let ok = s.rt.block_on(exchange(
-            s.proxy,
+            addr,
             b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
             Duration::from_secs(5),
         ));
