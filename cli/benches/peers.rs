@@ -700,7 +700,7 @@ async fn http_rows(dir: &Path) -> anyhow::Result<()> {
             format!(
                 "worker_processes {workers};\nworker_rlimit_nofile 65536;\npid {p}/nginx.pid;\n\
                  error_log {p}/logs/error.log warn;\nevents {{ worker_connections 32768; }}\n\
-                 http {{ access_log off; http2_max_requests 1000000000; client_body_temp_path {p}; proxy_temp_path {p}; \
+                 http {{ access_log off; client_body_temp_path {p}; proxy_temp_path {p}; \
                  fastcgi_temp_path {p}; uwsgi_temp_path {p}; scgi_temp_path {p};\n{body}\n}}\n"
             ),
         )?;
@@ -721,7 +721,7 @@ async fn http_rows(dir: &Path) -> anyhow::Result<()> {
                 "1",
                 format!(
                     "server {{ listen 127.0.0.1:{origin}; keepalive_requests 1000000; location / {{ return 200 \"ok\\n\"; }} }}\n\
-                     server {{ listen 127.0.0.1:{origin_h2} http2; location / {{ return 200 \"ok\\n\"; }} }}"
+                     server {{ listen 127.0.0.1:{origin_h2} http2; keepalive_requests 1000000000; location / {{ return 200 \"ok\\n\"; }} }}"
                 ),
             )?],
             echo: local(origin),
@@ -755,7 +755,7 @@ async fn http_rows(dir: &Path) -> anyhow::Result<()> {
                 "auto",
                 format!(
                     "upstream origin {{ server 127.0.0.1:{origin}; keepalive 1024; keepalive_requests 1000000; }}\n\
-                     server {{ listen 127.0.0.1:{via_nginx}; listen 127.0.0.1:{via_nginx_h2} http2; keepalive_requests 1000000; \
+                     server {{ listen 127.0.0.1:{via_nginx}; listen 127.0.0.1:{via_nginx_h2} http2; keepalive_requests 1000000000; \
                      location / {{ proxy_pass http://origin; \
                      proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_buffering off; }} }}"
                 ),

@@ -304,23 +304,28 @@ impl Relay {
             self.ubuf = BytesMut::new();
         }
         loop {
-            match &self.up {
-                None => self.client.readable().await?,
-                Some(up) => {
-                    tokio::select! {
-                        biased;
-                        ready = self.client.readable() => ready?,
-                        _ = up.readable() => {
-                            let mut probe = [0u8; 1];
-                            match up.try_read(&mut probe) {
-                                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                                _ => self.up = None,
-                            }
-                            continue;
-                        }
-                    }
+            // Readiness through the sockets' own reader slots (no waiter
+            // list to join and leave, as `readable()` would).
+            let client = &self.client;
+            let up = &mut self.up;
+            poll_fn(|cx| {
+                if let Poll::Ready(ready) = client.poll_read_ready(cx) {
+                    return Poll::Ready(ready);
                 }
-            }
+                if let Some(idle) = up.as_ref()
+                    && idle.poll_read_ready(cx).is_ready()
+                {
+                    let mut probe = [0u8; 1];
+                    match idle.try_read(&mut probe) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        _ => *up = None,
+                    }
+                    // Wake again to look at the client (and a new upstream).
+                    cx.waker().wake_by_ref();
+                }
+                Poll::Pending
+            })
+            .await?;
             self.buf.reserve(CHUNK);
             match self.client.try_read_buf(&mut self.buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,

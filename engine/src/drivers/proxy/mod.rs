@@ -779,58 +779,28 @@ static WORKERS: OnceLock<Workers> = OnceLock::new();
 /// `n` threads, each with a single-threaded runtime (connections are
 /// dealt out in turn; a connection's two sockets stay on its thread).
 /// Nginx's model: no work stealing, no wake-up crossing threads, no task
-/// stuck behind a preempted worker. When `n` is the number of CPUs this
-/// process may run on, each thread is pinned to one of them, so the
-/// scheduler does not move a busy proxy thread onto the CPU of the client
-/// or server it talks to (measured in docs/PERFORMANCE.md, issue 19). For
-/// long-lived proxy processes (`firedrill proxy serve`); without it,
-/// connections run on the runtime that started the proxy.
+/// stuck behind a preempted worker. The threads are not pinned to CPUs:
+/// pinning raised HTTP rates at 8 connections but more than doubled the
+/// added latency whenever a client shared the pinned CPU
+/// (docs/PERFORMANCE.md, issue 19). For long-lived proxy processes
+/// (`firedrill proxy serve`); without it, connections run on the runtime
+/// that started the proxy.
 pub fn serve_connections_on_threads(n: usize) -> std::io::Result<()> {
-    let n = n.max(1);
-    let cpus = allowed_cpus().filter(|cpus| cpus.len() == n);
     let mut handles = Vec::new();
-    for i in 0..n {
+    for i in 0..n.max(1) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         handles.push(rt.handle().clone());
-        let cpu = cpus.as_ref().map(|cpus| cpus[i]);
         std::thread::Builder::new()
             .name(format!("proxy-{i}"))
-            .spawn(move || {
-                if let Some(cpu) = cpu {
-                    pin_to(cpu);
-                }
-                rt.block_on(std::future::pending::<()>())
-            })?;
+            .spawn(move || rt.block_on(std::future::pending::<()>()))?;
     }
     let _ = WORKERS.set(Workers {
         handles,
         next: AtomicUsize::new(0),
     });
     Ok(())
-}
-
-/// The CPUs this process may run on.
-fn allowed_cpus() -> Option<Vec<usize>> {
-    use nix::sched::{CpuSet, sched_getaffinity};
-    let set = sched_getaffinity(nix::unistd::Pid::from_raw(0)).ok()?;
-    Some(
-        (0..CpuSet::count())
-            .filter(|&c| set.is_set(c).unwrap_or(false))
-            .collect(),
-    )
-}
-
-/// Keep the calling thread on `cpu` (best effort: a refusal leaves it free).
-fn pin_to(cpu: usize) {
-    use nix::sched::{CpuSet, sched_setaffinity};
-    let mut set = CpuSet::new();
-    if set.set(cpu).is_ok()
-        && let Err(e) = sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
-    {
-        tracing::debug!("cannot pin a proxy thread to CPU {cpu}: {e}");
-    }
 }
 
 /// Accept clients until shutdown; close the listener while `refuse` holds
