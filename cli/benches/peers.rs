@@ -768,15 +768,14 @@ async fn http_rows(dir: &Path) -> anyhow::Result<()> {
     for t in &targets {
         t.ready().await?;
     }
-    println!(
-        "| HTTP/1.1 keep-alive (wrk -t1, 5 s each) | direct to the origin | {} | n |",
-        targets[1..]
-            .iter()
-            .map(|t| t.name)
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
-    println!("|---|---|---|---|---|");
+    let header = |title: &str| {
+        let names: Vec<&str> = targets[1..].iter().map(|t| t.name).collect();
+        println!(
+            "| {title} | direct to the origin | {} | n |\n|---|---|---|---|---|",
+            names.join(" | ")
+        );
+    };
+    header("HTTP/1.1 keep-alive (wrk -t1, 5 s each)");
     for (level, connections) in [8usize, 64, 256].into_iter().enumerate() {
         let mut got: Vec<Option<Wrk>> = (0..targets.len()).map(|_| None).collect();
         for k in 0..targets.len() {
@@ -809,15 +808,8 @@ async fn http_rows(dir: &Path) -> anyhow::Result<()> {
                 .join(" | ")
         );
     }
-    println!(
-        "\n| h2c, prior knowledge (h2load, 10 streams per connection, 5 s each) | direct to the origin | {} | n |",
-        targets[1..]
-            .iter()
-            .map(|t| t.name)
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
-    println!("|---|---|---|---|---|");
+    println!();
+    header("h2c, prior knowledge (h2load, 10 streams per connection, 5 s each)");
     for (level, connections) in [8usize, 64].into_iter().enumerate() {
         let mut got = vec![(0.0, Duration::ZERO); targets.len()];
         for k in 0..targets.len() {

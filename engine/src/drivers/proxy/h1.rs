@@ -693,7 +693,8 @@ mod tests {
 /// known byte for byte: the relay changes nothing).
 #[cfg(test)]
 mod relay_tests {
-    use super::super::{Effect, Proxy, ProxyConfig, ProxyFault, ProxyMode};
+    use super::super::tests::http_proxy as proxy;
+    use super::super::{Effect, ProxyFault};
     use std::net::SocketAddr;
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
@@ -764,15 +765,8 @@ mod relay_tests {
         (buf.len() >= head + body).then_some(head + body)
     }
 
-    async fn proxy(upstream: SocketAddr) -> Arc<Proxy> {
-        Proxy::start(ProxyConfig {
-            name: "api".into(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            upstream: upstream.to_string(),
-            mode: ProxyMode::Http,
-        })
-        .await
-        .unwrap()
+    async fn send(s: &mut TcpStream, bytes: &[u8]) {
+        s.write_all(bytes).await.unwrap();
     }
 
     async fn expect(s: &mut TcpStream, want: &[u8]) {
@@ -818,36 +812,32 @@ mod relay_tests {
         .await;
         let proxy = proxy(upstream).await;
         let mut s = TcpStream::connect(proxy.local_addr()).await.unwrap();
-        s.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        send(&mut s, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n").await;
         expect(&mut s, OK).await;
         // A body that comes after its head, in two pieces.
-        s.write_all(b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
-            .await
-            .unwrap();
+        send(
+            &mut s,
+            b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello",
+        )
+        .await;
         tokio::time::sleep(Duration::from_millis(30)).await;
-        s.write_all(b"world").await.unwrap();
+        send(&mut s, b"world").await;
         expect(&mut s, CHUNKED).await;
         // No body after a HEAD's or a 204's head; then two requests in one
         // write, and an informational head before a final one.
-        s.write_all(b"HEAD /c HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        send(&mut s, b"HEAD /c HTTP/1.1\r\nHost: x\r\n\r\n").await;
         expect(&mut s, HEAD).await;
-        s.write_all(b"DELETE /d HTTP/1.1\r\nHost: x\r\n\r\nGET /e HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        send(
+            &mut s,
+            b"DELETE /d HTTP/1.1\r\nHost: x\r\n\r\nGET /e HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
+        .await;
         expect(&mut s, NO_CONTENT).await;
         expect(&mut s, OK).await;
-        s.write_all(b"GET /f HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        send(&mut s, b"GET /f HTTP/1.1\r\nHost: x\r\n\r\n").await;
         expect(&mut s, hinted).await;
         // Upstream closes: so does the client connection, after the answer.
-        s.write_all(b"GET /g HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        send(&mut s, b"GET /g HTTP/1.1\r\nHost: x\r\n\r\n").await;
         expect(&mut s, CLOSING).await;
         expect_end(&mut s).await;
         let seen = seen.lock().unwrap();
@@ -869,9 +859,7 @@ mod relay_tests {
         let (upstream, _) = scripted(vec![(OK, Then::KeepOpen), (OK, Then::KeepOpen)]).await;
         let proxy = proxy(upstream).await;
         let mut s = TcpStream::connect(proxy.local_addr()).await.unwrap();
-        s.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        send(&mut s, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n").await;
         expect(&mut s, OK).await;
         let key = proxy.add_fault(ProxyFault::new(
             Effect::HttpError {
@@ -883,9 +871,7 @@ mod relay_tests {
             None,
             1,
         ));
-        s.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        send(&mut s, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n").await;
         expect(&mut s, b"HTTP/1.1 503 Service Unavailable\r\n").await;
         let mut rest = [0u8; 512];
         let n = s.read(&mut rest).await.unwrap();
@@ -895,9 +881,7 @@ mod relay_tests {
             String::from_utf8_lossy(&rest[..n])
         );
         proxy.remove_fault(key);
-        s.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        send(&mut s, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n").await;
         expect(&mut s, b"HTTP/1.1 200 OK\r\n").await;
     }
 
@@ -907,9 +891,7 @@ mod relay_tests {
         let proxy = proxy(upstream).await;
         let mut s = TcpStream::connect(proxy.local_addr()).await.unwrap();
         for _ in 0..2 {
-            s.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
-                .await
-                .unwrap();
+            send(&mut s, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n").await;
             expect(&mut s, OK).await;
             // Upstream's close reaches the proxy while the client thinks.
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -925,9 +907,7 @@ mod relay_tests {
         drop(gone);
         let p = proxy(addr).await;
         let mut s = TcpStream::connect(p.local_addr()).await.unwrap();
-        s.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        send(&mut s, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n").await;
         expect(&mut s, b"HTTP/1.1 502 Bad Gateway\r\n").await;
         // Upstream hangs up before answering: a 502 from the fast path,
         // and the client connection goes on; then an answer cut short
@@ -943,21 +923,15 @@ mod relay_tests {
         .await;
         let p = proxy(upstream).await;
         let mut s = TcpStream::connect(p.local_addr()).await.unwrap();
-        s.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        send(&mut s, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n").await;
         let mut head = [0u8; 512];
         let n = s.read(&mut head).await.unwrap();
         let text = String::from_utf8_lossy(&head[..n]);
         assert!(text.starts_with("HTTP/1.1 502 Bad Gateway\r\n"), "{text}");
         assert!(text.contains("\"error\":\"bad_gateway\""), "{text}");
-        s.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        send(&mut s, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n").await;
         expect(&mut s, OK).await;
-        s.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        send(&mut s, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n").await;
         expect(&mut s, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf").await;
         expect_end(&mut s).await;
     }

@@ -943,7 +943,7 @@ mod tests {
             .unwrap()
     }
 
-    async fn http_proxy(upstream: SocketAddr) -> Arc<Proxy> {
+    pub(super) async fn http_proxy(upstream: SocketAddr) -> Arc<Proxy> {
         Proxy::start(ProxyConfig {
             name: "api".into(),
             listen: "127.0.0.1:0".parse().unwrap(),
