@@ -428,6 +428,9 @@ fn parse_response(buf: &[u8]) -> Result<Option<ResponseHead>, String> {
         }
     }
     let code = resp.code.unwrap_or(0);
+    // Both lengths (RFC 9112 §6.1): the chunks frame this response, and
+    // neither connection is trusted with another message.
+    close |= chunked.is_some() && length.is_some();
     let framing = match (chunked, length) {
         (Some(true), _) => Framing::Chunked,
         (Some(false), _) | (None, None) => Framing::Close,
@@ -675,7 +678,7 @@ mod tests {
         assert_eq!((ok.framing, ok.close), (Framing::Length(3), false));
         let chunked =
             r(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 9\r\n\r\n");
-        assert_eq!(chunked.framing, Framing::Chunked);
+        assert_eq!((chunked.framing, chunked.close), (Framing::Chunked, true));
         let eof = r(b"HTTP/1.1 200 OK\r\n\r\n");
         assert_eq!(eof.framing, Framing::Close);
         let old = r(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n");
