@@ -938,4 +938,118 @@ mod relay_tests {
         expect(&mut s, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf").await;
         expect_end(&mut s).await;
     }
+
+    /// Many requests and answers of every framing, each written in random
+    /// pieces (requests sometimes several in one write), over one client
+    /// connection: every byte arrives, in order, unchanged, through one
+    /// upstream connection.
+    #[tokio::test]
+    async fn random_pieces_and_pipelines_arrive_byte_for_byte() {
+        use rand::rngs::ChaCha8Rng;
+        use rand::{RngExt, SeedableRng};
+        let mut rng = ChaCha8Rng::seed_from_u64(19);
+        let (mut requests, mut answers) = (Vec::new(), Vec::new());
+        for i in 0..150 {
+            let body: Vec<u8> = (0..rng.random_range(0..3000usize))
+                .map(|j| (i + j) as u8)
+                .collect();
+            let (request, head_only) = match rng.random_range(0..3) {
+                0 => (
+                    format!("GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes(),
+                    false,
+                ),
+                1 => (
+                    format!("HEAD /{i} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes(),
+                    true,
+                ),
+                _ => {
+                    let mut r = format!(
+                        "POST /{i} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    r.extend_from_slice(&body);
+                    (r, false)
+                }
+            };
+            let mut answer = Vec::new();
+            if rng.random_range(0..5) == 0 {
+                answer.extend_from_slice(EARLY_HINTS);
+            }
+            match rng.random_range(0..3) {
+                0 if !head_only => {
+                    answer.extend_from_slice(
+                        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                    );
+                    for piece in body.chunks(rng.random_range(1..700usize)) {
+                        answer.extend_from_slice(format!("{:x};n=1\r\n", piece.len()).as_bytes());
+                        answer.extend_from_slice(piece);
+                        answer.extend_from_slice(b"\r\n");
+                    }
+                    answer.extend_from_slice(b"0\r\nX-Sum: 1\r\n\r\n");
+                }
+                1 => answer.extend_from_slice(NO_CONTENT),
+                _ => {
+                    answer.extend_from_slice(
+                        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len())
+                            .as_bytes(),
+                    );
+                    if !head_only {
+                        answer.extend_from_slice(&body);
+                    }
+                }
+            }
+            requests.push(request);
+            answers.push(answer);
+        }
+        // The upstream reads each request whole, then answers it in pieces.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = listener.local_addr().unwrap();
+        let (expected, script) = (requests.concat(), answers.clone());
+        let sizes: Vec<usize> = requests.iter().map(Vec::len).collect();
+        let mut pieces = ChaCha8Rng::seed_from_u64(7);
+        let served = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            s.set_nodelay(true).unwrap();
+            let mut seen = Vec::new();
+            for (size, answer) in sizes.into_iter().zip(script) {
+                let mut request = vec![0u8; size];
+                s.read_exact(&mut request).await.unwrap();
+                seen.extend_from_slice(&request);
+                let mut rest = &answer[..];
+                while !rest.is_empty() {
+                    let n = pieces.random_range(1..=rest.len().min(900));
+                    s.write_all(&rest[..n]).await.unwrap();
+                    rest = &rest[n..];
+                    tokio::task::yield_now().await;
+                }
+            }
+            let more = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
+            (seen, more.is_err())
+        });
+        let proxy = proxy(upstream).await;
+        let mut s = TcpStream::connect(proxy.local_addr()).await.unwrap();
+        s.set_nodelay(true).unwrap();
+        let (mut rd, mut wr) = s.split();
+        let all = requests.concat();
+        let mut pieces = ChaCha8Rng::seed_from_u64(11);
+        let write = async {
+            let mut rest = &all[..];
+            while !rest.is_empty() {
+                let n = pieces.random_range(1..=rest.len().min(4000));
+                wr.write_all(&rest[..n]).await.unwrap();
+                rest = &rest[n..];
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+        };
+        let want = answers.concat();
+        let mut got = vec![0u8; want.len()];
+        let read = tokio::time::timeout(Duration::from_secs(20), rd.read_exact(&mut got));
+        let ((), read) = tokio::join!(write, read);
+        read.expect("every answer in time").unwrap();
+        assert!(got == want, "the answers changed on the way");
+        let (seen, one_connection) = served.await.unwrap();
+        assert!(seen == expected, "the requests changed on the way");
+        assert!(one_connection, "a second upstream connection was opened");
+    }
 }
