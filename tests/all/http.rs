@@ -488,3 +488,78 @@ async fn a_revert_releases_requests_and_bodies_that_http_faults_hold() {
     );
     proxy.shutdown();
 }
+
+/// curl, keeping one connection for several requests (`--next`), through
+/// `firedrill proxy run --mode http` in front of Debian's nginx: a 1 MiB
+/// static file behind Basic auth, a wrong password's 401, a HEAD, a POST.
+/// With no fault active the HTTP/1.1 fast path relays every byte as nginx
+/// wrote it: the files arrive whole, and the headers keep nginx's own
+/// spelling (`Server:`, where hyper would write `server:`).
+#[test]
+fn curl_keeps_one_connection_through_the_fast_path_unchanged() {
+    use crate::support::{Nginx, firedrill, free_port};
+    let dir = tempfile::tempdir().unwrap();
+    let curl = firedrill_tests::debian_program("/usr/bin/curl", &["curl"]);
+    let nginx = Nginx::start(&dir.path().join("nginx"));
+    let big: Vec<u8> = (0..1u32 << 20).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(dir.path().join("nginx/www/private/big.bin"), &big).unwrap();
+    let port = free_port();
+    let mut proxy = firedrill(dir.path())
+        .args(["proxy", "run", "--mode", "http", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--upstream")
+        .arg(format!("127.0.0.1:{}", nginx.port))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the proxy did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let out = |name: &str| dir.path().join(name);
+    let run = std::process::Command::new(curl)
+        .args(["-sS", "-v", "-u", "ops:s3cret", "-o"])
+        .arg(out("big"))
+        .arg(url("/private/big.bin"))
+        .args(["--next", "-u", "ops:wrong", "-o"])
+        .arg(out("refused"))
+        .args(["-w", "%{http_code}\n"])
+        .arg(url("/private/big.bin"))
+        .args(["--next", "-I", "-o"])
+        .arg(out("head"))
+        .arg(url("/"))
+        .args(["--next", "-d", "hello", "-o"])
+        .arg(out("posted"))
+        .arg(url("/"))
+        .output()
+        .unwrap();
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    let log = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{log}");
+    assert!(
+        std::fs::read(out("big")).unwrap() == big,
+        "the file changed on the way"
+    );
+    assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "401");
+    let head = std::fs::read_to_string(out("head")).unwrap();
+    assert!(
+        head.starts_with("HTTP/1.1 200 OK\r\nServer: nginx"),
+        "{head}"
+    );
+    assert_eq!(std::fs::read_to_string(out("posted")).unwrap(), "ok\n");
+    let reused = log
+        .lines()
+        .filter(|l| {
+            l.to_ascii_lowercase()
+                .contains("re-using existing connection")
+        })
+        .count();
+    assert_eq!(reused, 3, "curl kept its connection: {log}");
+    assert!(log.contains("< Server: nginx"), "{log}");
+}

@@ -1,7 +1,7 @@
 //! Shared helpers: the real `firedrill` binary, drills, HTTP clients.
 
 use firedrill::probe::{self, HttpProbe};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -137,4 +137,84 @@ pub(crate) fn text(o: &std::process::Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
+}
+
+/// Debian's nginx (master and two workers), its pid file, and its port.
+pub(crate) struct Nginx {
+    child: Child,
+    pub(crate) pid_file: PathBuf,
+    pub(crate) port: u16,
+}
+
+impl Nginx {
+    pub(crate) fn start(dir: &Path) -> Nginx {
+        let port = free_port();
+        let (program, args) = firedrill_tests::nginx(dir, port);
+        let child = std::process::Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid_file = dir.join("nginx.pid");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() || !pid_file.exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "nginx did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Nginx {
+            child,
+            pid_file,
+            port,
+        }
+    }
+
+    /// The master and its workers (none once its directory is gone).
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        let Some(master) = std::fs::read_to_string(&self.pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+        else {
+            return Vec::new();
+        };
+        let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
+            .unwrap_or_default();
+        std::iter::once(master)
+            .chain(children.split_whitespace().filter_map(|p| p.parse().ok()))
+            .collect()
+    }
+
+    /// Whether any of its processes is stopped (`T` in /proc).
+    pub(crate) fn stopped(&self) -> bool {
+        self.pids().into_iter().any(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .map(|(_, r)| r.trim_start().starts_with('T'))
+                })
+                .unwrap_or(false)
+        })
+    }
+
+    /// What a responder does on finding it stopped: `kill -CONT` each.
+    pub(crate) fn resume(&self) {
+        for pid in self.pids() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGCONT,
+            );
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        self.resume();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
