@@ -187,7 +187,7 @@ impl Relay {
                 let mut left = resp.len as u64 + n;
                 while left > 0 {
                     if self.ubuf.is_empty() {
-                        self.read_upstream(true).await?;
+                        self.more_body().await?;
                     }
                     let now = (self.ubuf.len() as u64).min(left) as usize;
                     self.send_client(now).await?;
@@ -207,7 +207,7 @@ impl Relay {
                             let all = self.ubuf.len();
                             self.send_client(all).await?;
                             start = 0;
-                            self.read_upstream(true).await?;
+                            self.more_body().await?;
                         }
                         Err(()) => {
                             // Part of it may be sent: end both connections.
@@ -219,7 +219,8 @@ impl Relay {
             Framing::Close => loop {
                 let all = self.ubuf.len();
                 self.send_client(all).await?;
-                if self.read_upstream(false).await? == 0 {
+                // Its end is the answer's end; a failure, a cut.
+                if matches!(self.read_upstream().await, Ok(0) | Err(_)) {
                     return Ok(false);
                 }
             },
@@ -247,25 +248,32 @@ impl Relay {
                     Err(e) => return Err(Broken::Upstream(format!("bad response: {e}"))),
                 }
             }
-            if self.read_upstream(false).await? == 0 {
-                return Err(Broken::Upstream(
-                    "connection closed before the response".into(),
-                ));
+            match self.read_upstream().await {
+                Ok(0) => {
+                    return Err(Broken::Upstream(
+                        "connection closed before the response".into(),
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => return Err(Broken::Upstream(format!("receive: {e}"))),
             }
         }
     }
 
-    /// Read more from upstream; with `strict`, its end is an error (a
-    /// message cut short, which must reach the client as a cut, not as a
-    /// 502 once part of it was sent).
-    async fn read_upstream(&mut self, strict: bool) -> Result<usize, Broken> {
+    /// Read more from upstream.
+    async fn read_upstream(&mut self) -> io::Result<usize> {
         let up = self.up.as_mut().expect("connected before");
         self.ubuf.reserve(CHUNK);
-        match up.read_buf(&mut self.ubuf).await {
-            Ok(0) if strict => Err(Broken::End),
-            Ok(n) => Ok(n),
-            Err(_) if strict => Err(Broken::End),
-            Err(e) => Err(Broken::Upstream(format!("receive: {e}"))),
+        up.read_buf(&mut self.ubuf).await
+    }
+
+    /// Read more of a body whose end is not reached yet: upstream's close
+    /// or a failure cuts the answer short, which must reach the client as a
+    /// cut, not as a 502 after part of it.
+    async fn more_body(&mut self) -> Result<(), Broken> {
+        match self.read_upstream().await {
+            Ok(0) | Err(_) => Err(Broken::End),
+            Ok(_) => Ok(()),
         }
     }
 
@@ -709,6 +717,8 @@ mod relay_tests {
     enum Then {
         KeepOpen,
         Close,
+        /// Close with a reset (RST), as a crashing server does.
+        Reset,
     }
 
     #[derive(Default)]
@@ -748,8 +758,14 @@ mod relay_tests {
                             return;
                         };
                         s.write_all(answer).await.unwrap();
-                        if let Then::Close = then {
-                            return;
+                        match then {
+                            Then::KeepOpen => {}
+                            Then::Close => return,
+                            Then::Reset => {
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                                let _ = s.set_zero_linger();
+                                return;
+                            }
                         }
                     }
                 });
@@ -1051,5 +1067,18 @@ mod relay_tests {
         let (seen, one_connection) = served.await.unwrap();
         assert!(seen == expected, "the requests changed on the way");
         assert!(one_connection, "a second upstream connection was opened");
+    }
+
+    /// An answer that ends at upstream's close, reset partway: the client
+    /// gets what came, then the end — never a 502 after part of an answer.
+    #[tokio::test]
+    async fn an_answer_ended_by_close_and_cut_by_a_reset_is_not_followed_by_a_502() {
+        const UNTIL_CLOSE: &[u8] = b"HTTP/1.1 200 OK\r\n\r\npartial";
+        let (upstream, _) = scripted(vec![(UNTIL_CLOSE, Then::Reset)]).await;
+        let proxy = proxy(upstream).await;
+        let mut s = TcpStream::connect(proxy.local_addr()).await.unwrap();
+        send(&mut s, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        expect(&mut s, UNTIL_CLOSE).await;
+        expect_end(&mut s).await;
     }
 }
