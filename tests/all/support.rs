@@ -150,7 +150,7 @@ impl Nginx {
     pub(crate) fn start(dir: &Path) -> Nginx {
         let port = free_port();
         let (program, args) = firedrill_tests::nginx(dir, port);
-        let child = std::process::Command::new(program)
+        let child = Command::new(program)
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
