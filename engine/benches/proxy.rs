@@ -271,11 +271,7 @@ async fn switch_time(n: &Sizes) -> anyhow::Result<()> {
 /// until they flow again after the revert. Bytes the kernel already holds
 /// in socket buffers are not the proxy's and are left out.
 fn switch_once(p: &Proxy) -> anyhow::Result<(Duration, Duration)> {
-    let sent = || {
-        p.stats()
-            .bytes_down
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
+    let sent = || p.stats().bytes_down.get();
     // The watcher yields between looks so it takes no core the proxy
     // needs. Wait until the stream is in full flow.
     let start = sent();

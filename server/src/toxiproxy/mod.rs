@@ -688,8 +688,8 @@ impl Registry {
                 "counter",
                 "Bytes the proxy wrote, by direction.",
                 &[
-                    ("direction=\"upstream\",", |p| load(&p.stats().bytes_up)),
-                    ("direction=\"downstream\",", |p| load(&p.stats().bytes_down)),
+                    ("direction=\"upstream\",", |p| p.stats().bytes_up.get()),
+                    ("direction=\"downstream\",", |p| p.stats().bytes_down.get()),
                 ],
             ),
             (

@@ -14,6 +14,7 @@
 //! next request on, as it does on the full path, and every answer made
 //! here (400, 502 …) is the full path's own.
 
+use super::fast::spare;
 use super::{Shared, http};
 use bytes::{Buf, Bytes, BytesMut};
 use std::future::poll_fn;
@@ -263,6 +264,9 @@ impl Relay {
     /// Read more from upstream.
     async fn read_upstream(&mut self) -> io::Result<usize> {
         let up = self.up.as_mut().expect("connected before");
+        if self.ubuf.capacity() == 0 {
+            self.ubuf = spare::take();
+        }
         self.ubuf.reserve(CHUNK);
         up.read_buf(&mut self.ubuf).await
     }
@@ -294,6 +298,9 @@ impl Relay {
     /// closes (or speaks out of turn) is let go, to be opened anew for the
     /// next request.
     async fn read_client(&mut self) -> io::Result<usize> {
+        if self.buf.capacity() == 0 {
+            self.buf = spare::take();
+        }
         self.buf.reserve(CHUNK);
         let client = &mut self.client;
         let buf = &mut self.buf;
@@ -305,11 +312,12 @@ impl Relay {
         if let Poll::Ready(read) = now {
             return read;
         }
+        // Idle: the buffers go to the thread's spares.
         if self.buf.is_empty() {
-            self.buf = BytesMut::new();
+            spare::put(std::mem::take(&mut self.buf));
         }
         if self.ubuf.is_empty() {
-            self.ubuf = BytesMut::new();
+            spare::put(std::mem::take(&mut self.ubuf));
         }
         loop {
             // Readiness through the sockets' own reader slots (no waiter
@@ -334,6 +342,9 @@ impl Relay {
                 Poll::Pending
             })
             .await?;
+            if self.buf.capacity() == 0 {
+                self.buf = spare::take();
+            }
             self.buf.reserve(CHUNK);
             match self.client.try_read_buf(&mut self.buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,

@@ -497,7 +497,6 @@ pub struct Proxy {
     config: ProxyConfig,
     local_addr: SocketAddr,
     shared: Arc<Shared>,
-    shutdown: CancellationToken,
     /// Cancelled once the listener is closed.
     closed: CancellationToken,
 }
@@ -527,11 +526,42 @@ pub struct Stats {
     /// Connections open now.
     pub open: AtomicU64,
     /// Bytes client → upstream.
-    pub bytes_up: AtomicU64,
+    pub bytes_up: Counter,
     /// Bytes upstream → client.
-    pub bytes_down: AtomicU64,
+    pub bytes_down: Counter,
     /// Connections refused or reset at accept by `refuse`.
     pub refused: AtomicU64,
+}
+
+/// A byte counter added to by every write of every connection, on
+/// several threads: one cell per thread (up to [`Counter::CELLS`]), each on
+/// a cache line of its own, so threads do not pull one line back and forth
+/// on every write, nor slow the reads of the flags beside it.
+#[derive(Debug, Default)]
+pub struct Counter([Padded; Counter::CELLS]);
+
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Padded(AtomicU64);
+
+impl Counter {
+    const CELLS: usize = 8;
+
+    pub(crate) fn add(&self, n: u64) {
+        thread_local! {
+            static CELL: usize = {
+                static NEXT: AtomicUsize = AtomicUsize::new(0);
+                NEXT.fetch_add(1, Ordering::Relaxed) % Counter::CELLS
+            };
+        }
+        let cell = CELL.with(|c| *c);
+        self.0[cell].0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The total so far.
+    pub fn get(&self) -> u64 {
+        self.0.iter().map(|c| c.0.load(Ordering::Relaxed)).sum()
+    }
 }
 
 /// Wakes the connections that wait for a change to a proxy's faults. A
@@ -544,12 +574,20 @@ pub struct Stats {
 /// closes and when the faults change.
 #[derive(Debug, Default)]
 pub(crate) struct Watchers {
+    /// Set once when the proxy stops: every connection ends.
+    stopping: std::sync::atomic::AtomicBool,
     generation: AtomicU64,
     next: AtomicU64,
     wakers: Mutex<std::collections::HashMap<u64, Arc<atomic_waker::AtomicWaker>>>,
 }
 
 impl Watchers {
+    /// End every connection: set the flag, then wake them all.
+    fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.bump();
+    }
+
     fn bump(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         for w in self.wakers.lock().unwrap().values() {
@@ -558,12 +596,13 @@ impl Watchers {
     }
 }
 
-/// One connection's place among a proxy's [`Watchers`].
+/// One connection's place among a proxy's [`Watchers`]: it is woken when
+/// the faults change and when the proxy stops.
 pub(super) struct Watch<'a> {
     watchers: &'a Watchers,
     id: u64,
     waker: Arc<atomic_waker::AtomicWaker>,
-    seen: u64,
+    seen: AtomicU64,
 }
 
 impl<'a> Watch<'a> {
@@ -576,26 +615,51 @@ impl<'a> Watch<'a> {
             watchers,
             id,
             waker,
-            seen: watchers.generation.load(Ordering::Acquire),
+            seen: AtomicU64::new(watchers.generation.load(Ordering::Acquire)),
         }
     }
 
     /// Note the faults as they are now: [`Watch::changed`] waits for any
     /// change after this.
-    pub(super) fn mark(&mut self) {
-        self.seen = self.watchers.generation.load(Ordering::Acquire);
+    pub(super) fn mark(&self) {
+        self.seen.store(
+            self.watchers.generation.load(Ordering::Acquire),
+            Ordering::Relaxed,
+        );
     }
 
-    /// Until the faults change after the last [`Watch::mark`].
-    pub(super) async fn changed(&mut self) {
-        std::future::poll_fn(|cx| {
-            self.waker.register(cx.waker());
+    /// Until the faults change after the last [`Watch::mark`]. Only inside
+    /// [`Watch::unless_stopped`] on the same watch: that registers the
+    /// task to be woken, once per wake-up.
+    pub(super) async fn changed(&self) {
+        std::future::poll_fn(|_| {
             let now = self.watchers.generation.load(Ordering::Acquire);
-            if now == self.seen {
+            if now == self.seen.load(Ordering::Relaxed) {
                 return std::task::Poll::Pending;
             }
-            self.seen = now;
+            self.seen.store(now, Ordering::Relaxed);
             std::task::Poll::Ready(())
+        })
+        .await
+    }
+
+    /// Runs `work` until it ends or the proxy stops (`None`). Checking is
+    /// one load of a flag per wake-up: a cancellation token's future here
+    /// took two locks shared by all of the proxy's connections on every
+    /// wake-up (docs/PERFORMANCE.md, issue 19, fourth look).
+    /// `work` is pinned by the caller: taken by value, it would be stored
+    /// twice in the connection's future (a moved-from future's space is not
+    /// reused), adding kilobytes to every connection.
+    pub(super) async fn unless_stopped<F: Future>(
+        &self,
+        mut work: std::pin::Pin<&mut F>,
+    ) -> Option<F::Output> {
+        std::future::poll_fn(|cx| {
+            self.waker.register(cx.waker());
+            if self.watchers.stopping.load(Ordering::Acquire) {
+                return std::task::Poll::Ready(None);
+            }
+            work.as_mut().poll(cx).map(Some)
         })
         .await
     }
@@ -608,6 +672,12 @@ impl Drop for Watch<'_> {
 }
 
 impl Shared {
+    /// Stop: the listener closes and every connection ends.
+    fn stop(&self) {
+        self.watchers.stop();
+        self.shutdown.cancel();
+    }
+
     /// Tell everything waiting that the faults changed.
     fn changed(&self) {
         self.changes.send_modify(|v| *v += 1);
@@ -673,7 +743,6 @@ impl Proxy {
             )
         })?;
         let local_addr = listener.local_addr()?;
-        let shutdown = CancellationToken::new();
         let shared = Arc::new(Shared {
             upstream: config.upstream.clone(),
             faults: RwLock::new(Arc::new(Vec::new())),
@@ -681,7 +750,7 @@ impl Proxy {
             next_key: AtomicU64::new(1),
             changes: watch::Sender::new(0),
             watchers: Watchers::default(),
-            shutdown: shutdown.clone(),
+            shutdown: CancellationToken::new(),
             stats: Stats::default(),
         });
         let closed = CancellationToken::new();
@@ -689,7 +758,6 @@ impl Proxy {
             config,
             local_addr,
             shared: shared.clone(),
-            shutdown,
             closed: closed.clone(),
         });
         let (name, mode) = (proxy.config.name.clone(), proxy.config.mode);
@@ -755,13 +823,13 @@ impl Proxy {
 
     /// Stop listening and close every connection.
     pub fn shutdown(&self) {
-        self.shutdown.cancel();
+        self.shared.stop();
     }
 
     /// Shut down and wait until the listener is closed, so the next
     /// connection attempt is refused.
     pub async fn stop(&self) {
-        self.shutdown.cancel();
+        self.shared.stop();
         self.closed.cancelled().await;
     }
 }
@@ -850,16 +918,16 @@ async fn accept_loop(
         let shared = shared.clone();
         let serve = move |stream: TcpStream| async move {
             shared.stats.open.fetch_add(1, Ordering::Relaxed);
-            let token = shared.shutdown.clone();
-            tokio::select! {
-                _ = token.cancelled() => {}
-                _ = async {
+            {
+                let watch = Watch::new(&shared);
+                let work = std::pin::pin!(async {
                     connect_delay(&conn, &shared).await;
                     match mode {
-                        ProxyMode::Tcp => tcp::serve(stream, &conn, &shared).await,
+                        ProxyMode::Tcp => tcp::serve(stream, &conn, &shared, &watch).await,
                         ProxyMode::Http => h1::serve(stream, shared.clone()).await,
                     }
-                } => {}
+                });
+                watch.unless_stopped(work).await;
             }
             shared.stats.open.fetch_sub(1, Ordering::Relaxed);
         };
@@ -918,7 +986,7 @@ async fn connect_delay(conn: &Conn, shared: &Shared) {
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        self.shutdown.cancel();
+        self.shared.stop();
     }
 }
 
@@ -992,7 +1060,87 @@ mod tests {
         for _ in 0..3 {
             round_trip(&mut s).await;
         }
-        assert_eq!(proxy.stats().bytes_up.load(Ordering::Relaxed), 20);
+        assert_eq!(proxy.stats().bytes_up.get(), 20);
+    }
+
+    /// Stopping a proxy ends every live connection, whichever state it is
+    /// in: TCP idle on the fast path, TCP held by a fault, and an HTTP
+    /// keep-alive connection idle between requests. (Connections learn of
+    /// the stop from a flag and their own waker, not from a shared token.)
+    #[tokio::test]
+    async fn stopping_a_proxy_ends_its_live_connections() {
+        let echo = firedrill_tests::echo_server().await;
+        let tcp = Proxy::start(ProxyConfig {
+            name: "db".into(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            upstream: echo.to_string(),
+            mode: ProxyMode::Tcp,
+        })
+        .await
+        .unwrap();
+        let mut idle = tokio::net::TcpStream::connect(tcp.local_addr())
+            .await
+            .unwrap();
+        round_trip(&mut idle).await;
+        let mut held = tokio::net::TcpStream::connect(tcp.local_addr())
+            .await
+            .unwrap();
+        round_trip(&mut held).await;
+        tcp.add_fault(ProxyFault::new(
+            Effect::Blackhole {
+                direction: Direction::Upstream,
+            },
+            1.0,
+            None,
+            1,
+        ));
+        held.write_all(b"held").await.unwrap();
+
+        let upstream = firedrill_tests::Upstream::start("t").await;
+        let http = http_proxy(upstream.addr).await;
+        let mut keep = tokio::net::TcpStream::connect(http.local_addr())
+            .await
+            .unwrap();
+        keep.write_all(b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        while !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
+            let mut buf = [0u8; 1024];
+            let n = keep.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the proxy closed before answering");
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(got.starts_with(b"HTTP/1.1 "), "{got:?}");
+        assert_eq!(tcp.stats().open.load(Ordering::Relaxed), 2);
+        assert_eq!(http.stats().open.load(Ordering::Relaxed), 1);
+
+        tcp.stop().await;
+        http.stop().await;
+        for (name, s) in [
+            ("idle", &mut idle),
+            ("held", &mut held),
+            ("http", &mut keep),
+        ] {
+            let mut rest = Vec::new();
+            let end = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest))
+                .await
+                .unwrap_or_else(|_| panic!("the {name} connection outlived the proxy"));
+            // An end or a reset: either way, no longer served.
+            if let Ok(n) = end {
+                assert_eq!(n, 0, "the {name} connection got bytes after the stop");
+            }
+        }
+        for p in [&tcp, &http] {
+            let t = Instant::now();
+            while p.stats().open.load(Ordering::Relaxed) != 0 {
+                assert!(
+                    t.elapsed() < Duration::from_secs(5),
+                    "connections still open"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
     }
 
     /// Found by the `tcp_proxy` fuzz target (issue 14 item 18): a

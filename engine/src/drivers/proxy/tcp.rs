@@ -14,7 +14,6 @@ use super::fast::{self, Stop};
 use super::{Conn, Direction, Effect, ProxyFault, Shared, Watch, sleep_until_precisely};
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -37,7 +36,7 @@ enum End {
     Reset(Direction),
 }
 
-pub(super) async fn serve(mut client: TcpStream, conn: &Conn, shared: &Shared) {
+pub(super) async fn serve(mut client: TcpStream, conn: &Conn, shared: &Shared, watch: &Watch<'_>) {
     // An unreachable upstream closes the client's connection, as a real
     // link would.
     let Ok(mut upstream) = TcpStream::connect(&shared.upstream).await else {
@@ -49,7 +48,7 @@ pub(super) async fn serve(mut client: TcpStream, conn: &Conn, shared: &Shared) {
         let (ur, uw) = upstream.split();
         let up = pump(cr, uw, conn, shared, Direction::Upstream);
         let down = pump(ur, cw, conn, shared, Direction::Downstream);
-        let watchdog = watchdog(conn, shared);
+        let watchdog = watchdog(conn, shared, watch);
         tokio::pin!(up, down, watchdog);
         let (mut up_done, mut down_done) = (false, false);
         loop {
@@ -83,8 +82,7 @@ pub(super) async fn serve(mut client: TcpStream, conn: &Conn, shared: &Shared) {
 }
 
 /// Waits for a `timeout` or `reset-peer` to come due for this connection.
-async fn watchdog(conn: &Conn, shared: &Shared) -> End {
-    let mut watch = Watch::new(shared);
+async fn watchdog(conn: &Conn, shared: &Shared, watch: &Watch<'_>) -> End {
     // `timeout` faults that close the connection when they go away.
     let mut closing: Vec<u64> = Vec::new();
     loop {
@@ -159,9 +157,7 @@ where
             &mut rd,
             &mut w.wr,
             || idle(shared, conn, flow, closing),
-            |n| {
-                counter.fetch_add(n as u64, Ordering::Relaxed);
-            },
+            |n| counter.add(n as u64),
         )
         .await;
         let chunk = match stop {
@@ -279,7 +275,7 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
     /// Counts `n` bytes sent, in the proxy's stats and against each
     /// `limit-data` among `faults`.
     fn count(&mut self, n: u64, faults: &[std::sync::Arc<ProxyFault>]) {
-        self.counter().fetch_add(n, Ordering::Relaxed);
+        self.counter().add(n);
         for f in faults {
             if matches!(f.effect, Effect::LimitData { .. }) {
                 *self.sent.entry(f.key).or_default() += n;
@@ -288,7 +284,7 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
     }
 
     /// The proxy's byte counter for this direction.
-    fn counter(&self) -> &'a std::sync::atomic::AtomicU64 {
+    fn counter(&self) -> &'a super::Counter {
         match self.flow {
             Direction::Upstream => &self.shared.stats.bytes_up,
             _ => &self.shared.stats.bytes_down,
