@@ -24,7 +24,9 @@
 //! as it can.
 //!
 //! Run it with `cargo bench -p firedrill-cli --bench peers` (add `-- --quick`
-//! for a smoke run of firedrill alone, as CI does).
+//! for a smoke run of firedrill alone, as CI does). To judge a change, set
+//! `FIREDRILL_BASELINE` to another build's `firedrill` binary: it runs as
+//! one more peer, "firedrill (baseline)", in every row.
 
 use firedrill_tests::{echo_server, median, percentiles, round_trip, source_server};
 use std::net::{SocketAddr, TcpListener};
@@ -44,6 +46,7 @@ struct Sizes {
     held: usize,
     active: usize,
     active_pings: usize,
+    active_rounds: usize,
 }
 
 #[tokio::main]
@@ -60,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
             held: 300,
             active: 30,
             active_pings: 5,
+            active_rounds: 1,
         }
     } else {
         Sizes {
@@ -72,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
             held: 10_000,
             active: 1_000,
             active_pings: 20,
+            active_rounds: 5,
         }
     };
     // Each held connection costs this process two descriptors (client and
@@ -91,16 +96,15 @@ async fn main() -> anyhow::Result<()> {
 
     let mut peers = Vec::new();
     // The smoke run (CI) leaves the peers out: it installs nothing.
-    let starters: &[(&str, Starter)] = if quick {
-        &[("firedrill", firedrill)]
-    } else {
-        &[
-            ("firedrill", firedrill),
-            ("nginx stream", nginx),
-            ("noxious", noxious),
-        ]
-    };
-    for &(name, start) in starters {
+    let mut starters: Vec<(&str, Starter)> = vec![("firedrill", firedrill)];
+    if baseline().is_some() {
+        starters.push(("firedrill (baseline)", firedrill_baseline));
+    }
+    if !quick {
+        starters.push(("nginx stream", nginx));
+        starters.push(("noxious", noxious));
+    }
+    for (name, start) in starters {
         match start(&dir, echo, source) {
             Ok(p) => peers.push(p),
             Err(e) => println!("| {name} | not measured: {e:#} | — |"),
@@ -115,7 +119,7 @@ async fn main() -> anyhow::Result<()> {
     latency(&n, echo, &peers).await?;
     pipelined(&n, echo, &peers).await?;
     throughput(&n, source, &peers).await?;
-    connections(&n, &peers).await?;
+    connections(&n, echo, &peers).await?;
     drop(peers);
     if quick {
         println!("\n(HTTP rows: not in the smoke run; they install wrk)");
@@ -230,8 +234,31 @@ fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+/// Another build of firedrill to compare with (`FIREDRILL_BASELINE`).
+fn baseline() -> Option<std::path::PathBuf> {
+    std::env::var_os("FIREDRILL_BASELINE").map(Into::into)
+}
+
 fn firedrill(dir: &Path, echo: SocketAddr, source: SocketAddr) -> anyhow::Result<Peer> {
+    let bin = Path::new(env!("CARGO_BIN_EXE_firedrill"));
+    firedrill_at(bin, "firedrill", dir, echo, source)
+}
+
+fn firedrill_baseline(dir: &Path, echo: SocketAddr, source: SocketAddr) -> anyhow::Result<Peer> {
+    let bin = baseline().expect("set");
+    firedrill_at(&bin, "firedrill (baseline)", dir, echo, source)
+}
+
+fn firedrill_at(
+    bin: &Path,
+    name: &'static str,
+    dir: &Path,
+    echo: SocketAddr,
+    source: SocketAddr,
+) -> anyhow::Result<Peer> {
     let (e, s) = (free_port()?, free_port()?);
+    let dir = dir.join(name.replace([' ', '(', ')'], ""));
+    std::fs::create_dir_all(&dir)?;
     let config = dir.join("firedrill.json");
     std::fs::write(
         &config,
@@ -240,15 +267,17 @@ fn firedrill(dir: &Path, echo: SocketAddr, source: SocketAddr) -> anyhow::Result
             {"name": "source", "listen": local(s).to_string(), "upstream": source.to_string()},
         ]))?,
     )?;
-    let child = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+    let child = Command::new(bin)
         .args(["proxy", "serve", "--allow-anonymous", "--port"])
         .arg(free_port()?.to_string())
         .arg("--config")
         .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
         .stdout(Stdio::null())
         .spawn()?;
     Ok(Peer {
-        name: "firedrill",
+        name,
         children: vec![child],
         echo: local(e),
         source: local(s),
@@ -488,32 +517,39 @@ async fn held(n: &Sizes, p: &Peer) -> anyhow::Result<Held> {
     }
     let held_rss = p.rss();
     let active = conns.len().min(n.active);
-    let t = Instant::now();
-    let mut set = tokio::task::JoinSet::new();
-    for mut c in conns.drain(..active) {
-        let pings = n.active_pings;
-        set.spawn(async move {
-            for _ in 0..pings {
-                echo_once(&mut c).await?;
-            }
-            anyhow::Ok(c)
-        });
-    }
-    for r in set.join_all().await {
-        match r {
-            Ok(c) => conns.push(c),
-            Err(e) => {
-                if errors == 0 {
-                    println!(
-                        "note: {}: first error on an active connection: {e:#}",
-                        p.name
-                    );
+    // The median of a few rounds: one round lasts well under a second.
+    let mut rates = Vec::new();
+    for _ in 0..n.active_rounds {
+        let t = Instant::now();
+        let mut set = tokio::task::JoinSet::new();
+        for mut c in conns.drain(..active) {
+            let pings = n.active_pings;
+            set.spawn(async move {
+                for _ in 0..pings {
+                    echo_once(&mut c).await?;
                 }
-                errors += 1;
+                anyhow::Ok(c)
+            });
+        }
+        for r in set.join_all().await {
+            match r {
+                Ok(c) => conns.push(c),
+                Err(e) => {
+                    if errors == 0 {
+                        println!(
+                            "note: {}: first error on an active connection: {e:#}",
+                            p.name
+                        );
+                    }
+                    errors += 1;
+                }
             }
         }
+        // The connections just used went to the end: the next round
+        // takes others while there are others.
+        rates.push((active * n.active_pings) as f64 / t.elapsed().as_secs_f64());
     }
-    let rate = (active * n.active_pings) as f64 / t.elapsed().as_secs_f64();
+    let rate = median(&mut rates);
     Ok(Held {
         held: conns.len(),
         active,
@@ -524,13 +560,31 @@ async fn held(n: &Sizes, p: &Peer) -> anyhow::Result<Held> {
     })
 }
 
-async fn connections(n: &Sizes, peers: &[Peer]) -> anyhow::Result<()> {
-    let mut all = Vec::new();
-    for p in peers {
-        all.push(held(n, p).await?);
+async fn connections(n: &Sizes, echo: SocketAddr, peers: &[Peer]) -> anyhow::Result<()> {
+    // A warm-up straight to the echo server, so the first proxy measured
+    // does not pay for this process's first 10,000 connections; then the
+    // proxies in an order that starts at a different one each run (the
+    // first place measured lowest in runs where the order was fixed).
+    let direct = Peer {
+        name: "direct (warm-up)",
+        children: Vec::new(),
+        echo,
+        source: echo,
+    };
+    held(n, &direct).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let first = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as usize)
+        % peers.len();
+    let mut all: Vec<Option<Held>> = (0..peers.len()).map(|_| None).collect();
+    for k in 0..peers.len() {
+        let j = (first + k) % peers.len();
+        all[j] = Some(held(n, &peers[j]).await?);
         // Let the closed connections drain before the next proxy.
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    let all: Vec<Held> = all.into_iter().flatten().collect();
     let row = |label: &str, cell: &dyn Fn(&Held) -> String| {
         let cells: Vec<String> = all.iter().map(cell).collect();
         println!(
@@ -689,8 +743,8 @@ async fn http_rows(dir: &Path) -> anyhow::Result<()> {
     debian("/usr/sbin/nginx", &["nginx"])?;
     debian("/usr/bin/wrk", &["wrk"])?;
     debian("/usr/bin/h2load", &["nghttp2-client"])?;
-    let (origin, via_nginx, via_firedrill) = (free_port()?, free_port()?, free_port()?);
-    let (origin_h2, via_nginx_h2, via_firedrill_h2) = (free_port()?, free_port()?, free_port()?);
+    let (origin, via_nginx) = (free_port()?, free_port()?);
+    let (origin_h2, via_nginx_h2) = (free_port()?, free_port()?);
     let conf = |name: &str, workers: &str, body: String| -> anyhow::Result<Child> {
         let prefix = dir.join(name);
         std::fs::create_dir_all(prefix.join("logs"))?;
@@ -713,7 +767,7 @@ async fn http_rows(dir: &Path) -> anyhow::Result<()> {
             .stderr(Stdio::null())
             .spawn()?)
     };
-    let targets = vec![
+    let mut targets = vec![
         Peer {
             name: "origin",
             children: vec![conf(
@@ -727,27 +781,11 @@ async fn http_rows(dir: &Path) -> anyhow::Result<()> {
             echo: local(origin),
             source: local(origin_h2),
         },
-        Peer {
-            name: "firedrill (HTTP mode)",
-            children: vec![
-                Command::new(env!("CARGO_BIN_EXE_firedrill"))
-                    .args(["proxy", "run", "--mode", "http", "--listen"])
-                    .arg(local(via_firedrill).to_string())
-                    .arg("--upstream")
-                    .arg(local(origin).to_string())
-                    .stdout(Stdio::null())
-                    .spawn()?,
-                Command::new(env!("CARGO_BIN_EXE_firedrill"))
-                    .args(["proxy", "run", "--mode", "http", "--listen"])
-                    .arg(local(via_firedrill_h2).to_string())
-                    .arg("--upstream")
-                    .arg(local(origin_h2).to_string())
-                    .stdout(Stdio::null())
-                    .spawn()?,
-            ],
-            echo: local(via_firedrill),
-            source: local(via_firedrill_h2),
-        },
+        http_firedrill(
+            Path::new(env!("CARGO_BIN_EXE_firedrill")),
+            "firedrill (HTTP mode)",
+            (local(origin), local(origin_h2)),
+        )?,
         Peer {
             name: "nginx proxy_pass",
             children: vec![conf(
@@ -764,6 +802,13 @@ async fn http_rows(dir: &Path) -> anyhow::Result<()> {
             source: local(via_nginx_h2),
         },
     ];
+    if let Some(bin) = baseline() {
+        targets.push(http_firedrill(
+            &bin,
+            "firedrill (baseline)",
+            (local(origin), local(origin_h2)),
+        )?);
+    }
     // Here `echo` is each target's HTTP/1.1 port, `source` its h2c port.
     for t in &targets {
         t.ready().await?;
@@ -771,8 +816,9 @@ async fn http_rows(dir: &Path) -> anyhow::Result<()> {
     let header = |title: &str| {
         let names: Vec<&str> = targets[1..].iter().map(|t| t.name).collect();
         println!(
-            "| {title} | direct to the origin | {} | n |\n|---|---|---|---|---|",
-            names.join(" | ")
+            "| {title} | direct to the origin | {} | n |\n|---|---|{}---|",
+            names.join(" | "),
+            "---|".repeat(names.len())
         );
     };
     header("HTTP/1.1 keep-alive (wrk -t1, 5 s each)");
@@ -833,6 +879,31 @@ async fn http_rows(dir: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// firedrill's HTTP-mode proxy from `bin` in front of `origin`'s HTTP/1.1
+/// and h2c ports: `echo` is its HTTP/1.1 port, `source` its h2c port.
+fn http_firedrill(
+    bin: &Path,
+    name: &'static str,
+    origin: (SocketAddr, SocketAddr),
+) -> anyhow::Result<Peer> {
+    let (h1, h2) = (free_port()?, free_port()?);
+    let start = |listen: u16, upstream: SocketAddr| {
+        Command::new(bin)
+            .args(["proxy", "run", "--mode", "http", "--listen"])
+            .arg(local(listen).to_string())
+            .arg("--upstream")
+            .arg(upstream.to_string())
+            .stdout(Stdio::null())
+            .spawn()
+    };
+    Ok(Peer {
+        name,
+        children: vec![start(h1, origin.0)?, start(h2, origin.1)?],
+        echo: local(h1),
+        source: local(h2),
+    })
 }
 
 /// `h2load -cC -m10 -DD url` (h2c with prior knowledge), parsed: requests/s
