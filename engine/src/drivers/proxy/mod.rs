@@ -838,14 +838,44 @@ impl Proxy {
 /// runtime of its own (set by [`serve_connections_on_threads`]).
 struct Workers {
     handles: Vec<tokio::runtime::Handle>,
-    next: AtomicUsize,
+    /// Connections open on each thread.
+    open: Vec<Arc<AtomicUsize>>,
+}
+
+impl Workers {
+    /// A thread takes this many connections before the next one gets any.
+    /// A few connections on one busy thread, rather than spread over
+    /// threads that each sleep and wake between requests, served HTTP at 8
+    /// connections 7–17 % faster (docs/PERFORMANCE.md, issue 19, fourth
+    /// look); past it, connections are balanced.
+    const FILL: usize = 16;
+
+    /// The thread for a new connection: the one with the fewest open,
+    /// counting fewer than [`Workers::FILL`] as that many (so the first go
+    /// to the first thread), the lowest index on a tie.
+    fn pick(&self) -> usize {
+        pick_thread(self.open.iter().map(|o| o.load(Ordering::Relaxed)))
+    }
 }
 
 static WORKERS: OnceLock<Workers> = OnceLock::new();
 
+/// [`Workers::pick`] over each thread's count of open connections.
+fn pick_thread(open: impl Iterator<Item = usize>) -> usize {
+    let mut best = (usize::MAX, 0);
+    for (i, open) in open.enumerate() {
+        let load = open.max(Workers::FILL);
+        if load < best.0 {
+            best = (load, i);
+        }
+    }
+    best.1
+}
+
 /// From now on, serve every proxied connection of this process on one of
-/// `n` threads, each with a single-threaded runtime (connections are
-/// dealt out in turn; a connection's two sockets stay on its thread).
+/// `n` threads, each with a single-threaded runtime (the first few
+/// connections on one thread, then to the thread with the fewest; a
+/// connection's two sockets stay on its thread).
 /// Nginx's model: no work stealing, no wake-up crossing threads, no task
 /// stuck behind a preempted worker. The threads are not pinned to CPUs:
 /// pinning raised HTTP rates at 8 connections but more than doubled the
@@ -865,8 +895,8 @@ pub fn serve_connections_on_threads(n: usize) -> std::io::Result<()> {
             .spawn(move || rt.block_on(std::future::pending::<()>()))?;
     }
     let _ = WORKERS.set(Workers {
+        open: handles.iter().map(|_| Arc::default()).collect(),
         handles,
-        next: AtomicUsize::new(0),
     });
     Ok(())
 }
@@ -936,12 +966,15 @@ async fn accept_loop(
                 tokio::spawn(serve(stream));
             }
             Some(w) => {
-                let i = w.next.fetch_add(1, Ordering::Relaxed) % w.handles.len();
+                let i = w.pick();
                 let Ok(std) = stream.into_std() else { continue };
+                let open = w.open[i].clone();
+                open.fetch_add(1, Ordering::Relaxed);
                 w.handles[i].spawn(async move {
                     if let Ok(stream) = TcpStream::from_std(std) {
                         serve(stream).await;
                     }
+                    open.fetch_sub(1, Ordering::Relaxed);
                 });
             }
         }
@@ -1061,6 +1094,25 @@ mod tests {
             round_trip(&mut s).await;
         }
         assert_eq!(proxy.stats().bytes_up.get(), 20);
+    }
+
+    /// A few connections share one thread; many are balanced.
+    #[test]
+    fn connections_fill_one_thread_then_balance() {
+        let deal = |n: usize| {
+            let mut open = [0usize; 2];
+            for _ in 0..n {
+                open[pick_thread(open.iter().copied())] += 1;
+            }
+            open
+        };
+        assert_eq!(deal(8), [8, 0]);
+        assert_eq!(deal(Workers::FILL), [Workers::FILL, 0]);
+        assert_eq!(deal(50), [25, 25]);
+        assert_eq!(deal(9_968), [4_984, 4_984]);
+        // A thread whose connections closed gets the next ones.
+        assert_eq!(pick_thread([40, 30].into_iter()), 1);
+        assert_eq!(pick_thread([3, 20].into_iter()), 0);
     }
 
     /// Stopping a proxy ends every live connection, whichever state it is
