@@ -6,7 +6,7 @@
 //! no memory beyond its sockets.
 //!
 //! The buffer of a connection that goes idle is kept for the next read of
-//! any connection of the same thread (one spare per thread), so a small
+//! any connection of the same thread (a few spares per thread), so a small
 //! request and answer cost no allocation on a busy thread.
 //!
 //! Reads and writes go through `AsyncRead`/`AsyncWrite`, whose short
@@ -156,7 +156,11 @@ pub(super) mod spare {
 
     /// One of the thread's spare buffers (or a new, empty one).
     pub(in super::super) fn take() -> BytesMut {
-        SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_default()
+        SPARE
+            .try_with(|s| s.borrow_mut().pop())
+            .ok()
+            .flatten()
+            .unwrap_or_default()
     }
 
     /// Keep `buf` for the thread's next reads, or free it if enough are
@@ -166,7 +170,8 @@ pub(super) mod spare {
             return;
         }
         buf.clear();
-        SPARE.with(|s| {
+        // A thread that is exiting has no spares: the buffer is freed.
+        let _ = SPARE.try_with(|s| {
             let mut s = s.borrow_mut();
             if s.len() < KEEP {
                 s.push(buf);
