@@ -503,17 +503,7 @@ async fn held(n: &Sizes, p: &Peer) -> anyhow::Result<Held> {
                 anyhow::Ok(c)
             });
         }
-        for r in set.join_all().await {
-            match r {
-                Ok(c) => conns.push(c),
-                Err(e) => {
-                    if errors == 0 {
-                        println!("note: {}: first error while opening: {e:#}", p.name);
-                    }
-                    errors += 1;
-                }
-            }
-        }
+        gather(set, &mut conns, &mut errors, p.name, "while opening").await;
     }
     let held_rss = p.rss();
     let active = conns.len().min(n.active);
@@ -531,20 +521,14 @@ async fn held(n: &Sizes, p: &Peer) -> anyhow::Result<Held> {
                 anyhow::Ok(c)
             });
         }
-        for r in set.join_all().await {
-            match r {
-                Ok(c) => conns.push(c),
-                Err(e) => {
-                    if errors == 0 {
-                        println!(
-                            "note: {}: first error on an active connection: {e:#}",
-                            p.name
-                        );
-                    }
-                    errors += 1;
-                }
-            }
-        }
+        gather(
+            set,
+            &mut conns,
+            &mut errors,
+            p.name,
+            "on an active connection",
+        )
+        .await;
         // The connections just used went to the end: the next round
         // takes others while there are others.
         rates.push((active * n.active_pings) as f64 / t.elapsed().as_secs_f64());
@@ -558,6 +542,28 @@ async fn held(n: &Sizes, p: &Peer) -> anyhow::Result<Held> {
         idle_rss,
         held_rss,
     })
+}
+
+/// Connections back from `set` go to `conns`; failures are counted, the
+/// first one printed.
+async fn gather(
+    set: tokio::task::JoinSet<anyhow::Result<TcpStream>>,
+    conns: &mut Vec<TcpStream>,
+    errors: &mut usize,
+    name: &str,
+    when: &str,
+) {
+    for r in set.join_all().await {
+        match r {
+            Ok(c) => conns.push(c),
+            Err(e) => {
+                if *errors == 0 {
+                    println!("note: {name}: first error {when}: {e:#}");
+                }
+                *errors += 1;
+            }
+        }
+    }
 }
 
 async fn connections(n: &Sizes, echo: SocketAddr, peers: &[Peer]) -> anyhow::Result<()> {

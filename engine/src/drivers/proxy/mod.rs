@@ -1044,28 +1044,29 @@ mod tests {
             .unwrap()
     }
 
-    pub(super) async fn http_proxy(upstream: SocketAddr) -> Arc<Proxy> {
+    async fn proxy_to(upstream: SocketAddr, name: &str, mode: ProxyMode) -> Arc<Proxy> {
         Proxy::start(ProxyConfig {
-            name: "api".into(),
+            name: name.into(),
             listen: "127.0.0.1:0".parse().unwrap(),
             upstream: upstream.to_string(),
-            mode: ProxyMode::Http,
+            mode,
         })
         .await
         .unwrap()
     }
 
+    async fn tcp_proxy(upstream: SocketAddr) -> Arc<Proxy> {
+        proxy_to(upstream, "db", ProxyMode::Tcp).await
+    }
+
+    pub(super) async fn http_proxy(upstream: SocketAddr) -> Arc<Proxy> {
+        proxy_to(upstream, "api", ProxyMode::Http).await
+    }
+
     #[tokio::test]
     async fn a_fault_takes_over_a_flowing_connection_and_hands_it_back() {
         let echo = firedrill_tests::echo_server().await;
-        let proxy = Proxy::start(ProxyConfig {
-            name: "db".into(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            upstream: echo.to_string(),
-            mode: ProxyMode::Tcp,
-        })
-        .await
-        .unwrap();
+        let proxy = tcp_proxy(echo).await;
         let mut s = tokio::net::TcpStream::connect(proxy.local_addr())
             .await
             .unwrap();
@@ -1122,14 +1123,7 @@ mod tests {
     #[tokio::test]
     async fn stopping_a_proxy_ends_its_live_connections() {
         let echo = firedrill_tests::echo_server().await;
-        let tcp = Proxy::start(ProxyConfig {
-            name: "db".into(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            upstream: echo.to_string(),
-            mode: ProxyMode::Tcp,
-        })
-        .await
-        .unwrap();
+        let tcp = tcp_proxy(echo).await;
         let mut idle = tokio::net::TcpStream::connect(tcp.local_addr())
             .await
             .unwrap();
@@ -1200,14 +1194,7 @@ mod tests {
     #[tokio::test]
     async fn a_reverted_connect_delay_releases_the_connections_it_holds() {
         let echo = firedrill_tests::echo_server().await;
-        let proxy = Proxy::start(ProxyConfig {
-            name: "db".into(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            upstream: echo.to_string(),
-            mode: ProxyMode::Tcp,
-        })
-        .await
-        .unwrap();
+        let proxy = tcp_proxy(echo).await;
         let key = proxy.add_fault(ProxyFault::new(
             Effect::ConnectDelay {
                 latency: Duration::from_secs(3600),
