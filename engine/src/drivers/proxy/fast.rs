@@ -5,14 +5,14 @@
 //! buffers are given back whenever they empty, so an idle connection holds
 //! no memory beyond its sockets.
 //!
-//! The buffer of a connection that goes idle is kept for the next read of
-//! any connection of the same thread (a few spares per thread), so a small
-//! request and answer cost no allocation on a busy thread.
+//! An idle connection's buffer goes to its thread's spares
+//! (`buffers.rs`).
 //!
 //! Reads and writes go through `AsyncRead`/`AsyncWrite`, whose short
 //! reads and writes tell tokio the socket is drained (or full), saving the
 //! extra system call that would otherwise only learn `EAGAIN`.
 
+use super::buffers;
 use bytes::{Buf, Bytes, BytesMut};
 use std::future::{Future, poll_fn};
 use std::io;
@@ -20,9 +20,6 @@ use std::pin::Pin;
 use std::task::Poll;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
-
-/// The most bytes one read takes.
-const CHUNK: usize = 16 * 1024;
 
 /// The most bytes read ahead of the writer.
 const AHEAD: usize = 64 * 1024;
@@ -61,20 +58,19 @@ where
             if eof {
                 return Ok(Stop::Eof);
             }
-            out.reserve(CHUNK);
+            buffers::room(&mut out);
             let mut read = std::pin::pin!(rd.read_buf(&mut out));
             let read = match poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await {
                 Poll::Ready(read) => read,
                 Poll::Pending => {
                     // Nothing to read now: give the memory back while
                     // waiting for more (both are empty here).
-                    spare::put(std::mem::take(&mut out));
-                    ahead = BytesMut::new();
+                    buffers::release(&mut out);
+                    buffers::release(&mut ahead);
                     // The read above registered for readiness; this
                     // waits in the same slot (no waiter list to join).
                     poll_fn(|cx| rd.as_ref().poll_read_ready(cx)).await?;
-                    out = spare::take();
-                    out.reserve(CHUNK);
+                    buffers::room(&mut out);
                     rd.read_buf(&mut out).await
                 }
             };
@@ -83,7 +79,7 @@ where
             }
         } else {
             if !eof && ahead.len() < AHEAD {
-                ahead.reserve(CHUNK);
+                buffers::room(&mut ahead);
             }
             tokio::select! {
                 biased;
@@ -138,44 +134,4 @@ where
 fn faulted(mut out: BytesMut, ahead: BytesMut) -> Stop {
     out.extend_from_slice(&ahead);
     Stop::Faulted(out.freeze())
-}
-
-/// A few empty buffers per thread, handed from connections that go idle
-/// to the next ones that read: on a thread serving many connections one
-/// after another, no allocation per message. At most [`spare::KEEP`]
-/// buffers per thread, so idle connections still hold none.
-pub(super) mod spare {
-    use bytes::BytesMut;
-    use std::cell::RefCell;
-
-    pub(super) const KEEP: usize = 4;
-
-    thread_local! {
-        static SPARE: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
-    }
-
-    /// One of the thread's spare buffers (or a new, empty one).
-    pub(in super::super) fn take() -> BytesMut {
-        SPARE
-            .try_with(|s| s.borrow_mut().pop())
-            .ok()
-            .flatten()
-            .unwrap_or_default()
-    }
-
-    /// Keep `buf` for the thread's next reads, or free it if enough are
-    /// kept or it holds no memory.
-    pub(in super::super) fn put(mut buf: BytesMut) {
-        if buf.capacity() == 0 {
-            return;
-        }
-        buf.clear();
-        // A thread that is exiting has no spares: the buffer is freed.
-        let _ = SPARE.try_with(|s| {
-            let mut s = s.borrow_mut();
-            if s.len() < KEEP {
-                s.push(buf);
-            }
-        });
-    }
 }

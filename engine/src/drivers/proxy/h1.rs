@@ -14,7 +14,7 @@
 //! next request on, as it does on the full path, and every answer made
 //! here (400, 502 …) is the full path's own.
 
-use super::fast::spare;
+use super::buffers;
 use super::{Shared, http};
 use bytes::{Buf, Bytes, BytesMut};
 use std::future::poll_fn;
@@ -31,8 +31,6 @@ use tokio::net::TcpStream;
 const MAX_HEAD: usize = 64 * 1024;
 /// The most header fields in a head, as hyper's default.
 const MAX_HEADERS: usize = 100;
-/// The most bytes one read takes.
-const CHUNK: usize = 16 * 1024;
 
 /// Serve one client connection: on the fast path while it can, then on
 /// the full path.
@@ -153,7 +151,7 @@ impl Relay {
             if left == 0 {
                 break;
             }
-            self.buf.reserve(CHUNK);
+            buffers::room(&mut self.buf);
             match self.client.read_buf(&mut self.buf).await {
                 Ok(0) | Err(_) => return Err(Broken::End),
                 Ok(_) => {}
@@ -265,10 +263,7 @@ impl Relay {
     /// Read more from upstream.
     async fn read_upstream(&mut self) -> io::Result<usize> {
         let up = self.up.as_mut().expect("connected before");
-        if self.ubuf.capacity() == 0 {
-            self.ubuf = spare::take();
-        }
-        self.ubuf.reserve(CHUNK);
+        buffers::room(&mut self.ubuf);
         up.read_buf(&mut self.ubuf).await
     }
 
@@ -299,10 +294,7 @@ impl Relay {
     /// closes (or speaks out of turn) is let go, to be opened anew for the
     /// next request.
     async fn read_client(&mut self) -> io::Result<usize> {
-        if self.buf.capacity() == 0 {
-            self.buf = spare::take();
-        }
-        self.buf.reserve(CHUNK);
+        buffers::room(&mut self.buf);
         let client = &mut self.client;
         let buf = &mut self.buf;
         let now = poll_fn(|cx| {
@@ -313,13 +305,9 @@ impl Relay {
         if let Poll::Ready(read) = now {
             return read;
         }
-        // Idle: the buffers go to the thread's spares.
-        if self.buf.is_empty() {
-            spare::put(std::mem::take(&mut self.buf));
-        }
-        if self.ubuf.is_empty() {
-            spare::put(std::mem::take(&mut self.ubuf));
-        }
+        // Idle: empty buffers go to the thread's spares.
+        buffers::release(&mut self.buf);
+        buffers::release(&mut self.ubuf);
         loop {
             // Readiness through the sockets' own reader slots (no waiter
             // list to join and leave, as `readable()` would).
@@ -343,10 +331,7 @@ impl Relay {
                 Poll::Pending
             })
             .await?;
-            if self.buf.capacity() == 0 {
-                self.buf = spare::take();
-            }
-            self.buf.reserve(CHUNK);
+            buffers::room(&mut self.buf);
             match self.client.try_read_buf(&mut self.buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 read => return read,

@@ -12,6 +12,7 @@
 //! effect on live connections as well as new ones.
 
 mod body;
+mod buffers;
 mod fast;
 mod h1;
 mod http;

@@ -19,8 +19,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
-const CHUNK: usize = 16 * 1024;
-
 /// Pacing may catch up on at most this much lateness (timer granularity is
 /// ~1 ms), and no more, so an idle link does not bank a burst.
 const PACE_SLACK: Duration = Duration::from_millis(50);
@@ -189,7 +187,7 @@ where
             // to the fast path and this future is dropped, it holds no chunk
             // (a pending read loses nothing).
             let Ok(slot) = tx.reserve().await else { break };
-            buf.reserve(CHUNK);
+            buf.reserve(super::buffers::CHUNK);
             match rd.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(_) => slot.send((Instant::now(), buf.split().freeze())),
