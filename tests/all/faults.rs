@@ -338,15 +338,43 @@ fn rss_bytes(pid: u32) -> Option<u64> {
     Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
 }
 
-fn stress_drill(dir: &std::path::Path, fault: &str, value: &str, hold: &str) -> std::path::PathBuf {
+/// A directory for disk fills on a file system of its own when the machine
+/// has one (/dev/shm): a fill must leave 5 % of its file system free, and a
+/// build machine's disk is often fuller than that, which would refuse the
+/// fill for reasons that have nothing to do with the test.
+fn fill_dir() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    match shm.is_dir() {
+        true => tempfile::tempdir_in(shm).unwrap(),
+        false => tempfile::tempdir().unwrap(),
+    }
+}
+
+/// What a run that should still be running said: it is stopped first.
+fn ended(mut engine: std::process::Child) -> String {
+    let _ = engine.kill();
+    let out = engine.wait_with_output().unwrap();
+    format!(
+        "the run {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn stress_drill(
+    dir: &std::path::Path,
+    fill: &std::path::Path,
+    fault: &str,
+    value: &str,
+    hold: &str,
+) -> std::path::PathBuf {
     std::fs::write(dir.join("process.wasm"), firedrill_tests::PROCESS).unwrap();
-    let fill = dir.join("fill");
-    std::fs::create_dir_all(&fill).unwrap();
     let drill = dir.join("drill.toml");
     std::fs::write(
         &drill,
         format!(
-            "[scenario]\npath = \"process.wasm\"\nparams = {{ fault = \"{fault}\", value = \"{value}\", hold = \"{hold}\" }}\n[targets.box]\nkind = \"host\"\npath = \"fill\"\ngrants = [\"cpu-stress\", \"memory-stress\", \"disk-fill\"]\n"
+            "[scenario]\npath = \"process.wasm\"\nparams = {{ fault = \"{fault}\", value = \"{value}\", hold = \"{hold}\" }}\n[targets.box]\nkind = \"host\"\npath = \"{}\"\ngrants = [\"cpu-stress\", \"memory-stress\", \"disk-fill\"]\n",
+            fill.display()
         ),
     )
     .unwrap();
@@ -361,19 +389,19 @@ async fn stress_loads_the_host_from_a_child_that_is_gone_after_the_run() {
     const MIB: u64 = 1 << 20;
     for (fault, value) in [("cpu", "1"), ("memory", "64000000"), ("disk", "8388608")] {
         let dir = tempfile::tempdir().unwrap();
-        let drill = stress_drill(dir.path(), fault, value, "2s");
+        let fill = fill_dir();
+        let drill = stress_drill(dir.path(), fill.path(), fault, value, "2s");
         let engine = spawn_run(&dir.path().join("data"), &drill, &[]);
         let mut child = None;
-        assert!(
-            eventually(Duration::from_secs(20), || {
-                child = stress_child(engine.id());
-                child.is_some()
-            })
-            .await,
-            "{fault}: a stress child runs"
-        );
-        let child = child.unwrap();
-        let file = dir.path().join("fill");
+        let started = eventually(Duration::from_secs(20), || {
+            child = stress_child(engine.id());
+            child.is_some()
+        })
+        .await;
+        let Some(child) = child.filter(|_| started) else {
+            panic!("{fault}: no stress child ran; {}", ended(engine));
+        };
+        let file = fill.path();
         match fault {
             "cpu" => {
                 // One core at 50 %: about half the wall time.
@@ -394,7 +422,7 @@ async fn stress_loads_the_host_from_a_child_that_is_gone_after_the_run() {
             }
             _ => {
                 let size = || {
-                    std::fs::read_dir(&file)
+                    std::fs::read_dir(file)
                         .unwrap()
                         .flatten()
                         .map(|e| e.metadata().unwrap().len())
@@ -418,7 +446,7 @@ async fn stress_loads_the_host_from_a_child_that_is_gone_after_the_run() {
             "{fault}: the child is gone, not left running or as a zombie"
         );
         assert_eq!(
-            std::fs::read_dir(&file).unwrap().count(),
+            std::fs::read_dir(file).unwrap().count(),
             0,
             "{fault}: no file left"
         );
@@ -430,17 +458,20 @@ async fn stress_loads_the_host_from_a_child_that_is_gone_after_the_run() {
 #[tokio::test]
 async fn a_killed_engines_disk_fill_is_deleted_by_recovery() {
     let dir = tempfile::tempdir().unwrap();
-    let drill = stress_drill(dir.path(), "disk", "4194304", "2m");
+    let fill_dir = fill_dir();
+    let fill = fill_dir.path();
+    let drill = stress_drill(dir.path(), fill, "disk", "4194304", "2m");
     let data = dir.path().join("data");
     let mut engine = spawn_run(&data, &drill, &[]);
-    let fill = dir.path().join("fill");
     let written = || {
-        std::fs::read_dir(&fill)
+        std::fs::read_dir(fill)
             .unwrap()
             .flatten()
             .any(|e| e.metadata().unwrap().len() == 4 << 20)
     };
-    assert!(eventually(Duration::from_secs(20), written).await);
+    if !eventually(Duration::from_secs(20), written).await {
+        panic!("no 4 MiB file was written; {}", ended(engine));
+    }
     let child = stress_child(engine.id()).expect("the stress child runs");
     signal(&engine, nix::sys::signal::Signal::SIGKILL);
     engine.wait().unwrap();
@@ -456,8 +487,40 @@ async fn a_killed_engines_disk_fill_is_deleted_by_recovery() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(
-        std::fs::read_dir(&fill).unwrap().count(),
+        std::fs::read_dir(fill).unwrap().count(),
         0,
         "recovery deleted it"
+    );
+}
+
+/// A disk fill that would leave less than 5 % of its file system free is
+/// refused before anything is written, and the refusal says how much was
+/// asked, how much would be left, and where.
+#[tokio::test]
+async fn a_disk_fill_that_would_fill_the_file_system_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fill = fill_dir();
+    let fs = nix::sys::statvfs::statvfs(fill.path()).unwrap();
+    let free = fs.blocks_available() * fs.fragment_size();
+    let drill = stress_drill(dir.path(), fill.path(), "disk", &free.to_string(), "2s");
+    let out = spawn_run(&dir.path().join("data"), &drill, &[])
+        .wait_with_output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("disk-fill of {} MiB on target `box`", free >> 20))
+            && said.contains("it must leave 5 %: ask for at most")
+            && said.contains(&fill.path().display().to_string()),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::read_dir(fill.path()).unwrap().count(),
+        0,
+        "nothing was written"
     );
 }

@@ -93,14 +93,17 @@ impl HostTarget {
             let total = fs.blocks() * block;
             let free = fs.blocks_available() * block;
             let left = free.saturating_sub(bytes);
-            if (left as f64) < total as f64 * KEEP_FREE {
+            let keep = (total as f64 * KEEP_FREE) as u64;
+            if left < keep {
                 return Err(format!(
-                    "disk-fill of {} MiB on target `{}` would leave {} MiB of {} MiB free in {}; it must leave 5 %",
+                    "disk-fill of {} MiB on target `{}` would leave {} MiB of {} MiB free in {}; it must leave 5 %: \
+                     ask for at most {} MiB, or point the target's `path` at a file system with more room",
                     bytes >> 20,
                     self.name,
                     left >> 20,
                     total >> 20,
-                    dir.display()
+                    dir.display(),
+                    free.saturating_sub(keep) >> 20,
                 ));
             }
         }
