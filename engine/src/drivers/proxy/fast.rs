@@ -19,7 +19,6 @@ use std::io;
 use std::pin::Pin;
 use std::task::Poll;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::net::TcpStream;
 
 /// The most bytes read ahead of the writer.
 const AHEAD: usize = 64 * 1024;
@@ -43,7 +42,7 @@ pub(super) async fn forward<R, W>(
     mut sent: impl FnMut(usize),
 ) -> io::Result<Stop>
 where
-    R: AsyncRead + AsRef<TcpStream> + Unpin,
+    R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     // `out` is being written; `ahead` is read while `out` waits.
@@ -58,22 +57,20 @@ where
             if eof {
                 return Ok(Stop::Eof);
             }
-            buffers::room(&mut out);
-            let mut read = std::pin::pin!(rd.read_buf(&mut out));
-            let read = match poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await {
-                Poll::Ready(read) => read,
-                Poll::Pending => {
-                    // Nothing to read now: give the memory back while
-                    // waiting for more (both are empty here).
+            // A read into a buffer taken for this poll. While nothing
+            // comes the memory goes back (both buffers are empty here), and
+            // the read's own registration wakes the task: one visit to the
+            // socket's waiter slot per wait.
+            let read = poll_fn(|cx| {
+                buffers::room(&mut out);
+                let read = std::pin::pin!(rd.read_buf(&mut out)).poll(cx);
+                if read.is_pending() {
                     buffers::release(&mut out);
                     buffers::release(&mut ahead);
-                    // The read above registered for readiness; this
-                    // waits in the same slot (no waiter list to join).
-                    poll_fn(|cx| rd.as_ref().poll_read_ready(cx)).await?;
-                    buffers::room(&mut out);
-                    rd.read_buf(&mut out).await
                 }
-            };
+                read
+            })
+            .await;
             if matches!(read, Ok(0) | Err(_)) {
                 eof = true;
             }

@@ -17,7 +17,7 @@
 use super::buffers;
 use super::{Shared, http};
 use bytes::{Buf, Bytes, BytesMut};
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
@@ -294,49 +294,38 @@ impl Relay {
     /// closes (or speaks out of turn) is let go, to be opened anew for the
     /// next request.
     async fn read_client(&mut self) -> io::Result<usize> {
-        buffers::room(&mut self.buf);
-        let client = &mut self.client;
-        let buf = &mut self.buf;
-        let now = poll_fn(|cx| {
-            let mut read = std::pin::pin!(client.read_buf(buf));
-            Poll::Ready(std::future::Future::poll(read.as_mut(), cx))
-        })
-        .await;
-        if let Poll::Ready(read) = now {
-            return read;
-        }
-        // Idle: empty buffers go to the thread's spares.
-        buffers::release(&mut self.buf);
-        buffers::release(&mut self.ubuf);
-        loop {
-            // Readiness through the sockets' own reader slots (no waiter
-            // list to join and leave, as `readable()` would).
-            let client = &self.client;
-            let up = &mut self.up;
-            poll_fn(|cx| {
-                if let Poll::Ready(ready) = client.poll_read_ready(cx) {
-                    return Poll::Ready(ready);
-                }
-                if let Some(idle) = up.as_ref()
-                    && idle.poll_read_ready(cx).is_ready()
-                {
-                    let mut probe = [0u8; 1];
-                    match idle.try_read(&mut probe) {
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        _ => *up = None,
-                    }
-                    // Wake again to look at the client (and a new upstream).
-                    cx.waker().wake_by_ref();
-                }
-                Poll::Pending
-            })
-            .await?;
-            buffers::room(&mut self.buf);
-            match self.client.try_read_buf(&mut self.buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                read => return read,
+        let Relay {
+            client,
+            up,
+            buf,
+            ubuf,
+        } = self;
+        poll_fn(|cx| {
+            // A read into a buffer taken for this poll: a pending read is
+            // the registration that wakes the task (one visit to the
+            // socket's waiter slot per wait).
+            buffers::room(buf);
+            let read = std::pin::pin!(client.read_buf(&mut *buf)).poll(cx);
+            if read.is_ready() {
+                return read;
             }
-        }
+            // Idle: empty buffers go to the thread's spares.
+            buffers::release(buf);
+            buffers::release(ubuf);
+            if let Some(idle) = up.as_ref()
+                && idle.poll_read_ready(cx).is_ready()
+            {
+                let mut probe = [0u8; 1];
+                match idle.try_read(&mut probe) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    _ => *up = None,
+                }
+                // Wake again to look at the client (and a new upstream).
+                cx.waker().wake_by_ref();
+            }
+            Poll::Pending
+        })
+        .await
     }
 }
 

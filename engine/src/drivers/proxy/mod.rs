@@ -17,6 +17,7 @@ mod fast;
 mod h1;
 mod http;
 mod tcp;
+mod wakes;
 
 use glob::Pattern;
 use rand::rngs::ChaCha8Rng;
@@ -29,6 +30,7 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use wakes::Wakes;
 
 /// How a proxy understands its traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -579,7 +581,7 @@ pub(crate) struct Watchers {
     stopping: std::sync::atomic::AtomicBool,
     generation: AtomicU64,
     next: AtomicU64,
-    wakers: Mutex<std::collections::HashMap<u64, Arc<atomic_waker::AtomicWaker>>>,
+    wakers: Mutex<std::collections::HashMap<u64, Arc<Wakes>>>,
 }
 
 impl Watchers {
@@ -592,7 +594,7 @@ impl Watchers {
     fn bump(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         for w in self.wakers.lock().unwrap().values() {
-            w.wake();
+            w.wake_all();
         }
     }
 }
@@ -602,7 +604,7 @@ impl Watchers {
 pub(super) struct Watch<'a> {
     watchers: &'a Watchers,
     id: u64,
-    waker: Arc<atomic_waker::AtomicWaker>,
+    wakes: Arc<Wakes>,
     seen: AtomicU64,
 }
 
@@ -610,12 +612,12 @@ impl<'a> Watch<'a> {
     pub(super) fn new(shared: &'a Shared) -> Watch<'a> {
         let watchers = &shared.watchers;
         let id = watchers.next.fetch_add(1, Ordering::Relaxed);
-        let waker = Arc::new(atomic_waker::AtomicWaker::new());
-        watchers.wakers.lock().unwrap().insert(id, waker.clone());
+        let wakes = Arc::new(Wakes::default());
+        watchers.wakers.lock().unwrap().insert(id, wakes.clone());
         Watch {
             watchers,
             id,
-            waker,
+            wakes,
             seen: AtomicU64::new(watchers.generation.load(Ordering::Acquire)),
         }
     }
@@ -644,6 +646,17 @@ impl<'a> Watch<'a> {
         .await
     }
 
+    /// The waker of part `part` of the connection's work (see `wakes.rs`).
+    pub(super) fn part(&self, part: u32) -> std::task::Waker {
+        self.wakes.part(part)
+    }
+
+    /// The parts of the connection's work woken since the last call, as
+    /// bits; every part after a change to the faults.
+    pub(super) fn woken(&self) -> usize {
+        self.wakes.take()
+    }
+
     /// Runs `work` until it ends or the proxy stops (`None`). Checking is
     /// one load of a flag per wake-up: a cancellation token's future here
     /// took two locks shared by all of the proxy's connections on every
@@ -656,7 +669,7 @@ impl<'a> Watch<'a> {
         mut work: std::pin::Pin<&mut F>,
     ) -> Option<F::Output> {
         std::future::poll_fn(|cx| {
-            self.waker.register(cx.waker());
+            self.wakes.register(cx.waker());
             if self.watchers.stopping.load(Ordering::Acquire) {
                 return std::task::Poll::Ready(None);
             }

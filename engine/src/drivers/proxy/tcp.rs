@@ -14,6 +14,9 @@ use super::fast::{self, Stop};
 use super::{Conn, Direction, Effect, ProxyFault, Shared, Watch, sleep_until_precisely};
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -48,26 +51,37 @@ pub(super) async fn serve(mut client: TcpStream, conn: &Conn, shared: &Shared, w
         let down = pump(ur, cw, conn, shared, Direction::Downstream);
         let watchdog = watchdog(conn, shared, watch);
         tokio::pin!(up, down, watchdog);
+        // Each part is polled only when its own waker woke it (`wakes.rs`).
+        let wakers = [watch.part(0), watch.part(1), watch.part(2)];
         let (mut up_done, mut down_done) = (false, false);
-        loop {
+        std::future::poll_fn(|_| {
+            let woken = watch.woken();
+            let polled = |part: usize, f: Pin<&mut dyn Future<Output = End>>| {
+                (woken & 1 << part != 0).then(|| f.poll(&mut Context::from_waker(&wakers[part])))
+            };
             // The watchdog first: a `reset-peer` due now wins over bytes
             // that are ready to go.
-            tokio::select! {
-                biased;
-                e = &mut watchdog => break e,
-                e = &mut up, if !up_done => {
-                    up_done = true;
-                    if e != End::Eof { break e; }
-                }
-                e = &mut down, if !down_done => {
-                    down_done = true;
-                    if e != End::Eof { break e; }
+            if let Some(Poll::Ready(e)) = polled(0, watchdog.as_mut()) {
+                return Poll::Ready(e);
+            }
+            if !up_done && let Some(Poll::Ready(e)) = polled(1, up.as_mut()) {
+                up_done = true;
+                if e != End::Eof {
+                    return Poll::Ready(e);
                 }
             }
-            if up_done && down_done {
-                break End::Eof;
+            if !down_done && let Some(Poll::Ready(e)) = polled(2, down.as_mut()) {
+                down_done = true;
+                if e != End::Eof {
+                    return Poll::Ready(e);
+                }
             }
-        }
+            match up_done && down_done {
+                true => Poll::Ready(End::Eof),
+                false => Poll::Pending,
+            }
+        })
+        .await
     };
     if let End::Reset(direction) = end {
         if direction.covers(Direction::Downstream) {
@@ -132,7 +146,7 @@ async fn watchdog(conn: &Conn, shared: &Shared, watch: &Watch<'_>) -> End {
 
 async fn pump<R, W>(mut rd: R, wr: W, conn: &Conn, shared: &Shared, flow: Direction) -> End
 where
-    R: AsyncRead + Unpin + AsRef<TcpStream>,
+    R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut w = Writer {
