@@ -18,7 +18,8 @@
 //! noise hits all alike. A second table: HTTP/1.1 keep-alive through
 //! firedrill's HTTP-mode proxy (`firedrill proxy run --mode http`) and
 //! nginx's `proxy_pass` (keep-alive upstream) in front of one nginx origin,
-//! with Debian's wrk at 8, 64 and 256 connections; then h2c (HTTP/2 with
+//! with Debian's wrk at 8, 64 and 256 connections, in interleaved rounds
+//! (the median of three); then h2c (HTTP/2 with
 //! prior knowledge) with nghttp2's h2load: firedrill forwards HTTP/2 as
 //! HTTP/2 (to the origin's h2c port), nginx takes h2c and forwards HTTP/1.1,
 //! as it can.
@@ -28,7 +29,9 @@
 //! `FIREDRILL_BASELINE` to another build's `firedrill` binary: it runs as
 //! one more peer, "firedrill (baseline)", in every row.
 
-use firedrill_tests::{echo_server, median, percentiles, round_trip, source_server};
+use firedrill_tests::{
+    echo_server, median, median_duration, percentiles, round_trip, source_server,
+};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -579,10 +582,7 @@ async fn connections(n: &Sizes, echo: SocketAddr, peers: &[Peer]) -> anyhow::Res
     };
     held(n, &direct).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let first = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as usize)
-        % peers.len();
+    let first = first_place(peers.len());
     let mut all: Vec<Option<Held>> = (0..peers.len()).map(|_| None).collect();
     for k in 0..peers.len() {
         let j = (first + k) % peers.len();
@@ -690,6 +690,49 @@ struct Wrk {
     rate: f64,
     p50: Duration,
     p99: Duration,
+}
+
+/// Rounds and length of each HTTP measurement: rounds interleave the
+/// targets, so a drift of the machine during a row hits each alike.
+const HTTP_ROUNDS: usize = 3;
+const HTTP_SECS: u64 = 3;
+
+/// The median of each of wrk's figures over rounds.
+fn median_wrk(rounds: &[Wrk]) -> Wrk {
+    let of = |f: fn(&Wrk) -> f64| median(&mut rounds.iter().map(f).collect::<Vec<_>>());
+    Wrk {
+        rate: of(|w| w.rate),
+        p50: Duration::from_secs_f64(of(|w| w.p50.as_secs_f64())),
+        p99: Duration::from_secs_f64(of(|w| w.p99.as_secs_f64())),
+    }
+}
+
+/// `rounds` of one measurement of each of `targets`: every round starts
+/// one place further (the first round at a place that changes from run to
+/// run), so no target is always first or always after the same one. Each
+/// target's results in round order.
+fn rotated<T>(
+    targets: usize,
+    rounds: usize,
+    mut measure: impl FnMut(usize) -> anyhow::Result<T>,
+) -> anyhow::Result<Vec<Vec<T>>> {
+    let first = first_place(targets);
+    let mut got: Vec<Vec<T>> = (0..targets).map(|_| Vec::new()).collect();
+    for round in 0..rounds {
+        for k in 0..targets {
+            let j = (first + round + k) % targets;
+            got[j].push(measure(j)?);
+        }
+    }
+    Ok(got)
+}
+
+/// A place among `n` to start a rotation, different from run to run.
+fn first_place(n: usize) -> usize {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as usize)
+        % n
 }
 
 /// A time as wrk and h2load print it (`812.00us`, `1.27ms`, `2s`).
@@ -827,15 +870,18 @@ async fn http_rows(dir: &Path) -> anyhow::Result<()> {
             "---|".repeat(names.len())
         );
     };
-    header("HTTP/1.1 keep-alive (wrk -t1, 5 s each)");
-    for (level, connections) in [8usize, 64, 256].into_iter().enumerate() {
-        let mut got: Vec<Option<Wrk>> = (0..targets.len()).map(|_| None).collect();
-        for k in 0..targets.len() {
-            let j = (level + k) % targets.len();
-            let url = format!("http://{}/", targets[j].echo);
-            got[j] = Some(wrk(&url, connections, 5)?);
-        }
-        let got: Vec<Wrk> = got.into_iter().flatten().collect();
+    header(&format!(
+        "HTTP/1.1 keep-alive (wrk -t1; median of {HTTP_ROUNDS} rounds of {HTTP_SECS} s)"
+    ));
+    for connections in [8usize, 64, 256] {
+        let got = rotated(targets.len(), HTTP_ROUNDS, |j| {
+            wrk(
+                &format!("http://{}/", targets[j].echo),
+                connections,
+                HTTP_SECS,
+            )
+        })?;
+        let got: Vec<Wrk> = got.iter().map(|w| median_wrk(w)).collect();
         let base = got[0].rate;
         let cell = |w: &Wrk, ratio: bool| {
             format!(
@@ -851,7 +897,7 @@ async fn http_rows(dir: &Path) -> anyhow::Result<()> {
             )
         };
         println!(
-            "| {connections} connections: requests/s; latency p50 / p99 | {} | {} | 5 s |",
+            "| {connections} connections: requests/s; latency p50 / p99 | {} | {} | {HTTP_ROUNDS} × {HTTP_SECS} s |",
             cell(&got[0], false),
             got[1..]
                 .iter()
@@ -861,16 +907,28 @@ async fn http_rows(dir: &Path) -> anyhow::Result<()> {
         );
     }
     println!();
-    header("h2c, prior knowledge (h2load, 10 streams per connection, 5 s each)");
-    for (level, connections) in [8usize, 64].into_iter().enumerate() {
-        let mut got = vec![(0.0, Duration::ZERO); targets.len()];
-        for k in 0..targets.len() {
-            let j = (level + k) % targets.len();
-            got[j] = h2load(&format!("http://{}/", targets[j].source), connections, 5)?;
-        }
+    header(&format!(
+        "h2c, prior knowledge (h2load, 10 streams per connection; median of {HTTP_ROUNDS} rounds of {HTTP_SECS} s)"
+    ));
+    for connections in [8usize, 64] {
+        let got = rotated(targets.len(), HTTP_ROUNDS, |j| {
+            h2load(
+                &format!("http://{}/", targets[j].source),
+                connections,
+                HTTP_SECS,
+            )
+        })?;
+        let got: Vec<(f64, Duration)> = got
+            .iter()
+            .map(|g| {
+                let mut rates: Vec<f64> = g.iter().map(|(r, _)| *r).collect();
+                let means: Vec<Duration> = g.iter().map(|(_, m)| *m).collect();
+                (median(&mut rates), median_duration(&means))
+            })
+            .collect();
         let base = got[0].0;
         println!(
-            "| {connections} connections: requests/s; mean latency | {:.0} req/s; {:.0} µs | {} | 5 s |",
+            "| {connections} connections: requests/s; mean latency | {:.0} req/s; {:.0} µs | {} | {HTTP_ROUNDS} × {HTTP_SECS} s |",
             base,
             us(got[0].1),
             got[1..]
