@@ -29,6 +29,7 @@
 //! `FIREDRILL_BASELINE` to another build's `firedrill` binary: it runs as
 //! one more peer, "firedrill (baseline)", in every row.
 
+use anyhow::Context;
 use firedrill_tests::{
     echo_server, median, median_duration, percentiles, round_trip, source_server,
 };
@@ -880,6 +881,7 @@ async fn http_rows(dir: &Path) -> anyhow::Result<()> {
                 connections,
                 HTTP_SECS,
             )
+            .with_context(|| format!("{} at {connections} connections", targets[j].name))
         })?;
         let got: Vec<Wrk> = got.iter().map(|w| median_wrk(w)).collect();
         let base = got[0].rate;
@@ -917,6 +919,7 @@ async fn http_rows(dir: &Path) -> anyhow::Result<()> {
                 connections,
                 HTTP_SECS,
             )
+            .with_context(|| format!("{} at {connections} connections", targets[j].name))
         })?;
         let got: Vec<(f64, Duration)> = got
             .iter()
