@@ -17,15 +17,21 @@ thread_local! {
     static SPARE: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Make room in `buf` for one read of up to [`CHUNK`] bytes, with one of
-/// the thread's spares if `buf` holds no memory.
+/// Make room in `buf` for one read (at least a quarter of [`CHUNK`], up
+/// to a whole one), with one of the thread's spares if `buf` holds no
+/// memory.
 pub(super) fn room(buf: &mut BytesMut) {
     if buf.capacity() == 0
         && let Ok(Some(spare)) = SPARE.try_with(|s| s.borrow_mut().pop())
     {
         *buf = spare;
     }
-    buf.reserve(CHUNK);
+    // Below a quarter of a read's worth of room, make a whole read's
+    // worth (moving the buffer's space back to its start, or growing it);
+    // above it, a small message does not pay for that on every read.
+    if buf.capacity() - buf.len() < CHUNK / 4 {
+        buf.reserve(CHUNK);
+    }
 }
 
 /// An idle connection's `buf`, if empty, goes to the thread's spares (or
