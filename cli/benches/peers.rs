@@ -711,18 +711,18 @@ fn median_wrk(rounds: &[Wrk]) -> Wrk {
 /// `rounds` of one measurement of each of `targets`: every round starts
 /// one place further (the first round at a place that changes from run to
 /// run), so no target is always first or always after the same one. Each
-/// target's results in round order.
+/// target's results in round order; a failure names its target.
 fn rotated<T>(
-    targets: usize,
+    targets: &[Peer],
     rounds: usize,
-    mut measure: impl FnMut(usize) -> anyhow::Result<T>,
+    mut measure: impl FnMut(&Peer) -> anyhow::Result<T>,
 ) -> anyhow::Result<Vec<Vec<T>>> {
-    let first = first_place(targets);
-    let mut got: Vec<Vec<T>> = (0..targets).map(|_| Vec::new()).collect();
+    let first = first_place(targets.len());
+    let mut got: Vec<Vec<T>> = targets.iter().map(|_| Vec::new()).collect();
     for round in 0..rounds {
-        for k in 0..targets {
-            let j = (first + round + k) % targets;
-            got[j].push(measure(j)?);
+        for k in 0..targets.len() {
+            let j = (first + round + k) % targets.len();
+            got[j].push(measure(&targets[j]).with_context(|| targets[j].name)?);
         }
     }
     Ok(got)
@@ -875,13 +875,8 @@ async fn http_rows(dir: &Path) -> anyhow::Result<()> {
         "HTTP/1.1 keep-alive (wrk -t1; median of {HTTP_ROUNDS} rounds of {HTTP_SECS} s)"
     ));
     for connections in [8usize, 64, 256] {
-        let got = rotated(targets.len(), HTTP_ROUNDS, |j| {
-            wrk(
-                &format!("http://{}/", targets[j].echo),
-                connections,
-                HTTP_SECS,
-            )
-            .with_context(|| format!("{} at {connections} connections", targets[j].name))
+        let got = rotated(&targets, HTTP_ROUNDS, |t| {
+            wrk(&format!("http://{}/", t.echo), connections, HTTP_SECS)
         })?;
         let got: Vec<Wrk> = got.iter().map(|w| median_wrk(w)).collect();
         let base = got[0].rate;
@@ -913,13 +908,8 @@ async fn http_rows(dir: &Path) -> anyhow::Result<()> {
         "h2c, prior knowledge (h2load, 10 streams per connection; median of {HTTP_ROUNDS} rounds of {HTTP_SECS} s)"
     ));
     for connections in [8usize, 64] {
-        let got = rotated(targets.len(), HTTP_ROUNDS, |j| {
-            h2load(
-                &format!("http://{}/", targets[j].source),
-                connections,
-                HTTP_SECS,
-            )
-            .with_context(|| format!("{} at {connections} connections", targets[j].name))
+        let got = rotated(&targets, HTTP_ROUNDS, |t| {
+            h2load(&format!("http://{}/", t.source), connections, HTTP_SECS)
         })?;
         let got: Vec<(f64, Duration)> = got
             .iter()
