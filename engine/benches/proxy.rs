@@ -11,7 +11,9 @@
 //!   after it is reverted.
 //!
 //! Run it with `cargo bench -p firedrill --bench proxy` (add `-- --quick`
-//! for a smoke run, as CI does in the test profile).
+//! for a smoke run, as CI does in the test profile; `-- --threads` serves
+//! the connections on threads of their own, as `firedrill proxy serve`
+//! does, instead of the bench's runtime, as a drill does).
 
 use firedrill::drivers::proxy::{Direction, Effect, Proxy, ProxyConfig, ProxyFault, ProxyMode};
 use firedrill_tests::{echo_server, median, percentiles, round_trip, source_server};
@@ -34,6 +36,9 @@ struct Sizes {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
+    if std::env::args().any(|a| a == "--threads") {
+        firedrill::drivers::proxy::serve_connections_on_threads(2)?;
+    }
     let n = if quick {
         Sizes {
             bulk: 8 << 20,

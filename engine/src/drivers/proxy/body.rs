@@ -102,7 +102,7 @@ impl Body for Throttled {
             let wake = this.next.min(now + RECHECK);
             let wait = this
                 .wait
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(wake.into())));
+                .get_or_insert_with(|| Box::pin(super::timer::sleep_until(wake)));
             ready!(wait.as_mut().poll(cx));
             this.wait = None;
         };
@@ -182,7 +182,7 @@ impl Body for Cut {
             } else {
                 let flush = this
                     .flush
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(FLUSH)));
+                    .get_or_insert_with(|| Box::pin(super::timer::sleep(FLUSH)));
                 ready!(flush.as_mut().poll(cx));
                 if let Some(cut) = this.on_cut.take() {
                     cut();

@@ -17,6 +17,7 @@ mod fast;
 mod h1;
 mod http;
 mod tcp;
+mod timer;
 mod wakes;
 
 use glob::Pattern;
@@ -898,10 +899,13 @@ fn pick_thread(open: impl Iterator<Item = usize>) -> usize {
 /// (`firedrill proxy serve`); without it, connections run on the runtime
 /// that started the proxy.
 pub fn serve_connections_on_threads(n: usize) -> std::io::Result<()> {
+    timer::start_thread()?;
     let mut handles = Vec::new();
     for i in 0..n.max(1) {
+        // No time driver: connection timers run on the timer thread
+        // (`timer.rs`).
         let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
+            .enable_io()
             .build()?;
         handles.push(rt.handle().clone());
         std::thread::Builder::new()
@@ -1004,7 +1008,7 @@ pub(crate) async fn sleep_until_precisely(at: Instant) {
     if let Some(coarse) = at.checked_sub(Duration::from_millis(2))
         && coarse > Instant::now()
     {
-        tokio::time::sleep_until(coarse.into()).await;
+        timer::sleep_until(coarse).await;
     }
     while Instant::now() < at {
         tokio::task::yield_now().await;

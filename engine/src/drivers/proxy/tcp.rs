@@ -11,7 +11,7 @@
 //! acts on the next byte and a revert releases held data at once.
 
 use super::fast::{self, Stop};
-use super::{Conn, Direction, Effect, ProxyFault, Shared, Watch, sleep_until_precisely};
+use super::{Conn, Direction, Effect, ProxyFault, Shared, Watch, sleep_until_precisely, timer};
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
 use std::future::Future;
@@ -136,7 +136,7 @@ async fn watchdog(conn: &Conn, shared: &Shared, watch: &Watch<'_>) -> End {
             // exchange would get through first.
             Some((at, end)) if at <= Instant::now() => return end,
             Some((at, end)) => tokio::select! {
-                _ = tokio::time::sleep_until(at.into()) => return end,
+                _ = timer::sleep_until(at) => return end,
                 () = watch.changed() => {}
             },
             None => watch.changed().await,
@@ -367,7 +367,7 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
                         if precise {
                             sleep_until_precisely(at).await;
                         } else {
-                            tokio::time::sleep_until(at.into()).await;
+                            timer::sleep_until(at).await;
                         }
                     };
                     tokio::select! {
@@ -389,7 +389,7 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
                     }
                     if !pause.is_zero() && !rest.is_empty() {
                         tokio::select! {
-                            _ = tokio::time::sleep(pause) => {}
+                            _ = timer::sleep(pause) => {}
                             r = self.changes.changed() => if r.is_err() { return Err(End::Close) },
                         }
                     }
@@ -468,7 +468,7 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
             })
             .max();
         if let Some(delay) = delay {
-            tokio::time::sleep(delay).await;
+            timer::sleep(delay).await;
         }
     }
 }
