@@ -465,6 +465,9 @@ fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 struct Chunks {
     state: Chunk,
     size: u64,
+    /// The size line so far has a digit (a line without one is malformed,
+    /// not a last chunk).
+    digits: bool,
 }
 
 #[derive(Default, Clone, Copy, PartialEq, Debug)]
@@ -494,7 +497,9 @@ impl Chunks {
                     b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
                         let digit = (b as char).to_digit(16).expect("hex") as u64;
                         self.size = self.size.checked_mul(16).ok_or(())? + digit;
+                        self.digits = true;
                     }
+                    _ if !self.digits => return Err(()),
                     b';' | b' ' | b'\t' => self.state = Chunk::Extension,
                     b'\r' => self.state = Chunk::SizeLf,
                     _ => return Err(()),
@@ -534,6 +539,7 @@ impl Chunks {
                         return Err(());
                     }
                     self.state = Chunk::Size;
+                    self.digits = false;
                 }
                 Chunk::Trailer => {
                     self.state = if b == b'\r' {
@@ -632,6 +638,10 @@ mod tests {
         }
         assert_eq!(Chunks::default().scan(b"0\r\n\r\n"), Ok(Some(5)));
         assert!(Chunks::default().scan(b"zz\r\n").is_err());
+        // A size line without a digit is not a last chunk.
+        assert!(Chunks::default().scan(b"\r\n\r\n").is_err());
+        assert!(Chunks::default().scan(b";ext\r\n\r\n").is_err());
+        assert!(Chunks::default().scan(b"1\r\na\r\n\r\n").is_err());
         assert!(Chunks::default().scan(b"2\r\nabX").is_err());
         assert!(Chunks::default().scan(b"ffffffffffffffffff\r\n").is_err());
     }
