@@ -626,7 +626,20 @@ async fn connections(n: &Sizes, echo: SocketAddr, peers: &[Peer]) -> anyhow::Res
     );
     row(
         "round trips/s on the active connections (median of two passes' rounds, in opposite orders)",
-        &|h| format!("{:.0} ({} × {})", h.rate(), h.active, n.active_pings),
+        &|h| {
+            let (lo, hi) = h
+                .rates
+                .iter()
+                .fold((f64::MAX, 0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+            format!(
+                "{:.0} ({} × {}; rounds {:.0}–{:.0})",
+                h.rate(),
+                h.active,
+                n.active_pings,
+                lo,
+                hi
+            )
+        },
     );
     row(
         "**proxy memory per connection** (RSS held − idle) / connections",
