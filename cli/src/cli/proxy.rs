@@ -32,18 +32,26 @@ struct RunOne {
     /// Where traffic goes, `host:port`
     #[arg(long)]
     upstream: String,
-    /// `tcp` (bytes) or `http` (HTTP/1.1 keep-alive and h2c)
-    #[arg(long, default_value = "tcp")]
-    mode: String,
+    /// What the proxy understands
+    #[arg(long, value_enum, default_value = "tcp")]
+    mode: Mode,
+}
+
+/// `proxy run --mode`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Mode {
+    /// Bytes: connection-level faults only
+    Tcp,
+    /// HTTP/1.1 keep-alive and h2c: request-level faults too
+    Http,
 }
 
 /// `proxy run`: until SIGINT, SIGTERM or SIGHUP.
 async fn run_one(a: RunOne) -> Result<Exit, Failure> {
     use firedrill::drivers::proxy::{Proxy, ProxyConfig, ProxyMode};
-    let mode = match a.mode.as_str() {
-        "tcp" => ProxyMode::Tcp,
-        "http" => ProxyMode::Http,
-        other => return Err(usage(format!("--mode {other}: tcp or http"))),
+    let (mode, name) = match a.mode {
+        Mode::Tcp => (ProxyMode::Tcp, "tcp"),
+        Mode::Http => (ProxyMode::Http, "http"),
     };
     let stop = super::stop::Stop::install()?;
     raise_open_file_limit();
@@ -56,12 +64,7 @@ async fn run_one(a: RunOne) -> Result<Exit, Failure> {
     })
     .await
     .map_err(|e| usage(format!("--listen {}: {e}", a.listen)))?;
-    println!(
-        "proxy ({}): {} -> {}",
-        a.mode,
-        proxy.local_addr(),
-        a.upstream
-    );
+    println!("proxy ({name}): {} -> {}", proxy.local_addr(), a.upstream);
     stop.wait().await;
     proxy.stop().await;
     Ok(Exit::Pass)
