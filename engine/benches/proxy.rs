@@ -37,7 +37,8 @@ struct Sizes {
 async fn main() -> anyhow::Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
     if std::env::args().any(|a| a == "--threads") {
-        firedrill::drivers::proxy::serve_connections_on_threads(2)?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        firedrill::drivers::proxy::serve_connections_on_threads(cores)?;
     }
     let n = if quick {
         Sizes {

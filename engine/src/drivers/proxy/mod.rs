@@ -730,7 +730,7 @@ impl Shared {
                 return;
             }
             tokio::select! {
-                _ = sleep_until_precisely(due) => return,
+                _ = timer::sleep_until_precisely(due) => return,
                 r = changes.changed() => if r.is_err() { return },
             }
         }
@@ -996,22 +996,6 @@ async fn accept_loop(
                 });
             }
         }
-    }
-}
-
-/// Sleep until `at`, to within tens of microseconds. tokio's timer has
-/// 1 ms slots, and a parked runtime wakes up to another millisecond late,
-/// so a plain sleep makes a 100 ms delay 100–102 ms. Sleep until 2 ms
-/// before `at`, then yield to other tasks until it comes (used for delay
-/// faults; pacing keeps plain sleeps).
-pub(crate) async fn sleep_until_precisely(at: Instant) {
-    if let Some(coarse) = at.checked_sub(Duration::from_millis(2))
-        && coarse > Instant::now()
-    {
-        timer::sleep_until(coarse).await;
-    }
-    while Instant::now() < at {
-        tokio::task::yield_now().await;
     }
 }
 

@@ -11,7 +11,7 @@
 //! acts on the next byte and a revert releases held data at once.
 
 use super::fast::{self, Stop};
-use super::{Conn, Direction, Effect, ProxyFault, Shared, Watch, sleep_until_precisely, timer};
+use super::{Conn, Direction, Effect, ProxyFault, Shared, Watch, timer};
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
 use std::future::Future;
@@ -365,7 +365,7 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
                 Step::Until(at, precise) => {
                     let wait = async {
                         if precise {
-                            sleep_until_precisely(at).await;
+                            timer::sleep_until_precisely(at).await;
                         } else {
                             timer::sleep_until(at).await;
                         }

@@ -43,6 +43,22 @@ pub(super) fn sleep(duration: Duration) -> Sleep {
     sleep_until(Instant::now() + duration)
 }
 
+/// Sleep until `at`, to within tens of microseconds. tokio's timer has
+/// 1 ms slots, and a parked runtime wakes up to another millisecond late,
+/// so a plain sleep makes a 100 ms delay 100–102 ms. Sleep until 2 ms
+/// before `at`, then yield to other tasks until it comes (used for delay
+/// faults; pacing keeps plain sleeps).
+pub(super) async fn sleep_until_precisely(at: Instant) {
+    if let Some(coarse) = at.checked_sub(Duration::from_millis(2))
+        && coarse > Instant::now()
+    {
+        sleep_until(coarse).await;
+    }
+    while Instant::now() < at {
+        tokio::task::yield_now().await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
