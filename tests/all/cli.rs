@@ -352,6 +352,96 @@ async fn protected_ports_refuse_the_run_before_any_target_starts() {
         service.seen()
     );
     assert_ne!(proc_state(victim.id()), Some('T'));
+
+    // A run recorded before the ports were protected is refused on replay
+    // the same way, before its targets start.
+    let o = firedrill(&data)
+        .args(["run", drill.to_str().unwrap(), "--param", "hold=50ms"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let seen = service.seen().len();
+    let o = firedrill(&data)
+        .args(["replay", &last_run(&data)])
+        .env("FIREDRILL_PROTECTED_PORTS", &protected)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
+    assert_eq!(problems(&o), run, "replay refuses what run refuses");
+    assert!(text(&o).contains("nothing was started"), "{}", text(&o));
+    assert_eq!(service.seen().len(), seen, "no readiness request on replay");
+    assert_ne!(proc_state(victim.id()), Some('T'));
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+}
+
+/// On a terminal the live line (spinner, elapsed time, step, active faults)
+/// is cut to the terminal's width instead of wrapping, however long the
+/// step and the fault list are; timeline lines are printed above it.
+#[test]
+fn the_live_line_fits_a_narrow_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut victim, drill) = pauser_drill(dir.path(), "hold = \"1500ms\"", "");
+    const COLUMNS: usize = 40;
+    // `firedrill run` on a pseudo-terminal COLUMNS wide; everything it
+    // draws is copied to stdout.
+    const SCRIPT: &str = r#"
+import fcntl, os, pty, struct, sys, termios
+exe, drill, cols = sys.argv[1], sys.argv[2], int(sys.argv[3])
+pid, fd = pty.fork()
+if pid == 0:
+    fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, cols, 0, 0))
+    os.environ["TERM"] = "xterm"
+    os.execv(exe, [exe, "run", drill])
+while True:
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    sys.stdout.buffer.write(chunk)
+os.waitpid(pid, 0)
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", SCRIPT, env!("CARGO_BIN_EXE_firedrill")])
+        .arg(&drill)
+        .arg(COLUMNS.to_string())
+        .env("FIREDRILL_DATA_DIR", &data)
+        .output()
+        .unwrap();
+    let drawn = String::from_utf8_lossy(&out.stdout);
+    // Each drawing of the live line starts with the spinner (a braille
+    // character) and " [elapsed]", and runs to the next carriage return,
+    // newline or escape sequence.
+    let live: Vec<String> = drawn
+        .char_indices()
+        .filter(|(i, c)| {
+            ('\u{2800}'..='\u{28FF}').contains(c) && drawn[i + c.len_utf8()..].starts_with(" [")
+        })
+        .map(|(i, _)| {
+            drawn[i..]
+                .chars()
+                .take_while(|c| !matches!(c, '\r' | '\n' | '\x1b'))
+                .collect::<String>()
+                .trim_end()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        live.iter().any(|l| l.contains("active faults")),
+        "the live line was drawn: {drawn:?}"
+    );
+    for l in &live {
+        assert!(
+            l.chars().count() <= COLUMNS,
+            "a live line wider than the terminal ({} > {COLUMNS}): {l:?}",
+            l.chars().count()
+        );
+    }
+    assert!(drawn.contains("fault 0 applied"), "{drawn}");
+    assert_ne!(proc_state(victim.id()), Some('T'));
     victim.kill().unwrap();
     victim.wait().unwrap();
 }

@@ -163,6 +163,11 @@ fn the_library_hangs_restarts_and_flakes_a_real_redis() {
     );
     let (out, shown) = run_ok(&data, &drill);
     assert!(out.contains("2 restart(s) of `redis`"), "{out}");
+    // The summary says what happened: a restart has nothing to revert.
+    assert!(
+        out.contains("2 delivered at once (restart), nothing to revert"),
+        "{out}"
+    );
     assert!(out.contains("max-downtime"), "{out}");
     assert_eq!(shown.matches("restart 1: healthy").count(), 1, "{shown}");
 
@@ -204,6 +209,10 @@ fn kill_and_recover_and_latency_ramp_on_a_real_redis() {
     );
     let (out, shown) = run_ok(&data, &drill);
     assert!(out.contains("redis recovered"), "{out}");
+    assert!(
+        out.contains("1 delivered at once (kill), nothing to revert"),
+        "a kill is not counted as reverted: {out}"
+    );
     assert!(out.contains("recovery-time"), "{out}");
     assert!(shown.contains("fault 0 applied: kill on redis"), "{shown}");
     assert!(

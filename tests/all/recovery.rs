@@ -33,9 +33,14 @@ async fn sigkill_mid_run_then_recover_continues_the_paused_process() {
     let runs: Vec<firedrill::history::Run> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(runs[0].status, RunStatus::Running);
 
+    let killed_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
     signal(&engine, nix::sys::signal::Signal::SIGKILL);
     engine.wait().unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Recovery comes a while later; the run still ends when its engine died.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
         proc_state(victim.id()),
         Some('T'),
@@ -62,6 +67,11 @@ async fn sigkill_mid_run_then_recover_continues_the_paused_process() {
     let timeline: Vec<firedrill::history::Event> =
         serde_json::from_value(v["timeline"].clone()).unwrap();
     assert_eq!(run.status, RunStatus::Crashed);
+    let ended = run.ended_at.expect("a crashed run has an end");
+    assert!(
+        ended <= killed_at,
+        "the run ended at its last event ({ended}), not at recovery, 1.5 s after the kill at {killed_at}"
+    );
     assert!(timeline.iter().any(
         |e| matches!(&e.kind, EventKind::FaultReverted { reason, .. } if reason == "recovery")
     ));

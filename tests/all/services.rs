@@ -8,6 +8,7 @@
 use crate::support::*;
 use firedrill::history::{EventKind, Phase, RunStatus};
 use firedrill::{EngineBuilder, RunSpec};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -42,7 +43,7 @@ args = ["-c", {script:?}, "{port}", "3"]
 address = "127.0.0.1:{port}"
 ready = {{ tcp = true }}
 restart = "always"
-grants = ["pause", "kill"]
+grants = ["pause", "kill", "restart"]
 {extra}"#,
         script = PREFORK
     );
@@ -232,6 +233,178 @@ async fn kill_takes_the_workers_too_so_the_restarted_master_can_bind() {
     targets.shutdown().await;
 }
 
+/// A restart stops the whole tree and starts it again: the new master
+/// binds the port (no worker of the old one holds it) and has its workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_replaces_the_master_and_every_worker() {
+    let engine = EngineBuilder::new().build().unwrap();
+    let port = free_port();
+    let drill = prefork_drill(port, "");
+    let targets = engine.start_targets(&drill.targets).await.unwrap();
+    let leader = master(&targets);
+    assert!(eventually(Duration::from_secs(5), || group(leader).len() == 4).await);
+    let old = group(leader);
+    let spec = run_spec(
+        &engine,
+        firedrill::bundled::get("restart-under-load").unwrap(),
+        &targets,
+        &[
+            ("service", "svc"),
+            ("probe", "http"),
+            ("probe_target", "svc"),
+            ("path", "/"),
+            ("restarts", "2"),
+            ("between", "200ms"),
+        ],
+    );
+    let run = engine.run(spec).await.unwrap();
+    assert_eq!(run.status, RunStatus::Passed, "{run:#?}");
+    assert!(
+        old.iter().all(|p| proc_state(*p).is_none_or(|s| s == 'Z')),
+        "no process of the first tree is left: {:?}",
+        old.iter().map(|p| (p, proc_state(*p))).collect::<Vec<_>>()
+    );
+    let now = master(&targets);
+    assert!(!old.contains(&now));
+    assert!(eventually(Duration::from_secs(5), || group(now).len() == 4).await);
+    targets.shutdown().await;
+    assert!(eventually(Duration::from_secs(5), || group(now).is_empty()).await);
+}
+
+/// An attached service (`pid_file`) outside any cgroup of its own is paused
+/// as its process and every descendant, and continued whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_of_an_attached_service_stops_its_descendants() {
+    let port = free_port();
+    let mut service = std::process::Command::new("python3")
+        .args(["-c", PREFORK, &port.to_string(), "3"])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let leader = service.id();
+    assert!(eventually(Duration::from_secs(10), || group(leader).len() == 4).await);
+    let tree = group(leader);
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("svc.pid");
+    std::fs::write(&pid_file, leader.to_string()).unwrap();
+    let engine = EngineBuilder::new().build().unwrap();
+    let text = format!(
+        "[targets.svc]\nkind = \"process\"\npid_file = \"{}\"\naddress = \"127.0.0.1:{port}\"\nready = {{ tcp = true }}\ngrants = [\"pause\"]\n",
+        pid_file.display()
+    );
+    let drill = firedrill::Drill::parse(&text, Path::new("attached.toml")).unwrap();
+    let targets = engine.start_targets(&drill.targets).await.unwrap();
+    let handle = engine
+        .start(run_spec(
+            &engine,
+            firedrill_tests::PAUSER,
+            &targets,
+            &[("target", "svc"), ("hold", "1s")],
+        ))
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || tree.iter().all(|p| proc_state(
+            *p
+        ) == Some(
+            'T'
+        )))
+        .await,
+        "the attached master and its workers are stopped: {:?}",
+        tree.iter().map(|p| (p, proc_state(*p))).collect::<Vec<_>>()
+    );
+    let run = handle.wait().await;
+    assert_eq!(run.status, RunStatus::Passed, "{run:#?}");
+    assert!(
+        tree.iter()
+            .all(|p| proc_state(*p) == Some('S') || proc_state(*p) == Some('R'))
+    );
+    let entries = engine.ledger().entries(run.id).unwrap();
+    match &entries[0].undo {
+        firedrill::ledger::Undo::Continue { processes, .. } => {
+            assert_eq!(
+                processes.len(),
+                4,
+                "the ledger names every process: {processes:?}"
+            )
+        }
+        other => panic!("continue every process: {other:?}"),
+    }
+    targets.shutdown().await;
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(leader as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    service.wait().unwrap();
+}
+
+/// Through a TCP proxy whose upstream is dead, a bare connect passes (the
+/// proxy accepts) while a line-protocol check fails within its bound; the
+/// check's bytes can be given as hex.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exchange_check_through_a_proxy_sees_a_dead_upstream() {
+    let engine = EngineBuilder::new().build().unwrap();
+    let dead = free_port();
+    let text = format!(
+        r#"[targets.link]
+kind = "proxy"
+listen = "127.0.0.1:0"
+upstream = "127.0.0.1:{dead}"
+
+[[steady_state]]
+name = "pong"
+target = "link"
+tcp = {{ send_hex = "50494e470d0a", expect_hex = "2b504f4e47" }}
+max_latency = "300ms"
+phases = ["during"]
+interval = "100ms"
+on_violation = "record"
+
+[[steady_state]]
+name = "connect"
+target = "link"
+tcp = true
+phases = ["during"]
+interval = "100ms"
+on_violation = "record"
+"#
+    );
+    let drill = firedrill::Drill::parse(&text, Path::new("link.toml")).unwrap();
+    let targets = engine.start_targets(&drill.targets).await.unwrap();
+    let mut spec = run_spec(
+        &engine,
+        firedrill_tests::SLEEPER,
+        &targets,
+        &[("hold", "700ms")],
+    );
+    spec.checks = drill.checks.clone();
+    let run = engine.run(spec).await.unwrap();
+    let timeline = engine.history().timeline(run.id).unwrap();
+    let checks = |name: &str| -> Vec<(bool, String)> {
+        timeline
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Check {
+                    name: n,
+                    ok,
+                    detail,
+                    ..
+                } if n == name => Some((*ok, detail.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    let (connect, pong) = (checks("connect"), checks("pong"));
+    assert!(
+        !connect.is_empty() && connect.iter().all(|(ok, _)| *ok),
+        "{connect:?}"
+    );
+    assert!(
+        !pong.is_empty() && pong.iter().all(|(ok, _)| !ok),
+        "{pong:?}"
+    );
+    targets.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_that_fails_to_start_shows_its_own_error() {
     let engine = EngineBuilder::new().build().unwrap();
@@ -377,14 +550,43 @@ grants = ["pause"]
 /// ledger knows how to thaw it after a crash, and the revert thaws it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_freezes_the_cgroup_an_attached_service_lives_in() {
+    pause_freezes_a_cgroup(Cgroups::V2).await;
+}
+
+/// The same with cgroup v1's `freezer` controller (older hosts, and
+/// container runtimes still on v1), when the service's v2 cgroup is the
+/// root's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_freezes_a_cgroup_v1_freezer_an_attached_service_lives_in() {
+    pause_freezes_a_cgroup(Cgroups::V1Freezer).await;
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Cgroups {
+    V2,
+    V1Freezer,
+}
+
+async fn pause_freezes_a_cgroup(version: Cgroups) {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let mount = info
         .lines()
-        .find(|l| l.contains(" - cgroup2 "))
+        .find(|l| match version {
+            Cgroups::V2 => l.contains(" - cgroup2 "),
+            Cgroups::V1Freezer => {
+                l.contains(" - cgroup ")
+                    && l.rsplit(' ')
+                        .next()
+                        .is_some_and(|o| o.split(',').any(|o| o == "freezer"))
+            }
+        })
         .and_then(|l| l.split(' ').nth(4))
-        .expect("a cgroup v2 hierarchy is mounted");
-    let cgroup =
-        std::path::PathBuf::from(mount).join(format!("firedrill-test-{}", std::process::id()));
+        .expect("the cgroup hierarchy is mounted (cgroup2, or v1 with the freezer controller)");
+    let cgroup = std::path::PathBuf::from(mount).join(format!(
+        "firedrill-test-{}-{}",
+        std::process::id(),
+        version as u8
+    ));
     std::fs::create_dir_all(&cgroup).expect("root can create a cgroup");
     let port = free_port();
     // The shell moves itself into the cgroup, then becomes the master: its
@@ -430,9 +632,11 @@ grants = ["pause"]
         &[("target", "svc"), ("hold", "1s")],
     );
     let handle = engine.start(spec).unwrap();
-    let frozen = || {
-        std::fs::read_to_string(cgroup.join("cgroup.events"))
-            .is_ok_and(|e| e.lines().any(|l| l == "frozen 1"))
+    let frozen = || match version {
+        Cgroups::V2 => std::fs::read_to_string(cgroup.join("cgroup.events"))
+            .is_ok_and(|e| e.lines().any(|l| l == "frozen 1")),
+        Cgroups::V1Freezer => std::fs::read_to_string(cgroup.join("freezer.state"))
+            .is_ok_and(|s| s.trim() == "FROZEN"),
     };
     assert!(
         eventually(Duration::from_secs(10), frozen).await,
@@ -453,11 +657,12 @@ grants = ["pause"]
     assert_eq!(run.status, RunStatus::Passed, "{run:#?}");
     assert!(!frozen(), "thawed by the revert");
     let entries = engine.ledger().entries(run.id).unwrap();
-    assert!(
-        matches!(&entries[0].undo, firedrill::ledger::Undo::Thaw { .. }),
-        "the ledger can thaw it after a crash: {:?}",
-        entries[0].undo
-    );
+    match &entries[0].undo {
+        firedrill::ledger::Undo::Thaw { freezer } => {
+            assert_eq!(freezer.dir(), cgroup, "the service's own cgroup")
+        }
+        other => panic!("the ledger can thaw it after a crash: {other:?}"),
+    }
     let after = firedrill::probe::tcp_exchange(
         &format!("127.0.0.1:{port}"),
         b"PING\r\n",

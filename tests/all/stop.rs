@@ -204,6 +204,15 @@ async fn halt_holds_in_the_data_dir_until_resume() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let o = cmd(&data, &["history"]);
     assert!(!text(&o).contains("HALTED"), "{}", text(&o));
+    // A halt in force shows on a run's page too.
+    cmd(&data, &["halt"]);
+    let o = cmd(&data, &["show", &last_run(&data)]);
+    assert!(
+        text(&o).contains("HALTED: firedrill is halted"),
+        "{}",
+        text(&o)
+    );
+    cmd(&data, &["resume"]);
     victim.kill().unwrap();
     victim.wait().unwrap();
 }

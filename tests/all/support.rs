@@ -16,6 +16,16 @@ pub(crate) fn firedrill(data_dir: &Path) -> Command {
     c
 }
 
+/// The newest run's id.
+pub(crate) fn last_run(data: &Path) -> String {
+    let o = firedrill(data)
+        .args(["history", "--json"])
+        .output()
+        .unwrap();
+    let runs: Vec<firedrill::history::Run> = serde_json::from_slice(&o.stdout).unwrap();
+    runs[0].id.to_string()
+}
+
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

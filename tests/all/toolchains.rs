@@ -45,16 +45,6 @@ grants = ["delay"]
     path
 }
 
-/// The newest run's id.
-fn last_run(data: &Path) -> String {
-    let o = firedrill(data)
-        .args(["history", "--json"])
-        .output()
-        .unwrap();
-    let runs: Vec<firedrill::history::Run> = serde_json::from_slice(&o.stdout).unwrap();
-    runs[0].id.to_string()
-}
-
 fn run(data: &Path, drill: &Path, params: &[&str]) -> Output {
     let mut c = firedrill(data);
     c.arg("run").arg(drill);

@@ -34,6 +34,16 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
     let drill = Drill::parse(&text, Path::new("demo.toml")).map_err(usage)?;
     let engine = open_engine(data_dir, true)?;
     println!("firedrill demo: data in {}", data_dir.display());
+    // Every scenario is checked against the policy before anything starts.
+    let mut scenarios = Vec::new();
+    let demo = firedrill::bundled::ALL
+        .iter()
+        .filter(|(name, _)| firedrill::bundled::DEMO.contains(name));
+    for (name, bytes) in demo {
+        let scenario = engine.load(bytes, &format!("bundled:{name}"))?;
+        super::preflight(&engine, &drill, &scenario, &Default::default()).await?;
+        scenarios.push((name, scenario));
+    }
     let targets = start_targets(&engine, &drill.targets, &stop).await?;
     println!(
         "  api: demo service pid {} on {}; api-link: HTTP proxy on {}",
@@ -53,17 +63,13 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
     );
     let mut exit = Exit::Pass;
     let mut runs = Vec::new();
-    let demo = firedrill::bundled::ALL
-        .iter()
-        .filter(|(name, _)| firedrill::bundled::DEMO.contains(name));
-    for (name, bytes) in demo {
+    for (name, scenario) in scenarios {
         if stop.requested().is_some() {
             exit = exit.worst(Exit::Halted);
             break;
         }
         println!();
         println!("== {name}");
-        let scenario = engine.load(bytes, &format!("bundled:{name}"))?;
         let mut spec = RunSpec::new(scenario);
         spec.seed = Some(args.seed);
         spec.targets = targets.clone();

@@ -403,6 +403,27 @@ fn report_recovery(r: &firedrill::ledger::Recovery) {
     }
 }
 
+/// Refuse (exit 64) everything a run of `scenario` under `drill` would be
+/// refused for, before any target starts: every command that applies
+/// faults checks the same things `firedrill check` reports.
+pub(crate) async fn preflight(
+    engine: &firedrill::Engine,
+    drill: &firedrill::Drill,
+    scenario: &firedrill::runtime::Scenario,
+    params: &std::collections::BTreeMap<String, String>,
+) -> Result<(), Failure> {
+    firedrill::check::preflight(engine, drill, scenario, params)
+        .await
+        .map(|_| ())
+        .map_err(|problems| {
+            let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+            usage(format!(
+                "the run is refused, nothing was started:\n  {}",
+                lines.join("\n  ")
+            ))
+        })
+}
+
 /// Start a drill's targets, unless a stop signal comes first (exit 4) or
 /// the data dir is halted (exit 4).
 pub(crate) async fn start_targets(

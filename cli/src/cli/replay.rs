@@ -14,6 +14,9 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
     let id = args.run.parse().map_err(usage)?;
     let engine = open_engine(data_dir, true)?;
     let mut plan = engine.plan_replay(id).map_err(usage)?;
+    // What a run would be refused for (protected ports, pids, grants),
+    // before any target starts: the policy may have changed since.
+    super::preflight(&engine, &plan.drill, &plan.spec.scenario, &plan.spec.params).await?;
     let targets = start_targets(&engine, &plan.drill.targets, &stop).await?;
     plan.spec.targets = targets.clone();
     let handle = start_run(&engine, plan.spec, &targets).await?;

@@ -62,13 +62,7 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
     let mut params = drill.params();
     params.extend(cli_params);
     // Everything a run would be refused for, before any target starts.
-    if let Err(problems) = firedrill::check::preflight(&engine, &drill, &scenario, &params).await {
-        let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
-        return Err(usage(format!(
-            "the run is refused, nothing was started:\n  {}",
-            lines.join("\n  ")
-        )));
-    }
+    super::preflight(&engine, &drill, &scenario, &params).await?;
 
     let targets = start_targets(&engine, &drill.targets, &stop).await?;
     let mut spec = RunSpec::new(scenario);

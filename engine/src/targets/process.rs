@@ -581,14 +581,30 @@ pub async fn keeper_main(args: &[String]) -> ! {
 /// all also keeps a chatty service from blocking on a full pipe.
 async fn keep_tail(stream: impl tokio::io::AsyncRead + Unpin, tail: std::sync::Arc<Mutex<Tail>>) {
     use tokio::io::AsyncBufReadExt;
-    let mut lines = tokio::io::BufReader::new(stream);
+    let mut reader = tokio::io::BufReader::new(stream);
+    // At most a kept line's worth is held (a UTF-8 character over, so a
+    // longer line is seen as cut), however long a line the service writes.
     let mut line = Vec::new();
     loop {
-        line.clear();
-        match lines.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => tail.lock().unwrap().push(&String::from_utf8_lossy(&line)),
+        let buf = match reader.fill_buf().await {
+            Ok([]) | Err(_) => break,
+            Ok(buf) => buf,
+        };
+        let (part, ends) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..=i], true),
+            None => (buf, false),
+        };
+        let room = (TAIL_LINE_BYTES + 4).saturating_sub(line.len());
+        line.extend_from_slice(&part[..part.len().min(room)]);
+        let used = part.len();
+        reader.consume(used);
+        if ends {
+            tail.lock().unwrap().push(&String::from_utf8_lossy(&line));
+            line.clear();
         }
+    }
+    if !line.is_empty() {
+        tail.lock().unwrap().push(&String::from_utf8_lossy(&line));
     }
 }
 
@@ -709,4 +725,22 @@ async fn terminate(child: &mut tokio::process::Child, id: Option<ProcessId>) {
     }
     signal_all(&all, nix::sys::signal::Signal::SIGKILL);
     let _ = child.kill().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_service_writing_without_newlines_is_kept_cut_not_whole() {
+        let mut output = vec![b'x'; 10 << 20];
+        output.extend_from_slice(b"\nport 8080 in use\npartial");
+        let tail = std::sync::Arc::new(Mutex::new(Tail::default()));
+        keep_tail(&output[..], tail.clone()).await;
+        let kept = &tail.lock().unwrap().0;
+        assert_eq!(kept.len(), 3, "{kept:?}");
+        assert!(kept[0].ends_with('…') && kept[0].len() <= TAIL_LINE_BYTES + 3);
+        assert_eq!(kept[1], "port 8080 in use");
+        assert_eq!(kept[2], "partial");
+    }
 }
