@@ -216,10 +216,24 @@ impl OciRegistry {
                 format!("{}.wasm", id.name),
             )])),
         );
+        // The CNCF Wasm artifact's config, as wasm-pkg-tools (oci-wasm)
+        // writes and reads it: the component's own imports and exports.
+        let (imports, exports) = firedrill::runtime::interfaces(component)
+            .map_err(|e| PackageError::Invalid(format!("{id}: not a component: {e}")))?;
+        let created = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + Duration::from_millis(meta.published_at),
+        )
+        .to_string();
         let config = serde_json::json!({
+            "created": created,
             "architecture": "wasm",
             "os": "wasip2",
             "layerDigests": [meta.digest],
+            "component": {
+                "imports": imports,
+                "exports": exports,
+                "target": null,
+            },
         });
         let config = Config::new(
             serde_json::to_vec(&config).map_err(|e| PackageError::Invalid(e.to_string()))?,
@@ -236,13 +250,7 @@ impl OciRegistry {
                 "org.opencontainers.image.description".to_string(),
                 meta.metadata.description.clone(),
             ),
-            (
-                "org.opencontainers.image.created".to_string(),
-                humantime::format_rfc3339_seconds(
-                    std::time::UNIX_EPOCH + Duration::from_millis(meta.published_at),
-                )
-                .to_string(),
-            ),
+            ("org.opencontainers.image.created".to_string(), created),
             (
                 META_ANNOTATION.to_string(),
                 serde_json::to_string(meta).map_err(|e| PackageError::Invalid(e.to_string()))?,

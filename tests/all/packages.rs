@@ -222,6 +222,98 @@ fn publish_search_review_install_and_minisign_agrees() {
     );
 }
 
+/// With no registry named anywhere, publish, search and install use the
+/// registry embedded in the data dir: nothing to set up. Trust taken back
+/// is trust gone: the installed copy no longer verifies, and a copy
+/// changed on disk is refused before it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_registry_needs_no_setup_and_trust_can_be_taken_back() {
+    let w = World::new();
+    let upstream = firedrill_tests::Upstream::start("t").await;
+    let out = ok(w.fd(&[
+        "key",
+        "generate",
+        "--out",
+        w.root.join("keys").to_str().unwrap(),
+    ]));
+    let key_id = out.split_whitespace().nth(1).unwrap().to_string();
+    let pubkey = w.root.join("keys/firedrill.pub");
+    ok(w.fd(&[
+        "trust",
+        "add",
+        pubkey.to_str().unwrap(),
+        "--namespace",
+        "acme",
+    ]));
+    let wasm = w.write("slow-link.wasm", firedrill_tests::SLOW_LINK);
+    let out = ok(firedrill(&w.data)
+        .arg("publish")
+        .arg(&wasm)
+        .args(["--namespace", "acme", "--key"])
+        .arg(w.root.join("keys/firedrill.key"))
+        .output()
+        .unwrap());
+    assert!(out.contains("published acme:slow-link@0.1.0"), "{out}");
+    assert!(w.data.join("registry/acme/slow-link/0.1.0.wasm").is_file());
+    let out = ok(w.fd(&["search", "slow"]));
+    assert!(
+        out.contains("acme:slow-link@0.1.0")
+            && out.contains(&format!("signed by {key_id}, trusted")),
+        "{out}"
+    );
+    let out = ok(w.fd(&["install", "acme:slow-link", "--yes"]));
+    assert!(out.contains("installed acme:slow-link@0.1.0"), "{out}");
+    let drill = w.write(
+        "drill.toml",
+        format!(
+            "[scenario]\npackage = \"acme:slow-link@^0.1\"\nparams = {{ latency = \"0ms\" }}\n\n\
+             [targets.api-link]\nkind = \"proxy\"\nmode = \"http\"\nlisten = \"127.0.0.1:0\"\n\
+             upstream = \"{}\"\ngrants = [\"delay\"]\n",
+            upstream.addr
+        )
+        .as_bytes(),
+    );
+    let drill = drill.to_str().unwrap().to_string();
+    assert!(ok(w.fd(&["run", &drill])).contains("PASSED"));
+
+    // The installed component changed on disk: refused before it runs.
+    let installed: Vec<PathBuf> = walk(&w.data.join("packages"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .collect();
+    assert_eq!(installed.len(), 1, "{installed:?}");
+    let mut changed = firedrill_tests::SLOW_LINK.to_vec();
+    let last = changed.len() - 1;
+    changed[last] ^= 1;
+    std::fs::write(&installed[0], &changed).unwrap();
+    let runs = || {
+        let o = w.fd(&["history", "--json"]);
+        serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout)
+            .unwrap()
+            .len()
+    };
+    let before = runs();
+    let o = w.fd(&["run", &drill]);
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("acme:slow-link") && text(&o).contains("digest"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(runs(), before, "no run started: {}", text(&o));
+    std::fs::write(&installed[0], firedrill_tests::SLOW_LINK).unwrap();
+    assert!(ok(w.fd(&["run", &drill])).contains("PASSED"));
+
+    // Trust taken back.
+    let out = ok(w.fd(&["trust", "remove", &key_id]));
+    assert!(out.contains("removed 1 trust entry"), "{out}");
+    assert!(!ok(w.fd(&["trust", "list"])).contains(&key_id));
+    let out = refused(w.fd(&["verify", "acme:slow-link@0.1.0"]));
+    assert!(out.contains("not trusted for namespace `acme`"), "{out}");
+    let out = refused(w.fd(&["trust", "remove", &key_id]));
+    assert!(out.contains("is not trusted"), "{out}");
+}
+
 /// Keys and signatures made by Debian's minisign CLI: a key from
 /// `minisign -G -W` signs a publish, and a signature from `minisign -S`
 /// with the package's trusted comment is accepted at install.
@@ -370,6 +462,29 @@ fn attacks_on_packages_are_refused_and_nothing_is_half_installed() {
         "{out}"
     );
     std::fs::write(&sig, &original_sig).unwrap();
+
+    // A signature replayed from another version of the same package: the
+    // same blob offered as 0.2.0 with 0.1.0's valid signature.
+    let replayed = "acme:slow-link@0.2.0";
+    std::fs::copy(w.in_registry(id, ".wasm"), w.in_registry(replayed, ".wasm")).unwrap();
+    std::fs::write(
+        w.in_registry(replayed, ".json"),
+        std::fs::read_to_string(w.in_registry(id, ".json"))
+            .unwrap()
+            .replace("\"0.1.0\"", "\"0.2.0\"")
+            .replace("@0.1.0\"", "@0.2.0\""),
+    )
+    .unwrap();
+    std::fs::copy(&sig, w.in_registry(replayed, ".wasm.minisig")).unwrap();
+    let out = refused(w.install(replayed));
+    assert!(
+        out.contains(replayed)
+            && out.contains("was made for `firedrill-package pkg=acme:slow-link version=0.1.0"),
+        "{out}"
+    );
+    for ext in [".wasm", ".json", ".wasm.minisig"] {
+        std::fs::remove_file(w.in_registry(replayed, ext)).unwrap();
+    }
 
     // A signature by a key nobody trusts.
     let stranger_sig = firedrill_packages::sign(
@@ -648,9 +763,10 @@ async fn a_drill_pins_its_package_in_a_lock_file() {
 /// is published to it as a Wasm OCI artifact, found, reviewed, installed
 /// and run from it; oras-py, an independent client, pulls the same
 /// artifact and its layer's digest is the component's.
-#[test]
-fn publish_to_and_install_from_a_real_oci_registry_that_oras_reads() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_to_and_install_from_a_real_oci_registry_that_oras_reads() {
     let w = World::new();
+    let upstream = firedrill_tests::Upstream::start("t").await;
     let registry = firedrill_tests::DockerRegistry::start(&w.root.join("oci"));
     let port = registry.port;
     let url = format!("oci://127.0.0.1:{port}/firedrill/");
@@ -669,6 +785,7 @@ fn publish_to_and_install_from_a_real_oci_registry_that_oras_reads() {
         "acme",
     ]));
     let wasm = w.write("slow-link.wasm", firedrill_tests::SLOW_LINK);
+    let readme = w.write("README.md", b"# slow-link\n\nAdds latency to a link.\n");
     let publish = || {
         firedrill(&w.data)
             .arg("publish")
@@ -676,6 +793,15 @@ fn publish_to_and_install_from_a_real_oci_registry_that_oras_reads() {
             .args(["--namespace", "acme", "--key"])
             .arg(w.root.join("keys/firedrill.key"))
             .args(["--registry", &url])
+            .arg("--readme")
+            .arg(&readme)
+            .args([
+                "--keyword",
+                "latency",
+                "--source",
+                "https://example.com/acme/slow-link",
+            ])
+            .args(["--license", "Apache-2.0"])
             .output()
             .unwrap()
     };
@@ -716,6 +842,32 @@ fn publish_to_and_install_from_a_real_oci_registry_that_oras_reads() {
         "{out}"
     );
     ok(w.fd(&["verify", "acme:slow-link@0.1.0"]));
+    // Search as JSON: what a script reads.
+    let o = w.fd(&["search", "latency", "--json", "--registry", &url]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let found: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(found[0]["package"], "acme:slow-link@0.1.0", "{found}");
+    assert_eq!(found[0]["needs"][0], "delay", "{found}");
+
+    // Pinned in a drill and run from what was installed from the registry.
+    let drill = w.write(
+        "drill.toml",
+        format!(
+            "[scenario]\npackage = \"acme:slow-link@^0.1\"\nparams = {{ latency = \"0ms\" }}\n\n\
+             [targets.api-link]\nkind = \"proxy\"\nmode = \"http\"\nlisten = \"127.0.0.1:0\"\n\
+             upstream = \"{}\"\ngrants = [\"delay\"]\n",
+            upstream.addr
+        )
+        .as_bytes(),
+    );
+    let drill = drill.to_str().unwrap().to_string();
+    let out = ok(w.fd(&["run", &drill]));
+    assert!(out.contains("PASSED"), "{out}");
+    let shown = ok(w.fd(&["show"]));
+    assert!(
+        shown.contains("package acme:slow-link@0.1.0") && shown.contains(&url),
+        "{shown}"
+    );
 
     // A registry whose blob no longer matches the manifest's layer digest
     // (changed in its storage): refused, nothing installed.
@@ -764,6 +916,9 @@ fn publish_to_and_install_from_a_real_oci_registry_that_oras_reads() {
     let out = ok(w.fd(&["search", "slow", "--registry", &url]));
     assert!(out.contains("nothing found"), "{out}");
     ok(w.fd(&["verify", "acme:slow-link@0.1.0"]));
+    // The pinned drill keeps running the yanked version.
+    let out = ok(w.fd(&["run", &drill]));
+    assert!(out.contains("PASSED"), "{out}");
 
     // oras-py pulls the artifact; the file is the component.
     let oras = firedrill_tests::toolchains::oras();
@@ -778,7 +933,11 @@ fn publish_to_and_install_from_a_real_oci_registry_that_oras_reads() {
              m = c.get_manifest('127.0.0.1:{port}/firedrill/acme/slow-link:0.1.0')\n\
              print(m['config']['mediaType'], [l['mediaType'] for l in m['layers']], [l['digest'] for l in m['layers']])\n\
              i = c.get_manifest('127.0.0.1:{port}/firedrill/firedrill-index:latest')\n\
-             print('index', [l['mediaType'] for l in i['layers']])\n",
+             print('index', [l['mediaType'] for l in i['layers']])\n\
+             import json\n\
+             cfg = c.get_blob('127.0.0.1:{port}/firedrill/acme/slow-link:0.1.0', m['config']['digest']).json()\n\
+             print('config', json.dumps(cfg, sort_keys=True))\n\
+             print('annotations', json.dumps({{k: v for k, v in m['annotations'].items() if k.startswith('org.opencontainers')}}, sort_keys=True))\n",
             pulled.display()
         ))
         .output()
@@ -796,6 +955,57 @@ fn publish_to_and_install_from_a_real_oci_registry_that_oras_reads() {
     assert!(
         out.contains("index ['application/vnd.dev.firedrill.index.v1+json', 'application/vnd.dev.firedrill.minisign.signature']"),
         "{out}"
+    );
+    // The CNCF Wasm artifact's config (what wkg reads): wasip2, the layer,
+    // and the component's own imports and exports, read from the binary.
+    let config: serde_json::Value = serde_json::from_str(
+        out.lines()
+            .find_map(|l| l.strip_prefix("config "))
+            .expect("the config was printed"),
+    )
+    .unwrap();
+    assert_eq!(config["os"], "wasip2", "{config}");
+    assert_eq!(config["architecture"], "wasm", "{config}");
+    assert_eq!(config["layerDigests"][0], digest.as_str(), "{config}");
+    assert!(
+        config["created"].as_str().is_some_and(|c| c.ends_with('Z')),
+        "{config}"
+    );
+    let names = |key: &str| -> Vec<String> {
+        config["component"][key]
+            .as_array()
+            .unwrap_or_else(|| panic!("component.{key}: {config}"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names("exports"), ["describe", "run"], "{config}");
+    assert!(
+        names("imports")
+            .iter()
+            .any(|i| i.starts_with("firedrill:scenario/")),
+        "{config}"
+    );
+    let annotations: serde_json::Value = serde_json::from_str(
+        out.lines()
+            .find_map(|l| l.strip_prefix("annotations "))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(annotations["org.opencontainers.image.version"], "0.1.0");
+    assert_eq!(
+        annotations["org.opencontainers.image.licenses"],
+        "Apache-2.0"
+    );
+    assert_eq!(
+        annotations["org.opencontainers.image.source"],
+        "https://example.com/acme/slow-link"
+    );
+    assert!(
+        annotations["org.opencontainers.image.description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
+        "{annotations}"
     );
     let file = std::fs::read(pulled.join("slow-link.wasm")).unwrap();
     assert_eq!(firedrill_packages::digest(&file), digest);

@@ -226,22 +226,15 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Load a component in the sandbox and run its `describe()`; `optimized`:
-/// compile its optimized code into the data dir's cache (install), else
-/// the quickest code (publish, which only needs `describe()`).
+/// Load a component in the sandbox (its quickest code) and run its
+/// `describe()`.
 async fn describe(
     data_dir: &Path,
     bytes: &[u8],
     source: &str,
-    optimized: bool,
 ) -> Result<firedrill::Metadata, Failure> {
     let engine = super::scratch_engine(data_dir)?;
-    let scenario = if optimized {
-        engine.precompile(bytes, source)
-    } else {
-        engine.load(bytes, source)
-    }
-    .map_err(usage)?;
+    let scenario = engine.load(bytes, source).map_err(usage)?;
     engine
         .inspect(&scenario, &Default::default())
         .await
@@ -273,7 +266,7 @@ pub(crate) async fn publish(args: PublishArgs, data_dir: &Path) -> Result<Exit, 
         }));
     }
     let bytes = std::fs::read(path).map_err(|e| usage(format!("{}: {e}", path.display())))?;
-    let meta = describe(data_dir, &bytes, &path.display().to_string(), false).await?;
+    let meta = describe(data_dir, &bytes, &path.display().to_string()).await?;
     check_label("the name its describe() returns:", &meta.name).map_err(refused)?;
     let id: PackageId = format!("{}:{}@{}", args.namespace, meta.name, meta.version)
         .parse()
@@ -498,7 +491,8 @@ pub(crate) async fn install(args: InstallArgs, data_dir: &Path) -> Result<Exit, 
     let trust = Trust::load(data_dir).map_err(refused)?;
     let signer =
         firedrill_packages::verify(&trust, &id, &bytes, &signature).map_err(in_registry)?;
-    let meta = describe(data_dir, &bytes, &id.to_string(), true).await?;
+    // Quick (baseline) code for the review; optimized code once agreed.
+    let meta = describe(data_dir, &bytes, &id.to_string()).await?;
     if meta.name != id.name || meta.version != id.version.to_string() {
         return Err(usage(format!(
             "{id}: its describe() says {} {}, not {} {}: the registry's metadata does not match the component; do not install it",
@@ -521,6 +515,9 @@ pub(crate) async fn install(args: InstallArgs, data_dir: &Path) -> Result<Exit, 
             return Ok(Exit::Usage);
         }
     }
+    super::scratch_engine(data_dir)?
+        .precompile(&bytes, &id.to_string())
+        .map_err(usage)?;
     let installed = Installed {
         meta: PackageMeta {
             metadata: meta,

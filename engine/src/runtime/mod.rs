@@ -22,7 +22,7 @@ pub(crate) mod bindings;
 mod host;
 mod shape;
 
-pub use shape::Toolchain;
+pub use shape::{Toolchain, interfaces};
 
 use crate::drill::Limits;
 use crate::run::RunCtx;

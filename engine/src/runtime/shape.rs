@@ -46,11 +46,19 @@ impl Toolchain {
 pub(crate) struct Shape {
     /// Import names, e.g. `wasi:http/types@0.2.10`.
     pub(crate) imports: Vec<String>,
+    /// Export names, e.g. `describe`.
+    pub(crate) exports: Vec<String>,
     /// Core module instantiations in the component and the components it
     /// nests: what the pooling allocator and `[limits] instances` count.
     pub(crate) core_instances: u32,
     /// What built it.
     pub(crate) toolchain: Toolchain,
+}
+
+/// A component's top-level imports and exports (instances and functions,
+/// not types), as an OCI artifact's config lists them.
+pub fn interfaces(bytes: &[u8]) -> Result<(Vec<String>, Vec<String>), String> {
+    read(bytes).map(|s| (s.imports, s.exports))
 }
 
 /// Read `bytes`; `Err` carries the parser's message (the component is not
@@ -69,6 +77,14 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Shape, String> {
                     // instances and functions are the host's to provide.
                     if !matches!(import.ty, ComponentTypeRef::Type(_)) {
                         shape.imports.push(import.name.name.to_string());
+                    }
+                }
+            }
+            Payload::ComponentExportSection(reader) if depth == 0 => {
+                for export in reader {
+                    let export = export.map_err(|e| e.to_string())?;
+                    if !matches!(export.kind, wasmparser::ComponentExternalKind::Type) {
+                        shape.exports.push(export.name.name.to_string());
                     }
                 }
             }
