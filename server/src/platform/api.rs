@@ -75,6 +75,8 @@ fn handler(method: &Method, path: &str) -> MethodRouter<Platform> {
         ("PUT", "/api/v1/targets/{target}") => on(filter, put_target),
         ("DELETE", "/api/v1/targets/{target}") => on(filter, delete_target),
         ("GET", "/api/v1/packages") => on(filter, packages),
+        ("GET", "/api/v1/packages/{package}") => on(filter, package_detail),
+        ("GET", "/api/v1/teams/{team}/trends") => on(filter, trends),
         ("PUT", "/api/v1/teams/{team}/namespaces") => on(filter, set_namespaces),
         ("POST", "/api/v1/teams/{team}/packages") => {
             on(filter, publish).layer(axum::extract::DefaultBodyLimit::max(MAX_PUBLISH_BODY))
@@ -83,6 +85,7 @@ fn handler(method: &Method, path: &str) -> MethodRouter<Platform> {
         ("POST", "/api/v1/teams/{team}/runs") => on(filter, launch),
         ("GET", "/api/v1/teams/{team}/runs/{run}") => on(filter, show_run),
         ("POST", "/api/v1/teams/{team}/runs/{run}/halt") => on(filter, halt_run),
+        ("POST", "/api/v1/teams/{team}/halt") => on(filter, halt_team),
         ("POST", "/api/v1/halt") => on(filter, halt_all),
         ("POST", "/api/v1/resume") => on(filter, resume),
         ("GET", "/api/v1/audit") => on(filter, audit_log),
@@ -1050,17 +1053,87 @@ fn run_view(p: &Platform, launched: &LaunchedRun) -> Result<Value, ApiError> {
     }))
 }
 
-async fn list_runs(State(p): State<Platform>, Path(team_name): Path<String>) -> ApiResult {
+/// A team's runs, newest first, filtered by `status`, `scenario` and
+/// `since` as the history page is.
+async fn list_runs(
+    State(p): State<Platform>,
+    Path(team_name): Path<String>,
+    Query(q): Query<web::HistoryQuery>,
+) -> ApiResult {
     team(&p, &team_name)?;
-    let runs: Result<Vec<Value>, ApiError> = p
-        .inner
-        .store
-        .runs()?
-        .iter()
-        .filter(|r| r.team == team_name)
-        .map(|r| run_view(&p, r))
-        .collect();
+    let (rows, _) = web::team_history(&p, &team_name, &q)?;
+    let runs: Result<Vec<Value>, ApiError> = rows.iter().map(|(r, _)| run_view(&p, r)).collect();
     Ok(Json(runs?).into_response())
+}
+
+/// Per scenario, each ended run of the team: when it started, how long it
+/// took and how it ended (the history page's trend charts).
+async fn trends(
+    State(p): State<Platform>,
+    Path(team_name): Path<String>,
+    Query(q): Query<web::HistoryQuery>,
+) -> ApiResult {
+    team(&p, &team_name)?;
+    let (_, series) = web::team_history(&p, &team_name, &q)?;
+    let out: BTreeMap<String, Vec<Value>> = series
+        .into_iter()
+        .filter(|(scenario, _)| q.scenario.is_empty() || scenario.contains(&q.scenario))
+        .map(|(scenario, points)| {
+            let points = points
+                .into_iter()
+                .map(|(at, secs, status)| json!({"started_at": at, "seconds": secs, "status": status}))
+                .collect();
+            (scenario, points)
+        })
+        .collect();
+    Ok(Json(out).into_response())
+}
+
+/// One package as the catalog shows it: description, digest, signer,
+/// registry, versions, README, parameters and the capability review.
+async fn package_detail(State(p): State<Platform>, Path(package): Path<String>) -> ApiResult {
+    let r = web::runnable(&p, &package).await?;
+    let review: Vec<Value> = r
+        .meta
+        .needs
+        .iter()
+        .map(|n| {
+            json!({
+                "kind": n.kind.to_string(),
+                "target": n.target,
+                "says": web::review_line(&n.kind.to_string(), &n.target),
+            })
+        })
+        .collect();
+    // A secret parameter's default is not shown.
+    let params: Vec<Value> = r
+        .meta
+        .params
+        .iter()
+        .map(|s| {
+            json!({
+                "name": s.name,
+                "type": s.ty,
+                "default": if s.secret { None } else { s.default.clone() },
+                "doc": s.doc,
+                "secret": s.secret,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "package": package,
+        "name": r.meta.name,
+        "version": r.meta.version,
+        "description": r.meta.description,
+        "digest": r.digest,
+        "signer": r.signer,
+        "registry": r.registry,
+        "versions": r.versions,
+        "readme": r.readme,
+        "params": params,
+        "review": review,
+    }))
+    .into_response())
 }
 
 /// A run launched for `team_name`, and its id (another team's is not
@@ -1134,6 +1207,41 @@ async fn halt_run(
         Json(json!({"run": run, "halting": true})),
     )
         .into_response())
+}
+
+/// Halt every run of a team (its admins' emergency stop); new runs are
+/// not held back, unlike the server-wide halt.
+async fn halt_team(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Path(team_name): Path<String>,
+) -> ApiResult {
+    team(&p, &team_name)?;
+    let ids: Vec<RunId> = p
+        .inner
+        .store
+        .runs()?
+        .iter()
+        .filter(|r| r.team == team_name)
+        .filter_map(|r| r.run.parse().ok())
+        .collect();
+    let halters: Vec<firedrill::Halter> = {
+        let active = p.inner.active.lock().unwrap();
+        ids.iter()
+            .filter_map(|id| active.get(id).cloned())
+            .collect()
+    };
+    for h in &halters {
+        h.halt();
+    }
+    p.audit(
+        &who.user.name,
+        "halt-team",
+        &team_name,
+        "ok",
+        &format!("{} runs", halters.len()),
+    );
+    Ok(Json(json!({"team": team_name, "halted": halters.len()})).into_response())
 }
 
 async fn halt_all(State(p): State<Platform>, Extension(who): Extension<Principal>) -> ApiResult {

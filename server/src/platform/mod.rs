@@ -78,9 +78,15 @@ impl std::fmt::Debug for Platform {
 pub struct Bootstrap {
     /// The admin's name.
     pub user: String,
-    /// Its one-time API token (shown once, stored as a hash).
+    /// Its API token (shown once, stored as a hash).
     pub token: String,
+    /// When the token stops working (Unix ms).
+    pub expires_at: u64,
 }
+
+/// How long the first start's token works: long enough to set a password
+/// or make a token of one's own.
+pub const BOOTSTRAP_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -107,25 +113,46 @@ impl Platform {
     }
 
     /// On a first start (no users), create the administrator `admin` with
-    /// no password and a one-time API token; there is no default password.
+    /// no password and an API token shown once, which expires after
+    /// [`BOOTSTRAP_TOKEN_TTL`]; there is no default password. A later start
+    /// where no server admin can sign in any more (no password, no live
+    /// token: the first token expired unused) gives `admin` a fresh one: who
+    /// can start the server over its data dir is trusted with it already.
     pub fn bootstrap(&self) -> Result<Option<Bootstrap>, store::StoreError> {
         let store = &self.inner.store;
-        if !store.users()?.is_empty() {
-            return Ok(None);
-        }
-        let user = User {
-            name: "admin".into(),
-            password: None,
-            admin: true,
-            teams: Default::default(),
-            created_at: now_ms(),
+        let users = store.users()?;
+        let now = now_ms();
+        let user = if users.is_empty() {
+            let user = User {
+                name: "admin".into(),
+                password: None,
+                admin: true,
+                teams: Default::default(),
+                created_at: now,
+            };
+            store.put_user(&user)?;
+            user
+        } else {
+            let tokens = store.tokens()?;
+            let can_sign_in = |u: &User| {
+                u.password.is_some()
+                    || tokens.iter().any(|t| {
+                        t.user == u.name && !t.revoked && t.expires_at.is_none_or(|e| e > now)
+                    })
+            };
+            let admins: Vec<&User> = users.iter().filter(|u| u.admin).collect();
+            match admins.iter().find(|u| u.name == "admin") {
+                Some(u) if !admins.iter().any(|u| can_sign_in(u)) => (*u).clone(),
+                _ => return Ok(None),
+            }
         };
-        store.put_user(&user)?;
-        let token = api::issue_token(store, &user.name, "first start", None)?;
-        self.audit("firedrill", "bootstrap", "admin", "ok", "");
+        let expires = now + BOOTSTRAP_TOKEN_TTL.as_millis() as u64;
+        let token = api::issue_token(store, &user.name, "first start", Some(expires))?;
+        self.audit("firedrill", "bootstrap", &user.name, "ok", "");
         Ok(Some(Bootstrap {
             user: user.name,
             token,
+            expires_at: expires,
         }))
     }
 

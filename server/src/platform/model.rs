@@ -30,7 +30,9 @@ pub enum Role {
     Runner,
     /// Publish packages to the team's namespaces.
     Publisher,
-    /// Teams, users, targets, grants, halt-all.
+    /// The team's own members and their roles, and halting every run of
+    /// the team. (Teams, users, targets, grants — the blast radius — and
+    /// the server-wide halt-all are a server administrator's.)
     Admin,
 }
 

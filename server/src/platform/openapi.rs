@@ -50,6 +50,29 @@ fn bodies(g: &mut SchemaGenerator, method: &str, path: &str) -> (Option<Value>, 
     }
 }
 
+/// A route's success status and what it means (as its handler answers).
+fn success(method: &str, path: &str) -> (&'static str, &'static str) {
+    match (method, path) {
+        ("POST", "/api/v1/users")
+        | ("POST", "/api/v1/tokens")
+        | ("POST", "/api/v1/teams")
+        | ("POST", "/api/v1/teams/{team}/packages")
+        | ("POST", "/api/v1/teams/{team}/schedules")
+        | ("POST", "/api/v1/gamedays") => ("201", "created"),
+        ("POST", "/api/v1/gamedays/{id}/{action}") => (
+            "200",
+            "done (201 for a report, a note, an action item or a replay: created)",
+        ),
+        ("POST", "/api/v1/teams/{team}/runs") => ("202", "launched: the run is starting"),
+        ("POST", "/api/v1/teams/{team}/runs/{run}/halt") => {
+            ("202", "halting: its faults are being reverted")
+        }
+        ("POST", "/api/v1/logout") | ("PUT", "/api/v1/users/{user}/password") => ("204", "done"),
+        ("DELETE", _) => ("204", "deleted"),
+        _ => ("200", "done"),
+    }
+}
+
 fn who(need: Need) -> String {
     match need {
         Need::Open => "anyone".into(),
@@ -77,13 +100,24 @@ pub fn document() -> Value {
                 json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}})
             })
             .collect();
+        let (code, done) = success(method, route.path);
+        let ok = match (code, response) {
+            ("204", _) => json!({"description": done}),
+            (_, Some(schema)) => {
+                json!({"description": done, "content": {"application/json": {"schema": schema}}})
+            }
+            // Not described by a type of its own: a JSON object.
+            (_, None) => {
+                json!({"description": done, "content": {"application/json": {"schema": {"type": "object"}}}})
+            }
+        };
         let mut op = json!({
             "operationId": format!("{} {}", method.to_lowercase(), route.path),
             "description": format!("Who may call it: {}.", who(route.need)),
             "x-firedrill-role": who(route.need),
             "parameters": params,
             "responses": {
-                "200": {"description": "done", "content": {"application/json": {"schema": response.unwrap_or(json!({}))}}},
+                code: ok,
                 "400": {"description": "a bad request: the error names what is wrong", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
                 "401": {"description": "no valid token or session"},
                 "403": {"description": "the caller's role does not allow it"},

@@ -62,15 +62,22 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/teams/{team}",
         Need::Team(Role::Viewer),
     ),
+    // A team's admins manage its members; the blast radius (grants) is
+    // given by a server admin.
     route(
         Method::PUT,
         "/api/v1/teams/{team}/members/{user}",
-        Need::Admin,
+        Need::Team(Role::Admin),
     ),
     route(
         Method::DELETE,
         "/api/v1/teams/{team}/members/{user}",
-        Need::Admin,
+        Need::Team(Role::Admin),
+    ),
+    route(
+        Method::POST,
+        "/api/v1/teams/{team}/halt",
+        Need::Team(Role::Admin),
     ),
     route(
         Method::PUT,
@@ -81,6 +88,16 @@ pub const ROUTES: &[Route] = &[
     route(Method::PUT, "/api/v1/targets/{target}", Need::Admin),
     route(Method::DELETE, "/api/v1/targets/{target}", Need::Admin),
     route(Method::GET, "/api/v1/packages", Need::AnyTeam(Role::Viewer)),
+    route(
+        Method::GET,
+        "/api/v1/packages/{package}",
+        Need::AnyTeam(Role::Viewer),
+    ),
+    route(
+        Method::GET,
+        "/api/v1/teams/{team}/trends",
+        Need::Team(Role::Viewer),
+    ),
     route(Method::PUT, "/api/v1/teams/{team}/namespaces", Need::Admin),
     route(
         Method::POST,

@@ -244,18 +244,18 @@ pub(super) async fn catalog(
 
 /// A package this server can run: its component and what it says of
 /// itself.
-struct Runnable {
-    digest: String,
-    signer: String,
-    registry: String,
-    meta: firedrill::Metadata,
-    readme: Option<String>,
+pub(super) struct Runnable {
+    pub(super) digest: String,
+    pub(super) signer: String,
+    pub(super) registry: String,
+    pub(super) meta: firedrill::Metadata,
+    pub(super) readme: Option<String>,
     /// Every version known here (installed, or in the catalog of the
     /// namespace's registry), newest first.
-    versions: Vec<String>,
+    pub(super) versions: Vec<String>,
 }
 
-async fn runnable(p: &Platform, package: &str) -> Result<Runnable, ApiError> {
+pub(super) async fn runnable(p: &Platform, package: &str) -> Result<Runnable, ApiError> {
     use firedrill_packages::{PackageId, PackageReq, Store, Trust, bundled};
     let id: PackageId = package
         .parse()
@@ -370,22 +370,41 @@ pub(super) async fn package_page(
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    // The targets the user's runner teams were granted something on.
-    let granted: std::collections::BTreeSet<String> = p
+    // What the user's runner teams were granted, per registered target.
+    let granted: Vec<BTreeMap<String, std::collections::BTreeSet<String>>> = p
         .inner
         .store
         .teams()
         .unwrap_or_default()
         .into_iter()
         .filter(|t| teams.contains(&t.name))
-        .flat_map(|t| t.grants.into_keys())
+        .map(|t| t.grants)
         .collect();
-    let registered: Vec<String> = target_names(&p)
-        .into_iter()
-        .filter(|t| granted.contains(t))
+    let registered = target_names(&p);
+    // Each target the scenario names, with the registered targets that
+    // could play it: one of the teams was granted every kind it needs there.
+    let mut needed: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for n in &r.meta.needs {
+        needed
+            .entry(n.target.as_str())
+            .or_default()
+            .push(n.kind.to_string());
+    }
+    let players: BTreeMap<&str, Vec<&String>> = needed
+        .iter()
+        .map(|(target, kinds)| {
+            let fit = registered
+                .iter()
+                .filter(|reg| {
+                    granted.iter().any(|g| {
+                        g.get(*reg)
+                            .is_some_and(|have| kinds.iter().all(|k| have.contains(k)))
+                    })
+                })
+                .collect();
+            (*target, fit)
+        })
         .collect();
-    let needed: std::collections::BTreeSet<&str> =
-        r.meta.needs.iter().map(|n| n.target.as_str()).collect();
     let req = package.replacen('@', "@=", 1);
     page(
         &package,
@@ -426,11 +445,15 @@ pub(super) async fn package_page(
                     label { "Team " select name="team" id="team" {
                         @for t in &teams { option value=(t) { (t) } }
                     } }
-                    @for target in &needed {
-                        label { "Target " code { (target) } " is played by "
-                            select name={ "target." (target) } id={ "target-" (target) } {
-                                @for reg in &registered {
-                                    option value=(reg) selected[reg == target] { (reg) }
+                    @for (target, fit) in &players {
+                        label { "Target " code { (target) } " (" (needed[target].join(", ")) ") is played by "
+                            @if fit.is_empty() {
+                                span.alert id={ "no-target-" (target) } { "no registered target your teams were granted this on" }
+                            } @else {
+                                select name={ "target." (target) } id={ "target-" (target) } {
+                                    @for reg in fit {
+                                        option value=(reg) selected[*reg == target] { (reg) }
+                                    }
                                 }
                             }
                         }
@@ -438,24 +461,44 @@ pub(super) async fn package_page(
                     @for param in &r.meta.params {
                         label title=(param.doc) {
                             code { (param.name) } " (" (param.ty) ") "
-                            input type=(if param.secret { "password" } else if param.ty == "integer" { "number" } else { "text" })
-                                name={ "param." (param.name) } id={ "param-" (param.name) }
-                                value=(if param.secret { "" } else { param.default.as_deref().unwrap_or("") })
-                                required[param.default.is_none()];
+                            @if param.ty == "boolean" {
+                                select name={ "param." (param.name) } id={ "param-" (param.name) } {
+                                    option value="" { "default (" (param.default.as_deref().unwrap_or("none")) ")" }
+                                    option value="true" { "true" }
+                                    option value="false" { "false" }
+                                }
+                            } @else {
+                                input type=(param_input_type(param))
+                                    step=[(param.ty == "float").then_some("any")]
+                                    placeholder=[(param.ty == "duration").then_some("e.g. 250ms, 2s")]
+                                    name={ "param." (param.name) } id={ "param-" (param.name) }
+                                    value=(if param.secret { "" } else { param.default.as_deref().unwrap_or("") })
+                                    required[param.default.is_none()];
+                            }
                             br;
                             small { (param.doc) }
                         }
                     }
-                    label { input type="checkbox" name="dry_run" id="dry-run" value="true"; " Dry run: plan and record the faults, apply none" }
                     button type="submit" id="launch" { "Launch" }
+                    " "
+                    button type="submit" name="dry_run" value="true" id="dry-run" title="Plan and record the faults, apply none" { "Dry run: show the plan" }
                 }
             }
         },
     )
 }
 
+/// The HTML input for a parameter of type `ty`.
+fn param_input_type(param: &firedrill::ParamSpec) -> &'static str {
+    match param.ty.as_str() {
+        _ if param.secret => "password",
+        "integer" | "float" => "number",
+        _ => "text",
+    }
+}
+
 /// A need in plain words.
-fn review_line(kind: &str, target: &str) -> String {
+pub(super) fn review_line(kind: &str, target: &str) -> String {
     let what = match kind {
         "kill" => "kill the processes of",
         "pause" => "pause (freeze) the processes of",
@@ -551,6 +594,44 @@ pub(super) async fn run_page(
         .map(|h| h.active_faults())
         .unwrap_or_default();
     let events_url = format!("/api/v1/teams/{team}/runs/{run}/events");
+    let dry_run = record.as_ref().is_some_and(|r| r.dry_run);
+    // A dry run's plan: the faults it would have applied, in order.
+    let plan: Vec<String> = timeline
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::FaultApplied {
+                kind,
+                target,
+                detail,
+                duration_ms,
+                planned: true,
+                ..
+            } => Some(format!(
+                "at {:.3}s: {kind} on {target}{}{}",
+                e.at_us as f64 / 1e6,
+                if detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {detail}")
+                },
+                duration_ms.map_or(String::new(), |ms| format!(" for {ms} ms"))
+            )),
+            _ => None,
+        })
+        .collect();
+    // The steady-state checks: each one's latest result.
+    let mut checks: BTreeMap<String, (bool, String, u32)> = BTreeMap::new();
+    for e in &timeline {
+        if let EventKind::Check {
+            name, ok, detail, ..
+        } = &e.kind
+        {
+            let c = checks
+                .entry(name.clone())
+                .or_insert((true, String::new(), 0));
+            *c = (*ok, detail.clone(), c.2 + u32::from(!ok));
+        }
+    }
     page(
         &format!("Run {run}"),
         Some(&who),
@@ -566,6 +647,24 @@ pub(super) async fn run_page(
                 form method="post" action={ "/teams/" (team) "/runs/" (run) "/halt" } id="halt-form" {
                     input type="hidden" name="csrf" value=(csrf_of(&who));
                     button type="submit" id="halt" { "Halt" }
+                }
+            }
+            @if dry_run {
+                h2 { "Plan (dry run: nothing was applied)" }
+                ol id="plan" {
+                    @if plan.is_empty() && !active { li { "No fault would be applied." } }
+                    @for step in &plan { li { (step) } }
+                }
+            }
+            @if !checks.is_empty() {
+                h2 { "Steady-state checks" }
+                ul id="checks" {
+                    @for (name, (ok, detail, failures)) in &checks {
+                        li data-check=(name) data-ok=(ok) {
+                            strong { (if *ok { "holds" } else { "VIOLATED" }) } " " code { (name) } ": " (detail)
+                            @if *failures > 0 { " (" (failures) " violation(s) so far)" }
+                        }
+                    }
                 }
             }
             @if active || !faults.is_empty() {
@@ -613,6 +712,9 @@ pub(super) async fn run_page(
                      if(!seen){{var li=document.createElement('li');li.dataset.seq=e.seq;li.textContent=e.line;list.appendChild(li);\
                      if(fl&&e.applied){{var f=document.createElement('li');f.dataset.fault=e.applied.split(':')[0];f.textContent=e.applied;fl.appendChild(f);}}}}\
                      if(fl&&e.reverted!==null){{var g=fl.querySelector('[data-fault=\"'+e.reverted+'\"]');if(g)g.remove();}}\
+                     if(e.check){{var cl=document.getElementById('checks');if(!cl){{var h=document.createElement('h2');h.textContent='Steady-state checks';cl=document.createElement('ul');cl.id='checks';list.parentNode.insertBefore(h,list.previousElementSibling);list.parentNode.insertBefore(cl,list.previousElementSibling);}}\
+                     var c=cl.querySelector('[data-check=\"'+e.check.name+'\"]');if(!c){{c=document.createElement('li');c.dataset.check=e.check.name;cl.appendChild(c);}}\
+                     c.dataset.ok=e.check.ok;c.textContent=(e.check.ok?'holds ':'VIOLATED ')+e.check.name+': '+e.check.detail;}}\
                      if(e.status){{st.textContent=e.status;st.dataset.active='false';clearInterval(tick);var h=document.getElementById('halt-form');if(h)h.remove();es.close();}}}});}})();",
                     url = events_url
                 ))) }
@@ -633,33 +735,48 @@ pub(super) async fn halt_form(
     Redirect::to(&format!("/teams/{team}/runs/{run}")).into_response()
 }
 
-#[derive(Deserialize)]
+/// Which of a team's runs to list (the history page's filter and
+/// `GET /api/v1/teams/{team}/runs`).
+#[derive(Deserialize, Default)]
 pub(super) struct HistoryQuery {
+    /// Only runs with this status (`passed`, `failed`, …).
     #[serde(default)]
-    status: String,
+    pub(super) status: String,
+    /// Only runs of scenarios whose name contains this.
     #[serde(default)]
-    scenario: String,
+    pub(super) scenario: String,
     /// Only runs launched within this long (e.g. `24h`).
     #[serde(default)]
-    since: String,
+    pub(super) since: String,
 }
 
-pub(super) async fn history_page(
-    State(p): State<Platform>,
-    Extension(who): Extension<Principal>,
-    Path(team): Path<String>,
-    Query(q): Query<HistoryQuery>,
-) -> Response {
+/// Each ended run's start (Unix ms), duration (s) and status, per scenario.
+pub(super) type Trends = BTreeMap<String, Vec<(u64, f64, String)>>;
+
+/// A team's runs, newest first, with their status, as `q` filters them;
+/// and the trends of all of them.
+pub(super) fn team_history(
+    p: &Platform,
+    team: &str,
+    q: &HistoryQuery,
+) -> Result<(Vec<(LaunchedRun, String)>, Trends), ApiError> {
+    if !q.since.trim().is_empty() {
+        humantime::parse_duration(q.since.trim()).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("since {:?}: {e}; a duration like `24h` or `7d`", q.since),
+            )
+        })?;
+    }
     let runs: Vec<LaunchedRun> = p
         .inner
         .store
-        .runs()
-        .unwrap_or_default()
+        .runs()?
         .into_iter()
         .filter(|r| r.team == team)
         .rev()
         .collect();
-    let mut series: BTreeMap<String, Vec<(u64, f64, String)>> = BTreeMap::new();
+    let mut series = Trends::new();
     let rows: Vec<(LaunchedRun, String)> = runs
         .into_iter()
         .map(|r| {
@@ -674,7 +791,9 @@ pub(super) async fn history_page(
             if let Some(run) = &record
                 && let Some(end) = run.ended_at
             {
-                series.entry(r.scenario.clone()).or_default().push((
+                // Per scenario as it names itself, however it was asked for
+                // (`@^0.2`, `@=0.2.0`).
+                series.entry(run.scenario.name.clone()).or_default().push((
                     run.started_at,
                     end.saturating_sub(run.started_at) as f64 / 1000.0,
                     status.clone(),
@@ -690,6 +809,19 @@ pub(super) async fn history_page(
                 && recent
         })
         .collect();
+    Ok((rows, series))
+}
+
+pub(super) async fn history_page(
+    State(p): State<Platform>,
+    Extension(who): Extension<Principal>,
+    Path(team): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> Response {
+    let (rows, series) = match team_history(&p, &team, &q) {
+        Ok(x) => x,
+        Err(e) => return error_page(e.0, &e.1),
+    };
     page(
         &format!("{team} runs"),
         Some(&who),
@@ -791,6 +923,12 @@ fn sse_of(e: &firedrill::history::Event) -> SseEvent {
         EventKind::FaultReverted { fault, .. } => (None, Some(*fault)),
         _ => (None, None),
     };
+    let check = match &e.kind {
+        EventKind::Check {
+            name, ok, detail, ..
+        } => Some(serde_json::json!({"name": name, "ok": ok, "detail": detail})),
+        _ => None,
+    };
     let data = serde_json::json!({
         "seq": e.seq,
         "at_us": e.at_us,
@@ -798,6 +936,7 @@ fn sse_of(e: &firedrill::history::Event) -> SseEvent {
         "status": status,
         "applied": applied,
         "reverted": reverted,
+        "check": check,
     });
     SseEvent::default().event("timeline").data(data.to_string())
 }
