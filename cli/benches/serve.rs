@@ -375,6 +375,63 @@ async fn main() -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+    // Halt all: five long runs at once, the admin's halt-all, until the
+    // last of their faults is reverted; then resume. Five trials.
+    let mut halt_all_ms = Vec::new();
+    for _ in 0..5 {
+        let mut runs = Vec::new();
+        for _ in 0..5 {
+            let v: Value = call(
+                Method::POST,
+                "/api/v1/teams/payments/runs",
+                &runner,
+                Some(long.clone()),
+            )
+            .await?
+            .json()
+            .await?;
+            runs.push(v["run"].as_str().unwrap_or_default().to_string());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let sent = now_ms_f();
+        call(Method::POST, "/api/v1/halt", &admin, Some(json!({}))).await?;
+        let mut last = f64::NAN;
+        for run in &runs {
+            let until = Instant::now() + Duration::from_secs(30);
+            loop {
+                let view: Value = call(
+                    Method::GET,
+                    &format!("/api/v1/teams/payments/runs/{run}"),
+                    &runner,
+                    None,
+                )
+                .await?
+                .json()
+                .await?;
+                if view["record"]["ended_at"].is_number() {
+                    let started = view["record"]["started_at"].as_f64().unwrap_or(0.0);
+                    let reverted = view["timeline"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|e| e["event"] == "fault-reverted")
+                        .filter_map(|e| e["at_us"].as_f64())
+                        .map(|us| started + us / 1e3)
+                        .fold(f64::NAN, f64::max);
+                    anyhow::ensure!(reverted.is_finite(), "no revert in run {run}'s timeline");
+                    last = last.max(reverted);
+                    break;
+                }
+                anyhow::ensure!(
+                    Instant::now() < until,
+                    "run {run} did not end after halt-all"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        halt_all_ms.push(last - sent);
+        call(Method::POST, "/api/v1/resume", &admin, Some(json!({}))).await?;
+    }
     // Game day abort: a referee's abort, from the request to every fault
     // reverted (the ledger's revert in the game day's timeline, and the
     // server's own `reverted_in_ms`, the time before it answered).
@@ -508,6 +565,13 @@ async fn main() -> anyhow::Result<()> {
     row(
         "Halt (API) → the fault reverted, one run at a time (p50 / max)",
         &mut halt_ms,
+        0.5,
+        1.0,
+        1,
+    );
+    row(
+        "Halt all (API), 5 runs at once → the last of their faults reverted (p50 / max of 5 trials)",
+        &mut halt_all_ms,
         0.5,
         1.0,
         1,

@@ -1126,6 +1126,113 @@ fn a_registry_behind_tls_and_basic_auth() {
 
 /// A registry that answers garbage, and one that never answers: each
 /// named, with what to check, within the time-out the user set.
+/// A registry behind a gateway that takes a bearer token (Debian's nginx
+/// in front of docker-registry, refusing any request without
+/// `Authorization: Bearer <token>`): the token from FIREDRILL_REGISTRY_TOKEN
+/// or config.toml's `auth = { token = … }` publishes and installs; none, or
+/// a wrong one, is refused naming the registry; the token is never printed.
+#[test]
+fn a_registry_behind_a_bearer_token() {
+    let w = World::new();
+    let registry = firedrill_tests::DockerRegistry::start(&w.root.join("oci"));
+    let gateway = w.root.join("gateway");
+    for d in ["logs", "tmp"] {
+        std::fs::create_dir_all(gateway.join(d)).unwrap();
+    }
+    let port = free_port();
+    const TOKEN: &str = "fdr-bearer-7c1e0a9d";
+    let g = gateway.display();
+    std::fs::write(
+        gateway.join("nginx.conf"),
+        format!(
+            "daemon off;\nmaster_process off;\npid {g}/nginx.pid;\nerror_log stderr;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{ access_log off; client_body_temp_path {g}/tmp; proxy_temp_path {g}/tmp; fastcgi_temp_path {g}/tmp; uwsgi_temp_path {g}/tmp; scgi_temp_path {g}/tmp;\n\
+             server {{ listen 127.0.0.1:{port}; client_max_body_size 0;\n\
+             location / {{ if ($http_authorization != \"Bearer {TOKEN}\") {{ return 401; }}\n\
+             proxy_set_header Host $http_host; proxy_pass http://127.0.0.1:{}; }} }} }}\n",
+            registry.port
+        ),
+    )
+    .unwrap();
+    let mut nginx = std::process::Command::new(firedrill_tests::debian_program(
+        "/usr/sbin/nginx",
+        &["nginx"],
+    ))
+    .args([
+        "-p",
+        &g.to_string(),
+        "-c",
+        &format!("{g}/nginx.conf"),
+        "-e",
+        "stderr",
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed().as_secs() < 20, "nginx did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let url = format!("oci://127.0.0.1:{port}/firedrill/");
+    ok(w.fd(&[
+        "key",
+        "generate",
+        "--out",
+        w.root.join("keys").to_str().unwrap(),
+    ]));
+    ok(w.fd(&[
+        "trust",
+        "add",
+        w.root.join("keys/firedrill.pub").to_str().unwrap(),
+        "--namespace",
+        "acme",
+    ]));
+    let wasm = w.write("slow-link.wasm", firedrill_tests::SLOW_LINK);
+    let publish = |token: Option<&str>| {
+        let mut c = firedrill(&w.data);
+        c.arg("publish")
+            .arg(&wasm)
+            .args(["--namespace", "acme", "--key"])
+            .arg(w.root.join("keys/firedrill.key"))
+            .args(["--registry", &url]);
+        if let Some(t) = token {
+            c.env("FIREDRILL_REGISTRY_TOKEN", t);
+        }
+        c.output().unwrap()
+    };
+    for token in [None, Some("a-wrong-token")] {
+        let out = refused(publish(token));
+        assert!(
+            out.contains(&url) && out.contains("FIREDRILL_REGISTRY_TOKEN"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("a-wrong-token"),
+            "the token is never printed: {out}"
+        );
+    }
+    let out = ok(publish(Some(TOKEN)));
+    assert!(out.contains("published acme:slow-link@0.1.0"), "{out}");
+    assert!(!out.contains(TOKEN), "{out}");
+    // The token from config.toml, wkg's `[registry."HOST".oci]` table.
+    let config = w.data.join("config.toml");
+    std::fs::write(
+        &config,
+        format!("[registry.\"127.0.0.1:{port}\".oci]\nauth = {{ token = \"{TOKEN}\" }}\n"),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = ok(w.fd(&["install", "acme:slow-link", "--yes", "--registry", &url]));
+    assert!(out.contains("installed acme:slow-link@0.1.0"), "{out}");
+    assert!(!out.contains(TOKEN), "{out}");
+    let _ = nginx.kill();
+    let _ = nginx.wait();
+}
+
 #[test]
 fn a_registry_that_answers_garbage_or_hangs_is_named() {
     let w = World::new();

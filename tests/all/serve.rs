@@ -672,6 +672,32 @@ async fn a_team_launches_within_its_grants_and_halts() {
     assert_eq!(a.status, 200);
     let report: Value = serde_json::from_slice(&a.body).unwrap();
     assert!(report["run"]["id"].is_string(), "{report}");
+    let a = s
+        .call(
+            "GET",
+            &format!("/teams/payments/runs/{}/report/markdown", ids[0]),
+            Auth::Token(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    let md = String::from_utf8_lossy(&a.body);
+    assert!(md.starts_with('#') && md.contains(&ids[0]), "{md}");
+    // The catalog filters by the fault kind a package needs.
+    let a = s
+        .call("GET", "/?needs=delay", Auth::Token(&viewer), None)
+        .await;
+    let page = String::from_utf8_lossy(&a.body).to_string();
+    assert!(page.contains("firedrill:latency-ramp"), "{page}");
+    assert!(!page.contains("firedrill:kill-and-recover"), "{page}");
+    let a = s
+        .call("GET", "/?needs=kill", Auth::Token(&viewer), None)
+        .await;
+    let page = String::from_utf8_lossy(&a.body).to_string();
+    assert!(
+        page.contains("firedrill:kill-and-recover") && !page.contains("firedrill:latency-ramp"),
+        "{page}"
+    );
 
     // The admin's Halt all (a page form; a token needs no CSRF token):
     // new launches are refused until Resume.
@@ -875,8 +901,30 @@ async fn tokens_sessions_and_bad_input() {
         .await;
     assert_eq!(a.status, 429);
     assert!(header(&a, "retry-after").is_some());
+    // Each failed login is in the audit log, with who was tried.
+    let (_, log) = s.json("GET", "/api/v1/audit", &s.admin, None).await;
+    let failed = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["action"] == "login" && e["outcome"] != "ok" && e.to_string().contains("tess")
+        })
+        .count();
+    assert!(failed >= 5, "{log}");
 
     // Bodies: malformed, unknown fields, too large.
+    let mut bad = HttpProbe::get("/api/v1/teams");
+    bad.method = "POST".into();
+    bad.headers
+        .push(("authorization".into(), format!("Bearer {}", s.admin)));
+    bad.headers
+        .push(("content-type".into(), "application/json".into()));
+    bad.body = b"{\"name\": \"x\",".to_vec();
+    let a = probe::http(&s.addr, &bad).await.unwrap();
+    let v: Value = serde_json::from_slice(&a.body).unwrap();
+    assert_eq!(a.status, 400, "{v}");
+    assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
     let (status, v) = s
         .json(
             "POST",
