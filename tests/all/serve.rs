@@ -1462,6 +1462,46 @@ async fn schedules_fire_skip_overlaps_pause_and_are_held_by_halt_all() {
     assert_eq!(status, 204);
     let (_, v) = s.json("GET", url, &runner, None).await;
     assert_eq!(v, json!([]));
+
+    // `allow`: a firing while the last run goes launches another; two runs
+    // of the schedule are seen going at once, and nothing is skipped.
+    let (status, v) = s
+        .json(
+            "POST",
+            url,
+            &runner,
+            Some(json!({
+                "cron": "* * * * * *",
+                "scenario": "firedrill:latency-ramp@^0.2",
+                "params": {"steps": "400ms,400ms,400ms,400ms", "samples": 3, "slo": "60s", "must-tolerate": "0ms", "path": "/"},
+                "concurrency": "allow",
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, runs) = s
+            .json("GET", "/api/v1/teams/payments/runs", &runner, None)
+            .await;
+        let going = runs
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["active"] == true)
+            .count();
+        if going >= 2 {
+            break;
+        }
+        assert!(Instant::now() < until, "no two runs at once: {runs}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(firings("skipped", "").await, 0);
+    s.json("POST", &format!("{url}/{id}/pause"), &runner, None)
+        .await;
+    s.json("DELETE", &format!("{url}/{id}"), &runner, None)
+        .await;
 }
 
 /// The OpenAPI document: served to users (not to strangers), listing every
