@@ -682,7 +682,7 @@ async fn a_team_launches_within_its_grants_and_halts() {
         .await;
     assert_eq!(a.status, 200);
     let md = String::from_utf8_lossy(&a.body);
-    assert!(md.starts_with('#') && md.contains(&ids[0]), "{md}");
+    assert!(md.starts_with('#') && md.contains(ids[0]), "{md}");
     // The catalog filters by the fault kind a package needs.
     let a = s
         .call("GET", "/?needs=delay", Auth::Token(&viewer), None)
