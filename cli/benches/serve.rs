@@ -322,27 +322,9 @@ async fn main() -> anyhow::Result<()> {
     let long = json!({"scenario": "firedrill:latency-ramp@^0.2",
         "params": {"steps": "300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms", "samples": 10,
                    "slo": "60s", "must-tolerate": "0ms", "path": "/"}});
-    let mut halt_ms = Vec::new();
-    for _ in 0..10 {
-        let v: Value = call(
-            Method::POST,
-            "/api/v1/teams/payments/runs",
-            &runner,
-            Some(long.clone()),
-        )
-        .await?
-        .json()
-        .await?;
-        let run = v["run"].as_str().unwrap_or_default().to_string();
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let sent = now_ms_f();
-        call(
-            Method::POST,
-            &format!("/api/v1/teams/payments/runs/{run}/halt"),
-            &runner,
-            None,
-        )
-        .await?;
+    // Once `run` has ended (after a halt): its last revert, Unix ms on the
+    // run's own clock.
+    let last_revert = async |run: &str| -> anyhow::Result<f64> {
         let until = Instant::now() + Duration::from_secs(30);
         loop {
             let view: Value = call(
@@ -365,8 +347,7 @@ async fn main() -> anyhow::Result<()> {
                     .map(|us| started + us / 1e3)
                     .fold(f64::NAN, f64::max);
                 anyhow::ensure!(reverted.is_finite(), "no revert in run {run}'s timeline");
-                halt_ms.push(reverted - sent);
-                break;
+                return Ok(reverted);
             }
             anyhow::ensure!(
                 Instant::now() < until,
@@ -374,6 +355,29 @@ async fn main() -> anyhow::Result<()> {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    };
+    let mut halt_ms = Vec::new();
+    for _ in 0..10 {
+        let v: Value = call(
+            Method::POST,
+            "/api/v1/teams/payments/runs",
+            &runner,
+            Some(long.clone()),
+        )
+        .await?
+        .json()
+        .await?;
+        let run = v["run"].as_str().unwrap_or_default().to_string();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let sent = now_ms_f();
+        call(
+            Method::POST,
+            &format!("/api/v1/teams/payments/runs/{run}/halt"),
+            &runner,
+            None,
+        )
+        .await?;
+        halt_ms.push(last_revert(&run).await? - sent);
     }
     // Halt all: five long runs at once, the admin's halt-all, until the
     // last of their faults is reverted; then resume. Five trials.
@@ -397,37 +401,7 @@ async fn main() -> anyhow::Result<()> {
         call(Method::POST, "/api/v1/halt", &admin, Some(json!({}))).await?;
         let mut last = f64::NAN;
         for run in &runs {
-            let until = Instant::now() + Duration::from_secs(30);
-            loop {
-                let view: Value = call(
-                    Method::GET,
-                    &format!("/api/v1/teams/payments/runs/{run}"),
-                    &runner,
-                    None,
-                )
-                .await?
-                .json()
-                .await?;
-                if view["record"]["ended_at"].is_number() {
-                    let started = view["record"]["started_at"].as_f64().unwrap_or(0.0);
-                    let reverted = view["timeline"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter(|e| e["event"] == "fault-reverted")
-                        .filter_map(|e| e["at_us"].as_f64())
-                        .map(|us| started + us / 1e3)
-                        .fold(f64::NAN, f64::max);
-                    anyhow::ensure!(reverted.is_finite(), "no revert in run {run}'s timeline");
-                    last = last.max(reverted);
-                    break;
-                }
-                anyhow::ensure!(
-                    Instant::now() < until,
-                    "run {run} did not end after halt-all"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            last = last.max(last_revert(run).await?);
         }
         halt_all_ms.push(last - sent);
         call(Method::POST, "/api/v1/resume", &admin, Some(json!({}))).await?;

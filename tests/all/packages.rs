@@ -695,6 +695,36 @@ async fn a_drill_pins_its_package_in_a_lock_file() {
             .unwrap()
             .contains(&digest)
     );
+    // `--update` says when the namespace's registry has a newer matching
+    // version; it does not install it unreviewed.
+    std::fs::write(
+        w.data.join("config.toml"),
+        format!(
+            "[namespace_registries]\nacme = \"{}\"\n",
+            w.registry.display()
+        ),
+    )
+    .unwrap();
+    let newer = "acme:slow-link@0.1.1";
+    std::fs::write(
+        w.in_registry(newer, ".json"),
+        std::fs::read_to_string(w.in_registry("acme:slow-link@0.1.0", ".json"))
+            .unwrap()
+            .replace("@0.1.0\"", "@0.1.1\""),
+    )
+    .unwrap();
+    let out = ok(w.fd(&["run", &drill, "--update"]));
+    assert!(
+        out.contains("has acme:slow-link@0.1.1, newer than what is installed (0.1.0)")
+            && out.contains("firedrill install acme:slow-link@=0.1.1"),
+        "{out}"
+    );
+    assert!(
+        std::fs::read_to_string(&lock_path)
+            .unwrap()
+            .contains("version = \"0.1.0\"")
+    );
+    std::fs::remove_file(w.in_registry(newer, ".json")).unwrap();
     // Runs record the package in history and reports.
     let report = w.root.join("report.json");
     ok(w.fd(&[

@@ -65,6 +65,35 @@ async fn sync_bundled(engine: &firedrill::Engine, catalog: &Catalog) -> Result<(
         .map_err(refused)
 }
 
+/// On `run --update`: say so when the namespace's registry has a version
+/// `req` matches that is newer than `installed`. It is not installed here:
+/// an install shows its capability review and asks first.
+async fn newer_in_registry(data_dir: &Path, req: &PackageReq, installed: Option<&PackageId>) {
+    let registry = match firedrill_packages::RegistryConfig::load(data_dir)
+        .and_then(|c| Registry::open(&c.registry_for(Some(&req.namespace)), &c))
+    {
+        Ok(r) => r,
+        Err(e) => return eprintln!("note: could not look for newer versions of {req}: {e}"),
+    };
+    match registry.resolve(req).await {
+        Ok(m) => match m.id() {
+            Ok(id) if installed.is_none_or(|i| id.version > i.version) => eprintln!(
+                "note: {} has {id}, newer than what is installed{}: review and install it with `firedrill install {}:{}@={}`, then run with --update again",
+                registry.name(),
+                installed.map_or(String::new(), |i| format!(" ({})", i.version)),
+                id.namespace,
+                id.name,
+                id.version
+            ),
+            _ => {}
+        },
+        Err(e) => eprintln!(
+            "note: could not look for newer versions of {req} in {}: {e}",
+            registry.name()
+        ),
+    }
+}
+
 /// The bundled scenario `req` names: its entry and bytes.
 async fn bundled(
     engine: &firedrill::Engine,
@@ -703,6 +732,9 @@ pub(crate) async fn drill_scenario(
                 .filter_map(|i| i.meta.id().ok())
                 .filter(|id| req.matches(&id.version))
                 .max_by(|a, b| a.version.cmp(&b.version));
+            if update {
+                newer_in_registry(data_dir, &req, newest.as_ref()).await;
+            }
             newest.ok_or_else(|| {
                 problem(format!(
                     "no installed version of {key} matches `{package}`: `firedrill install {package}`"
