@@ -1154,17 +1154,15 @@ async fn a_runner_launches_watches_and_halts_in_a_real_browser() {
     chromium.log_in("rita", password).await;
     wait_text("#whoami", "rita").await;
 
-    // The catalog: search, then open the package.
+    // The catalog: search from the keyboard alone (Enter submits), then
+    // open the package.
     c.find(Locator::Id("q"))
         .await
         .unwrap()
-        .send_keys("latency")
-        .await
-        .unwrap();
-    c.find(Locator::Id("search"))
-        .await
-        .unwrap()
-        .click()
+        .send_keys(&format!(
+            "latency{}",
+            char::from(fantoccini::key::Key::Enter)
+        ))
         .await
         .unwrap();
     // The results page, not the catalog it replaces.
