@@ -1154,8 +1154,6 @@ fn a_registry_behind_tls_and_basic_auth() {
     assert!(out.contains("loopback"), "{out}");
 }
 
-/// A registry that answers garbage, and one that never answers: each
-/// named, with what to check, within the time-out the user set.
 /// A registry behind a gateway that takes a bearer token (Debian's nginx
 /// in front of docker-registry, refusing any request without
 /// `Authorization: Bearer <token>`): the token from FIREDRILL_REGISTRY_TOKEN
@@ -1185,7 +1183,7 @@ fn a_registry_behind_a_bearer_token() {
         ),
     )
     .unwrap();
-    let mut nginx = std::process::Command::new(firedrill_tests::debian_program(
+    let nginx = std::process::Command::new(firedrill_tests::debian_program(
         "/usr/sbin/nginx",
         &["nginx"],
     ))
@@ -1201,6 +1199,8 @@ fn a_registry_behind_a_bearer_token() {
     .stderr(std::process::Stdio::null())
     .spawn()
     .unwrap();
+    // Killed when the test ends, pass or fail.
+    let _nginx = KillOnDrop(nginx);
     let started = std::time::Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(started.elapsed().as_secs() < 20, "nginx did not start");
@@ -1259,10 +1259,19 @@ fn a_registry_behind_a_bearer_token() {
     let out = ok(w.fd(&["install", "acme:slow-link", "--yes", "--registry", &url]));
     assert!(out.contains("installed acme:slow-link@0.1.0"), "{out}");
     assert!(!out.contains(TOKEN), "{out}");
-    let _ = nginx.kill();
-    let _ = nginx.wait();
 }
 
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A registry that answers garbage, and one that never answers: each
+/// named, with what to check, within the time-out the user set.
 #[test]
 fn a_registry_that_answers_garbage_or_hangs_is_named() {
     let w = World::new();

@@ -619,7 +619,7 @@ async fn a_team_launches_within_its_grants_and_halts() {
         .await;
     let page = String::from_utf8_lossy(&a.body).to_string();
     assert!(
-        page.contains("data-scenario=\"latency-ramp\"")
+        page.contains("data-scenario=\"firedrill:latency-ramp\"")
             && page.contains("data-status=\"passed\"")
             && page.contains("data-status=\"halted\""),
         "{page}"
@@ -2088,6 +2088,11 @@ async fn team_admins_manage_their_members_and_halt_their_runs() {
         )
         .await;
     assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v,
+        json!({"user": "victor", "team": "payments", "role": "viewer"}),
+        "the membership only, nothing of other teams"
+    );
     let (status, v) = s.json("GET", "/api/v1/teams/payments", &ada, None).await;
     assert_eq!(v["members"]["victor"], "viewer", "{status} {v}");
     let (status, _) = s
@@ -2135,7 +2140,7 @@ async fn team_admins_manage_their_members_and_halt_their_runs() {
     let (status, v) = s
         .json("POST", "/api/v1/teams/payments/halt", &ada, None)
         .await;
-    assert_eq!((status, v["halted"].as_u64()), (200, Some(1)), "{v}");
+    assert_eq!((status, v["halting"].as_u64()), (202, Some(1)), "{v}");
     let done = wait_for_run(&s, &ada, "payments", &run).await;
     assert_eq!(done["record"]["status"], "halted", "{done}");
     // New runs are not held back by a team's halt.
@@ -2179,6 +2184,10 @@ async fn team_admins_manage_their_members_and_halt_their_runs() {
         expires > now + 23 * 3_600_000 && expires <= now + 24 * 3_600_000,
         "{first}"
     );
+    // A restart while the admin can sign in prints no token.
+    let (dir, data, old) = s.crash();
+    let s = Server::start_in(dir, data, Some(old.clone()));
+    assert_eq!(s.admin, old, "no token re-issued while one works");
     // Revoked (as if expired unused): the next start prints a fresh one.
     let (status, _) = s
         .json(
@@ -2213,13 +2222,21 @@ async fn the_api_and_the_launch_form_cover_packages_history_trends_and_dry_runs(
     let rita = s.user("rita", Some(("payments", "runner"))).await;
     let listen = format!("127.0.0.1:{}", crate::support::free_port());
     s.api_link(upstream.addr, &listen).await;
-    // Registered, but this team may not delay it.
+    // Registered and granted to the team, but not for what the scenario
+    // needs there (it delays; the team may only kill on it).
     s.admin(
         "PUT",
         "/api/v1/targets/other-link",
         json!({"declaration": {"kind": "proxy", "mode": "http",
                "listen": format!("127.0.0.1:{}", crate::support::free_port()),
                "upstream": upstream.addr.to_string()}}),
+        200,
+    )
+    .await;
+    s.admin(
+        "PUT",
+        "/api/v1/teams/payments/grants/other-link",
+        json!({"kinds": ["reset-peer"]}),
         200,
     )
     .await;
@@ -2265,11 +2282,14 @@ async fn the_api_and_the_launch_form_cover_packages_history_trends_and_dry_runs(
         )
         .await;
     let html = String::from_utf8_lossy(&page.body).to_string();
-    assert!(html.contains("id=\"dry-run\""), "{html}");
+    assert!(
+        html.contains("<button type=\"submit\" name=\"dry_run\" value=\"true\" id=\"dry-run\""),
+        "a dry-run button: {html}"
+    );
     assert!(html.contains("<option value=\"api-link\""), "{html}");
     assert!(
         !html.contains("<option value=\"other-link\""),
-        "a target the team was granted nothing on is not offered: {html}"
+        "a target granted only other kinds is not offered: {html}"
     );
 
     // The dry-run button: a run that records its plan, applies nothing.
@@ -2303,6 +2323,7 @@ async fn the_api_and_the_launch_form_cover_packages_history_trends_and_dry_runs(
     );
 
     // A real run, then the history through the API with filters, and trends.
+    // With a steady-state check of the team's own: its page has the checks.
     let (status, v) = s
         .json(
             "POST",
@@ -2311,6 +2332,8 @@ async fn the_api_and_the_launch_form_cover_packages_history_trends_and_dry_runs(
             Some(json!({
                 "scenario": "firedrill:latency-ramp@^0.2",
                 "params": {"steps": "1ms", "samples": 1, "slo": "5s", "must-tolerate": "0ms", "path": "/"},
+                "steady_state": [{"name": "origin-up", "target": "api-link", "http": "/",
+                                  "phases": ["before", "during"], "interval": "100ms", "on_violation": "record"}],
             })),
         )
         .await;
@@ -2318,6 +2341,35 @@ async fn the_api_and_the_launch_form_cover_packages_history_trends_and_dry_runs(
     let real = v["run"].as_str().unwrap().to_string();
     let done = wait_for_run(&s, &rita, "payments", &real).await;
     assert_eq!(done["record"]["status"], "passed", "{done}");
+    let page = s
+        .call(
+            "GET",
+            &format!("/teams/payments/runs/{real}"),
+            Auth::Token(&rita),
+            None,
+        )
+        .await;
+    let html = String::from_utf8_lossy(&page.body).to_string();
+    assert!(
+        html.contains("id=\"checks\"")
+            && html.contains("data-check=\"origin-up\"")
+            && html.contains("holds"),
+        "{html}"
+    );
+    // A check the drill parser refuses is refused with its field named.
+    let (status, v) = s
+        .json(
+            "POST",
+            "/api/v1/teams/payments/runs",
+            &rita,
+            Some(json!({
+                "scenario": "firedrill:latency-ramp@^0.2",
+                "steady_state": [{"name": "x", "target": "api-link", "http": "/", "interval": "0s"}],
+            })),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("interval"), "{v}");
     let runs = |query: &'static str| {
         let s = &s;
         let rita = &rita;
@@ -2347,11 +2399,24 @@ async fn the_api_and_the_launch_form_cover_packages_history_trends_and_dry_runs(
         .await;
     assert_eq!(status, 400, "{v}");
     assert!(v["error"].as_str().unwrap().contains("since"), "{v}");
+    // Trends: per package, real runs only (the dry run is not one).
     let (status, v) = s
         .json("GET", "/api/v1/teams/payments/trends", &rita, None)
         .await;
     assert_eq!(status, 200, "{v}");
-    let points = v.as_object().unwrap().values().next().expect("a scenario");
-    assert!(points.as_array().unwrap().len() >= 2, "{v}");
+    let points = v["firedrill:latency-ramp"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(points.len(), 1, "{v}");
     assert!(points[0]["seconds"].as_f64().unwrap() > 0.0, "{v}");
+    assert_eq!(points[0]["status"], "passed", "{v}");
+    let (_, v) = s
+        .json(
+            "GET",
+            "/api/v1/teams/payments/trends?status=failed",
+            &rita,
+            None,
+        )
+        .await;
+    assert_eq!(v, json!({}), "the history's filters apply");
 }

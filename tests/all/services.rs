@@ -282,6 +282,8 @@ async fn pause_of_an_attached_service_stops_its_descendants() {
         .spawn()
         .unwrap();
     let leader = service.id();
+    // Its whole group goes, pass or fail.
+    let _group = KillGroup(leader);
     assert!(eventually(Duration::from_secs(10), || group(leader).len() == 4).await);
     let tree = group(leader);
     let dir = tempfile::tempdir().unwrap();
@@ -330,11 +332,20 @@ async fn pause_of_an_attached_service_stops_its_descendants() {
         other => panic!("continue every process: {other:?}"),
     }
     targets.shutdown().await;
-    let _ = nix::sys::signal::killpg(
-        nix::unistd::Pid::from_raw(leader as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    );
+    drop(_group);
     service.wait().unwrap();
+}
+
+/// SIGKILLs a process group when dropped.
+struct KillGroup(u32);
+
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(self.0 as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
 }
 
 /// Through a TCP proxy whose upstream is dead, a bare connect passes (the
@@ -580,8 +591,17 @@ async fn pause_freezes_a_cgroup(version: Cgroups) {
                         .is_some_and(|o| o.split(',').any(|o| o == "freezer"))
             }
         })
-        .and_then(|l| l.split(' ').nth(4))
-        .expect("the cgroup hierarchy is mounted (cgroup2, or v1 with the freezer controller)");
+        .and_then(|l| l.split(' ').nth(4));
+    let mount = match (mount, version) {
+        (Some(m), _) => m,
+        // v1 is legacy: a host with cgroup v2 alone has no freezer
+        // controller to test (this project's machines have both).
+        (None, Cgroups::V1Freezer) => {
+            eprintln!("skipped: no cgroup v1 freezer hierarchy is mounted on this host");
+            return;
+        }
+        (None, Cgroups::V2) => panic!("a cgroup v2 hierarchy is mounted"),
+    };
     let cgroup = std::path::PathBuf::from(mount).join(format!(
         "firedrill-test-{}-{}",
         std::process::id(),

@@ -31,8 +31,15 @@ pub(crate) async fn run(args: Args, data_dir: &Path) -> Result<Exit, Failure> {
     let platform = Platform::new(engine, data_dir.to_path_buf(), store);
     if let Some(first) = platform.bootstrap().map_err(usage)? {
         println!(
-            "first start: user `{}` (server admin) has no password; its API token, shown this once, works for 24 hours:\n  {}\nkeep it secret: sign in at http://{addr}/login with it, or `curl -H \"Authorization: Bearer $TOKEN\" http://{addr}/api/v1/me`; then set a password (PUT /api/v1/users/{}/password) or make a token of your own (POST /api/v1/tokens)",
-            first.user, first.token, first.user
+            "{}: user `{}` (server admin) has no password; its API token, shown this once, works for 24 hours:\n  {}\nkeep it secret: sign in at http://{addr}/login with it, or `curl -H \"Authorization: Bearer $TOKEN\" http://{addr}/api/v1/me`; then set a password (PUT /api/v1/users/{}/password) or make a token of your own (POST /api/v1/tokens)",
+            if first.reissued {
+                "no server admin can sign in any more (no password, no live token): a new token"
+            } else {
+                "first start"
+            },
+            first.user,
+            first.token,
+            first.user
         );
     }
     platform.start_scheduler();

@@ -760,7 +760,13 @@ async fn set_member(
 ) -> ApiResult {
     let input: Membership = body(&read_body(req).await?)?;
     let user = set_role(&p, &who, &team_name, &user_name, &input.role)?;
-    Ok(Json(user.view()).into_response())
+    // The membership only: a team's admin sees nothing of other teams.
+    Ok(Json(json!({
+        "user": user.name,
+        "team": team_name,
+        "role": user.role_in(&team_name),
+    }))
+    .into_response())
 }
 
 /// Give a user a role in a team.
@@ -795,15 +801,14 @@ async fn remove_member(
     Extension(who): Extension<Principal>,
     Path((team_name, user_name)): Path<(String, String)>,
 ) -> ApiResult {
-    let mut user = p
-        .inner
-        .store
-        .user(&user_name)?
-        .ok_or_else(|| not_found_error(format!("no user {user_name:?}")))?;
+    let not_member = || {
+        not_found_error(format!(
+            "{user_name:?} is not a member of team {team_name:?}"
+        ))
+    };
+    let mut user = p.inner.store.user(&user_name)?.ok_or_else(not_member)?;
     if user.teams.remove(&team_name).is_none() {
-        return Err(not_found_error(format!(
-            "{user_name:?} is not in team {team_name:?}"
-        )));
+        return Err(not_member());
     }
     p.inner.store.put_user(&user)?;
     p.audit(
@@ -925,6 +930,22 @@ pub(super) fn drill_text(
     doc.insert("targets".into(), toml::Value::Table(table));
     let text = toml::to_string(&doc).map_err(|e| bad(e.to_string()))?;
     Ok(format!("# {header}\n{text}"))
+}
+
+/// Add `checks` to a drill's text as its `[[steady_state]]` tables.
+pub(super) fn append_steady_state(
+    text: &mut String,
+    checks: Vec<toml::Table>,
+) -> Result<(), toml::ser::Error> {
+    if !checks.is_empty() {
+        let mut doc = toml::Table::new();
+        doc.insert(
+            "steady_state".into(),
+            toml::Value::Array(checks.into_iter().map(toml::Value::Table).collect()),
+        );
+        text.push_str(&toml::to_string(&doc)?);
+    }
+    Ok(())
 }
 
 async fn put_target(
@@ -1066,8 +1087,9 @@ async fn list_runs(
     Ok(Json(runs?).into_response())
 }
 
-/// Per scenario, each ended run of the team: when it started, how long it
-/// took and how it ended (the history page's trend charts).
+/// Per package (or scenario), each ended real run of the team as the
+/// history's filters select them, oldest first: when it started, how long
+/// it took and how it ended (the history page's trend charts).
 async fn trends(
     State(p): State<Platform>,
     Path(team_name): Path<String>,
@@ -1077,7 +1099,6 @@ async fn trends(
     let (_, series) = web::team_history(&p, &team_name, &q)?;
     let out: BTreeMap<String, Vec<Value>> = series
         .into_iter()
-        .filter(|(scenario, _)| q.scenario.is_empty() || scenario.contains(&q.scenario))
         .map(|(scenario, points)| {
             let points = points
                 .into_iter()
@@ -1209,26 +1230,26 @@ async fn halt_run(
         .into_response())
 }
 
-/// Halt every run of a team (its admins' emergency stop); new runs are
-/// not held back, unlike the server-wide halt.
+/// Halt every run of a team that is going (its admins' emergency stop).
+/// Unlike the server-wide halt, later launches and the team's schedules
+/// are not held back: pause those on their own.
 async fn halt_team(
     State(p): State<Platform>,
     Extension(who): Extension<Principal>,
     Path(team_name): Path<String>,
 ) -> ApiResult {
     team(&p, &team_name)?;
-    let ids: Vec<RunId> = p
-        .inner
-        .store
-        .runs()?
-        .iter()
-        .filter(|r| r.team == team_name)
-        .filter_map(|r| r.run.parse().ok())
-        .collect();
+    // Under the lock a launch takes to record its run and make it active
+    // (`start_prepared`): a run is seen in both or in neither.
     let halters: Vec<firedrill::Halter> = {
         let active = p.inner.active.lock().unwrap();
-        ids.iter()
-            .filter_map(|id| active.get(id).cloned())
+        p.inner
+            .store
+            .runs()?
+            .iter()
+            .filter(|r| r.team == team_name)
+            .filter_map(|r| r.run.parse::<RunId>().ok())
+            .filter_map(|id| active.get(&id).cloned())
             .collect()
     };
     for h in &halters {
@@ -1241,7 +1262,11 @@ async fn halt_team(
         "ok",
         &format!("{} runs", halters.len()),
     );
-    Ok(Json(json!({"team": team_name, "halted": halters.len()})).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"team": team_name, "halting": halters.len()})),
+    )
+        .into_response())
 }
 
 async fn halt_all(State(p): State<Platform>, Extension(who): Extension<Principal>) -> ApiResult {
@@ -1300,6 +1325,11 @@ pub(super) struct Launch {
     pub(super) dry_run: bool,
     #[serde(default)]
     pub(super) seed: Option<u64>,
+    /// Steady-state checks for the run, as a drill file's `[[steady_state]]`
+    /// tables (`name`, `target` — a target the scenario names — `http`,
+    /// `tcp`, `max_latency`, `phases`, `interval`, `on_violation`, …).
+    #[serde(default)]
+    pub(super) steady_state: Vec<serde_json::Map<String, Value>>,
 }
 
 /// Why a launch was refused: a status, a message, and for a policy
@@ -1535,7 +1565,14 @@ pub(super) async fn prepare_launch(
         .iter()
         .map(|(name, target, grants)| (name.clone(), &target.declaration, grants.clone()))
         .collect();
-    let text = drill_text(header, &input.scenario, &targets)?;
+    let mut text = drill_text(header, &input.scenario, &targets)?;
+    let checks = input
+        .steady_state
+        .iter()
+        .enumerate()
+        .map(|(i, c)| toml::Table::try_from(c).map_err(|e| bad(format!("steady_state[{i}]: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    append_steady_state(&mut text, checks).map_err(|e| bad(format!("steady_state: {e}")))?;
     let drill = firedrill::Drill::parse(&text, std::path::Path::new(&format!("team {}", t.name)))
         .map_err(|e| bad(format!("{}: {}", e.field, e.message)))?;
     if preflight
@@ -1599,9 +1636,13 @@ pub(super) async fn start_prepared(
         }
     };
     let id = handle.id;
-    p.inner.active.lock().unwrap().insert(id, handle.halter());
     launched.run = id.to_string();
-    p.inner.store.put_run(&launched)?;
+    {
+        // Recorded and made active together (see `halt_team`).
+        let mut active = p.inner.active.lock().unwrap();
+        active.insert(id, handle.halter());
+        p.inner.store.put_run(&launched)?;
+    }
     let watcher = p.clone();
     let launched_copy = launched.clone();
     p.inner.tasks.spawn(async move {

@@ -82,6 +82,8 @@ pub struct Bootstrap {
     pub token: String,
     /// When the token stops working (Unix ms).
     pub expires_at: u64,
+    /// Not a first start: no server admin could sign in any more.
+    pub reissued: bool,
 }
 
 /// How long the first start's token works: long enough to set a password
@@ -122,6 +124,7 @@ impl Platform {
         let store = &self.inner.store;
         let users = store.users()?;
         let now = now_ms();
+        let reissued = !users.is_empty();
         let user = if users.is_empty() {
             let user = User {
                 name: "admin".into(),
@@ -148,11 +151,17 @@ impl Platform {
         };
         let expires = now + BOOTSTRAP_TOKEN_TTL.as_millis() as u64;
         let token = api::issue_token(store, &user.name, "first start", Some(expires))?;
-        self.audit("firedrill", "bootstrap", &user.name, "ok", "");
+        let detail = if reissued {
+            "token re-issued: no server admin could sign in"
+        } else {
+            "first start"
+        };
+        self.audit("firedrill", "bootstrap", &user.name, "ok", detail);
         Ok(Some(Bootstrap {
             user: user.name,
             token,
             expires_at: expires,
+            reissued,
         }))
     }
 

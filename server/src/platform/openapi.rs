@@ -33,7 +33,7 @@ fn bodies(g: &mut SchemaGenerator, method: &str, path: &str) -> (Option<Value>, 
         ("GET", "/api/v1/tokens") => (None, of!(Vec<Token>)),
         ("POST", "/api/v1/tokens") => (of!(NewToken), None),
         ("POST", "/api/v1/teams") => (of!(NewTeam), None),
-        ("PUT", "/api/v1/teams/{team}/members/{user}") => (of!(Membership), of!(UserView)),
+        ("PUT", "/api/v1/teams/{team}/members/{user}") => (of!(Membership), None),
         ("PUT", "/api/v1/teams/{team}/grants/{target}") => (of!(Grant), None),
         ("GET", "/api/v1/targets") => (None, of!(Vec<Target>)),
         ("PUT", "/api/v1/targets/{target}") => (of!(NewTarget), of!(Target)),
@@ -61,9 +61,12 @@ fn success(method: &str, path: &str) -> (&'static str, &'static str) {
         | ("POST", "/api/v1/gamedays") => ("201", "created"),
         ("POST", "/api/v1/gamedays/{id}/{action}") => (
             "200",
-            "done (201 for a report, a note, an action item or a replay: created)",
+            "done (the referee's actions; 201 below for what is created)",
         ),
         ("POST", "/api/v1/teams/{team}/runs") => ("202", "launched: the run is starting"),
+        ("POST", "/api/v1/teams/{team}/halt") => {
+            ("202", "halting: the team's runs are being halted")
+        }
         ("POST", "/api/v1/teams/{team}/runs/{run}/halt") => {
             ("202", "halting: its faults are being reverted")
         }
@@ -106,10 +109,9 @@ pub fn document() -> Value {
             (_, Some(schema)) => {
                 json!({"description": done, "content": {"application/json": {"schema": schema}}})
             }
-            // Not described by a type of its own: a JSON object.
-            (_, None) => {
-                json!({"description": done, "content": {"application/json": {"schema": {"type": "object"}}}})
-            }
+            // Not described by a type of its own (a list, an object, or
+            // not JSON at all: metrics, reports, event streams).
+            (_, None) => json!({"description": done}),
         };
         let mut op = json!({
             "operationId": format!("{} {}", method.to_lowercase(), route.path),
@@ -123,6 +125,10 @@ pub fn document() -> Value {
                 "403": {"description": "the caller's role does not allow it"},
             },
         });
+        if route.path == "/api/v1/gamedays/{id}/{action}" {
+            op["responses"]["201"] =
+                json!({"description": "a report, a note, an action item or a replay: created"});
+        }
         if route.need == Need::Open {
             op["security"] = json!([]);
         }

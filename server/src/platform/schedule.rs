@@ -173,7 +173,7 @@ impl Platform {
                         params: s.params.clone(),
                         targets: s.targets.clone(),
                         dry_run: s.dry_run,
-                        seed: None,
+                        ..Default::default()
                     };
                     match launch_run(self, &who, &s.team, launch).await {
                         Ok(run) => Firing {

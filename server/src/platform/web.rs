@@ -713,7 +713,7 @@ pub(super) async fn run_page(
                      if(fl&&e.applied){{var f=document.createElement('li');f.dataset.fault=e.applied.split(':')[0];f.textContent=e.applied;fl.appendChild(f);}}}}\
                      if(fl&&e.reverted!==null){{var g=fl.querySelector('[data-fault=\"'+e.reverted+'\"]');if(g)g.remove();}}\
                      if(e.check){{var cl=document.getElementById('checks');if(!cl){{var h=document.createElement('h2');h.textContent='Steady-state checks';cl=document.createElement('ul');cl.id='checks';list.parentNode.insertBefore(h,list.previousElementSibling);list.parentNode.insertBefore(cl,list.previousElementSibling);}}\
-                     var c=cl.querySelector('[data-check=\"'+e.check.name+'\"]');if(!c){{c=document.createElement('li');c.dataset.check=e.check.name;cl.appendChild(c);}}\
+                     var c=null;for(var k=0;k<cl.children.length;k++){{if(cl.children[k].dataset.check===e.check.name)c=cl.children[k];}}if(!c){{c=document.createElement('li');c.dataset.check=e.check.name;cl.appendChild(c);}}\
                      c.dataset.ok=e.check.ok;c.textContent=(e.check.ok?'holds ':'VIOLATED ')+e.check.name+': '+e.check.detail;}}\
                      if(e.status){{st.textContent=e.status;st.dataset.active='false';clearInterval(tick);var h=document.getElementById('halt-form');if(h)h.remove();es.close();}}}});}})();",
                     url = events_url
@@ -760,14 +760,16 @@ pub(super) fn team_history(
     team: &str,
     q: &HistoryQuery,
 ) -> Result<(Vec<(LaunchedRun, String)>, Trends), ApiError> {
-    if !q.since.trim().is_empty() {
-        humantime::parse_duration(q.since.trim()).map_err(|e| {
+    let since = match q.since.trim() {
+        "" => None,
+        text => Some(humantime::parse_duration(text).map_err(|e| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!("since {:?}: {e}; a duration like `24h` or `7d`", q.since),
             )
-        })?;
-    }
+        })?),
+    };
+    let now = super::now_ms();
     let runs: Vec<LaunchedRun> = p
         .inner
         .store
@@ -777,38 +779,48 @@ pub(super) fn team_history(
         .rev()
         .collect();
     let mut series = Trends::new();
-    let rows: Vec<(LaunchedRun, String)> = runs
-        .into_iter()
-        .map(|r| {
-            let record = r
-                .run
-                .parse::<RunId>()
-                .ok()
-                .and_then(|id| p.engine().history().get_run(id).ok().flatten());
-            let status = record
+    let mut rows = Vec::new();
+    for r in runs {
+        let record = r
+            .run
+            .parse::<RunId>()
+            .ok()
+            .and_then(|id| p.engine().history().get_run(id).ok().flatten());
+        let status = record
+            .as_ref()
+            .map_or("?".to_string(), |run| run.status.as_str().to_string());
+        let recent = since.is_none_or(|d| {
+            r.at.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)) >= now
+        });
+        if !(recent
+            && (q.status.is_empty() || status == q.status)
+            && (q.scenario.is_empty() || r.scenario.contains(&q.scenario)))
+        {
+            continue;
+        }
+        // Real runs only, per package (`namespace:name`, however its
+        // version was asked for), else per scenario name.
+        if let Some(run) = &record
+            && !run.dry_run
+            && let Some(end) = run.ended_at
+        {
+            let key = run
+                .scenario
+                .package
                 .as_ref()
-                .map_or("?".to_string(), |run| run.status.as_str().to_string());
-            if let Some(run) = &record
-                && let Some(end) = run.ended_at
-            {
-                // Per scenario as it names itself, however it was asked for
-                // (`@^0.2`, `@=0.2.0`).
-                series.entry(run.scenario.name.clone()).or_default().push((
-                    run.started_at,
-                    end.saturating_sub(run.started_at) as f64 / 1000.0,
-                    status.clone(),
-                ));
-            }
-            (r, status)
-        })
-        .filter(|(r, status)| {
-            let recent = humantime::parse_duration(q.since.trim())
-                .map_or(true, |d| r.at + d.as_millis() as u64 >= super::now_ms());
-            (q.status.is_empty() || *status == q.status)
-                && (q.scenario.is_empty() || r.scenario.contains(&q.scenario))
-                && recent
-        })
-        .collect();
+                .and_then(|p| p.id.split_once('@').map(|(k, _)| k.to_string()))
+                .unwrap_or_else(|| run.scenario.name.clone());
+            series.entry(key).or_default().push((
+                run.started_at,
+                end.saturating_sub(run.started_at) as f64 / 1000.0,
+                status.clone(),
+            ));
+        }
+        rows.push((r, status));
+    }
+    for points in series.values_mut() {
+        points.sort_by_key(|p| p.0);
+    }
     Ok((rows, series))
 }
 

@@ -123,8 +123,7 @@ pub(crate) async fn prepare_steps(
             ),
             params: step.params.clone(),
             targets: BTreeMap::new(),
-            dry_run: false,
-            seed: None,
+            ..Default::default()
         };
         let header = format!("Game day {} step {}", gd.id, i + 1);
         let prepared = api::prepare_launch(p, &villains, &input, &header, preflight)
@@ -206,15 +205,10 @@ pub(crate) fn plan_drill(
             )
         })?;
         check.insert("name".into(), toml::Value::String(g.name.clone()));
-        checks.push(toml::Value::Table(check));
+        checks.push(check);
     }
-    if !checks.is_empty() {
-        let mut doc = toml::Table::new();
-        doc.insert("steady_state".into(), toml::Value::Array(checks));
-        text.push_str(&toml::to_string(&doc).map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, format!("plan.guardrails: {e}"))
-        })?);
-    }
+    api::append_steady_state(&mut text, checks)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("plan.guardrails: {e}")))?;
     firedrill::Drill::parse(&text, std::path::Path::new(&format!("game day {}", gd.id))).map_err(
         |e| {
             ApiError::new(
