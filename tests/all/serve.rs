@@ -2241,6 +2241,41 @@ async fn the_api_and_the_launch_form_cover_packages_history_trends_and_dry_runs(
     )
     .await;
 
+    // The host itself is a target kind too (resource stress), granted per
+    // kind like the others; a bad key is refused as a drill file would be.
+    s.admin(
+        "PUT",
+        "/api/v1/targets/box",
+        json!({"declaration": {"kind": "host"}}),
+        200,
+    )
+    .await;
+    s.admin(
+        "PUT",
+        "/api/v1/teams/payments/grants/box",
+        json!({"kinds": ["cpu-stress"]}),
+        200,
+    )
+    .await;
+    let v = s
+        .admin(
+            "PUT",
+            "/api/v1/targets/box2",
+            json!({"declaration": {"kind": "host", "colour": "red"}}),
+            400,
+        )
+        .await;
+    assert!(v["error"].as_str().unwrap().contains("colour"), "{v}");
+    let (_, targets) = s.json("GET", "/api/v1/targets", &rita, None).await;
+    assert!(
+        targets
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "box" && t["declaration"]["kind"] == "host"),
+        "{targets}"
+    );
+
     let package = "firedrill:latency-ramp@0.2.0";
     let (status, v) = s
         .json("GET", &format!("/api/v1/packages/{package}"), &rita, None)
