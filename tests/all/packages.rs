@@ -586,6 +586,37 @@ fn attacks_on_packages_are_refused_and_nothing_is_half_installed() {
     assert!(!String::from_utf8_lossy(&o.stdout).contains(id), "{err}");
     std::fs::write(&index, signed).unwrap();
 
+    // An index re-signed by a stranger's key, its entries still naming the
+    // trusted publisher: search says the index is unverified and does not
+    // call its entries trusted (an install checks each package anyway).
+    let reg = w.registry.to_str().unwrap();
+    let stranger_key = w.root.join("stranger/firedrill.key");
+    ok(w.fd(&[
+        "reindex",
+        "--key",
+        stranger_key.to_str().unwrap(),
+        "--registry",
+        reg,
+    ]));
+    let out = ok(w.fd(&["search", "slow", "--registry", reg]));
+    assert!(out.contains("unverified"), "{out}");
+    assert!(
+        out.contains("the registry says signed by") && !out.contains(", trusted)"),
+        "{out}"
+    );
+    ok(w.fd(&[
+        "reindex",
+        "--key",
+        seckey.to_str().unwrap(),
+        "--registry",
+        reg,
+    ]));
+    let out = ok(w.fd(&["search", "slow", "--registry", reg]));
+    assert!(
+        out.contains(", trusted)") && !out.contains("unverified"),
+        "{out}"
+    );
+
     assert!(w.installed().contains("no packages installed"));
     let leftovers: Vec<_> = walk(&w.data.join("packages"));
     assert!(

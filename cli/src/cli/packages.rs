@@ -388,6 +388,10 @@ pub(crate) async fn search(args: SearchArgs, data_dir: &Path) -> Result<Exit, Fa
     let name = registry.name();
     let trust = Trust::load(data_dir).map_err(refused)?;
     let catalog = Catalog::open(data_dir).map_err(refused)?;
+    // Whether the listing comes from an index signed by a trusted key: else
+    // each entry's signer is only what the registry says (an install checks
+    // the package's own signature either way).
+    let mut verified = false;
     let mut found = match registry.sync(&catalog, &trust, unix_ms()).await {
         Ok(Synced::NoIndex) => {
             // Nothing indexed (published by an older firedrill, or by
@@ -399,7 +403,8 @@ pub(crate) async fn search(args: SearchArgs, data_dir: &Path) -> Result<Exit, Fa
             index.search(&args.query, args.needs.as_deref())
         }
         Ok(Synced::Fresh(state) | Synced::Current(state)) => {
-            if state.signer.trusted_for.is_none() {
+            verified = state.signer.trusted_for.is_some();
+            if !verified {
                 eprintln!(
                     "note: the index of {name} is signed by key {}, which you trust for no namespace, so it is unverified; installs verify each package against `firedrill trust list`",
                     state.signer.key_id
@@ -448,9 +453,13 @@ pub(crate) async fn search(args: SearchArgs, data_dir: &Path) -> Result<Exit, Fa
     for e in &found {
         let trusted = match e.package.split_once(':') {
             Some((BUNDLED_NS, _)) => "bundled with firedrill".to_string(),
-            Some((ns, _)) if trust.key(ns, &e.key_id).is_some() => {
+            Some((ns, _)) if trust.key(ns, &e.key_id).is_some() && verified => {
                 format!("signed by {}, trusted", e.key_id)
             }
+            Some((ns, _)) if trust.key(ns, &e.key_id).is_some() => format!(
+                "the registry says signed by {}, a key trusted here; checked at install",
+                e.key_id
+            ),
             _ => format!("signed by {}, not trusted here", e.key_id),
         };
         println!("{}  {}", e.package, e.description);
