@@ -11,6 +11,7 @@ use crate::index::{Index, IndexEntry};
 use crate::{PackageError, PackageId, PackageReq, Trust};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The largest component a package may hold.
 pub const MAX_COMPONENT_BYTES: u64 = 64 << 20;
@@ -486,35 +487,64 @@ impl Registry {
     /// Rewrite the registry's index after `change`, signed with the secret
     /// key at `key`. Without a readable index, it is rebuilt from what
     /// the registry holds first.
+    ///
+    /// A directory registry is locked meanwhile. An OCI registry has no
+    /// lock (nor a conditional tag update): another publisher may put its
+    /// index between this one's read and write. So, a moment after writing
+    /// (long enough for writers of the same moment to land theirs), the
+    /// index is read back, and while `change` is not in what the registry
+    /// holds it is applied again to the newest index and written again
+    /// (`change` must be idempotent: an upsert, a yank).
     pub async fn update_index(
         &self,
         key: &Path,
         now_ms: u64,
-        change: impl FnOnce(&mut Index) -> Result<(), PackageError>,
+        mut change: impl FnMut(&mut Index) -> Result<(), PackageError>,
     ) -> Result<Index, PackageError> {
         let _lock = match self {
             Registry::Dir(d) => Some(d.lock_index()?),
             Registry::Oci(_) => None,
         };
         let name = self.name();
-        let current = self
-            .fetch_index()
-            .await?
-            .and_then(|f| Index::parse(&f.bytes, &name).ok());
-        let mut index = match current {
-            Some(index) => index,
-            None => {
-                let mut index = Index::default();
-                for m in self.all().await? {
-                    index.upsert(IndexEntry::of(&m));
+        const WRITES: u32 = 5;
+        for _ in 0..WRITES {
+            let current = self
+                .fetch_index()
+                .await?
+                .and_then(|f| Index::parse(&f.bytes, &name).ok());
+            let mut index = match current {
+                Some(index) => index,
+                None => {
+                    let mut index = Index::default();
+                    for m in self.all().await? {
+                        index.upsert(IndexEntry::of(&m));
+                    }
+                    index
                 }
-                index
+            };
+            change(&mut index)?;
+            let (bytes, signature) = index.seal(key, now_ms)?;
+            self.put_index(&bytes, &signature).await?;
+            if matches!(self, Registry::Dir(_)) {
+                return Ok(index);
             }
-        };
-        change(&mut index)?;
-        let (bytes, signature) = index.seal(key, now_ms)?;
-        self.put_index(&bytes, &signature).await?;
-        Ok(index)
+            tokio::time::sleep(settle_time()).await;
+            let Some(held) = self
+                .fetch_index()
+                .await?
+                .and_then(|f| Index::parse(&f.bytes, &name).ok())
+            else {
+                continue;
+            };
+            let mut again = held.clone();
+            change(&mut again)?;
+            if again.packages == held.packages {
+                return Ok(held);
+            }
+        }
+        Err(PackageError::Invalid(format!(
+            "the index of {name} kept changing under {WRITES} writes (other publishers at the same moment): run `firedrill reindex --key KEY --registry {name}`"
+        )))
     }
 
     /// Bring the catalog's copy of this registry's index up to date: a
@@ -560,6 +590,18 @@ impl Registry {
             }
         }
     }
+}
+
+/// How long a writer of an OCI registry's index waits before reading it
+/// back: 150–450 ms, different for each writer, so writers of the same
+/// moment do not check (and write again) in step.
+fn settle_time() -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let spread =
+        (u64::from(nanos) ^ u64::from(std::process::id()).wrapping_mul(2_654_435_761)) % 300;
+    Duration::from_millis(150 + spread)
 }
 
 /// What [`Registry::sync`] did.

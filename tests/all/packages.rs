@@ -1071,6 +1071,36 @@ async fn publish_to_and_install_from_a_real_oci_registry_that_oras_reads() {
     let file = std::fs::read(pulled.join("slow-link.wasm")).unwrap();
     assert_eq!(firedrill_packages::digest(&file), digest);
 
+    // Publishers at the same moment (an OCI registry has no lock): each
+    // one's package lands in the registry's index.
+    let teams = ["team-a", "team-b", "team-c", "team-d"];
+    let publishers: Vec<_> = teams
+        .iter()
+        .map(|ns| {
+            let data = w.root.join(format!("publisher-{ns}"));
+            firedrill(&data)
+                .arg("publish")
+                .arg(&wasm)
+                .args(["--namespace", ns, "--key"])
+                .arg(&key)
+                .args(["--registry", &url])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for p in publishers {
+        ok(p.wait_with_output().unwrap());
+    }
+    let out = ok(w.fd(&["search", "slow", "--registry", &url]));
+    for ns in teams {
+        assert!(
+            out.contains(&format!("{ns}:slow-link@0.1.0")),
+            "{ns}: {out}"
+        );
+    }
+
     // A registry that is down: named, with what to check.
     drop(registry);
     let out = refused(w.fd(&["install", "acme:slow-link", "--yes", "--registry", &url]));
