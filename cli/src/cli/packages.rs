@@ -258,11 +258,10 @@ fn unix_ms() -> u64 {
 /// Load a component in the sandbox (its quickest code) and run its
 /// `describe()`.
 async fn describe(
-    data_dir: &Path,
+    engine: &firedrill::Engine,
     bytes: &[u8],
     source: &str,
 ) -> Result<firedrill::Metadata, Failure> {
-    let engine = super::scratch_engine(data_dir)?;
     let scenario = engine.load(bytes, source).map_err(usage)?;
     engine
         .inspect(&scenario, &Default::default())
@@ -295,7 +294,12 @@ pub(crate) async fn publish(args: PublishArgs, data_dir: &Path) -> Result<Exit, 
         }));
     }
     let bytes = std::fs::read(path).map_err(|e| usage(format!("{}: {e}", path.display())))?;
-    let meta = describe(data_dir, &bytes, &path.display().to_string()).await?;
+    let meta = describe(
+        &super::scratch_engine(data_dir)?,
+        &bytes,
+        &path.display().to_string(),
+    )
+    .await?;
     check_label("the name its describe() returns:", &meta.name).map_err(refused)?;
     let id: PackageId = format!("{}:{}@{}", args.namespace, meta.name, meta.version)
         .parse()
@@ -530,7 +534,9 @@ pub(crate) async fn install(args: InstallArgs, data_dir: &Path) -> Result<Exit, 
     let signer =
         firedrill_packages::verify(&trust, &id, &bytes, &signature).map_err(in_registry)?;
     // Quick (baseline) code for the review; optimized code once agreed.
-    let meta = describe(data_dir, &bytes, &id.to_string()).await?;
+    // One engine for the review and, once agreed, the compile.
+    let engine = super::scratch_engine(data_dir)?;
+    let meta = describe(&engine, &bytes, &id.to_string()).await?;
     if meta.name != id.name || meta.version != id.version.to_string() {
         return Err(usage(format!(
             "{id}: its describe() says {} {}, not {} {}: the registry's metadata does not match the component; do not install it",
@@ -553,9 +559,7 @@ pub(crate) async fn install(args: InstallArgs, data_dir: &Path) -> Result<Exit, 
             return Ok(Exit::Usage);
         }
     }
-    super::scratch_engine(data_dir)?
-        .precompile(&bytes, &id.to_string())
-        .map_err(usage)?;
+    engine.precompile(&bytes, &id.to_string()).map_err(usage)?;
     let installed = Installed {
         meta: PackageMeta {
             metadata: meta,
