@@ -356,8 +356,8 @@ async fn main() -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
-    let mut halt_ms = Vec::new();
-    for _ in 0..10 {
+    // Launch a long run; its id.
+    let launch_long = async || -> anyhow::Result<String> {
         let v: Value = call(
             Method::POST,
             "/api/v1/teams/payments/runs",
@@ -367,7 +367,11 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .json()
         .await?;
-        let run = v["run"].as_str().unwrap_or_default().to_string();
+        Ok(v["run"].as_str().unwrap_or_default().to_string())
+    };
+    let mut halt_ms = Vec::new();
+    for _ in 0..10 {
+        let run = launch_long().await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let sent = now_ms_f();
         call(
@@ -385,16 +389,7 @@ async fn main() -> anyhow::Result<()> {
     for _ in 0..5 {
         let mut runs = Vec::new();
         for _ in 0..5 {
-            let v: Value = call(
-                Method::POST,
-                "/api/v1/teams/payments/runs",
-                &runner,
-                Some(long.clone()),
-            )
-            .await?
-            .json()
-            .await?;
-            runs.push(v["run"].as_str().unwrap_or_default().to_string());
+            runs.push(launch_long().await?);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         let sent = now_ms_f();
