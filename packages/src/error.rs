@@ -83,7 +83,9 @@ pub enum PackageError {
         registry: String,
     },
     /// A component too large to be a scenario.
-    #[error("{what} is {size} bytes, over the {limit}-byte cap for a scenario package")]
+    #[error(
+        "{what} is {size} bytes, over the {limit}-byte cap for a scenario package: it is not a scenario this registry should serve; ask its publisher, or use another registry"
+    )]
     TooLarge {
         /// What.
         what: String,

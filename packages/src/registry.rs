@@ -215,6 +215,13 @@ impl DirRegistry {
             &format!("{id}'s component"),
         )?;
         let sig_path = self.file(id, ".wasm.minisig");
+        if !sig_path.exists() {
+            return Err(PackageError::Invalid(format!(
+                "{id} has no signature in {} ({} is missing): it was not published with `firedrill publish`, or the registry lost it; it cannot be installed unsigned — ask its publisher to publish it again",
+                self.root.display(),
+                sig_path.display()
+            )));
+        }
         let signature = read_capped(&sig_path, MAX_SIDE_FILE_BYTES, &format!("{id}'s signature"))?;
         let signature = String::from_utf8(signature).map_err(|_| PackageError::BadFile {
             path: sig_path.display().to_string(),

@@ -486,6 +486,15 @@ fn attacks_on_packages_are_refused_and_nothing_is_half_installed() {
         std::fs::remove_file(w.in_registry(replayed, ext)).unwrap();
     }
 
+    // No signature at all.
+    std::fs::remove_file(&sig).unwrap();
+    let out = refused(w.install(id));
+    assert!(
+        out.contains("has no signature") && out.contains("cannot be installed unsigned"),
+        "{out}"
+    );
+    std::fs::write(&sig, &original_sig).unwrap();
+
     // A signature by a key nobody trusts.
     let stranger_sig = firedrill_packages::sign(
         &w.root.join("stranger/firedrill.key"),
