@@ -800,10 +800,27 @@ async fn tokens_sessions_and_bad_input() {
         .await;
     let short = v["token"].as_str().unwrap().to_string();
     assert_eq!(s.json("GET", "/api/v1/me", &short, None).await.0, 200);
+    // A browser session opened with it ends with it.
+    let a = post_form(&s, "/login/token", &short, &[("token", &short)]).await;
+    assert_eq!(a.status, 303, "{}", String::from_utf8_lossy(&a.body));
+    let cookie = header(&a, "set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let me = s
+        .call("GET", "/api/v1/me", Auth::Cookie(&cookie, None), None)
+        .await;
+    assert_eq!(me.status, 200);
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let (status, v) = s.json("GET", "/api/v1/me", &short, None).await;
     assert_eq!(status, 401);
     assert!(v["error"].as_str().unwrap().contains("expired"), "{v}");
+    let me = s
+        .call("GET", "/api/v1/me", Auth::Cookie(&cookie, None), None)
+        .await;
+    assert_eq!(me.status, 401, "the session outlived its token");
 
     // A password: too short is refused; a good one logs in.
     s.admin(

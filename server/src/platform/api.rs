@@ -405,21 +405,28 @@ pub(super) fn open_session(
         ));
     };
     p.inner.limiter.succeeded(&name, ip);
-    new_session(p, user, "").map_err(|e| Box::new(e.into_response()))
+    new_session(p, user, "", None).map_err(|e| Box::new(e.into_response()))
 }
 
 /// A new session for `user`, who proved who they are (a password, or an
 /// API token: `how`): always a new id, so a cookie planted before login is
-/// never promoted.
-pub(super) fn new_session(p: &Platform, user: User, how: &str) -> Result<LoggedIn, ApiError> {
+/// never promoted. It ends after [`auth::SESSION_TTL`], or at `until` if
+/// sooner (the expiry of the token it was opened with).
+pub(super) fn new_session(
+    p: &Platform,
+    user: User,
+    how: &str,
+    until: Option<u64>,
+) -> Result<LoggedIn, ApiError> {
     let id = auth::new_secret("fds_");
     let csrf = auth::new_secret("");
+    let ttl_end = now_ms() + auth::SESSION_TTL.as_millis() as u64;
     p.inner.store.put_session(
         &auth::hash_secret(&id),
         &super::model::Session {
             user: user.name.clone(),
             csrf: csrf.clone(),
-            expires_at: now_ms() + auth::SESSION_TTL.as_millis() as u64,
+            expires_at: until.map_or(ttl_end, |u| u.min(ttl_end)),
         },
     )?;
     p.audit(&user.name, "login", &user.name, "ok", how);

@@ -1103,7 +1103,15 @@ pub(super) async fn token_login(State(p): State<Platform>, Form(f): Form<TokenFo
             return Redirect::to("/login?failed=Not%20a%20valid%20token.").into_response();
         }
     };
-    match api::new_session(&p, who.user, "with an API token") {
+    // The session ends no later than the token it was opened with.
+    let until = p
+        .inner
+        .store
+        .token(&super::auth::hash_secret(f.token.trim()))
+        .ok()
+        .flatten()
+        .and_then(|t| t.expires_at);
+    match api::new_session(&p, who.user, "with an API token", until) {
         Ok(done) => {
             let mut r = Redirect::to("/").into_response();
             r.headers_mut().insert(header::SET_COOKIE, done.set_cookie);
