@@ -390,11 +390,25 @@ async fn the_hostile_corpus_is_contained() {
             baseline = rss_mib();
         }
     }
+    // The test process's memory also holds what tests running beside this
+    // one allocate: a leak grows with every round, noise does not.
     let grown = rss_mib().saturating_sub(baseline);
-    assert!(
-        grown < 64,
-        "memory settles after the first round: grew {grown} MiB over two more rounds"
-    );
+    if grown >= 64 {
+        let before = rss_mib();
+        for _ in 0..2 {
+            for (name, bytes, _, _) in &cases {
+                let mut spec = RunSpec::new(engine.load(bytes, name).unwrap());
+                spec.targets = targets.clone();
+                spec.limits.timeout = Duration::from_secs(1);
+                let _ = engine.run(spec).await;
+            }
+        }
+        let again = rss_mib().saturating_sub(before);
+        assert!(
+            again < 64,
+            "memory settles after the first round: grew {grown} MiB over two more rounds, then {again} MiB over two after that"
+        );
+    }
     // Still serving, and every run is in history.
     let ok = engine
         .run(RunSpec::new(
