@@ -26,7 +26,19 @@ pub(crate) fn last_run(data: &Path) -> String {
     runs[0].id.to_string()
 }
 
+/// A port free now, below the kernel's ephemeral range (32768–60999
+/// here): a port from `bind(0)` is ephemeral, and another test's outgoing
+/// connection could take it as its local port before this test binds it.
 pub(crate) fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = 20_000 + (std::process::id() * 7919) % 12_000;
+    for _ in 0..12_000 {
+        let port = 20_000 + (start - 20_000 + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+            return port as u16;
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
