@@ -219,7 +219,11 @@ where
     F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // An accept queue as deep as the system allows, not tokio's 128: the
+    // benches open thousands of connections at once.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let l = socket.listen(65_535).unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((s, _)) = l.accept().await {

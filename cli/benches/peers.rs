@@ -13,8 +13,9 @@
 //! Figures: added round-trip latency (64 B, no fault), small requests
 //! pipelined 16 deep on 50 connections (a cache client's shape), bulk
 //! throughput as a ratio to direct loopback, and 10,000 connections held
-//! with 1,000 active (errors, the proxy's memory per connection; twice,
-//! in opposite orders, for the round-trip rate). Clients
+//! with 1,000 active (errors, the proxy's memory per connection, the
+//! round-trip rate and the proxy's CPU per round trip; every proxy's
+//! connections held at once, rounds interleaved). Clients
 //! and servers live in this process; rounds rotate through the targets so
 //! noise hits all alike. A second table: HTTP/1.1 keep-alive through
 //! firedrill's HTTP-mode proxy (`firedrill proxy run --mode http`) and
@@ -26,7 +27,8 @@
 //! as it can.
 //!
 //! Run it with `cargo bench -p firedrill-cli --bench peers` (add `-- --quick`
-//! for a smoke run of firedrill alone, as CI does). To judge a change, set
+//! for a smoke run of firedrill alone, as CI does; `-- --only held,http`
+//! for some rows: `latency`, `pipelined`, `bulk`, `held`, `http`). To judge a change, set
 //! `FIREDRILL_BASELINE` to another build's `firedrill` binary: it runs as
 //! one more peer, "firedrill (baseline)", in every row.
 
@@ -56,6 +58,9 @@ struct Sizes {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if std::env::args().any(|a| a == "--holder") {
+        return holder().await;
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     let mut n = if quick {
         Sizes {
@@ -81,11 +86,11 @@ async fn main() -> anyhow::Result<()> {
             held: 10_000,
             active: 1_000,
             active_pings: 20,
-            active_rounds: 3,
+            active_rounds: 8,
         }
     };
-    // Each held connection costs this process two descriptors (client and
-    // echo side) and a proxy two (its children inherit the limit).
+    // Each held connection costs a holder two descriptors (client and
+    // echo side) and a proxy two (children inherit the limit).
     let fds = raise_fd_limit();
     if (n.held as u64) * 2 + 64 > fds {
         n.held = ((fds - 64) / 2) as usize;
@@ -110,8 +115,17 @@ async fn main() -> anyhow::Result<()> {
         starters.push(("noxious", noxious));
     }
     for (name, start) in starters {
-        match start(&dir, echo, source) {
-            Ok(p) => peers.push(p),
+        let holder = Holder::start()?;
+        let up = Upstreams {
+            echo,
+            source,
+            held: holder.echo,
+        };
+        match start(&dir, up) {
+            Ok(mut p) => {
+                p.holder = Some(holder);
+                peers.push(p);
+            }
             Err(e) => println!("| {name} | not measured: {e:#} | — |"),
         }
     }
@@ -121,14 +135,22 @@ async fn main() -> anyhow::Result<()> {
 
     println!("| figure | direct loopback | {} | n |", names(&peers));
     println!("|---|---|{}---|", "---|".repeat(peers.len()));
-    latency(&n, echo, &peers).await?;
-    pipelined(&n, echo, &peers).await?;
-    throughput(&n, source, &peers).await?;
-    connections(&n, echo, &peers).await?;
+    if only("latency") {
+        latency(&n, echo, &peers).await?;
+    }
+    if only("pipelined") {
+        pipelined(&n, echo, &peers).await?;
+    }
+    if only("bulk") {
+        throughput(&n, source, &peers).await?;
+    }
+    if only("held") {
+        connections(&n, &mut peers)?;
+    }
     drop(peers);
     if quick {
         println!("\n(HTTP rows: not in the smoke run; they install wrk)");
-    } else {
+    } else if only("http") {
         println!();
         if let Err(e) = http_rows(&dir).await {
             println!("HTTP rows not measured: {e:#}");
@@ -137,22 +159,58 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-type Starter = fn(&Path, SocketAddr, SocketAddr) -> anyhow::Result<Peer>;
+/// Whether the rows named `rows` run: all of them unless `--only ROWS`
+/// (a comma-separated list of `latency`, `pipelined`, `bulk`, `held`,
+/// `http`) names others.
+fn only(rows: &str) -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    match args.iter().position(|a| a == "--only") {
+        Some(i) => args
+            .get(i + 1)
+            .is_some_and(|list| list.split(',').any(|r| r == rows)),
+        None => true,
+    }
+}
+
+type Starter = fn(&Path, Upstreams) -> anyhow::Result<Peer>;
+
+/// Where a proxy forwards to: this process's echo server and bulk source,
+/// and the echo server of the proxy's holder.
+#[derive(Clone, Copy)]
+struct Upstreams {
+    echo: SocketAddr,
+    source: SocketAddr,
+    held: SocketAddr,
+}
 
 /// A proxy in a process of its own: one listener to the echo server, one
-/// to the source.
+/// to the source, and one to its holder's echo server (the same as `echo`
+/// where there is no holder).
 struct Peer {
     name: &'static str,
     children: Vec<Child>,
     echo: SocketAddr,
     source: SocketAddr,
+    held: SocketAddr,
+    holder: Option<Holder>,
 }
 
 impl Peer {
+    fn new(name: &'static str, children: Vec<Child>, echo: SocketAddr, source: SocketAddr) -> Peer {
+        Peer {
+            name,
+            children,
+            echo,
+            source,
+            held: echo,
+            holder: None,
+        }
+    }
+
     /// Waits until both listeners accept.
     async fn ready(&self) -> anyhow::Result<()> {
         let t = Instant::now();
-        for addr in [self.echo, self.source] {
+        for addr in [self.echo, self.source, self.held] {
             while TcpStream::connect(addr).await.is_err() {
                 anyhow::ensure!(
                     t.elapsed() < Duration::from_secs(20),
@@ -169,6 +227,58 @@ impl Peer {
     /// workers), bytes.
     fn rss(&self) -> u64 {
         self.children.iter().map(|c| tree_rss(c.id())).sum()
+    }
+
+    /// CPU time the proxy's processes (with nginx's workers) have run so
+    /// far, every thread: in all from `/proc/PID/task/*/schedstat`
+    /// (nanoseconds), in user space from `…/stat` (clock ticks).
+    fn cpu(&self) -> Cpu {
+        // `/proc` counts in USER_HZ, 100 on Linux whatever the kernel's HZ.
+        let tick = 100;
+        let mut cpu = Cpu::default();
+        for c in &self.children {
+            for pid in std::iter::once(c.id()).chain(children_of(c.id())) {
+                let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                    continue;
+                };
+                for t in tasks.flatten() {
+                    let read =
+                        |f: &str| std::fs::read_to_string(t.path().join(f)).unwrap_or_default();
+                    // Time on a CPU (ns), time waiting for one, times run.
+                    let sched: Vec<u64> = read("schedstat")
+                        .split_whitespace()
+                        .filter_map(|v| v.parse().ok())
+                        .collect();
+                    // utime is field 14; fields count from 3 after the name.
+                    let ticks = read("stat")
+                        .rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().nth(11)?.parse::<u64>().ok());
+                    cpu.all += Duration::from_nanos(sched.first().copied().unwrap_or(0));
+                    cpu.runs += sched.get(2).copied().unwrap_or(0);
+                    cpu.user += Duration::from_nanos(ticks.unwrap_or(0) * 1_000_000_000 / tick);
+                }
+            }
+        }
+        cpu
+    }
+}
+
+/// CPU time, in all and in user space, and how many times a thread was
+/// put on a CPU.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    all: Duration,
+    user: Duration,
+    runs: u64,
+}
+
+impl Cpu {
+    fn since(self, before: Cpu) -> Cpu {
+        Cpu {
+            all: self.all.saturating_sub(before.all),
+            user: self.user.saturating_sub(before.user),
+            runs: self.runs.saturating_sub(before.runs),
+        }
     }
 }
 
@@ -192,23 +302,25 @@ impl Drop for Peer {
 
 /// Resident memory of `pid` and its direct children, bytes.
 fn tree_rss(pid: u32) -> u64 {
-    let mut total = rss_of(pid);
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for e in entries.flatten() {
-            let Some(child) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                continue;
-            };
-            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
-            // Field 4, after the parenthesised name, is the parent pid.
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
-            if ppid == Some(pid) {
-                total += rss_of(child);
-            }
-        }
-    }
-    total
+    rss_of(pid) + children_of(pid).map(rss_of).sum::<u64>()
+}
+
+/// The direct children of `pid`.
+fn children_of(pid: u32) -> impl Iterator<Item = u32> {
+    let entries = std::fs::read_dir("/proc").into_iter().flatten().flatten();
+    entries.filter_map(move |e| {
+        let child = e.file_name().to_str()?.parse::<u32>().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
+        // Field 4, after the parenthesised name, is the parent pid.
+        let ppid = stat
+            .rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse::<u32>()
+            .ok()?;
+        (ppid == pid).then_some(child)
+    })
 }
 
 fn rss_of(pid: u32) -> u64 {
@@ -220,11 +332,11 @@ fn names(peers: &[Peer]) -> String {
 }
 
 /// Raises this process's soft open-file limit to its hard limit (and the
-/// hard limit to 65,536 where allowed); returns the soft limit now.
+/// hard limit to 262,144 where allowed); returns the soft limit now.
 fn raise_fd_limit() -> u64 {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((1024, 1024));
-    let want = hard.max(65_536);
+    let want = hard.max(262_144);
     if setrlimit(Resource::RLIMIT_NOFILE, want, want).is_err() {
         let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
     }
@@ -244,32 +356,27 @@ fn baseline() -> Option<std::path::PathBuf> {
     std::env::var_os("FIREDRILL_BASELINE").map(Into::into)
 }
 
-fn firedrill(dir: &Path, echo: SocketAddr, source: SocketAddr) -> anyhow::Result<Peer> {
+fn firedrill(dir: &Path, up: Upstreams) -> anyhow::Result<Peer> {
     let bin = Path::new(env!("CARGO_BIN_EXE_firedrill"));
-    firedrill_at(bin, "firedrill", dir, echo, source)
+    firedrill_at(bin, "firedrill", dir, up)
 }
 
-fn firedrill_baseline(dir: &Path, echo: SocketAddr, source: SocketAddr) -> anyhow::Result<Peer> {
+fn firedrill_baseline(dir: &Path, up: Upstreams) -> anyhow::Result<Peer> {
     let bin = baseline().expect("set");
-    firedrill_at(&bin, "firedrill (baseline)", dir, echo, source)
+    firedrill_at(&bin, "firedrill (baseline)", dir, up)
 }
 
-fn firedrill_at(
-    bin: &Path,
-    name: &'static str,
-    dir: &Path,
-    echo: SocketAddr,
-    source: SocketAddr,
-) -> anyhow::Result<Peer> {
-    let (e, s) = (free_port()?, free_port()?);
+fn firedrill_at(bin: &Path, name: &'static str, dir: &Path, up: Upstreams) -> anyhow::Result<Peer> {
+    let (e, s, h) = (free_port()?, free_port()?, free_port()?);
     let dir = dir.join(name.replace([' ', '(', ')'], ""));
     std::fs::create_dir_all(&dir)?;
     let config = dir.join("firedrill.json");
     std::fs::write(
         &config,
         serde_json::to_string(&serde_json::json!([
-            {"name": "echo", "listen": local(e).to_string(), "upstream": echo.to_string()},
-            {"name": "source", "listen": local(s).to_string(), "upstream": source.to_string()},
+            {"name": "echo", "listen": local(e).to_string(), "upstream": up.echo.to_string()},
+            {"name": "source", "listen": local(s).to_string(), "upstream": up.source.to_string()},
+            {"name": "held", "listen": local(h).to_string(), "upstream": up.held.to_string()},
         ]))?,
     )?;
     let child = Command::new(bin)
@@ -281,12 +388,9 @@ fn firedrill_at(
         .arg(dir.join("data"))
         .stdout(Stdio::null())
         .spawn()?;
-    Ok(Peer {
-        name,
-        children: vec![child],
-        echo: local(e),
-        source: local(s),
-    })
+    let mut p = Peer::new(name, vec![child], local(e), local(s));
+    p.held = local(h);
+    Ok(p)
 }
 
 /// Debian packages, installed with apt-get unless `present` exists.
@@ -309,11 +413,11 @@ fn debian(present: &str, packages: &[&str]) -> anyhow::Result<()> {
 }
 
 /// nginx's stream proxy as Debian ships it (`worker_processes auto`).
-fn nginx(dir: &Path, echo: SocketAddr, source: SocketAddr) -> anyhow::Result<Peer> {
+fn nginx(dir: &Path, up: Upstreams) -> anyhow::Result<Peer> {
     const MODULE: &str = "/usr/lib/nginx/modules/ngx_stream_module.so";
     debian("/usr/sbin/nginx", &["nginx"])?;
     debian(MODULE, &["nginx", "libnginx-mod-stream"])?;
-    let (e, s) = (free_port()?, free_port()?);
+    let (e, s, h) = (free_port()?, free_port()?, free_port()?);
     let prefix = dir.join("nginx");
     std::fs::create_dir_all(prefix.join("logs"))?;
     let p = prefix.display();
@@ -329,9 +433,10 @@ fn nginx(dir: &Path, echo: SocketAddr, source: SocketAddr) -> anyhow::Result<Pee
              pid {p}/nginx.pid;\n\
              error_log {p}/logs/error.log warn;\n\
              events {{ worker_connections 32768; }}\n\
-             stream {{\n{}\n{}\n}}\n",
-            server(e, echo),
-            server(s, source),
+             stream {{\n{}\n{}\n{}\n}}\n",
+            server(e, up.echo),
+            server(s, up.source),
+            server(h, up.held),
         ),
     )?;
     let child = Command::new("/usr/sbin/nginx")
@@ -341,16 +446,13 @@ fn nginx(dir: &Path, echo: SocketAddr, source: SocketAddr) -> anyhow::Result<Pee
         .arg(prefix.join("nginx.conf"))
         .args(["-g", "daemon off;"])
         .spawn()?;
-    Ok(Peer {
-        name: "nginx stream",
-        children: vec![child],
-        echo: local(e),
-        source: local(s),
-    })
+    let mut p = Peer::new("nginx stream", vec![child], local(e), local(s));
+    p.held = local(h);
+    Ok(p)
 }
 
 /// The noxious crate's proxy, one process per listener (it serves one).
-fn noxious(_: &Path, echo: SocketAddr, source: SocketAddr) -> anyhow::Result<Peer> {
+fn noxious(_: &Path, up: Upstreams) -> anyhow::Result<Peer> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let target = root.join("target/peers/noxious");
     let bin = target.join("release/noxious-proxy");
@@ -363,7 +465,7 @@ fn noxious(_: &Path, echo: SocketAddr, source: SocketAddr) -> anyhow::Result<Pee
                 .arg(&target),
         )?;
     }
-    let (e, s) = (free_port()?, free_port()?);
+    let (e, s, h) = (free_port()?, free_port()?, free_port()?);
     let start = |listen: u16, upstream: SocketAddr| {
         Command::new(&bin)
             .args(["--listen", &local(listen).to_string()])
@@ -371,12 +473,10 @@ fn noxious(_: &Path, echo: SocketAddr, source: SocketAddr) -> anyhow::Result<Pee
             .stdout(Stdio::null())
             .spawn()
     };
-    Ok(Peer {
-        name: "noxious",
-        children: vec![start(e, echo)?, start(s, source)?],
-        echo: local(e),
-        source: local(s),
-    })
+    let children = vec![start(e, up.echo)?, start(s, up.source)?, start(h, up.held)?];
+    let mut p = Peer::new("noxious", children, local(e), local(s));
+    p.held = local(h);
+    Ok(p)
 }
 
 /// Runs a command, its output captured and shown only if it fails.
@@ -487,6 +587,8 @@ struct Held {
     errors: usize,
     /// Round trips/s of each round.
     rates: Vec<f64>,
+    /// The proxy's CPU time over its rounds.
+    cpu: Cpu,
     idle_rss: u64,
     held_rss: u64,
 }
@@ -498,119 +600,207 @@ impl Held {
     }
 }
 
-/// `n.held` connections open through `p` at once, `n.active` of them
-/// sending round trips; every answer is checked.
-async fn held(n: &Sizes, p: &Peer) -> anyhow::Result<Held> {
-    let idle_rss = p.rss();
-    let mut errors = 0usize;
-    let mut conns = Vec::with_capacity(n.held);
-    // Open in waves, so the accept queue is not what is measured; a round
-    // trip on each proves it reached the upstream.
-    for wave in 0..n.held.div_ceil(500) {
-        let mut set = tokio::task::JoinSet::new();
-        for _ in (wave * 500)..n.held.min((wave + 1) * 500) {
-            let addr = p.echo;
-            set.spawn(async move {
-                let mut c = TcpStream::connect(addr).await?;
-                echo_once(&mut c).await?;
-                anyhow::Ok(c)
-            });
-        }
-        gather(set, &mut conns, &mut errors, p.name, "while opening").await;
-    }
-    let held_rss = p.rss();
-    let active = conns.len().min(n.active);
-    // The median of a few rounds: one round lasts well under a second.
-    let mut rates = Vec::new();
-    for _ in 0..n.active_rounds {
-        let t = Instant::now();
-        let mut set = tokio::task::JoinSet::new();
-        for mut c in conns.drain(..active) {
-            let pings = n.active_pings;
-            set.spawn(async move {
-                for _ in 0..pings {
-                    echo_once(&mut c).await?;
-                }
-                anyhow::Ok(c)
-            });
-        }
-        gather(
-            set,
-            &mut conns,
-            &mut errors,
-            p.name,
-            "on an active connection",
-        )
-        .await;
-        // The connections just used went to the end: the next round
-        // takes others while there are others.
-        rates.push((active * n.active_pings) as f64 / t.elapsed().as_secs_f64());
-    }
-    Ok(Held {
-        held: conns.len(),
-        active,
-        errors,
-        rates,
-        idle_rss,
-        held_rss,
-    })
+/// This bench's binary again, in a process of its own (`--holder`): an
+/// echo server and the clients of one proxy's held connections. This
+/// process's open-file limit allows one proxy's ~10,000 connections (two
+/// descriptors each: client and echo side) but not every proxy's at once;
+/// a holder for each lets every proxy hold its connections at once, so the
+/// rounds can interleave. Commands and answers are lines on its stdin and
+/// stdout.
+struct Holder {
+    child: Child,
+    to: std::process::ChildStdin,
+    from: std::io::BufReader<std::process::ChildStdout>,
+    /// The holder's echo server.
+    echo: SocketAddr,
 }
 
-/// Connections back from `set` go to `conns`; failures are counted, the
-/// first one printed.
+impl Holder {
+    fn start() -> anyhow::Result<Holder> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .arg("--holder")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let to = child.stdin.take().expect("piped");
+        let from = std::io::BufReader::new(child.stdout.take().expect("piped"));
+        let mut h = Holder {
+            child,
+            to,
+            from,
+            echo: local(0),
+        };
+        let first = h.answer()?;
+        h.echo = first
+            .strip_prefix("echo ")
+            .and_then(|a| a.parse().ok())
+            .with_context(|| format!("holder said {first:?}"))?;
+        Ok(h)
+    }
+
+    fn answer(&mut self) -> anyhow::Result<String> {
+        use std::io::BufRead;
+        let mut line = String::new();
+        self.from.read_line(&mut line)?;
+        anyhow::ensure!(!line.is_empty(), "the holder ended");
+        Ok(line.trim_end().to_string())
+    }
+
+    /// Sends `command`; the answer's count, errors and first error.
+    fn ask(&mut self, command: &str) -> anyhow::Result<(f64, usize, String)> {
+        use std::io::Write;
+        writeln!(self.to, "{command}")?;
+        let line = self.answer()?;
+        let mut words = line.splitn(3, ' ');
+        let value = words.next().and_then(|w| w.parse().ok());
+        let errors = words.next().and_then(|w| w.parse().ok());
+        match (value, errors) {
+            (Some(v), Some(e)) => Ok((v, e, words.next().unwrap_or("").to_string())),
+            _ => anyhow::bail!("holder answered {line:?} to {command:?}"),
+        }
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A holder's side (see [`Holder`]): `hold ADDR N` opens N connections to
+/// ADDR, each checked by a round trip, and answers `HELD ERRORS FIRST`;
+/// `round ACTIVE PINGS` sends PINGS round trips on each of the next ACTIVE
+/// connections, all at once, and answers `RATE ERRORS FIRST` (round
+/// trips/s).
+async fn holder() -> anyhow::Result<()> {
+    use tokio::io::AsyncBufReadExt;
+    raise_fd_limit();
+    println!("echo {}", echo_server().await);
+    let mut conns: Vec<TcpStream> = Vec::new();
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Some(line) = lines.next_line().await? {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let mut errors = Vec::new();
+        let value = match words[..] {
+            ["hold", addr, n] => {
+                let (addr, n): (SocketAddr, usize) = (addr.parse()?, n.parse()?);
+                // Open in waves, so the accept queue is not what is
+                // measured; a round trip on each proves it reached the
+                // upstream.
+                for wave in 0..n.div_ceil(500) {
+                    let mut set = tokio::task::JoinSet::new();
+                    for _ in (wave * 500)..n.min((wave + 1) * 500) {
+                        set.spawn(async move {
+                            let mut c = TcpStream::connect(addr).await?;
+                            echo_once(&mut c).await?;
+                            anyhow::Ok(c)
+                        });
+                    }
+                    gather(set, &mut conns, &mut errors).await;
+                }
+                conns.len() as f64
+            }
+            ["round", active, pings] => {
+                let (active, pings): (usize, usize) = (active.parse()?, pings.parse()?);
+                let active = active.min(conns.len());
+                let t = Instant::now();
+                let mut set = tokio::task::JoinSet::new();
+                for mut c in conns.drain(..active) {
+                    set.spawn(async move {
+                        for _ in 0..pings {
+                            echo_once(&mut c).await?;
+                        }
+                        anyhow::Ok(c)
+                    });
+                }
+                // The connections just used go to the end: the next round
+                // takes others while there are others.
+                gather(set, &mut conns, &mut errors).await;
+                (active * pings) as f64 / t.elapsed().as_secs_f64()
+            }
+            _ => anyhow::bail!("holder: unknown command {line:?}"),
+        };
+        let first = errors.first().map_or(String::new(), |e| format!("{e:#}"));
+        println!("{value} {} {first}", errors.len());
+    }
+    Ok(())
+}
+
+/// Connections back from `set` go to `conns`; failures to `errors`.
 async fn gather(
     set: tokio::task::JoinSet<anyhow::Result<TcpStream>>,
     conns: &mut Vec<TcpStream>,
-    errors: &mut usize,
-    name: &str,
-    when: &str,
+    errors: &mut Vec<anyhow::Error>,
 ) {
     for r in set.join_all().await {
         match r {
             Ok(c) => conns.push(c),
-            Err(e) => {
-                if *errors == 0 {
-                    println!("note: {name}: first error {when}: {e:#}");
-                }
-                *errors += 1;
-            }
+            Err(e) => errors.push(e),
         }
     }
 }
 
-async fn connections(n: &Sizes, echo: SocketAddr, peers: &[Peer]) -> anyhow::Result<()> {
-    // A warm-up straight to the echo server, so the first proxy measured
-    // does not pay for this process's first 10,000 connections; then the
-    // proxies in an order that starts at a different one each run (the
-    // first place measured lowest in runs where the order was fixed), and
-    // again in the reverse order: this process cannot hold every proxy's
-    // connections at once, and the machine's pace drifts over the minute
-    // the passes take (a proxy's rate moved 53–82 k between runs), so each
-    // proxy is measured early and late. Its rate is the median of its
-    // rounds of both passes; its memory and errors come from the first.
-    let direct = Peer {
-        name: "direct (warm-up)",
-        children: Vec::new(),
-        echo,
-        source: echo,
-    };
-    held(n, &direct).await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let first = first_place(peers.len());
-    let order: Vec<usize> = (0..peers.len())
-        .map(|k| (first + k) % peers.len())
-        .collect();
-    let mut all: Vec<Option<Held>> = (0..peers.len()).map(|_| None).collect();
-    for &j in order.iter().chain(order.iter().rev()) {
-        let h = held(n, &peers[j]).await?;
-        match &mut all[j] {
-            None => all[j] = Some(h),
-            Some(early) => early.rates.extend(h.rates),
-        }
-        // Let the closed connections drain before the next proxy.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+fn connections(n: &Sizes, peers: &mut [Peer]) -> anyhow::Result<()> {
+    // Every proxy's connections are held at once, each proxy's by a
+    // holder of its own, and the rounds interleave, each round starting
+    // one proxy further: the machine's pace drifts over the minute this
+    // takes (when each proxy was measured in a block of its own, a
+    // proxy's rate moved 53–82 k between runs, more than between
+    // proxies), and now every drift hits every proxy alike. A proxy's rate
+    // is the median of its rounds.
+    let mut all = Vec::new();
+    for p in peers.iter_mut() {
+        let idle_rss = p.rss();
+        let (name, addr) = (p.name, p.held);
+        let holder = p.holder.as_mut().context("no holder")?;
+        let note = |errors: usize, first: &str, when: &str| {
+            if errors > 0 {
+                println!("note: {name}: {errors} errors {when}, the first: {first}");
+            }
+        };
+        let (held, errors, first) = holder.ask(&format!("hold {addr} {}", n.held))?;
+        note(errors, &first, "while opening");
+        let held_rss = p.rss();
+        // One round not counted: a holder's first pays for its runtime's
+        // warm-up.
+        let active = (held as usize).min(n.active);
+        let holder = p.holder.as_mut().context("no holder")?;
+        let (_, warm, first) = holder.ask(&format!("round {active} {}", n.active_pings))?;
+        note(warm, &first, "on an active connection");
+        all.push(Held {
+            held: held as usize,
+            active,
+            errors: errors + warm,
+            rates: Vec::new(),
+            cpu: Cpu::default(),
+            idle_rss,
+            held_rss,
+        });
     }
-    let all: Vec<Held> = all.into_iter().flatten().collect();
+    let first = first_place(peers.len());
+    for round in 0..n.active_rounds {
+        for k in 0..peers.len() {
+            let j = (first + round + k) % peers.len();
+            let (p, h) = (&mut peers[j], &mut all[j]);
+            let before = p.cpu();
+            let holder = p.holder.as_mut().context("no holder")?;
+            let (rate, errors, first) =
+                holder.ask(&format!("round {} {}", h.active, n.active_pings))?;
+            let spent = p.cpu().since(before);
+            if errors > 0 && h.errors == 0 {
+                println!(
+                    "note: {}: first error on an active connection: {first}",
+                    p.name
+                );
+            }
+            h.errors += errors;
+            h.rates.push(rate);
+            h.cpu.all += spent.all;
+            h.cpu.user += spent.user;
+            h.cpu.runs += spent.runs;
+        }
+    }
     let row = |label: &str, cell: &dyn Fn(&Held) -> String| {
         let cells: Vec<String> = all.iter().map(cell).collect();
         println!(
@@ -625,7 +815,7 @@ async fn connections(n: &Sizes, echo: SocketAddr, peers: &[Peer]) -> anyhow::Res
         &|h| format!("{} held, **{} errors**", h.held, h.errors),
     );
     row(
-        "round trips/s on the active connections (median of two passes' rounds, in opposite orders)",
+        "round trips/s on the active connections (median of interleaved rounds, every proxy's connections held)",
         &|h| {
             let (lo, hi) = h
                 .rates
@@ -638,6 +828,19 @@ async fn connections(n: &Sizes, echo: SocketAddr, peers: &[Peer]) -> anyhow::Res
                 n.active_pings,
                 lo,
                 hi
+            )
+        },
+    );
+    row(
+        "proxy CPU per round trip on the active connections (every thread; of it in user space; how often a thread was scheduled)",
+        &|h| {
+            let trips = h.rates.len() * h.active * n.active_pings;
+            let per = |d: Duration| d.as_secs_f64() * 1e6 / trips.max(1) as f64;
+            format!(
+                "{:.2} µs (user {:.2}; {:.1} runs on a CPU per 100 round trips)",
+                per(h.cpu.all),
+                per(h.cpu.user),
+                h.cpu.runs as f64 * 100.0 / trips.max(1) as f64
             )
         },
     );
@@ -851,9 +1054,9 @@ async fn http_rows(dir: &Path) -> anyhow::Result<()> {
             .spawn()?)
     };
     let mut targets = vec![
-        Peer {
-            name: "origin",
-            children: vec![conf(
+        Peer::new(
+            "origin",
+            vec![conf(
                 "origin",
                 "1",
                 format!(
@@ -861,17 +1064,17 @@ async fn http_rows(dir: &Path) -> anyhow::Result<()> {
                      server {{ listen 127.0.0.1:{origin_h2} http2; keepalive_requests 1000000000; location / {{ return 200 \"ok\\n\"; }} }}"
                 ),
             )?],
-            echo: local(origin),
-            source: local(origin_h2),
-        },
+            local(origin),
+            local(origin_h2),
+        ),
         http_firedrill(
             Path::new(env!("CARGO_BIN_EXE_firedrill")),
             "firedrill (HTTP mode)",
             (local(origin), local(origin_h2)),
         )?,
-        Peer {
-            name: "nginx proxy_pass",
-            children: vec![conf(
+        Peer::new(
+            "nginx proxy_pass",
+            vec![conf(
                 "nginx-http",
                 "auto",
                 format!(
@@ -881,9 +1084,9 @@ async fn http_rows(dir: &Path) -> anyhow::Result<()> {
                      proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_buffering off; }} }}"
                 ),
             )?],
-            echo: local(via_nginx),
-            source: local(via_nginx_h2),
-        },
+            local(via_nginx),
+            local(via_nginx_h2),
+        ),
     ];
     if let Some(bin) = baseline() {
         targets.push(http_firedrill(
@@ -988,12 +1191,12 @@ fn http_firedrill(
             .stdout(Stdio::null())
             .spawn()
     };
-    Ok(Peer {
+    Ok(Peer::new(
         name,
-        children: vec![start(h1, origin.0)?, start(h2, origin.1)?],
-        echo: local(h1),
-        source: local(h2),
-    })
+        vec![start(h1, origin.0)?, start(h2, origin.1)?],
+        local(h1),
+        local(h2),
+    ))
 }
 
 /// `h2load -cC -m10 -DD url` (h2c with prior knowledge), parsed: requests/s

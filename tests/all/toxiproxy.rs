@@ -1130,3 +1130,60 @@ async fn leases_are_checked_and_expire() {
     let anonymous = http(s.addr, "GET", "/leases", "", &[]).await.unwrap();
     assert_eq!(anonymous.status, 401, "leases need the token too");
 }
+
+/// A burst of new clients while the proxy process cannot accept (stopped,
+/// as a busy or paused process is) waits in the listener's accept queue:
+/// every one is connected, and every one reaches the upstream once the
+/// process runs again. With tokio's default queue of 128 the rest had their
+/// SYNs dropped and could not connect while it was stopped.
+#[tokio::test]
+async fn a_burst_of_clients_waits_in_the_accept_queue() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let s = serve(&["--token", TOKEN]).await;
+    let echo = firedrill_tests::echo_server().await;
+    let created = authed(
+        &s,
+        "POST",
+        "/proxies",
+        &format!(r#"{{"name":"burst","listen":"127.0.0.1:0","upstream":"{echo}"}}"#),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let listen: SocketAddr = created.json()["listen"].as_str().unwrap().parse().unwrap();
+    // The queue the system allows (4,096 on current kernels), at most 1,000.
+    let allowed: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let n = allowed.min(1000);
+    let pid = Pid::from_raw(s.child.id() as i32);
+    kill(pid, Signal::SIGSTOP).unwrap();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        set.spawn(tokio::time::timeout(
+            Duration::from_secs(3),
+            TcpStream::connect(listen),
+        ));
+    }
+    let results = set.join_all().await;
+    kill(pid, Signal::SIGCONT).unwrap();
+    let mut conns: Vec<TcpStream> = results.into_iter().flatten().flatten().collect();
+    assert_eq!(
+        conns.len(),
+        n,
+        "clients connected while the proxy was stopped (queue of {allowed} allowed)"
+    );
+    for c in &mut conns {
+        c.write_all(b"hi").await.unwrap();
+    }
+    for c in &mut conns {
+        let mut back = [0u8; 2];
+        tokio::time::timeout(Duration::from_secs(10), c.read_exact(&mut back))
+            .await
+            .expect("an answer through the proxy")
+            .unwrap();
+        assert_eq!(&back, b"hi");
+    }
+}

@@ -748,7 +748,7 @@ impl Shared {
 impl Proxy {
     /// Bind and start serving.
     pub async fn start(config: ProxyConfig) -> std::io::Result<Arc<Proxy>> {
-        let listener = TcpListener::bind(config.listen).await.map_err(|e| {
+        let listener = listen(config.listen).map_err(|e| {
             std::io::Error::new(
                 e.kind(),
                 format!(
@@ -919,6 +919,22 @@ pub fn serve_connections_on_threads(n: usize) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A listener on `addr` whose accept queue is as deep as the system allows
+/// (`net.core.somaxconn`, 4,096 on current kernels). tokio's `bind` asks for
+/// 128, as std does: a burst of new connections (a pool opening, clients
+/// reconnecting after a fault) then overflowed the queue and had SYNs
+/// dropped, each retried a second or more later; nginx asks for 511.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(65_535)
+}
+
 /// Accept clients until shutdown; close the listener while `refuse` holds
 /// it down and bind the same address again once it is reverted.
 async fn accept_loop(
@@ -934,7 +950,7 @@ async fn accept_loop(
         if shared.listener_down() {
             listener = None;
         } else if listener.is_none() {
-            match TcpListener::bind(addr).await {
+            match listen(addr) {
                 Ok(l) => listener = Some(l),
                 Err(e) => {
                     tracing::error!(proxy = %name, %addr, "cannot listen again after refuse: {e}; retrying");
