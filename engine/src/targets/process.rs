@@ -616,10 +616,21 @@ pub(crate) fn die_with_parent(cmd: &mut Command) {
 /// Send the child `sig` when the engine dies.
 #[allow(unsafe_code)]
 fn die_with_parent_by(cmd: &mut Command, sig: nix::sys::signal::Signal) {
+    let engine = nix::unistd::getpid();
     // SAFETY: the closure runs in the child between fork and exec and only
-    // makes one async-signal-safe system call.
+    // makes async-signal-safe system calls (prctl, getppid).
     unsafe {
-        cmd.pre_exec(move || nix::sys::prctl::set_pdeathsig(sig).map_err(std::io::Error::from));
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(sig).map_err(std::io::Error::from)?;
+            // An engine that died between the fork and the prctl sends no
+            // signal: the child was re-parented already. Do not exec it.
+            if nix::unistd::getppid() != engine {
+                return Err(std::io::Error::other(
+                    "the engine ended while starting this child",
+                ));
+            }
+            Ok(())
+        });
     }
 }
 
