@@ -282,11 +282,22 @@ async fn pause_of_an_attached_service_stops_its_descendants() {
     let mut service = std::process::Command::new("python3")
         .args(["-c", PREFORK, &port.to_string(), "3"])
         .process_group(0)
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let leader = service.id();
     // Its whole group goes, pass or fail.
     let _group = KillGroup(leader);
+    // Python is running once it says so: until then the group may hold a
+    // launcher's helpers (pyenv's shim runs a few), which a count of the
+    // group would take for workers.
+    let mut said = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(service.stdout.take().unwrap()),
+        &mut said,
+    )
+    .unwrap();
+    assert!(said.starts_with("master"), "{said:?}");
     assert!(eventually(Duration::from_secs(10), || group(leader).len() == 4).await);
     let tree = group(leader);
     let dir = tempfile::tempdir().unwrap();

@@ -897,13 +897,17 @@ async fn authed(s: &Server, method: &str, path: &str, body: &str) -> Answer {
 /// A server with a token and proxy `link` in front of a server that sends
 /// 5000 bytes to each client; returns it with the proxy's address.
 async fn serve_link() -> (Server, String) {
+    serve_link_to(firedrill_tests::sending_server(5000).await).await
+}
+
+/// A `proxy serve` with one proxy, `link`, to `upstream`; where it listens.
+async fn serve_link_to(upstream: SocketAddr) -> (Server, String) {
     let s = serve(&["--token", TOKEN]).await;
-    let sender = firedrill_tests::sending_server(5000).await;
     let created = authed(
         &s,
         "POST",
         "/proxies",
-        &format!(r#"{{"name":"link","listen":"127.0.0.1:0","upstream":"{sender}"}}"#),
+        &format!(r#"{{"name":"link","listen":"127.0.0.1:0","upstream":"{upstream}"}}"#),
     )
     .await;
     assert_eq!(created.status, 201, "{}", created.body);
@@ -1140,17 +1144,8 @@ async fn leases_are_checked_and_expire() {
 async fn a_burst_of_clients_waits_in_the_accept_queue() {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
-    let s = serve(&["--token", TOKEN]).await;
-    let echo = firedrill_tests::echo_server().await;
-    let created = authed(
-        &s,
-        "POST",
-        "/proxies",
-        &format!(r#"{{"name":"burst","listen":"127.0.0.1:0","upstream":"{echo}"}}"#),
-    )
-    .await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    let listen: SocketAddr = created.json()["listen"].as_str().unwrap().parse().unwrap();
+    let (s, listen) = serve_link_to(firedrill_tests::echo_server().await).await;
+    let listen: SocketAddr = listen.parse().unwrap();
     // The queue the system allows (4,096 on current kernels), at most 1,000.
     let allowed: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
         .unwrap()
