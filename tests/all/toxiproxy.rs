@@ -1182,3 +1182,54 @@ async fn a_burst_of_clients_waits_in_the_accept_queue() {
         assert_eq!(&back, b"hi");
     }
 }
+
+/// Threads named `proxy-N` in process `pid`: those serving connections.
+fn connection_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.starts_with("proxy-") && c.trim() != "proxy-timer")
+        })
+        .count()
+}
+
+/// `--threads` sets how many threads serve proxied connections (one per
+/// core without it); out of range, it is refused naming the flag.
+#[tokio::test]
+async fn threads_set_how_many_threads_serve_connections() {
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let s = serve(&["--token", TOKEN]).await;
+    assert_eq!(connection_threads(s.child.id()), cores);
+    drop(s);
+    let s = serve(&["--token", TOKEN, "--threads", "1"]).await;
+    assert_eq!(connection_threads(s.child.id()), 1);
+    let echo = firedrill_tests::echo_server().await;
+    let created = authed(
+        &s,
+        "POST",
+        "/proxies",
+        &format!(r#"{{"name":"one","listen":"127.0.0.1:0","upstream":"{echo}"}}"#),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let listen = created.json()["listen"].as_str().unwrap().to_string();
+    let mut c = TcpStream::connect(&listen).await.unwrap();
+    c.write_all(b"one thread").await.unwrap();
+    let mut back = [0u8; 10];
+    c.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"one thread");
+    let dir = tempfile::tempdir().unwrap();
+    let out = firedrill(dir.path())
+        .args(["proxy", "serve", "--token", TOKEN, "--threads", "0"])
+        .output()
+        .unwrap();
+    // EX_USAGE, as every usage error.
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("'--threads <THREADS>'") && err.contains("1..=1024"),
+        "{err}"
+    );
+}

@@ -35,6 +35,9 @@ struct RunOne {
     /// What the proxy understands
     #[arg(long, value_enum, default_value = "tcp")]
     mode: Mode,
+    /// Threads that serve proxied connections [default: one per core]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
 }
 
 /// `proxy run --mode`.
@@ -55,7 +58,7 @@ async fn run_one(a: RunOne) -> Result<Exit, Failure> {
     };
     let stop = super::stop::Stop::install()?;
     raise_open_file_limit();
-    serve_on_threads()?;
+    serve_on_threads(a.threads)?;
     let proxy = Proxy::start(ProxyConfig {
         name: "proxy".into(),
         listen: a.listen,
@@ -91,6 +94,10 @@ struct Serve {
     /// Seed for toxicity draws [default: from the clock]
     #[arg(long)]
     seed: Option<u64>,
+    /// Threads that serve proxied connections, as nginx's
+    /// `worker_processes` [default: one per core]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
 }
 
 pub(crate) async fn run(args: Args) -> Result<Exit, Failure> {
@@ -125,7 +132,7 @@ pub(crate) async fn run(args: Args) -> Result<Exit, Failure> {
             .unwrap_or(0)
     });
     raise_open_file_limit();
-    serve_on_threads()?;
+    serve_on_threads(a.threads)?;
     let registry = Arc::new(Registry::new(seed));
     if let Some(path) = &a.config {
         let text = std::fs::read_to_string(path)
@@ -184,10 +191,14 @@ pub(crate) async fn run(args: Args) -> Result<Exit, Failure> {
     Ok(Exit::Pass)
 }
 
-/// A long-lived proxy process serves its connections on a thread per core.
-fn serve_on_threads() -> Result<(), Failure> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    firedrill::drivers::proxy::serve_connections_on_threads(cores)?;
+/// A long-lived proxy process serves its connections on `threads` threads
+/// (default: a thread per core).
+fn serve_on_threads(threads: Option<u16>) -> Result<(), Failure> {
+    let n = threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        usize::from,
+    );
+    firedrill::drivers::proxy::serve_connections_on_threads(n)?;
     Ok(())
 }
 
