@@ -501,7 +501,9 @@ impl Registry {
     /// (long enough for writers of the same moment to land theirs), the
     /// index is read back, and while `change` is not in what the registry
     /// holds it is applied again to the newest index and written again
-    /// (`change` must be idempotent: an upsert, a yank).
+    /// (`change` must be idempotent: an upsert, a yank). A write the
+    /// registry refuses is tried again the same way; after five, the last
+    /// refusal is the error.
     pub async fn update_index(
         &self,
         key: &Path,
@@ -514,6 +516,7 @@ impl Registry {
         };
         let name = self.name();
         const WRITES: u32 = 5;
+        let mut failed = None;
         for _ in 0..WRITES {
             let current = self
                 .fetch_index()
@@ -531,11 +534,19 @@ impl Registry {
             };
             change(&mut index)?;
             let (bytes, signature) = index.seal(key, now_ms)?;
-            self.put_index(&bytes, &signature).await?;
+            let put = self.put_index(&bytes, &signature).await;
             if matches!(self, Registry::Dir(_)) {
-                return Ok(index);
+                return put.map(|()| index);
             }
+            // A registry may fail one of several writers of the same
+            // moment (Distribution 2.8 answered one of four publishers
+            // DIGEST_INVALID and MANIFEST_BLOB_UNKNOWN for the index's
+            // blob): wait, read again and write again, as for a lost write.
+            failed = put.err();
             tokio::time::sleep(settle_time()).await;
+            if failed.is_some() {
+                continue;
+            }
             let Some(held) = self
                 .fetch_index()
                 .await?
@@ -549,9 +560,9 @@ impl Registry {
                 return Ok(held);
             }
         }
-        Err(PackageError::Invalid(format!(
+        Err(failed.unwrap_or_else(|| PackageError::Invalid(format!(
             "the index of {name} kept changing under {WRITES} writes (other publishers at the same moment): run `firedrill reindex --key KEY --registry {name}`"
-        )))
+        ))))
     }
 
     /// Bring the catalog's copy of this registry's index up to date: a
