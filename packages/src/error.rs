@@ -97,6 +97,17 @@ pub enum PackageError {
     /// Something else wrong with the package.
     #[error("{0}")]
     Invalid(String),
+    /// A registry that did not answer, or answered with an error.
+    #[error("{0}")]
+    Registry(String),
+}
+
+impl PackageError {
+    /// Whether a registry failed to answer (which may pass), rather than
+    /// something being wrong with what was asked.
+    pub fn is_registry(&self) -> bool {
+        matches!(self, PackageError::Registry(_))
+    }
 }
 
 pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> PackageError {

@@ -181,7 +181,7 @@ impl OciRegistry {
     ) -> impl FnOnce(oci_client::errors::OciDistributionError) -> PackageError {
         let url = self.url.clone();
         move |e| {
-            PackageError::Invalid(format!(
+            PackageError::Registry(format!(
                 "{what}: registry {url} failed: {e}; is it up and reachable (and are its credentials right, if it needs them: {USER_ENV}/{PASSWORD_ENV}, {TOKEN_ENV} or its [registry] table in config.toml)?"
             ))
         }

@@ -518,51 +518,69 @@ impl Registry {
         const WRITES: u32 = 5;
         let mut failed = None;
         for _ in 0..WRITES {
-            let current = self
-                .fetch_index()
-                .await?
-                .and_then(|f| Index::parse(&f.bytes, &name).ok());
-            let mut index = match current {
-                Some(index) => index,
-                None => {
-                    let mut index = Index::default();
-                    for m in self.all().await? {
-                        index.upsert(IndexEntry::of(&m));
-                    }
-                    index
+            match self.write_index_once(key, now_ms, &name, &mut change).await {
+                Ok(Some(index)) => return Ok(index),
+                Ok(None) => failed = None,
+                // Content errors (a bad key, a refused change) stand.
+                Err(e) if matches!(self, Registry::Dir(_)) || !e.is_registry() => return Err(e),
+                // A registry may fail readers and writers of the same
+                // moment: Distribution 2.8 answered one of four publishers
+                // 500 UNKNOWN reading the index while others wrote it, and
+                // another DIGEST_INVALID and MANIFEST_BLOB_UNKNOWN writing
+                // it (all four upload the same empty config blob). Wait,
+                // read again and write again, as for a lost write.
+                Err(e) => {
+                    failed = Some(e);
+                    tokio::time::sleep(settle_time()).await;
                 }
-            };
-            change(&mut index)?;
-            let (bytes, signature) = index.seal(key, now_ms)?;
-            let put = self.put_index(&bytes, &signature).await;
-            if matches!(self, Registry::Dir(_)) {
-                return put.map(|()| index);
-            }
-            // A registry may fail one of several writers of the same
-            // moment (Distribution 2.8 answered one of four publishers
-            // DIGEST_INVALID and MANIFEST_BLOB_UNKNOWN for the index's
-            // blob): wait, read again and write again, as for a lost write.
-            failed = put.err();
-            tokio::time::sleep(settle_time()).await;
-            if failed.is_some() {
-                continue;
-            }
-            let Some(held) = self
-                .fetch_index()
-                .await?
-                .and_then(|f| Index::parse(&f.bytes, &name).ok())
-            else {
-                continue;
-            };
-            let mut again = held.clone();
-            change(&mut again)?;
-            if again.packages == held.packages {
-                return Ok(held);
             }
         }
         Err(failed.unwrap_or_else(|| PackageError::Invalid(format!(
             "the index of {name} kept changing under {WRITES} writes (other publishers at the same moment): run `firedrill reindex --key KEY --registry {name}`"
         ))))
+    }
+
+    /// One read-change-write of the index; on OCI, the read-back too:
+    /// `Some` once the registry holds the change, `None` when a writer of
+    /// the same moment wrote over it.
+    async fn write_index_once(
+        &self,
+        key: &Path,
+        now_ms: u64,
+        name: &str,
+        change: &mut impl FnMut(&mut Index) -> Result<(), PackageError>,
+    ) -> Result<Option<Index>, PackageError> {
+        let current = self
+            .fetch_index()
+            .await?
+            .and_then(|f| Index::parse(&f.bytes, name).ok());
+        let mut index = match current {
+            Some(index) => index,
+            None => {
+                let mut index = Index::default();
+                for m in self.all().await? {
+                    index.upsert(IndexEntry::of(&m));
+                }
+                index
+            }
+        };
+        change(&mut index)?;
+        let (bytes, signature) = index.seal(key, now_ms)?;
+        self.put_index(&bytes, &signature).await?;
+        if matches!(self, Registry::Dir(_)) {
+            return Ok(Some(index));
+        }
+        tokio::time::sleep(settle_time()).await;
+        let Some(held) = self
+            .fetch_index()
+            .await?
+            .and_then(|f| Index::parse(&f.bytes, name).ok())
+        else {
+            return Ok(None);
+        };
+        let mut again = held.clone();
+        change(&mut again)?;
+        Ok((again.packages == held.packages).then_some(held))
     }
 
     /// Bring the catalog's copy of this registry's index up to date: a
