@@ -897,12 +897,13 @@ async fn authed(s: &Server, method: &str, path: &str, body: &str) -> Answer {
 /// A server with a token and proxy `link` in front of a server that sends
 /// 5000 bytes to each client; returns it with the proxy's address.
 async fn serve_link() -> (Server, String) {
-    serve_link_to(firedrill_tests::sending_server(5000).await).await
+    serve_link_to(firedrill_tests::sending_server(5000).await, &[]).await
 }
 
-/// A `proxy serve` with one proxy, `link`, to `upstream`; where it listens.
-async fn serve_link_to(upstream: SocketAddr) -> (Server, String) {
-    let s = serve(&["--token", TOKEN]).await;
+/// A `proxy serve` (with `extra` arguments) with one proxy, `link`, to
+/// `upstream`; where it listens.
+async fn serve_link_to(upstream: SocketAddr, extra: &[&str]) -> (Server, String) {
+    let s = serve(&[&["--token", TOKEN], extra].concat()).await;
     let created = authed(
         &s,
         "POST",
@@ -1144,7 +1145,7 @@ async fn leases_are_checked_and_expire() {
 async fn a_burst_of_clients_waits_in_the_accept_queue() {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
-    let (s, listen) = serve_link_to(firedrill_tests::echo_server().await).await;
+    let (s, listen) = serve_link_to(firedrill_tests::echo_server().await, &[]).await;
     let listen: SocketAddr = listen.parse().unwrap();
     // The queue the system allows (4,096 on current kernels), at most 1,000.
     let allowed: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
@@ -1203,18 +1204,9 @@ async fn threads_set_how_many_threads_serve_connections() {
     let s = serve(&["--token", TOKEN]).await;
     assert_eq!(connection_threads(s.child.id()), cores);
     drop(s);
-    let s = serve(&["--token", TOKEN, "--threads", "1"]).await;
-    assert_eq!(connection_threads(s.child.id()), 1);
     let echo = firedrill_tests::echo_server().await;
-    let created = authed(
-        &s,
-        "POST",
-        "/proxies",
-        &format!(r#"{{"name":"one","listen":"127.0.0.1:0","upstream":"{echo}"}}"#),
-    )
-    .await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    let listen = created.json()["listen"].as_str().unwrap().to_string();
+    let (s, listen) = serve_link_to(echo, &["--threads", "1"]).await;
+    assert_eq!(connection_threads(s.child.id()), 1);
     let mut c = TcpStream::connect(&listen).await.unwrap();
     c.write_all(b"one thread").await.unwrap();
     let mut back = [0u8; 10];
