@@ -311,6 +311,23 @@ pub fn nginx(prefix: &std::path::Path, port: u16) -> (std::path::PathBuf, Vec<St
     (nginx, args)
 }
 
+/// Stops `child` as a service manager would: SIGTERM, up to `grace` for it
+/// to end (nginx's master ends its workers on it; SIGKILL to the master
+/// alone leaves them running), then SIGKILL; reaped either way.
+pub fn terminate(child: &mut std::process::Child, grace: std::time::Duration) {
+    use nix::sys::signal::{Signal, kill};
+    let _ = kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        Signal::SIGTERM,
+    );
+    let started = std::time::Instant::now();
+    while matches!(child.try_wait(), Ok(None)) && started.elapsed() < grace {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// Wall time of `cmd` (a whole process, started and waited for), which
 /// must succeed: the benches' measure of a command.
 pub fn timed(cmd: &mut std::process::Command) -> std::io::Result<std::time::Duration> {

@@ -229,6 +229,11 @@ impl Peer {
         self.children.iter().map(|c| tree_rss(c.id())).sum()
     }
 
+    /// Sends `command` to the proxy's holder (see [`Holder::ask`]).
+    fn ask(&mut self, command: &str) -> anyhow::Result<(f64, usize, String)> {
+        self.holder.as_mut().context("no holder")?.ask(command)
+    }
+
     /// CPU time the proxy's processes (with nginx's workers) have run so
     /// far, every thread: in all from `/proc/PID/task/*/schedstat`
     /// (nanoseconds), in user space from `…/stat` (clock ticks).
@@ -272,8 +277,9 @@ struct Cpu {
     runs: u64,
 }
 
-impl Cpu {
-    fn since(self, before: Cpu) -> Cpu {
+impl std::ops::Sub for Cpu {
+    type Output = Cpu;
+    fn sub(self, before: Cpu) -> Cpu {
         Cpu {
             all: self.all.saturating_sub(before.all),
             user: self.user.saturating_sub(before.user),
@@ -282,20 +288,20 @@ impl Cpu {
     }
 }
 
+impl std::ops::AddAssign for Cpu {
+    fn add_assign(&mut self, more: Cpu) {
+        self.all += more.all;
+        self.user += more.user;
+        self.runs += more.runs;
+    }
+}
+
 impl Drop for Peer {
     /// SIGTERM first: nginx's master stops its workers on it (SIGKILL
     /// would leave them behind).
     fn drop(&mut self) {
-        use nix::sys::signal::{Signal, kill};
         for c in &mut self.children {
-            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
-            let _ = kill(pid, Signal::SIGTERM);
-            let t = Instant::now();
-            while matches!(c.try_wait(), Ok(None)) && t.elapsed() < Duration::from_secs(3) {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+            firedrill_tests::terminate(c, Duration::from_secs(3));
         }
     }
 }
@@ -753,20 +759,18 @@ fn connections(n: &Sizes, peers: &mut [Peer]) -> anyhow::Result<()> {
     for p in peers.iter_mut() {
         let idle_rss = p.rss();
         let (name, addr) = (p.name, p.held);
-        let holder = p.holder.as_mut().context("no holder")?;
         let note = |errors: usize, first: &str, when: &str| {
             if errors > 0 {
                 println!("note: {name}: {errors} errors {when}, the first: {first}");
             }
         };
-        let (held, errors, first) = holder.ask(&format!("hold {addr} {}", n.held))?;
+        let (held, errors, first) = p.ask(&format!("hold {addr} {}", n.held))?;
         note(errors, &first, "while opening");
         let held_rss = p.rss();
         // One round not counted: a holder's first pays for its runtime's
         // warm-up.
         let active = (held as usize).min(n.active);
-        let holder = p.holder.as_mut().context("no holder")?;
-        let (_, warm, first) = holder.ask(&format!("round {active} {}", n.active_pings))?;
+        let (_, warm, first) = p.ask(&format!("round {active} {}", n.active_pings))?;
         note(warm, &first, "on an active connection");
         all.push(Held {
             held: held as usize,
@@ -784,10 +788,8 @@ fn connections(n: &Sizes, peers: &mut [Peer]) -> anyhow::Result<()> {
             let j = (first + round + k) % peers.len();
             let (p, h) = (&mut peers[j], &mut all[j]);
             let before = p.cpu();
-            let holder = p.holder.as_mut().context("no holder")?;
-            let (rate, errors, first) =
-                holder.ask(&format!("round {} {}", h.active, n.active_pings))?;
-            let spent = p.cpu().since(before);
+            let (rate, errors, first) = p.ask(&format!("round {} {}", h.active, n.active_pings))?;
+            let spent = p.cpu() - before;
             if errors > 0 && h.errors == 0 {
                 println!(
                     "note: {}: first error on an active connection: {first}",
@@ -796,9 +798,7 @@ fn connections(n: &Sizes, peers: &mut [Peer]) -> anyhow::Result<()> {
             }
             h.errors += errors;
             h.rates.push(rate);
-            h.cpu.all += spent.all;
-            h.cpu.user += spent.user;
-            h.cpu.runs += spent.runs;
+            h.cpu += spent;
         }
     }
     let row = |label: &str, cell: &dyn Fn(&Held) -> String| {

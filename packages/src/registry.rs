@@ -522,7 +522,8 @@ impl Registry {
                 Ok(Some(index)) => return Ok(index),
                 Ok(None) => failed = None,
                 // Content errors (a bad key, a refused change) stand.
-                Err(e) if matches!(self, Registry::Dir(_)) || !e.is_registry() => return Err(e),
+                // (A directory registry fails only with those.)
+                Err(e) if !e.is_registry() => return Err(e),
                 // A registry may fail readers and writers of the same
                 // moment: Distribution 2.8 answered one of four publishers
                 // 500 UNKNOWN reading the index while others wrote it, and

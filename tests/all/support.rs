@@ -239,22 +239,13 @@ impl Drop for Nginx {
     /// the fallback, for every process, after 5 s.
     fn drop(&mut self) {
         use nix::sys::signal::{Signal, kill};
-        use nix::unistd::Pid;
         self.resume();
         let pids = self.pids();
-        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
-        let started = Instant::now();
-        while matches!(self.child.try_wait(), Ok(None))
-            && started.elapsed() < Duration::from_secs(5)
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        firedrill_tests::terminate(&mut self.child, Duration::from_secs(5));
         for pid in pids {
             if proc_state(pid).is_some_and(|s| s != 'Z') {
-                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                let _ = kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL);
             }
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
