@@ -1225,3 +1225,149 @@ async fn threads_set_how_many_threads_serve_connections() {
         "{err}"
     );
 }
+
+/// How many times the threads of `pid` named `prefix…` have been run
+/// (`/proc/…/schedstat`'s second field).
+fn runs_of_threads(pid: u32, prefix: &str) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with(prefix))
+        })
+        .filter_map(|t| {
+            let stat = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
+            stat.split_whitespace().nth(2)?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+/// While a proxy has no toxic its connections' bytes go through the relay
+/// threads (`relay-N`); a toxic added later acts on those open
+/// connections (busy or idle), bytes stay whole and in order across the
+/// change, and removing the proxy closes the connections the relay holds.
+#[tokio::test]
+async fn toxics_act_on_connections_the_relay_carries() {
+    let echo = firedrill_tests::echo_server().await;
+    let (s, listen) = serve_link_to(echo, &[]).await;
+    let pid = s.child.id();
+    let mut busy = TcpStream::connect(&listen).await.unwrap();
+    let mut idle = TcpStream::connect(&listen).await.unwrap();
+    async fn round_trip(c: &mut TcpStream, what: &[u8]) -> Duration {
+        let t = Instant::now();
+        c.write_all(what).await.unwrap();
+        let mut back = vec![0u8; what.len()];
+        tokio::time::timeout(Duration::from_secs(5), c.read_exact(&mut back))
+            .await
+            .expect("an answer through the proxy")
+            .unwrap();
+        assert_eq!(back, what);
+        t.elapsed()
+    }
+    round_trip(&mut idle, b"hello").await;
+    let before = runs_of_threads(pid, "relay-");
+    for i in 0..200u32 {
+        round_trip(&mut busy, format!("ping {i}").as_bytes()).await;
+    }
+    let runs = runs_of_threads(pid, "relay-") - before;
+    assert!(
+        runs >= 100,
+        "the relay threads ran {runs} times for 200 round trips"
+    );
+
+    let added = authed(
+        &s,
+        "POST",
+        "/proxies/link/toxics",
+        r#"{"name":"slow","type":"latency","stream":"upstream","attributes":{"latency":300}}"#,
+    )
+    .await;
+    assert_eq!(added.status, 200, "{}", added.body);
+    let took = round_trip(&mut busy, b"after the toxic").await;
+    assert!(
+        took >= Duration::from_millis(300),
+        "the latency toxic held it {took:?}"
+    );
+    let reset = authed(
+        &s,
+        "POST",
+        "/proxies/link/toxics",
+        r#"{"name":"rst","type":"reset_peer","attributes":{"timeout":0}}"#,
+    )
+    .await;
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    // The idle connection sends nothing: the toxic reaches it all the same.
+    let mut buf = [0u8; 8];
+    let r = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut buf))
+        .await
+        .expect("the reset reaches an idle connection");
+    assert_eq!(
+        r.map_err(|e| e.kind()).unwrap_err(),
+        std::io::ErrorKind::ConnectionReset
+    );
+    for name in ["slow", "rst"] {
+        let gone = authed(&s, "DELETE", &format!("/proxies/link/toxics/{name}"), "").await;
+        assert_eq!(gone.status, 204, "{}", gone.body);
+    }
+
+    // 4 MB from a sender, read slowly at first (the relay waits on a full
+    // socket with bytes in hand), a toxic added in the middle: every byte
+    // arrives, in order.
+    let sender = firedrill_tests::sending_server(4 << 20).await;
+    let moved = authed(
+        &s,
+        "POST",
+        "/proxies/link",
+        &format!(r#"{{"upstream":"{sender}"}}"#),
+    )
+    .await;
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    let mut bulk = TcpStream::connect(&listen).await.unwrap();
+    let mut got = Vec::with_capacity(4 << 20);
+    let mut buf = vec![0u8; 4096];
+    while got.len() < 512 << 10 {
+        let n = bulk.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the sender's bytes end early at {}", got.len());
+        got.extend_from_slice(&buf[..n]);
+        if got.len() < 64 << 10 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let added = authed(
+        &s,
+        "POST",
+        "/proxies/link/toxics",
+        r#"{"name":"lag","type":"latency","stream":"downstream","attributes":{"latency":1}}"#,
+    )
+    .await;
+    assert_eq!(added.status, 200, "{}", added.body);
+    tokio::time::timeout(Duration::from_secs(20), bulk.read_to_end(&mut got))
+        .await
+        .expect("the rest arrives")
+        .unwrap();
+    assert_eq!(got.len(), 4 << 20);
+    assert!(
+        got.iter().enumerate().all(|(i, b)| *b == i as u8),
+        "bytes out of order or changed"
+    );
+
+    // Removing the proxy closes what the relay holds.
+    let gone = authed(&s, "DELETE", "/proxies/link/toxics/lag", "").await;
+    assert_eq!(gone.status, 204, "{}", gone.body);
+    let moved = authed(
+        &s,
+        "POST",
+        "/proxies/link",
+        &format!(r#"{{"upstream":"{echo}"}}"#),
+    )
+    .await;
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    let mut other = TcpStream::connect(&listen).await.unwrap();
+    round_trip(&mut other, b"last").await;
+    let removed = authed(&s, "DELETE", "/proxies/link", "").await;
+    assert_eq!(removed.status, 204, "{}", removed.body);
+    let r = tokio::time::timeout(Duration::from_secs(5), other.read(&mut buf))
+        .await
+        .expect("the proxy's removal closes its connections");
+    assert!(matches!(r, Ok(0) | Err(_)), "closed: {r:?}");
+}

@@ -16,6 +16,7 @@ mod buffers;
 mod fast;
 mod h1;
 mod http;
+mod relay;
 mod tcp;
 mod timer;
 mod wakes;
@@ -908,9 +909,13 @@ pub fn serve_connections_on_threads(n: usize) -> std::io::Result<()> {
             .enable_io()
             .build()?;
         handles.push(rt.handle().clone());
+        let relay = relay::start(format!("relay-{i}"))?;
         std::thread::Builder::new()
             .name(format!("proxy-{i}"))
-            .spawn(move || rt.block_on(std::future::pending::<()>()))?;
+            .spawn(move || {
+                relay::set_current(relay);
+                rt.block_on(std::future::pending::<()>())
+            })?;
     }
     let _ = WORKERS.set(Workers {
         open: handles.iter().map(|_| Arc::default()).collect(),

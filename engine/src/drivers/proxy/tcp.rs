@@ -11,11 +11,13 @@
 //! acts on the next byte and a revert releases held data at once.
 
 use super::fast::{self, Stop};
+use super::relay::{self, Rest};
 use super::{Conn, Direction, Effect, ProxyFault, Shared, Watch, timer};
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -37,18 +39,38 @@ enum End {
     Reset(Direction),
 }
 
-pub(super) async fn serve(mut client: TcpStream, conn: &Conn, shared: &Shared, watch: &Watch<'_>) {
+pub(super) async fn serve(client: TcpStream, conn: &Conn, shared: &Arc<Shared>, watch: &Watch<'_>) {
     // An unreachable upstream closes the client's connection, as a real
     // link would.
-    let Ok(mut upstream) = TcpStream::connect(&shared.upstream).await else {
+    let Ok(upstream) = TcpStream::connect(&shared.upstream).await else {
         return;
     };
     let _ = upstream.set_nodelay(true);
+    // While the proxy has no fault, the relay carries the bytes; it gives
+    // the connection back when one comes.
+    let (mut client, mut upstream, [up_rest, down_rest]) = match relay::current() {
+        Some(relay) if shared.quiet() => {
+            let (Ok(client), Ok(upstream)) = (client.into_std(), upstream.into_std()) else {
+                return;
+            };
+            let Some(back) = relay.carry(client, upstream, shared.clone(), watch).await else {
+                return;
+            };
+            let (Ok(client), Ok(upstream)) = (
+                TcpStream::from_std(back.client),
+                TcpStream::from_std(back.upstream),
+            ) else {
+                return;
+            };
+            (client, upstream, back.flows)
+        }
+        _ => (client, upstream, Default::default()),
+    };
     let end = {
         let (cr, cw) = client.split();
         let (ur, uw) = upstream.split();
-        let up = pump(cr, uw, conn, shared, Direction::Upstream);
-        let down = pump(ur, cw, conn, shared, Direction::Downstream);
+        let up = pump(cr, uw, conn, shared, Direction::Upstream, up_rest);
+        let down = pump(ur, cw, conn, shared, Direction::Downstream, down_rest);
         let watchdog = watchdog(conn, shared, watch);
         tokio::pin!(up, down, watchdog);
         // Each part is polled only when its own waker woke it (`wakes.rs`).
@@ -144,11 +166,22 @@ async fn watchdog(conn: &Conn, shared: &Shared, watch: &Watch<'_>) -> End {
     }
 }
 
-async fn pump<R, W>(mut rd: R, wr: W, conn: &Conn, shared: &Shared, flow: Direction) -> End
+/// Forwards one direction: `rest` is what the relay left of it.
+async fn pump<R, W>(
+    mut rd: R,
+    wr: W,
+    conn: &Conn,
+    shared: &Shared,
+    flow: Direction,
+    rest: Rest,
+) -> End
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    if rest.done {
+        return End::Eof;
+    }
     let mut w = Writer {
         wr,
         conn,
@@ -160,6 +193,12 @@ where
         sent: HashMap::new(),
         closing: Vec::new(),
     };
+    // Bytes the relay read and did not write, first and as the faults say.
+    if !rest.pending.is_empty()
+        && let Some(end) = faulted(&mut rd, &mut w, (Instant::now(), rest.pending)).await
+    {
+        return end;
+    }
     loop {
         // The fast path, while no fault applies to this direction.
         let counter = w.counter();
