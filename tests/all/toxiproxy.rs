@@ -1310,6 +1310,27 @@ async fn toxics_act_on_connections_the_relay_carries() {
         assert_eq!(gone.status, 204, "{}", gone.body);
     }
 
+    // A short answer and its sender's close come in one go: the close
+    // goes through too.
+    let short = firedrill_tests::sending_server(5000).await;
+    let moved = authed(
+        &s,
+        "POST",
+        "/proxies/link",
+        &format!(r#"{{"upstream":"{short}"}}"#),
+    )
+    .await;
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    for _ in 0..20 {
+        let mut c = TcpStream::connect(&listen).await.unwrap();
+        let mut data = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut data))
+            .await
+            .expect("the sender's close arrives")
+            .unwrap();
+        assert_eq!(data.len(), 5000);
+    }
+
     // 4 MB from a sender, read slowly at first (the relay waits on a full
     // socket with bytes in hand), a toxic added in the middle: every byte
     // arrives, in order.

@@ -180,6 +180,9 @@ struct Socket {
     stream: TcpStream,
     /// Known readable (since the last edge, until a read comes back short).
     readable: bool,
+    /// The peer closed its side (or the socket failed): reads never wait
+    /// again, and no edge will say so again.
+    closed: bool,
     /// Known writable (until a write would block).
     writable: bool,
 }
@@ -263,7 +266,8 @@ impl Thread {
                 let s = &mut c.sockets[side];
                 // A closed or failed socket reads (0 or the error) and
                 // writes (the error) at once: let both find out.
-                s.readable |= event.is_readable() || event.is_error() || event.is_read_closed();
+                s.closed |= event.is_error() || event.is_read_closed();
+                s.readable |= event.is_readable() || s.closed;
                 s.writable |= event.is_writable() || event.is_error() || event.is_write_closed();
                 ready.push(slot);
             }
@@ -409,6 +413,7 @@ impl Socket {
         Socket {
             stream,
             readable: false,
+            closed: false,
             writable: false,
         }
     }
@@ -477,8 +482,9 @@ impl Carried {
                 Ok(n) => {
                     f.end = n;
                     // A short read drained the socket: the next bytes
-                    // bring an edge of their own.
-                    if n < buf.len() {
+                    // bring an edge of their own. Not so the end, if it
+                    // came with these bytes: its edge was this one.
+                    if n < buf.len() && !self.sockets[src].closed {
                         self.sockets[src].readable = false;
                     }
                 }

@@ -1,4 +1,7 @@
-//! TCP mode: two pumps per connection and a watchdog. While no fault
+//! TCP mode. On a proxy's connection threads, a connection opened while
+//! the proxy has no fault goes to the relay (`relay.rs`) until a fault
+//! comes; then, or from the start, it runs here: two pumps per connection
+//! and a watchdog. While no fault
 //! applies to its direction, a pump runs the fast path (`fast.rs`): bytes
 //! are written as soon as they are read. Otherwise it reads
 //! chunks, stamps them with their arrival time, and a writer sends each one
