@@ -1242,6 +1242,30 @@ fn runs_of_threads(pid: u32, prefix: &str) -> u64 {
         .sum()
 }
 
+/// Point proxy `link` on `s` at `upstream`.
+async fn move_link(s: &Server, upstream: SocketAddr) {
+    let moved = authed(
+        s,
+        "POST",
+        "/proxies/link",
+        &format!(r#"{{"upstream":"{upstream}"}}"#),
+    )
+    .await;
+    assert_eq!(moved.status, 200, "{}", moved.body);
+}
+
+/// Add a toxic (JSON) to proxy `link` on `s`.
+async fn add_toxic(s: &Server, toxic: &str) {
+    let added = authed(s, "POST", "/proxies/link/toxics", toxic).await;
+    assert_eq!(added.status, 200, "{}", added.body);
+}
+
+/// Delete toxic `name` of proxy `link` on `s`.
+async fn delete_toxic(s: &Server, name: &str) {
+    let gone = authed(s, "DELETE", &format!("/proxies/link/toxics/{name}"), "").await;
+    assert_eq!(gone.status, 204, "{}", gone.body);
+}
+
 /// While a proxy has no toxic its connections' bytes go through the relay
 /// threads (`relay-N`); a toxic added later acts on those open
 /// connections (busy or idle), bytes stay whole and in order across the
@@ -1275,27 +1299,21 @@ async fn toxics_act_on_connections_the_relay_carries() {
         "the relay threads ran {runs} times for 200 round trips"
     );
 
-    let added = authed(
+    add_toxic(
         &s,
-        "POST",
-        "/proxies/link/toxics",
         r#"{"name":"slow","type":"latency","stream":"upstream","attributes":{"latency":300}}"#,
     )
     .await;
-    assert_eq!(added.status, 200, "{}", added.body);
     let took = round_trip(&mut busy, b"after the toxic").await;
     assert!(
         took >= Duration::from_millis(300),
         "the latency toxic held it {took:?}"
     );
-    let reset = authed(
+    add_toxic(
         &s,
-        "POST",
-        "/proxies/link/toxics",
         r#"{"name":"rst","type":"reset_peer","attributes":{"timeout":0}}"#,
     )
     .await;
-    assert_eq!(reset.status, 200, "{}", reset.body);
     // The idle connection sends nothing: the toxic reaches it all the same.
     let mut buf = [0u8; 8];
     let r = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut buf))
@@ -1306,21 +1324,13 @@ async fn toxics_act_on_connections_the_relay_carries() {
         std::io::ErrorKind::ConnectionReset
     );
     for name in ["slow", "rst"] {
-        let gone = authed(&s, "DELETE", &format!("/proxies/link/toxics/{name}"), "").await;
-        assert_eq!(gone.status, 204, "{}", gone.body);
+        delete_toxic(&s, name).await;
     }
 
     // A short answer and its sender's close come in one go: the close
     // goes through too.
     let short = firedrill_tests::sending_server(5000).await;
-    let moved = authed(
-        &s,
-        "POST",
-        "/proxies/link",
-        &format!(r#"{{"upstream":"{short}"}}"#),
-    )
-    .await;
-    assert_eq!(moved.status, 200, "{}", moved.body);
+    move_link(&s, short).await;
     for _ in 0..20 {
         let mut c = TcpStream::connect(&listen).await.unwrap();
         let mut data = Vec::new();
@@ -1335,14 +1345,7 @@ async fn toxics_act_on_connections_the_relay_carries() {
     // socket with bytes in hand), a toxic added in the middle: every byte
     // arrives, in order.
     let sender = firedrill_tests::sending_server(4 << 20).await;
-    let moved = authed(
-        &s,
-        "POST",
-        "/proxies/link",
-        &format!(r#"{{"upstream":"{sender}"}}"#),
-    )
-    .await;
-    assert_eq!(moved.status, 200, "{}", moved.body);
+    move_link(&s, sender).await;
     let mut bulk = TcpStream::connect(&listen).await.unwrap();
     let mut got = Vec::with_capacity(4 << 20);
     let mut buf = vec![0u8; 4096];
@@ -1354,14 +1357,11 @@ async fn toxics_act_on_connections_the_relay_carries() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
-    let added = authed(
+    add_toxic(
         &s,
-        "POST",
-        "/proxies/link/toxics",
         r#"{"name":"lag","type":"latency","stream":"downstream","attributes":{"latency":1}}"#,
     )
     .await;
-    assert_eq!(added.status, 200, "{}", added.body);
     tokio::time::timeout(Duration::from_secs(20), bulk.read_to_end(&mut got))
         .await
         .expect("the rest arrives")
@@ -1373,16 +1373,8 @@ async fn toxics_act_on_connections_the_relay_carries() {
     );
 
     // Removing the proxy closes what the relay holds.
-    let gone = authed(&s, "DELETE", "/proxies/link/toxics/lag", "").await;
-    assert_eq!(gone.status, 204, "{}", gone.body);
-    let moved = authed(
-        &s,
-        "POST",
-        "/proxies/link",
-        &format!(r#"{{"upstream":"{echo}"}}"#),
-    )
-    .await;
-    assert_eq!(moved.status, 200, "{}", moved.body);
+    delete_toxic(&s, "lag").await;
+    move_link(&s, echo).await;
     let mut other = TcpStream::connect(&listen).await.unwrap();
     round_trip(&mut other, b"last").await;
     let removed = authed(&s, "DELETE", "/proxies/link", "").await;
