@@ -1184,14 +1184,23 @@ async fn a_burst_of_clients_waits_in_the_accept_queue() {
     }
 }
 
-/// Threads named `proxy-N` in process `pid`: those serving connections.
-fn connection_threads(pid: u32) -> usize {
+/// The `/proc` directories of the threads of process `pid` whose name
+/// starts with `prefix`.
+fn threads_named(pid: u32, prefix: &str) -> impl Iterator<Item = std::path::PathBuf> {
     std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
         .flatten()
+        .map(|t| t.path())
+        .filter(move |t| {
+            std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.starts_with(prefix))
+        })
+}
+
+/// Threads named `proxy-N` in process `pid`: those serving connections.
+fn connection_threads(pid: u32) -> usize {
+    threads_named(pid, "proxy-")
         .filter(|t| {
-            std::fs::read_to_string(t.path().join("comm"))
-                .is_ok_and(|c| c.starts_with("proxy-") && c.trim() != "proxy-timer")
+            std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.trim() != "proxy-timer")
         })
         .count()
 }
@@ -1227,16 +1236,11 @@ async fn threads_set_how_many_threads_serve_connections() {
 }
 
 /// How many times the threads of `pid` named `prefix…` have been run
-/// (`/proc/…/schedstat`'s second field).
+/// (`/proc/…/schedstat`'s third field).
 fn runs_of_threads(pid: u32, prefix: &str) -> u64 {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .flatten()
-        .filter(|t| {
-            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with(prefix))
-        })
+    threads_named(pid, prefix)
         .filter_map(|t| {
-            let stat = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
+            let stat = std::fs::read_to_string(t.join("schedstat")).ok()?;
             stat.split_whitespace().nth(2)?.parse::<u64>().ok()
         })
         .sum()

@@ -356,16 +356,8 @@ impl Thread {
         if let Some(c) = self.conns[slot].take() {
             self.free.push(slot);
             for f in c.flows {
-                self.keep(f.buf);
+                keep(&mut self.spare, f.buf);
             }
-        }
-    }
-
-    fn keep(&mut self, buf: Option<Box<[u8]>>) {
-        if let Some(buf) = buf
-            && self.spare.len() < KEEP
-        {
-            self.spare.push(buf);
         }
     }
 
@@ -396,7 +388,7 @@ impl Thread {
                 },
                 done: f.done,
             };
-            self.keep(f.buf);
+            keep(&mut self.spare, f.buf);
             rest
         });
         // A task that is gone closes the sockets with the message.
@@ -502,8 +494,14 @@ impl Carried {
 
 /// An idle direction's empty buffer goes back to the spares.
 fn release(f: &mut Flow, spare: &mut Vec<Box<[u8]>>) {
-    if f.start == f.end
-        && let Some(buf) = f.buf.take()
+    if f.start == f.end {
+        keep(spare, f.buf.take());
+    }
+}
+
+/// `buf` goes to the spares, unless enough are kept.
+fn keep(spare: &mut Vec<Box<[u8]>>, buf: Option<Box<[u8]>>) {
+    if let Some(buf) = buf
         && spare.len() < KEEP
     {
         spare.push(buf);
