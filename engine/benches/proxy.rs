@@ -13,14 +13,21 @@
 //! Run it with `cargo bench -p firedrill --bench proxy` (add `-- --quick`
 //! for a smoke run, as CI does in the test profile; `-- --threads` serves
 //! the connections on threads of their own, as `firedrill proxy serve`
-//! does, instead of the bench's runtime, as a drill does).
+//! does, instead of the bench's runtime, as a drill does; `-- --only
+//! switch` runs only the rows named, comma-separated, from `throughput`,
+//! `delay`, `bandwidth` and `switch`).
 
 use firedrill::drivers::proxy::{Direction, Effect, Proxy, ProxyConfig, ProxyFault, ProxyMode};
 use firedrill_tests::{echo_server, median, percentiles, round_trip, source_server};
+use nix::sys::socket::{self, ControlMessageOwned, MsgFlags, sockopt};
+use nix::sys::time::TimeSpec;
+use std::io::IoSliceMut;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::io::AsyncReadExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::TcpStream;
 
 struct Sizes {
@@ -61,12 +68,35 @@ async fn main() -> anyhow::Result<()> {
             switch_trials: 500,
         }
     };
+    let args: Vec<String> = std::env::args().collect();
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .map(|i| args.get(i + 1).map_or("", String::as_str));
+    let runs = |row: &str| only.is_none_or(|o| o.split(',').any(|r| r == row));
+    if let Some(o) = only {
+        let known = ["throughput", "delay", "bandwidth", "switch"];
+        if let Some(bad) = o.split(',').find(|r| !known.contains(r)) {
+            anyhow::bail!(
+                "--only: unknown row {bad:?}; the rows are {}",
+                known.join(", ")
+            );
+        }
+    }
     println!("| figure | value | n |");
     println!("|---|---|---|");
-    throughput(&n).await?;
-    delay_accuracy(&n).await?;
-    bandwidth_accuracy(&n).await?;
-    switch_time(&n).await?;
+    if runs("throughput") {
+        throughput(&n).await?;
+    }
+    if runs("delay") {
+        delay_accuracy(&n).await?;
+    }
+    if runs("bandwidth") {
+        bandwidth_accuracy(&n).await?;
+    }
+    if runs("switch") {
+        switch_time(&n).await?;
+    }
     Ok(())
 }
 
@@ -220,9 +250,9 @@ fn human(rate: u64) -> String {
     }
 }
 
-/// Blackhole a stream in full flow: how long bytes keep arriving after the
-/// call returns (data already past the proxy, in socket buffers, included).
-/// Then revert: how long until the first held byte arrives.
+/// Blackhole a stream in full flow: how long the proxy keeps writing after
+/// the call returns. Then revert: how long from the call until the client
+/// receives the first held byte.
 async fn switch_time(n: &Sizes) -> anyhow::Result<()> {
     let source = source_server(u64::MAX).await;
     let p = proxy(source).await?;
@@ -230,15 +260,25 @@ async fn switch_time(n: &Sizes) -> anyhow::Result<()> {
     let mut revert = Vec::new();
     for _ in 0..n.switch_trials {
         // The client keeps reading, so the proxy is never held up by it.
-        let mut s = TcpStream::connect(p.local_addr()).await?;
+        let s = TcpStream::connect(p.local_addr()).await?;
+        socket::setsockopt(&s, sockopt::ReceiveTimestampns, &true)?;
+        let first = Arc::new(FirstRead::default());
+        let seen = first.clone();
         let reader = tokio::spawn(async move {
             let mut buf = vec![0u8; 64 * 1024];
-            while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+            while s.readable().await.is_ok() {
+                let fd = s.as_raw_fd();
+                match s.try_io(Interest::READABLE, || seen.read(fd, &mut buf)) {
+                    Ok(0) => break,
+                    Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => break,
+                    _ => {}
+                }
+            }
         });
         let p2 = p.clone();
         // Watched from a thread of its own, so the watching takes no turn
         // from the proxy's runtime.
-        let (a, r) = tokio::task::spawn_blocking(move || switch_once(&p2)).await??;
+        let (a, r) = tokio::task::spawn_blocking(move || switch_once(&p2, &first)).await??;
         apply.push(a);
         revert.push(r);
         reader.abort();
@@ -247,7 +287,7 @@ async fn switch_time(n: &Sizes) -> anyhow::Result<()> {
         // a dying connection's last write would be timed as the next
         // trial's.
         let t = Instant::now();
-        while p.stats().open.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+        while p.stats().open.load(Ordering::Relaxed) > 0 {
             anyhow::ensure!(
                 t.elapsed() < Duration::from_secs(5),
                 "connection not closed"
@@ -264,7 +304,7 @@ async fn switch_time(n: &Sizes) -> anyhow::Result<()> {
         apply.len()
     );
     println!(
-        "| **fault call → effect on the next byte**: revert (first held byte the proxy writes after the call) | **p50 {:.3} ms, p99 {:.3} ms** | {} |",
+        "| **fault call → effect on the next byte**: revert (from the call to the first held byte the client receives) | **p50 {:.3} ms, p99 {:.3} ms** | {} |",
         ms(r50),
         ms(r99),
         revert.len()
@@ -272,11 +312,67 @@ async fn switch_time(n: &Sizes) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One blackhole on and off a stream in full flow, timed by the proxy's
-/// byte counter: how long bytes still go out after the call, and how long
-/// until they flow again after the revert. Bytes the kernel already holds
-/// in socket buffers are not the proxy's and are left out.
-fn switch_once(p: &Proxy) -> anyhow::Result<(Duration, Duration)> {
+/// When the first byte the client read after [`FirstRead::clear`] came in,
+/// by the kernel's receive timestamp (`SO_TIMESTAMPNS`), taken as the
+/// segment enters the receive path: on loopback, during the proxy's
+/// write, however late the client's task runs to read it.
+struct FirstRead {
+    /// Nanoseconds since the epoch; zero while waiting for a read;
+    /// `u64::MAX` before the first [`FirstRead::clear`].
+    at: AtomicU64,
+}
+
+impl Default for FirstRead {
+    fn default() -> Self {
+        FirstRead {
+            at: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+impl FirstRead {
+    fn clear(&self) {
+        self.at.store(0, Ordering::SeqCst);
+    }
+
+    /// Reads from `fd` into `buf`; while waiting, one byte only, so the
+    /// stamp is the first byte's and not that of the last segment read.
+    fn read(&self, fd: RawFd, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.at.load(Ordering::SeqCst) != 0 {
+            return Ok(socket::recv(fd, buf, MsgFlags::empty())?);
+        }
+        let mut space = nix::cmsg_space!(TimeSpec);
+        let mut iov = [IoSliceMut::new(&mut buf[..1])];
+        let msg = socket::recvmsg::<()>(fd, &mut iov, Some(&mut space), MsgFlags::empty())?;
+        if msg.bytes > 0 {
+            let stamp = msg.cmsgs()?.find_map(|c| match c {
+                ControlMessageOwned::ScmTimestampns(t) => Some(t),
+                _ => None,
+            });
+            let stamp = stamp.ok_or_else(|| std::io::Error::other("no receive timestamp"))?;
+            let ns = stamp.tv_sec() as u64 * 1_000_000_000 + stamp.tv_nsec() as u64;
+            self.at.store(ns, Ordering::SeqCst);
+        }
+        Ok(msg.bytes)
+    }
+
+    fn get(&self) -> Option<SystemTime> {
+        match self.at.load(Ordering::SeqCst) {
+            0 | u64::MAX => None,
+            ns => Some(SystemTime::UNIX_EPOCH + Duration::from_nanos(ns)),
+        }
+    }
+}
+
+/// One blackhole on and off a stream in full flow. Apply is timed by the
+/// proxy's byte counter: how long bytes still go out after the call
+/// (bytes the kernel already holds in socket buffers are not the proxy's
+/// and are left out). Revert is timed by the client: from the call until
+/// its first read returns bytes. Not by a thread watching the counter:
+/// on two cores the proxy thread the revert wakes can take that
+/// thread's core, and the figure was then the watcher's wait for a core
+/// (docs/PERFORMANCE.md, issue 19, ninth look).
+fn switch_once(p: &Proxy, first: &FirstRead) -> anyhow::Result<(Duration, Duration)> {
     let sent = || p.stats().bytes_down.get();
     // The watcher yields between looks so it takes no core the proxy
     // needs. Wait until the stream is in full flow.
@@ -291,7 +387,8 @@ fn switch_once(p: &Proxy) -> anyhow::Result<(Duration, Duration)> {
     }));
     let t0 = Instant::now();
     let (mut seen, mut last) = (sent(), t0);
-    // Flow has stopped once the counter stays still for 50 ms.
+    // Flow has stopped once the counter stays still for 50 ms; by then the
+    // client has read all that was on its way.
     while last.elapsed() < Duration::from_millis(50) {
         let now = sent();
         if now != seen {
@@ -300,16 +397,21 @@ fn switch_once(p: &Proxy) -> anyhow::Result<(Duration, Duration)> {
         std::thread::yield_now();
     }
     let applied = last - t0;
+    first.clear();
+    let (t1, called) = (Instant::now(), SystemTime::now());
     p.remove_fault(key);
-    let t1 = Instant::now();
-    while sent() == seen {
+    // Sleeping, not spinning: the kernel times the client's first byte.
+    let received = loop {
+        if let Some(at) = first.get() {
+            break at;
+        }
         anyhow::ensure!(
             t1.elapsed() < Duration::from_secs(5),
             "no flow after revert"
         );
-        std::thread::yield_now();
-    }
-    Ok((applied, t1.elapsed()))
+        std::thread::sleep(Duration::from_micros(100));
+    };
+    Ok((applied, received.duration_since(called).unwrap_or_default()))
 }
 
 fn ms(d: Duration) -> f64 {
