@@ -163,12 +163,25 @@ on_violation = "record"
     };
     // The kernel still accepts for a stopped server: a bare connect passes.
     assert!(checks("connect").iter().all(|(ok, _)| *ok), "{timeline:#?}");
-    // The exchange does not, and says so within its bound, not after 5 s.
+    // The exchange does not, and says so within its bound, not after 5 s
+    // (a check that began just before the resume may get its answer just
+    // past the bound, and says that).
     let pong = checks("pong");
     let failed: Vec<_> = pong.iter().filter(|(ok, _)| !ok).collect();
-    assert!(!failed.is_empty(), "{pong:?}");
     assert!(
-        failed.iter().all(|(_, d)| d.contains("within 300ms")),
+        failed.iter().any(|(_, d)| d.contains("within 300ms")),
+        "{pong:?}"
+    );
+    let just_late = |d: &str| {
+        d.split_once("\" in ")
+            .and_then(|(_, rest)| rest.split_once("ms, over the 300.0ms bound"))
+            .and_then(|(ms, _)| ms.parse::<f64>().ok())
+            .is_some_and(|ms| ms < 400.0)
+    };
+    assert!(
+        failed
+            .iter()
+            .all(|(_, d)| d.contains("within 300ms") || just_late(d)),
         "{failed:?}"
     );
     // And it answers again once reverted.

@@ -35,7 +35,8 @@ struct RunOne {
     /// What the proxy understands
     #[arg(long, value_enum, default_value = "tcp")]
     mode: Mode,
-    /// Threads that serve proxied connections [default: one per core]
+    /// Threads that serve proxied connections, each with a relay thread
+    /// beside it for connections no fault touches [default: one per core]
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
 }
@@ -95,7 +96,8 @@ struct Serve {
     #[arg(long)]
     seed: Option<u64>,
     /// Threads that serve proxied connections, as nginx's
-    /// `worker_processes` [default: one per core]
+    /// `worker_processes`, each with a relay thread beside it for
+    /// connections no fault touches [default: one per core]
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
 }

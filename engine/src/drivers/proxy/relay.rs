@@ -119,6 +119,21 @@ impl Relay {
     fn send(&self, msg: Msg) {
         let first = {
             let mut inbox = self.inbox.lock().unwrap();
+            // The thread clears `alive` under this lock as it takes its
+            // last messages: after that, nothing would read this one.
+            if !self.alive.load(Ordering::Relaxed) {
+                drop(inbox);
+                if let Msg::Carry(c) = msg {
+                    let Carried { sockets, back, .. } = *c;
+                    let [client, upstream] = sockets.map(|s| s.stream);
+                    let _ = back.send(Back {
+                        client,
+                        upstream,
+                        flows: Default::default(),
+                    });
+                }
+                return;
+            }
             inbox.push(msg);
             inbox.len() == 1
         };
@@ -243,8 +258,11 @@ impl Thread {
                 tracing::error!(
                     "proxy relay: cannot wait for sockets: {e}; handing its connections back"
                 );
-                self.relay.alive.store(false, Ordering::Relaxed);
-                let msgs = std::mem::take(&mut *self.relay.inbox.lock().unwrap());
+                let msgs = {
+                    let mut inbox = self.relay.inbox.lock().unwrap();
+                    self.relay.alive.store(false, Ordering::Relaxed);
+                    std::mem::take(&mut *inbox)
+                };
                 for msg in msgs {
                     self.receive(msg);
                 }
