@@ -208,6 +208,41 @@ pub fn proc_memory(pid: &str, field: &str) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// The rows of a bench that `--only a,b` (or `--only=a,b`) among its
+/// arguments names, out of `known`: all of them without it. An unknown row
+/// or a missing list is an error that names the rows there are.
+pub fn bench_rows(known: &[&'static str]) -> Result<Vec<&'static str>, String> {
+    let args: Vec<String> = std::env::args().collect();
+    let Some(i) = args
+        .iter()
+        .position(|a| a == "--only" || a.starts_with("--only="))
+    else {
+        return Ok(known.to_vec());
+    };
+    let list = match args[i].strip_prefix("--only=") {
+        Some(list) => list,
+        None => args
+            .get(i + 1)
+            .filter(|a| !a.starts_with("--"))
+            .map_or("", String::as_str),
+    };
+    let there = known.join(", ");
+    if list.is_empty() {
+        return Err(format!(
+            "--only needs a comma-separated list of rows from: {there}"
+        ));
+    }
+    list.split(',')
+        .map(|row| {
+            known
+                .iter()
+                .find(|k| **k == row)
+                .copied()
+                .ok_or_else(|| format!("--only: there is no row {row:?}; the rows are: {there}"))
+        })
+        .collect()
+}
+
 /// The median and 99th percentile of `v` (sorted in place).
 pub fn percentiles(v: &mut [std::time::Duration]) -> (std::time::Duration, std::time::Duration) {
     v.sort();

@@ -34,7 +34,7 @@
 
 use anyhow::Context;
 use firedrill_tests::{
-    echo_server, median, median_duration, percentiles, round_trip, source_server,
+    bench_rows, echo_server, median, median_duration, percentiles, round_trip, source_server,
 };
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -61,6 +61,9 @@ async fn main() -> anyhow::Result<()> {
     if std::env::args().any(|a| a == "--holder") {
         return holder().await;
     }
+    let rows = bench_rows(&["latency", "pipelined", "bulk", "held", "http"])
+        .map_err(anyhow::Error::msg)?;
+    let only = |row: &str| rows.contains(&row);
     let quick = std::env::args().any(|a| a == "--quick");
     let mut n = if quick {
         Sizes {
@@ -157,19 +160,6 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Whether the rows named `rows` run: all of them unless `--only ROWS`
-/// (a comma-separated list of `latency`, `pipelined`, `bulk`, `held`,
-/// `http`) names others.
-fn only(rows: &str) -> bool {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == "--only") {
-        Some(i) => args
-            .get(i + 1)
-            .is_some_and(|list| list.split(',').any(|r| r == rows)),
-        None => true,
-    }
 }
 
 type Starter = fn(&Path, Upstreams) -> anyhow::Result<Peer>;

@@ -18,7 +18,7 @@
 //! `delay`, `bandwidth` and `switch`).
 
 use firedrill::drivers::proxy::{Direction, Effect, Proxy, ProxyConfig, ProxyFault, ProxyMode};
-use firedrill_tests::{echo_server, median, percentiles, round_trip, source_server};
+use firedrill_tests::{bench_rows, echo_server, median, percentiles, round_trip, source_server};
 use nix::sys::socket::{self, ControlMessageOwned, MsgFlags, sockopt};
 use nix::sys::time::TimeSpec;
 use std::io::IoSliceMut;
@@ -42,6 +42,9 @@ struct Sizes {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let rows =
+        bench_rows(&["throughput", "delay", "bandwidth", "switch"]).map_err(anyhow::Error::msg)?;
+    let runs = |row: &str| rows.contains(&row);
     let quick = std::env::args().any(|a| a == "--quick");
     if std::env::args().any(|a| a == "--threads") {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -68,21 +71,6 @@ async fn main() -> anyhow::Result<()> {
             switch_trials: 500,
         }
     };
-    let args: Vec<String> = std::env::args().collect();
-    let only = args
-        .iter()
-        .position(|a| a == "--only")
-        .map(|i| args.get(i + 1).map_or("", String::as_str));
-    let runs = |row: &str| only.is_none_or(|o| o.split(',').any(|r| r == row));
-    if let Some(o) = only {
-        let known = ["throughput", "delay", "bandwidth", "switch"];
-        if let Some(bad) = o.split(',').find(|r| !known.contains(r)) {
-            anyhow::bail!(
-                "--only: unknown row {bad:?}; the rows are {}",
-                known.join(", ")
-            );
-        }
-    }
     println!("| figure | value | n |");
     println!("|---|---|---|");
     if runs("throughput") {
@@ -251,26 +239,35 @@ fn human(rate: u64) -> String {
 }
 
 /// Blackhole a stream in full flow: how long the proxy keeps writing after
-/// the call returns. Then revert: how long from the call until the client
-/// receives the first held byte.
+/// the call returns. Then revert: how long from the call until the first
+/// held byte reaches the client.
 async fn switch_time(n: &Sizes) -> anyhow::Result<()> {
     let source = source_server(u64::MAX).await;
     let p = proxy(source).await?;
+    // Receive timestamps are switched on for the whole host by the first
+    // socket that asks and off by the last one closed, each time patching
+    // the kernel's code and deferred: this socket keeps them on throughout.
+    let stamping = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    socket::setsockopt(&stamping, sockopt::ReceiveTimestampns, &true)?;
     let mut apply = Vec::new();
     let mut revert = Vec::new();
     for _ in 0..n.switch_trials {
         // The client keeps reading, so the proxy is never held up by it.
+        let before = p.stats().bytes_down.get();
         let s = TcpStream::connect(p.local_addr()).await?;
         socket::setsockopt(&s, sockopt::ReceiveTimestampns, &true)?;
-        let first = Arc::new(FirstRead::default());
-        let seen = first.clone();
+        let client = Arc::new(Client::default());
+        let seen = client.clone();
         let reader = tokio::spawn(async move {
             let mut buf = vec![0u8; 64 * 1024];
             while s.readable().await.is_ok() {
                 let fd = s.as_raw_fd();
                 match s.try_io(Interest::READABLE, || seen.read(fd, &mut buf)) {
                     Ok(0) => break,
-                    Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => {
+                        *seen.failed.lock().unwrap() = Some(e.to_string());
+                        break;
+                    }
                     _ => {}
                 }
             }
@@ -278,7 +275,8 @@ async fn switch_time(n: &Sizes) -> anyhow::Result<()> {
         let p2 = p.clone();
         // Watched from a thread of its own, so the watching takes no turn
         // from the proxy's runtime.
-        let (a, r) = tokio::task::spawn_blocking(move || switch_once(&p2, &first)).await??;
+        let (a, r) =
+            tokio::task::spawn_blocking(move || switch_once(&p2, before, &client)).await??;
         apply.push(a);
         revert.push(r);
         reader.abort();
@@ -295,6 +293,7 @@ async fn switch_time(n: &Sizes) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
+    drop(stamping);
     let (a50, a99) = percentiles(&mut apply);
     let (r50, r99) = percentiles(&mut revert);
     println!(
@@ -304,7 +303,7 @@ async fn switch_time(n: &Sizes) -> anyhow::Result<()> {
         apply.len()
     );
     println!(
-        "| **fault call → effect on the next byte**: revert (from the call to the first held byte the client receives) | **p50 {:.3} ms, p99 {:.3} ms** | {} |",
+        "| **fault call → effect on the next byte**: revert (from the call to the first held byte at the client, by its receive timestamp) | **p50 {:.3} ms, p99 {:.3} ms** | {} |",
         ms(r50),
         ms(r99),
         revert.len()
@@ -312,67 +311,89 @@ async fn switch_time(n: &Sizes) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// When the first byte the client read after [`FirstRead::clear`] came in,
-/// by the kernel's receive timestamp (`SO_TIMESTAMPNS`), taken as the
-/// segment enters the receive path: on loopback, during the proxy's
-/// write, however late the client's task runs to read it.
-struct FirstRead {
+/// The switch bench's client, as its watcher sees it: the bytes it read,
+/// and when the first byte it read after [`Client::clear`] came in, by the
+/// kernel's receive timestamp (`SO_TIMESTAMPNS`). On loopback that stamp
+/// is taken in the receive softirq before the segment is queued to the
+/// socket, usually inside the proxy's write (later, never earlier, if
+/// the softirq is deferred to ksoftirqd), however late the client's task
+/// runs to read it.
+struct Client {
+    read: AtomicU64,
     /// Nanoseconds since the epoch; zero while waiting for a read;
-    /// `u64::MAX` before the first [`FirstRead::clear`].
-    at: AtomicU64,
+    /// `u64::MAX` before the first [`Client::clear`].
+    first: AtomicU64,
+    /// Why the client stopped reading, if it failed.
+    failed: std::sync::Mutex<Option<String>>,
 }
 
-impl Default for FirstRead {
+impl Default for Client {
     fn default() -> Self {
-        FirstRead {
-            at: AtomicU64::new(u64::MAX),
+        Client {
+            read: AtomicU64::new(0),
+            first: AtomicU64::new(u64::MAX),
+            failed: std::sync::Mutex::new(None),
         }
     }
 }
 
-impl FirstRead {
+impl Client {
     fn clear(&self) {
-        self.at.store(0, Ordering::SeqCst);
+        self.first.store(0, Ordering::SeqCst);
     }
 
-    /// Reads from `fd` into `buf`; while waiting, one byte only, so the
-    /// stamp is the first byte's and not that of the last segment read.
+    /// Reads from `fd` into `buf`; while waiting for the first byte, one
+    /// byte only, so the stamp is that byte's segment's and not that of
+    /// the last segment read.
     fn read(&self, fd: RawFd, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.at.load(Ordering::SeqCst) != 0 {
-            return Ok(socket::recv(fd, buf, MsgFlags::empty())?);
-        }
-        let mut space = nix::cmsg_space!(TimeSpec);
-        let mut iov = [IoSliceMut::new(&mut buf[..1])];
-        let msg = socket::recvmsg::<()>(fd, &mut iov, Some(&mut space), MsgFlags::empty())?;
-        if msg.bytes > 0 {
-            let stamp = msg.cmsgs()?.find_map(|c| match c {
-                ControlMessageOwned::ScmTimestampns(t) => Some(t),
-                _ => None,
-            });
-            let stamp = stamp.ok_or_else(|| std::io::Error::other("no receive timestamp"))?;
-            let ns = stamp.tv_sec() as u64 * 1_000_000_000 + stamp.tv_nsec() as u64;
-            self.at.store(ns, Ordering::SeqCst);
-        }
-        Ok(msg.bytes)
+        let n = if self.first.load(Ordering::SeqCst) != 0 {
+            socket::recv(fd, buf, MsgFlags::empty())?
+        } else {
+            let mut space = nix::cmsg_space!(TimeSpec);
+            let mut iov = [IoSliceMut::new(&mut buf[..1])];
+            let msg = socket::recvmsg::<()>(fd, &mut iov, Some(&mut space), MsgFlags::empty())?;
+            if msg.bytes > 0 {
+                let stamp = msg.cmsgs()?.find_map(|c| match c {
+                    ControlMessageOwned::ScmTimestampns(t) => Some(t),
+                    _ => None,
+                });
+                let stamp = stamp.ok_or_else(|| {
+                    std::io::Error::other("a read came without its receive timestamp")
+                })?;
+                let ns = stamp.tv_sec() as u64 * 1_000_000_000 + stamp.tv_nsec() as u64;
+                self.first.store(ns, Ordering::SeqCst);
+            }
+            msg.bytes
+        };
+        self.read.fetch_add(n as u64, Ordering::SeqCst);
+        Ok(n)
     }
 
-    fn get(&self) -> Option<SystemTime> {
-        match self.at.load(Ordering::SeqCst) {
+    fn first(&self) -> Option<SystemTime> {
+        match self.first.load(Ordering::SeqCst) {
             0 | u64::MAX => None,
             ns => Some(SystemTime::UNIX_EPOCH + Duration::from_nanos(ns)),
         }
     }
+
+    fn failed(&self) -> anyhow::Result<()> {
+        match self.failed.lock().unwrap().take() {
+            Some(e) => anyhow::bail!("the client stopped reading: {e}"),
+            None => Ok(()),
+        }
+    }
 }
 
-/// One blackhole on and off a stream in full flow. Apply is timed by the
-/// proxy's byte counter: how long bytes still go out after the call
-/// (bytes the kernel already holds in socket buffers are not the proxy's
-/// and are left out). Revert is timed by the client: from the call until
-/// its first read returns bytes. Not by a thread watching the counter:
-/// on two cores the proxy thread the revert wakes can take that
-/// thread's core, and the figure was then the watcher's wait for a core
-/// (docs/PERFORMANCE.md, issue 19, ninth look).
-fn switch_once(p: &Proxy, first: &FirstRead) -> anyhow::Result<(Duration, Duration)> {
+/// One blackhole on and off a stream in full flow; `before` is the proxy's
+/// byte counter before the client connected. Apply is timed by that
+/// counter: how long bytes still go out after the call (bytes the kernel
+/// already holds in socket buffers are not the proxy's and are left out).
+/// Revert is timed by the client's receive timestamp of its first byte
+/// after the call. Not by a thread watching the counter: on two cores the
+/// connection thread the revert wakes can take that thread's core, and the
+/// figure was then the watcher's wait for a core (docs/PERFORMANCE.md,
+/// issue 19, ninth look).
+fn switch_once(p: &Proxy, before: u64, client: &Client) -> anyhow::Result<(Duration, Duration)> {
     let sent = || p.stats().bytes_down.get();
     // The watcher yields between looks so it takes no core the proxy
     // needs. Wait until the stream is in full flow.
@@ -380,6 +401,7 @@ fn switch_once(p: &Proxy, first: &FirstRead) -> anyhow::Result<(Duration, Durati
     let t = Instant::now();
     while sent() < start + (1 << 20) {
         anyhow::ensure!(t.elapsed() < Duration::from_secs(5), "no flow");
+        client.failed()?;
         std::thread::yield_now();
     }
     let key = p.add_fault(fault(Effect::Blackhole {
@@ -387,8 +409,7 @@ fn switch_once(p: &Proxy, first: &FirstRead) -> anyhow::Result<(Duration, Durati
     }));
     let t0 = Instant::now();
     let (mut seen, mut last) = (sent(), t0);
-    // Flow has stopped once the counter stays still for 50 ms; by then the
-    // client has read all that was on its way.
+    // Flow has stopped once the counter stays still for 50 ms.
     while last.elapsed() < Duration::from_millis(50) {
         let now = sent();
         if now != seen {
@@ -397,21 +418,39 @@ fn switch_once(p: &Proxy, first: &FirstRead) -> anyhow::Result<(Duration, Durati
         std::thread::yield_now();
     }
     let applied = last - t0;
-    first.clear();
+    // Every byte the proxy wrote has reached the client and been read, so
+    // the next byte the client reads is one the blackhole held.
+    let t = Instant::now();
+    while client.read.load(Ordering::SeqCst) < seen - before {
+        anyhow::ensure!(
+            t.elapsed() < Duration::from_secs(5),
+            "the client had not read all the proxy wrote before the revert"
+        );
+        client.failed()?;
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    client.clear();
     let (t1, called) = (Instant::now(), SystemTime::now());
     p.remove_fault(key);
     // Sleeping, not spinning: the kernel times the client's first byte.
     let received = loop {
-        if let Some(at) = first.get() {
+        if let Some(at) = client.first() {
             break at;
         }
+        client.failed()?;
         anyhow::ensure!(
             t1.elapsed() < Duration::from_secs(5),
-            "no flow after revert"
+            "no byte at the client within 5 s of the revert"
         );
         std::thread::sleep(Duration::from_micros(100));
     };
-    Ok((applied, received.duration_since(called).unwrap_or_default()))
+    let reverted = received.duration_since(called).map_err(|e| {
+        anyhow::anyhow!(
+            "the client's first byte after the revert was stamped {:?} before the call",
+            e.duration()
+        )
+    })?;
+    Ok((applied, reverted))
 }
 
 fn ms(d: Duration) -> f64 {
